@@ -1,0 +1,166 @@
+//! `agentcred add`: store a credential.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use jiff::Timestamp;
+use secrecy::ExposeSecret;
+
+use crate::context::{Ctx, user_at_host};
+use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::error::Error;
+use crate::manifest::{Entry, Event, RotateEvery};
+use crate::output::escape;
+use crate::rotation::{Period, parse_date};
+
+use super::input::read_value;
+
+/// Store a credential (value from a hidden prompt, stdin, or --from-file)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred add openai-api-key                      # prompts, hidden
+  printf %s \"$KEY\" | agentcred add OPENAI_API_KEY   # from stdin
+  agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
+  agentcred add github-token --rotate-every 30d --description 'bot PAT'")]
+pub struct AddArgs {
+    /// Credential name (lowercase; OPENAI_API_KEY is read as openai-api-key)
+    name: String,
+
+    /// Environment variable to inject it as [default: the name upper-cased]
+    #[arg(long, value_name = "VAR")]
+    env: Option<String>,
+
+    /// Where the value lives
+    #[arg(long, value_enum, default_value = "age")]
+    backend: BackendKind,
+
+    /// How the value reaches a program
+    #[arg(long, value_enum, default_value = "secret")]
+    kind: Kind,
+
+    /// Rotation period, like 90d, 12w, 6mo, 1y [default: the store's, 90d]
+    #[arg(long, value_name = "DUR", value_parser = parse_period, conflicts_with_all = ["due", "no_rotation"])]
+    rotate_every: Option<Period>,
+
+    /// Due for rotation on this date (2027-01-31 or RFC 3339)
+    #[arg(long, value_name = "DATE", value_parser = parse_timestamp, conflicts_with = "no_rotation")]
+    due: Option<Timestamp>,
+
+    /// Never due for rotation
+    #[arg(long)]
+    no_rotation: bool,
+
+    /// When the value was last rotated, if before now (for existing keys)
+    #[arg(long, value_name = "DATE", value_parser = parse_timestamp)]
+    rotated_at: Option<Timestamp>,
+
+    /// A note for people (no secrets)
+    #[arg(long, value_name = "TEXT")]
+    description: Option<String>,
+
+    /// Read the value from this file, bytes kept exactly
+    #[arg(long, value_name = "PATH")]
+    from_file: Option<PathBuf>,
+
+    /// Replace an existing credential
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn parse_period(s: &str) -> Result<Period, String> {
+    s.parse::<Period>().map_err(|e| e.to_string())
+}
+
+pub fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
+    parse_date(s).map_err(|e| e.to_string())
+}
+
+/// Refuse control characters in text that is printed to terminals and stored in the manifest.
+pub fn check_description(text: &str) -> Result<(), Error> {
+    if text.chars().any(|c| c.is_control()) || text.len() > 1024 {
+        return Err(Error::InvalidValue {
+            what: "description",
+            input: escape(text),
+            reason: "it must be one line of at most 1024 bytes, without control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+impl AddArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let name = CredentialName::parse(&self.name)?;
+        let env = match &self.env {
+            Some(env) => EnvVarName::parse(env)?,
+            None => name.default_env()?,
+        };
+        if let Some(text) = &self.description {
+            check_description(text)?;
+        }
+        let now = crate::rotation::now();
+        let rotated_at = self.rotated_at.unwrap_or(now);
+        if rotated_at > now {
+            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+        }
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        // Check before asking for the value, so a typo costs no typing.
+        match store.reader(identity)?.entry(&name) {
+            Ok(_) if !self.force => {
+                return Err(Error::Exists {
+                    name: name.to_string(),
+                }
+                .into());
+            }
+            Ok(_) | Err(Error::CredentialNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let value = read_value(ctx, &name, self.from_file.as_deref())?;
+        let mut txn = store.begin(identity)?;
+        let previous = txn.manifest.entry(&name).cloned();
+        if previous.is_some() && !self.force {
+            return Err(Error::Exists {
+                name: name.to_string(),
+            }
+            .into());
+        }
+        let sha256 = txn.stage_value(&name, value.expose_secret())?;
+        let created_at = previous.as_ref().map_or(now, |p| p.created_at);
+        let mut history = previous.map(|p| p.history).unwrap_or_default();
+        history.push(Event {
+            at: now,
+            action: if history.is_empty() {
+                "created"
+            } else {
+                "replaced"
+            }
+            .into(),
+            by: user_at_host(),
+        });
+        let entry = Entry {
+            env,
+            kind: self.kind,
+            backend: self.backend,
+            description: self.description,
+            created_at,
+            rotated_at,
+            rotate_every: if self.no_rotation {
+                Some(RotateEvery::Never)
+            } else {
+                self.rotate_every.map(RotateEvery::Every)
+            },
+            due: self.due,
+            sha256: Some(sha256),
+            history,
+            mac: String::new(),
+        };
+        let env_name = entry.env.clone();
+        txn.manifest.credentials.insert(name.to_string(), entry);
+        txn.commit()?;
+        if ctx.verbose {
+            writeln!(std::io::stderr(), "stored {name} (injected as {env_name})")?;
+        }
+        Ok(())
+    }
+}

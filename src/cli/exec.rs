@@ -1,0 +1,89 @@
+//! `agentcred exec`: run a program with credentials in its environment.
+
+use std::ffi::OsString;
+
+use clap::Args;
+use secrecy::ExposeSecret;
+
+use crate::context::Ctx;
+use crate::credential::CredentialName;
+use crate::exec::{self, Injection};
+
+use super::parse_names;
+
+/// Run a program with credentials injected as environment variables
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred exec -- python bot.py
+  agentcred exec --only openai-api-key -- ./mybot --verbose
+  agentcred exec --clean-env -- env")]
+pub struct ExecArgs {
+    /// Inject only these credentials (comma-separated or repeated)
+    #[arg(long, value_name = "NAME,...")]
+    only: Vec<String>,
+
+    /// Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR
+    #[arg(long)]
+    clean_env: bool,
+
+    /// The program and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<OsString>,
+}
+
+impl ExecArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let only = parse_names(&self.only)?;
+        let store = ctx.open_store()?;
+        let reader = store.reader(ctx.identity()?)?;
+        let selected: Vec<(CredentialName, crate::manifest::Entry)> = if only.is_empty() {
+            let manifest = reader.manifest()?;
+            manifest
+                .credentials
+                .into_iter()
+                .filter_map(|(name, entry)| CredentialName::parse(&name).ok().map(|n| (n, entry)))
+                .collect()
+        } else {
+            only.into_iter()
+                .map(|name| reader.entry(&name).map(|entry| (name, entry)))
+                .collect::<Result<_, _>>()?
+        };
+        let mut injections = Vec::with_capacity(selected.len());
+        for (name, entry) in selected {
+            let value = reader.value(&name, &entry)?;
+            exec::check_value(&name, value.expose_secret())?;
+            injections.push(Injection {
+                name,
+                env: entry.env,
+                value,
+            });
+        }
+        drop(reader);
+        if ctx.verbose {
+            let names: Vec<String> = injections
+                .iter()
+                .map(|i| format!("{} as {}", i.name, i.env))
+                .collect();
+            eprintln!(
+                "agentcred: injecting {}",
+                if names.is_empty() {
+                    "nothing".into()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
+        let env = exec::child_env(std::env::vars_os(), self.clean_env, &injections);
+        drop(injections);
+        let (program, args) = self
+            .command
+            .split_first()
+            .ok_or_else(|| anyhow::anyhow!("no command given"))?;
+        Err(exec::replace_process(program, args, env, &ctx.core_limit).into())
+    }
+}

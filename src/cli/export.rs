@@ -1,0 +1,92 @@
+//! `agentcred export`: print values for tools that insist on a file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use clap::{Args, ValueEnum};
+use secrecy::ExposeSecret;
+
+use crate::context::Ctx;
+use crate::credential::CredentialName;
+use crate::envfile;
+use crate::error::Error;
+
+use super::parse_names;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// KEY='value' lines
+    Dotenv,
+    /// One JSON object, {"KEY": "value"}
+    Json,
+    /// export KEY='value' lines, safe to eval in any POSIX shell
+    Shell,
+}
+
+/// Print credentials' values as .env, JSON or shell (prefer `exec`)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred export --only openai-api-key --format shell
+  agentcred export --format dotenv > .env.local   # writes secrets to a file: prefer exec")]
+pub struct ExportArgs {
+    /// Export only these credentials (comma-separated or repeated)
+    #[arg(long, value_name = "NAME,...")]
+    only: Vec<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value = "dotenv")]
+    format: Format,
+}
+
+impl ExportArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let only = parse_names(&self.only)?;
+        let store = ctx.open_store()?;
+        let reader = store.reader(ctx.identity()?)?;
+        let names: Vec<CredentialName> = if only.is_empty() {
+            reader
+                .manifest()?
+                .credentials
+                .keys()
+                .filter_map(|n| CredentialName::parse(n).ok())
+                .collect()
+        } else {
+            only
+        };
+        let mut values = BTreeMap::new();
+        for name in names {
+            let entry = reader.entry(&name)?;
+            let value = reader.value(&name, &entry)?;
+            let text = String::from_utf8(value.expose_secret().to_vec()).map_err(|_| {
+                Error::NotEnvSafe {
+                    name: name.to_string(),
+                    reason: "it is not UTF-8 text, which this format cannot carry".into(),
+                }
+            })?;
+            values.insert(entry.env.to_string(), zeroize::Zeroizing::new(text));
+        }
+        let mut text = zeroize::Zeroizing::new(String::new());
+        match self.format {
+            Format::Json => {
+                let map: BTreeMap<&str, &str> = values
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                text.push_str(&serde_json::to_string_pretty(&map)?);
+                text.push('\n');
+            }
+            Format::Dotenv | Format::Shell => {
+                for (key, value) in &values {
+                    text.push_str(&match self.format {
+                        Format::Shell => envfile::shell_line(key, value),
+                        _ => envfile::dotenv_line(key, value),
+                    });
+                }
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        Ok(())
+    }
+}

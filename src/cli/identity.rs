@@ -1,0 +1,28 @@
+//! `agentcred identity --public`: the recipient to hand to a teammate.
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::context::Ctx;
+
+/// Print your age recipient (public key), for a store member to add
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred identity --public")]
+pub struct IdentityArgs {
+    /// Print the public recipient (age1...)
+    #[arg(long, required = true)]
+    public: bool,
+}
+
+impl IdentityArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let identity = ctx.identity()?;
+        let mut out = std::io::stdout().lock();
+        for recipient in identity.recipients() {
+            writeln!(out, "{recipient}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,133 @@
+//! `agentcred import`: store every variable of a `.env` file, in one transaction.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+use jiff::Timestamp;
+
+use crate::context::{Ctx, user_at_host};
+use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::envfile;
+use crate::error::Error;
+use crate::manifest::{Entry, Event};
+
+use super::add::parse_timestamp;
+
+/// Import a .env file (KEY=value lines; comments, quotes and `export` allowed)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred import .env && shred -u .env
+  agentcred import legacy.env --rotated-at 2026-03-01")]
+pub struct ImportArgs {
+    /// The .env file, or - for stdin
+    file: PathBuf,
+
+    /// When these keys were last rotated, if before now
+    #[arg(long, value_name = "DATE", value_parser = parse_timestamp)]
+    rotated_at: Option<Timestamp>,
+
+    /// Replace credentials that already exist
+    #[arg(long)]
+    force: bool,
+}
+
+impl ImportArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let mut text = zeroize::Zeroizing::new(String::new());
+        if self.file.as_os_str() == "-" {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::io("cannot read stdin", e))?;
+        } else {
+            std::fs::File::open(&self.file)
+                .and_then(|mut f| f.read_to_string(&mut text))
+                .map_err(|e| Error::io(format!("cannot read {}", self.file.display()), e))?;
+        }
+        let pairs = envfile::parse(&text)?;
+        let mut seen = BTreeSet::new();
+        let mut items = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let env = EnvVarName::parse(&pair.key)
+                .map_err(|e| Error::Usage(format!("line {}: {e}", pair.line)))?;
+            let name = CredentialName::parse(&pair.key)
+                .map_err(|e| Error::Usage(format!("line {}: {e}", pair.line)))?;
+            if !seen.insert(name.clone()) {
+                return Err(Error::Usage(format!(
+                    "line {}: {} is defined twice",
+                    pair.line, pair.key
+                ))
+                .into());
+            }
+            if pair.value.is_empty() {
+                return Err(Error::Usage(format!(
+                    "line {}: the value of {} is empty",
+                    pair.line, pair.key
+                ))
+                .into());
+            }
+            items.push((name, env, pair.value));
+        }
+        if items.is_empty() {
+            return Err(Error::Usage("the file defines no variables".into()).into());
+        }
+        let now = crate::rotation::now();
+        let rotated_at = self.rotated_at.unwrap_or(now);
+        let store = ctx.open_store()?;
+        let mut txn = store.begin(ctx.identity()?)?;
+        if !self.force {
+            if let Some((name, ..)) = items
+                .iter()
+                .find(|(name, ..)| txn.manifest.entry(name).is_some())
+            {
+                return Err(Error::Exists {
+                    name: name.to_string(),
+                }
+                .into());
+            }
+        }
+        let by = user_at_host();
+        for (name, env, value) in &items {
+            let sha256 = txn.stage_value(name, value)?;
+            let previous = txn.manifest.entry(name).cloned();
+            let mut history = previous
+                .as_ref()
+                .map(|p| p.history.clone())
+                .unwrap_or_default();
+            history.push(Event {
+                at: now,
+                action: if previous.is_some() {
+                    "replaced"
+                } else {
+                    "imported"
+                }
+                .into(),
+                by: by.clone(),
+            });
+            let entry = Entry {
+                env: env.clone(),
+                kind: Kind::Secret,
+                backend: BackendKind::Age,
+                description: previous.as_ref().and_then(|p| p.description.clone()),
+                created_at: previous.as_ref().map_or(now, |p| p.created_at),
+                rotated_at,
+                rotate_every: previous.as_ref().and_then(|p| p.rotate_every),
+                due: previous.as_ref().and_then(|p| p.due),
+                sha256: Some(sha256),
+                history,
+                mac: String::new(),
+            };
+            txn.manifest.credentials.insert(name.to_string(), entry);
+        }
+        txn.commit()?;
+        let names: Vec<String> = items.iter().map(|(n, ..)| n.to_string()).collect();
+        eprintln!(
+            "imported {} credential{}: {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+        Ok(())
+    }
+}

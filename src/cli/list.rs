@@ -1,0 +1,139 @@
+//! `agentcred list`: credentials' metadata, never values.
+
+use std::io::Write;
+
+use clap::Args;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::manifest::{Defaults, Entry, Manifest};
+use crate::output;
+use crate::rotation;
+
+/// List credentials: name, env, backend, kind, rotation status
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred list
+  agentcred list --json | jq -r '.credentials[] | select(.status == \"overdue\") | .name'")]
+pub struct ListArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+/// One credential as `list --json` and `show --json` print it.
+#[derive(Serialize)]
+pub struct CredentialJson<'a> {
+    pub name: &'a str,
+    pub env: &'a str,
+    pub backend: &'static str,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    pub created_at: String,
+    pub rotated_at: String,
+    pub rotate_every: Option<String>,
+    pub due_at: Option<String>,
+    pub status: &'static str,
+}
+
+impl<'a> CredentialJson<'a> {
+    pub fn new(name: &'a str, entry: &'a Entry, defaults: &Defaults, now: Timestamp) -> Self {
+        let due = entry.due_at(defaults);
+        let rotate_every = match entry.policy() {
+            rotation::Policy::Default => Some(defaults.rotate_every.to_string()),
+            rotation::Policy::Every(period) => Some(period.to_string()),
+            rotation::Policy::Due(_) | rotation::Policy::Never => None,
+        };
+        CredentialJson {
+            name,
+            env: entry.env.as_str(),
+            backend: entry.backend.as_str(),
+            kind: entry.kind.as_str(),
+            description: entry.description.as_deref(),
+            created_at: output::rfc3339(entry.created_at),
+            rotated_at: output::rfc3339(entry.rotated_at),
+            rotate_every,
+            due_at: due.map(output::rfc3339),
+            status: rotation::status(due, now, defaults.due_soon_window).as_str(),
+        }
+    }
+}
+
+/// Load the manifest verified when the identity is at hand without a prompt; otherwise
+/// unverified, saying so on stderr. Returns the manifest and whether it was verified.
+pub fn load_manifest(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
+    let store = ctx.open_store()?;
+    match ctx.identity_if_unlocked()? {
+        Some(identity) => Ok((store.reader(identity)?.manifest()?, true)),
+        None => {
+            eprintln!(
+                "note: integrity not verified: the identity is locked (set AGENTCRED_PASSPHRASE or AGENTCRED_IDENTITY)"
+            );
+            Ok((store.manifest_unverified()?, false))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ListJson<'a> {
+    verified: bool,
+    credentials: Vec<CredentialJson<'a>>,
+}
+
+impl ListArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let (manifest, verified) = load_manifest(ctx)?;
+        let now = crate::rotation::now();
+        let rows: Vec<CredentialJson> = manifest
+            .credentials
+            .iter()
+            .map(|(name, entry)| CredentialJson::new(name, entry, &manifest.defaults, now))
+            .collect();
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if self.json {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &ListJson {
+                    verified,
+                    credentials: rows,
+                },
+            )?;
+            writeln!(out)?;
+        } else if rows.is_empty() {
+            writeln!(
+                std::io::stderr(),
+                "no credentials yet: `agentcred add NAME` stores one"
+            )?;
+        } else {
+            let table: Vec<Vec<String>> = manifest
+                .credentials
+                .iter()
+                .zip(&rows)
+                .map(|((_, entry), row)| {
+                    let due = entry.due_at(&manifest.defaults);
+                    vec![
+                        row.name.to_string(),
+                        row.env.to_string(),
+                        row.backend.to_string(),
+                        row.kind.to_string(),
+                        output::relative(entry.rotated_at, now),
+                        due.map_or_else(
+                            || "-".into(),
+                            |d| format!("{} ({})", output::date(d), output::relative(d, now)),
+                        ),
+                        row.status.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &mut out,
+                &["NAME", "ENV", "BACKEND", "KIND", "ROTATED", "DUE", "STATUS"],
+                &table,
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}

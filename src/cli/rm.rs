@@ -1,0 +1,60 @@
+//! `agentcred rm`: delete a credential's value and metadata.
+
+use clap::Args;
+
+use crate::context::Ctx;
+use crate::credential::CredentialName;
+use crate::error::Error;
+
+/// Delete a credential (its value and its metadata)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred rm old-token          # asks first, on a terminal
+  agentcred rm old-token --yes    # in scripts")]
+pub struct RmArgs {
+    /// Credential name
+    name: String,
+
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    yes: bool,
+}
+
+impl RmArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let name = CredentialName::parse(&self.name)?;
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        store.reader(identity)?.entry(&name)?;
+        if !self.yes {
+            if !ctx.may_prompt() {
+                return Err(Error::Usage(format!(
+                    "refusing to delete {name} without --yes: there is no terminal to confirm on"
+                ))
+                .into());
+            }
+            let confirmed = dialoguer::Confirm::new()
+                .with_prompt(format!("Delete credential {name}?"))
+                .default(false)
+                .interact()
+                .map_err(|e| {
+                    Error::io(
+                        "cannot read the answer",
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+            if !confirmed {
+                anyhow::bail!("not deleted");
+            }
+        }
+        let mut txn = store.begin(identity)?;
+        txn.remove(&name).ok_or_else(|| Error::CredentialNotFound {
+            name: name.to_string(),
+        })?;
+        txn.commit()?;
+        if ctx.verbose {
+            eprintln!("deleted {name}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,133 @@
+//! `agentcred show`: one credential's metadata and rotation history.
+
+use std::io::Write;
+
+use clap::Args;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::credential::CredentialName;
+use crate::error::Error;
+use crate::output::{self, escape};
+
+use super::list::{CredentialJson, load_manifest};
+
+/// Show one credential's metadata and history (never its value)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred show openai-api-key
+  agentcred show openai-api-key --json")]
+pub struct ShowArgs {
+    /// Credential name
+    name: String,
+
+    /// One JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct HistoryJson<'a> {
+    at: String,
+    action: &'a str,
+    by: &'a str,
+}
+
+#[derive(Serialize)]
+struct ShowJson<'a> {
+    #[serde(flatten)]
+    credential: CredentialJson<'a>,
+    verified: bool,
+    history: Vec<HistoryJson<'a>>,
+}
+
+impl ShowArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let name = CredentialName::parse(&self.name)?;
+        let (manifest, verified) = load_manifest(ctx)?;
+        let entry = manifest
+            .entry(&name)
+            .ok_or_else(|| Error::CredentialNotFound {
+                name: name.to_string(),
+            })?;
+        let now = crate::rotation::now();
+        let info = CredentialJson::new(name.as_str(), entry, &manifest.defaults, now);
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let history = entry
+                .history
+                .iter()
+                .map(|e| HistoryJson {
+                    at: output::rfc3339(e.at),
+                    action: &e.action,
+                    by: &e.by,
+                })
+                .collect();
+            serde_json::to_writer_pretty(
+                &mut out,
+                &ShowJson {
+                    credential: info,
+                    verified,
+                    history,
+                },
+            )?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        let due = entry.due_at(&manifest.defaults);
+        let mut lines = vec![
+            ("name", name.to_string()),
+            ("env", info.env.to_string()),
+            ("backend", info.backend.to_string()),
+            ("kind", info.kind.to_string()),
+        ];
+        if let Some(text) = info.description {
+            lines.push(("description", escape(text)));
+        }
+        lines.push((
+            "created",
+            format!(
+                "{} ({})",
+                output::date(entry.created_at),
+                output::relative(entry.created_at, now)
+            ),
+        ));
+        lines.push((
+            "rotated",
+            format!(
+                "{} ({})",
+                output::date(entry.rotated_at),
+                output::relative(entry.rotated_at, now)
+            ),
+        ));
+        lines.push((
+            "rotate every",
+            info.rotate_every.clone().unwrap_or_else(|| "-".into()),
+        ));
+        lines.push((
+            "due",
+            due.map_or_else(
+                || "never".into(),
+                |d| format!("{} ({})", output::date(d), output::relative(d, now)),
+            ),
+        ));
+        lines.push(("status", info.status.to_string()));
+        for (key, value) in lines {
+            writeln!(out, "{:<14}{value}", format!("{key}:"))?;
+        }
+        if !entry.history.is_empty() {
+            writeln!(out, "history:")?;
+            for event in &entry.history {
+                writeln!(
+                    out,
+                    "  {}  {:<9} {}",
+                    output::date(event.at),
+                    event.action,
+                    escape(&event.by)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! `Ctx`: what every command needs, resolved once: the store path, the global flags, and
+//! the identity, loaded lazily and at most once per process (one passphrase prompt, one
+//! keychain read, however many credentials a command touches).
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::hardening::Saved;
+use crate::identity::{self, Identity, Unlock};
+use crate::store::Store;
+
+pub struct Ctx {
+    pub store_dir: PathBuf,
+    pub no_input: bool,
+    pub verbose: bool,
+    pub core_limit: Saved,
+    identity: OnceCell<Identity>,
+}
+
+impl Ctx {
+    pub fn new(
+        store: Option<PathBuf>,
+        no_input: bool,
+        verbose: bool,
+        core_limit: Saved,
+    ) -> Result<Ctx> {
+        let store_dir = match store.filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => dir,
+            None => directories::ProjectDirs::from("", "", "agentcred")
+                .map(|d| d.data_dir().to_path_buf())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "cannot find a home directory for the default store; pass --store DIR"
+                            .into(),
+                    )
+                })?,
+        };
+        Ok(Ctx {
+            store_dir,
+            no_input,
+            verbose,
+            core_limit,
+            identity: OnceCell::new(),
+        })
+    }
+
+    pub fn unlock(&self) -> Unlock {
+        Unlock::from_env(self.no_input)
+    }
+
+    /// The user's identity, unlocking it (and prompting, where allowed) on first use.
+    pub fn identity(&self) -> Result<&Identity> {
+        if let Some(identity) = self.identity.get() {
+            return Ok(identity);
+        }
+        let identity = identity::load(self.unlock())?;
+        Ok(self.identity.get_or_init(|| identity))
+    }
+
+    /// Use an identity just created (by `init`) without reading it back.
+    pub fn adopt_identity(&self, identity: Identity) -> &Identity {
+        self.identity.get_or_init(|| identity)
+    }
+
+    /// The identity if it can be had without asking anyone; `None` when it is locked.
+    pub fn identity_if_unlocked(&self) -> Result<Option<&Identity>> {
+        if let Some(identity) = self.identity.get() {
+            return Ok(Some(identity));
+        }
+        match identity::load(Unlock { may_prompt: false }) {
+            Ok(identity) => Ok(Some(self.identity.get_or_init(|| identity))),
+            Err(Error::NoIdentity | Error::PassphraseNeeded { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn open_store(&self) -> Result<Store> {
+        Store::open(&self.store_dir)
+    }
+
+    /// Whether a person can be asked a question.
+    pub fn may_prompt(&self) -> bool {
+        self.unlock().may_prompt
+    }
+}
+
+/// `user@host`, for rotation history.
+pub fn user_at_host() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let uname = rustix::system::uname();
+    let host = uname.nodename().to_string_lossy().into_owned();
+    crate::output::escape(&format!("{user}@{host}"))
+}

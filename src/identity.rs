@@ -1,0 +1,323 @@
+//! Where the user's age identity comes from (CONTRACT section 4), in order:
+//! `AGENTCRED_IDENTITY` (the text), `AGENTCRED_IDENTITY_FILE` (a path), then the default
+//! identity file in the config dir. The OS keychain slots in as the third source in its own
+//! change; [`Source`] is the seam for it.
+//!
+//! A passphrase-protected file (age scrypt) takes `AGENTCRED_PASSPHRASE`, else a hidden
+//! prompt, and only prompts when a person can answer: never with `--no-input`, `CI` set, or
+//! stdin that is not a terminal. Then it fails at once (exit 5) naming the variable to set.
+
+use std::fmt;
+use std::io::{IsTerminal, Read};
+use std::iter;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use age::x25519;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+pub const ENV_IDENTITY: &str = "AGENTCRED_IDENTITY";
+pub const ENV_IDENTITY_FILE: &str = "AGENTCRED_IDENTITY_FILE";
+pub const ENV_PASSPHRASE: &str = "AGENTCRED_PASSPHRASE";
+
+/// Where an identity was (or would be) found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The text of `AGENTCRED_IDENTITY`.
+    Env,
+    /// The file named by `AGENTCRED_IDENTITY_FILE`.
+    EnvFile(PathBuf),
+    /// The default identity file in the config dir.
+    DefaultFile(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Env => write!(f, "${ENV_IDENTITY}"),
+            Source::EnvFile(path) | Source::DefaultFile(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// How an identity may be unlocked.
+#[derive(Clone, Copy, Debug)]
+pub struct Unlock {
+    /// A person may be asked for a passphrase.
+    pub may_prompt: bool,
+}
+
+impl Unlock {
+    /// Prompting is allowed only on a terminal, without `--no-input`, and outside CI.
+    pub fn from_env(no_input: bool) -> Self {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        Unlock {
+            may_prompt: !no_input && !ci && std::io::stdin().is_terminal(),
+        }
+    }
+}
+
+/// A loaded identity: one or more X25519 keys. Deliberately not `Debug`.
+pub struct Identity {
+    keys: Vec<x25519::Identity>,
+    source: Source,
+}
+
+impl Identity {
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    pub fn recipients(&self) -> Vec<x25519::Recipient> {
+        self.keys.iter().map(x25519::Identity::to_public).collect()
+    }
+
+    /// The keys as `age` identities, for a decryptor.
+    pub fn as_age(&self) -> impl Iterator<Item = &dyn age::Identity> {
+        self.keys.iter().map(|k| k as &dyn age::Identity)
+    }
+}
+
+/// The default identity file: `<config dir>/identity.txt`.
+pub fn default_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "agentcred").map(|d| d.config_dir().join("identity.txt"))
+}
+
+/// Where an identity would come from, without reading it.
+pub fn locate() -> Option<Source> {
+    if std::env::var_os(ENV_IDENTITY).is_some_and(|v| !v.is_empty()) {
+        return Some(Source::Env);
+    }
+    if let Some(path) = std::env::var_os(ENV_IDENTITY_FILE).filter(|v| !v.is_empty()) {
+        return Some(Source::EnvFile(PathBuf::from(path)));
+    }
+    default_file()
+        .filter(|p| p.exists())
+        .map(Source::DefaultFile)
+}
+
+/// Find and unlock the identity.
+pub fn load(unlock: Unlock) -> Result<Identity> {
+    match locate() {
+        None => Err(Error::NoIdentity),
+        Some(source) => load_from(source, unlock),
+    }
+}
+
+fn load_from(source: Source, unlock: Unlock) -> Result<Identity> {
+    let keys = match &source {
+        Source::Env => {
+            let text =
+                Zeroizing::new(std::env::var(ENV_IDENTITY).map_err(|_| Error::BadIdentity {
+                    source_name: format!("${ENV_IDENTITY}"),
+                    detail: "it is not valid UTF-8".into(),
+                })?);
+            parse_keys(&text, &source)?
+        }
+        Source::EnvFile(path) | Source::DefaultFile(path) => {
+            let bytes = read_identity_file(path)?;
+            if is_age_encrypted(&bytes) {
+                let plain = decrypt_with_passphrase(&bytes, path, unlock)?;
+                let text = std::str::from_utf8(&plain).map_err(|_| Error::BadIdentity {
+                    source_name: path.display().to_string(),
+                    detail: "the decrypted identity is not text".into(),
+                })?;
+                parse_keys(text, &source)?
+            } else {
+                let text = std::str::from_utf8(&bytes).map_err(|_| Error::BadIdentity {
+                    source_name: path.display().to_string(),
+                    detail: "it is neither an age identity nor an age-encrypted file".into(),
+                })?;
+                parse_keys(text, &source)?
+            }
+        }
+    };
+    Ok(Identity { keys, source })
+}
+
+/// Read an identity file, refusing one that group or others can read (as ssh does).
+fn read_identity_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let context = || format!("cannot read identity file {}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| Error::io(context(), e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::IdentityTooOpen {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io(context(), e))?;
+    Ok(bytes)
+}
+
+fn is_age_encrypted(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"age-encryption.org/")
+        || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+}
+
+/// Parse `AGE-SECRET-KEY-1...` lines, skipping blanks and `#` comments. The error never
+/// quotes a line: it may be a key.
+fn parse_keys(text: &str, source: &Source) -> Result<Vec<x25519::Identity>> {
+    let mut keys = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = x25519::Identity::from_str(line).map_err(|_| Error::BadIdentity {
+            source_name: source.to_string(),
+            detail: format!(
+                "line {} is not an age X25519 identity (AGE-SECRET-KEY-1...)",
+                index + 1
+            ),
+        })?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(Error::BadIdentity {
+            source_name: source.to_string(),
+            detail: "it holds no AGE-SECRET-KEY-1 line".into(),
+        });
+    }
+    Ok(keys)
+}
+
+/// The passphrase from `AGENTCRED_PASSPHRASE`, else a hidden prompt where allowed.
+fn passphrase(path: &Path, unlock: Unlock, confirm: bool) -> Result<SecretString> {
+    if let Ok(value) = std::env::var(ENV_PASSPHRASE) {
+        return Ok(SecretString::from(value));
+    }
+    if !unlock.may_prompt {
+        return Err(Error::PassphraseNeeded {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut prompt =
+        dialoguer::Password::new().with_prompt(format!("Passphrase for {}", path.display()));
+    if confirm {
+        prompt = prompt
+            .with_confirmation("Confirm passphrase", "Passphrases do not match")
+            .allow_empty_password(false);
+    }
+    prompt.interact().map(SecretString::from).map_err(|e| {
+        Error::io(
+            "cannot read the passphrase",
+            std::io::Error::other(e.to_string()),
+        )
+    })
+}
+
+fn decrypt_with_passphrase(
+    bytes: &[u8],
+    path: &Path,
+    unlock: Unlock,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let bad = |detail: &str| Error::BadIdentity {
+        source_name: path.display().to_string(),
+        detail: detail.into(),
+    };
+    let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(bytes))
+        .map_err(|_| bad("it is not a valid age-encrypted file"))?;
+    if !decryptor.is_scrypt() {
+        return Err(bad("it is age-encrypted, but not with a passphrase"));
+    }
+    let passphrase = passphrase(path, unlock, false)?;
+    let identity = age::scrypt::Identity::new(passphrase);
+    let mut reader = decryptor
+        .decrypt(iter::once(&identity as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::ExcessiveWork { .. } => {
+                bad("its passphrase work factor is larger than this machine accepts")
+            }
+            _ => Error::WrongPassphrase {
+                path: path.to_path_buf(),
+            },
+        })?;
+    let mut plain = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plain)
+        .map_err(|_| bad("it is damaged"))?;
+    Ok(plain)
+}
+
+/// A newly generated identity file's text, in the format of `age-keygen`.
+fn generate() -> (x25519::Identity, Zeroizing<String>) {
+    let key = x25519::Identity::generate();
+    let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+    let text = Zeroizing::new(format!(
+        "# created by agentcred: {created}\n# public key: {}\n{}\n",
+        key.to_public(),
+        key.to_string().expose_secret()
+    ));
+    (key, text)
+}
+
+/// Generate an identity and write it at `path` (0600, in a 0700 directory), optionally
+/// protected by a passphrase. Refuses to overwrite an existing file.
+pub fn create_file(path: &Path, with_passphrase: bool, unlock: Unlock) -> Result<Identity> {
+    let (key, text) = generate();
+    write_identity_file(path, &text, with_passphrase, unlock)?;
+    Ok(Identity {
+        keys: vec![key],
+        source: Source::DefaultFile(path.to_path_buf()),
+    })
+}
+
+fn write_identity_file(
+    path: &Path,
+    text: &str,
+    with_passphrase: bool,
+    unlock: Unlock,
+) -> Result<()> {
+    let context = || format!("cannot create identity file {}", path.display());
+    if let Some(dir) = path.parent() {
+        fsutil::create_private_dir(dir).map_err(|e| Error::io(context(), e))?;
+    }
+    let bytes = if with_passphrase {
+        let passphrase = passphrase(path, unlock, true)?;
+        let encryptor = age::Encryptor::with_user_passphrase(passphrase);
+        let mut out = Vec::new();
+        let io_err = |e: std::io::Error| Error::io(context(), e);
+        let armored =
+            age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                .map_err(io_err)?;
+        let mut writer = encryptor.wrap_output(armored).map_err(io_err)?;
+        std::io::Write::write_all(&mut writer, text.as_bytes()).map_err(io_err)?;
+        writer.finish().and_then(|a| a.finish()).map_err(io_err)?;
+        Zeroizing::new(out)
+    } else {
+        Zeroizing::new(text.as_bytes().to_vec())
+    };
+    fsutil::create_new_private(path, &bytes).map_err(|e| Error::io(context(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_skips_comments_and_never_echoes_lines() {
+        let (key, text) = generate();
+        let keys = parse_keys(&text, &Source::Env).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].to_public().to_string(), key.to_public().to_string());
+
+        let err = parse_keys("AGE-SECRET-KEY-1NOTAKEY\n", &Source::Env)
+            .err()
+            .unwrap();
+        let message = err.to_string();
+        assert!(message.contains("line 1"), "{message}");
+        assert!(!message.contains("NOTAKEY"), "{message}");
+        assert!(parse_keys("# only a comment\n", &Source::Env).is_err());
+    }
+}

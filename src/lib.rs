@@ -1,0 +1,23 @@
+//! agentcred: a credential manager for AI agents and bots.
+//!
+//! The binary is a thin shell over this library (see `cli`): the store, its integrity, the
+//! identity, and exec are plain modules that tests and the man-page generator can reach.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod cli;
+pub mod context;
+pub mod credential;
+pub mod envfile;
+pub mod error;
+pub mod exec;
+pub mod exit;
+pub mod fsutil;
+pub mod hardening;
+pub mod identity;
+pub mod integrity;
+pub mod manifest;
+pub mod output;
+pub mod rotation;
+pub mod state;
+pub mod store;

@@ -1,0 +1,504 @@
+//! `agentcred.toml`: the store's metadata, written by agentcred in one canonical layout and
+//! sealed against edits by anyone who does not hold the store key.
+//!
+//! Reading the whole manifest of a 10,000-credential store costs tens of milliseconds of TOML
+//! parsing, but `get` needs one entry. Because the seal covers the exact bytes, a verified
+//! file is known to be in the layout agentcred writes, so `get` can cut out its entry's
+//! section and parse only that. Everything that needs more parses the whole file.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::error::{Error, Result};
+use crate::integrity::{StoreKey, tags_equal};
+use crate::output::escape;
+use crate::rotation::{self, Period, Policy};
+
+pub const FILE_NAME: &str = "agentcred.toml";
+pub const FORMAT: u32 = 1;
+const SEAL_PREFIX: &str = "seal = \"";
+
+const PREAMBLE: &str = "\
+# agentcred store manifest: metadata only, never a secret value.
+# Change it with agentcred; a hand edit is refused until `agentcred doctor --reseal`.
+";
+
+/// The whole manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub store_id: String,
+    pub generation: u64,
+    /// SHA-256 of `recipients.txt`, so a recipient slipped in by hand is noticed before
+    /// anything is encrypted to it.
+    pub recipients_sha256: String,
+    #[serde(default, skip_serializing)]
+    pub seal: String,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Entry>,
+}
+
+/// Store-wide defaults.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub rotate_every: Period,
+    pub due_soon_window: Period,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            rotate_every: Period::days(90),
+            due_soon_window: Period::days(14),
+        }
+    }
+}
+
+/// One credential's metadata. Every field is covered by its MAC.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub env: EnvVarName,
+    pub kind: Kind,
+    pub backend: BackendKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub rotated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_every: Option<RotateEvery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
+    /// SHA-256 of `secrets/NAME.age` (age backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Event>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+}
+
+/// An entry's own rotation period, or `never`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RotateEvery {
+    Never,
+    Every(Period),
+}
+
+impl FromStr for RotateEvery {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "never" {
+            Ok(RotateEvery::Never)
+        } else {
+            s.parse().map(RotateEvery::Every)
+        }
+    }
+}
+
+impl TryFrom<String> for RotateEvery {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        value.parse()
+    }
+}
+
+impl fmt::Display for RotateEvery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RotateEvery::Never => f.write_str("never"),
+            RotateEvery::Every(period) => period.fmt(f),
+        }
+    }
+}
+
+impl From<RotateEvery> for String {
+    fn from(value: RotateEvery) -> Self {
+        value.to_string()
+    }
+}
+
+/// One line of a credential's history: what happened, when, by whom. Never a value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at: Timestamp,
+    pub action: String,
+    pub by: String,
+}
+
+impl Entry {
+    pub fn policy(&self) -> Policy {
+        match (self.due, self.rotate_every) {
+            (Some(at), _) => Policy::Due(at),
+            (None, Some(RotateEvery::Never)) => Policy::Never,
+            (None, Some(RotateEvery::Every(period))) => Policy::Every(period),
+            (None, None) => Policy::Default,
+        }
+    }
+
+    pub fn due_at(&self, defaults: &Defaults) -> Option<Timestamp> {
+        rotation::due_at(self.policy(), defaults.rotate_every, self.rotated_at)
+    }
+
+    /// The bytes the entry MAC covers: the entry as compact JSON, without its MAC.
+    fn mac_input(&self) -> Vec<u8> {
+        let unsigned = Entry {
+            mac: String::new(),
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).unwrap_or_else(|_| unreachable!("entries always serialize"))
+    }
+
+    pub fn sign(&mut self, key: &StoreKey, store_id: &str, name: &str) {
+        self.mac = String::new();
+        self.mac = key.entry_mac(store_id, name, &self.mac_input());
+    }
+
+    fn mac_ok(&self, key: &StoreKey, store_id: &str, name: &str) -> bool {
+        tags_equal(&self.mac, &key.entry_mac(store_id, name, &self.mac_input()))
+    }
+}
+
+/// The header fields, for the fast path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub format: u32,
+    pub store_id: String,
+    pub generation: u64,
+    pub recipients_sha256: String,
+    pub seal: String,
+}
+
+#[derive(Serialize)]
+struct HeaderOut<'a> {
+    format: u32,
+    store_id: &'a str,
+    generation: u64,
+    recipients_sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct DefaultsOut<'a> {
+    defaults: &'a Defaults,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EntryTable<'a> {
+    #[serde(borrow)]
+    credentials: BTreeMap<Cow<'a, str>, Entry>,
+}
+
+fn toml_error(e: impl fmt::Display) -> Error {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("it is not valid TOML");
+    Error::integrity(FILE_NAME, escape(first))
+}
+
+impl Manifest {
+    pub fn new(store_id: String, recipients_sha256: String) -> Self {
+        Manifest {
+            format: FORMAT,
+            store_id,
+            generation: 0,
+            recipients_sha256,
+            seal: String::new(),
+            defaults: Defaults::default(),
+            credentials: BTreeMap::new(),
+        }
+    }
+
+    /// Render the canonical text with fresh entry MACs and seal. Used after every change.
+    pub fn render(&mut self, key: &StoreKey) -> String {
+        let store_id = self.store_id.clone();
+        for (name, entry) in &mut self.credentials {
+            entry.sign(key, &store_id, name);
+        }
+        let mut body = String::from(PREAMBLE);
+        body.push_str(&toml_string(&HeaderOut {
+            format: self.format,
+            store_id: &self.store_id,
+            generation: self.generation,
+            recipients_sha256: &self.recipients_sha256,
+        }));
+        let seal_at = body.len();
+        body.push('\n');
+        body.push_str(&toml_string(&DefaultsOut {
+            defaults: &self.defaults,
+        }));
+        for (name, entry) in &self.credentials {
+            body.push('\n');
+            let table = EntryTable {
+                credentials: BTreeMap::from([(Cow::Borrowed(name.as_str()), entry.clone())]),
+            };
+            body.push_str(&toml_string(&table));
+        }
+        self.seal = key.seal(body.as_bytes());
+        body.insert_str(seal_at, &format!("{SEAL_PREFIX}{}\"\n", self.seal));
+        body
+    }
+
+    /// Parse and verify a whole manifest.
+    pub fn load(text: &str, key: Option<&StoreKey>) -> Result<Manifest> {
+        let manifest: Manifest = toml::from_str(text).map_err(toml_error)?;
+        manifest.validate()?;
+        if let Some(key) = key {
+            if !seal_ok(text, key)? {
+                return Err(diagnose(&manifest, key));
+            }
+        }
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.format != FORMAT {
+            return Err(Error::integrity(
+                FILE_NAME,
+                format!(
+                    "store format {} is not supported by this agentcred (format {FORMAT})",
+                    self.format
+                ),
+            ));
+        }
+        for name in self.credentials.keys() {
+            if !matches!(CredentialName::parse(name), Ok(n) if n.as_str() == name) {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!("invalid credential name {}", escape(name)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn entry(&self, name: &CredentialName) -> Option<&Entry> {
+        self.credentials.get(name.as_str())
+    }
+}
+
+fn toml_string<T: Serialize>(value: &T) -> String {
+    toml::to_string(value).unwrap_or_else(|e| unreachable!("manifest parts always serialize: {e}"))
+}
+
+/// Split the seal line out of a manifest: `(seal, the bytes it covers)`. CRLF line ends
+/// (a Windows checkout) are read as LF.
+fn split_seal(text: &str) -> Result<(&str, Cow<'_, [u8]>)> {
+    let missing = || Error::integrity(FILE_NAME, "the seal line is missing");
+    let start = if text.starts_with(SEAL_PREFIX) {
+        0
+    } else {
+        text.find(&format!("\n{SEAL_PREFIX}")).ok_or_else(missing)? + 1
+    };
+    let end = text[start..]
+        .find('\n')
+        .map_or(text.len(), |i| start + i + 1);
+    let line = text[start..end].trim_end();
+    let seal = line
+        .strip_prefix(SEAL_PREFIX)
+        .and_then(|rest| rest.strip_suffix('"'))
+        .ok_or_else(missing)?;
+    let mut covered = Vec::with_capacity(text.len());
+    covered.extend_from_slice(text[..start].as_bytes());
+    covered.extend_from_slice(text[end..].as_bytes());
+    if covered.contains(&b'\r') {
+        let normalized = String::from_utf8_lossy(&covered).replace("\r\n", "\n");
+        return Ok((seal, Cow::Owned(normalized.into_bytes())));
+    }
+    Ok((seal, Cow::Owned(covered)))
+}
+
+/// Whether the manifest's seal matches its bytes under `key`.
+pub fn seal_ok(text: &str, key: &StoreKey) -> Result<bool> {
+    let (seal, covered) = split_seal(text)?;
+    Ok(tags_equal(seal, &key.seal(&covered)))
+}
+
+/// Name what changed when the seal does not match.
+fn diagnose(manifest: &Manifest, key: &StoreKey) -> Error {
+    for (name, entry) in &manifest.credentials {
+        if entry.mac.is_empty() {
+            return Error::integrity(
+                FILE_NAME,
+                format!("credential {} was added outside agentcred", escape(name)),
+            );
+        }
+        if !entry.mac_ok(key, &manifest.store_id, name) {
+            return Error::integrity(
+                FILE_NAME,
+                format!(
+                    "the entry of credential {} was changed outside agentcred",
+                    escape(name)
+                ),
+            );
+        }
+    }
+    Error::integrity(
+        FILE_NAME,
+        "it was changed outside agentcred (outside any credential entry, or an entry was removed)",
+    )
+}
+
+/// Parse the header: the lines before the first table.
+pub fn header(text: &str) -> Result<Header> {
+    let end = text.find("\n[").map_or(text.len(), |i| i + 1);
+    let header: Header = toml::from_str(&text[..end]).map_err(toml_error)?;
+    if header.format != FORMAT {
+        return Err(Error::integrity(
+            FILE_NAME,
+            format!(
+                "store format {} is not supported by this agentcred (format {FORMAT})",
+                header.format
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// How agentcred writes a credential's table key.
+fn table_key(name: &str) -> Cow<'_, str> {
+    if name.contains('.') {
+        Cow::Owned(format!("\"{name}\""))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// Cut one credential's entry out of a manifest known (by its seal) to be in canonical
+/// layout, and parse only that. `Ok(None)` when the store has no such credential.
+pub fn find_entry(text: &str, name: &CredentialName) -> Result<Option<Entry>> {
+    let key = table_key(name.as_str());
+    let heading = format!("[credentials.{key}]\n");
+    let start = if text.starts_with(&heading) {
+        0
+    } else {
+        match text.find(&format!("\n{heading}")) {
+            Some(i) => i + 1,
+            None => return Ok(None),
+        }
+    };
+    let nested = [
+        format!("[credentials.{key}."),
+        format!("[[credentials.{key}."),
+    ];
+    let mut end = text.len();
+    let mut search = start + heading.len();
+    while let Some(i) = text[search..].find("\n[") {
+        let line_start = search + i + 1;
+        if !nested
+            .iter()
+            .any(|n| text[line_start..].starts_with(n.as_str()))
+        {
+            end = line_start;
+            break;
+        }
+        search = line_start;
+    }
+    let mut table: EntryTable = toml::from_str(&text[start..end]).map_err(toml_error)?;
+    Ok(table.credentials.remove(name.as_str()))
+}
+
+/// A fresh random store id (hex).
+pub fn new_store_id() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::io("cannot get random bytes", std::io::Error::other(e)))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(env: &str) -> Entry {
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        Entry {
+            env: EnvVarName::parse(env).unwrap(),
+            kind: Kind::Secret,
+            backend: BackendKind::Age,
+            description: Some("a [description]".into()),
+            created_at: at,
+            rotated_at: at,
+            rotate_every: Some(RotateEvery::Every("30d".parse().unwrap())),
+            due: None,
+            sha256: Some("00".repeat(32)),
+            history: vec![Event {
+                at,
+                action: "created".into(),
+                by: "me@host".into(),
+            }],
+            mac: String::new(),
+        }
+    }
+
+    fn sample(key: &StoreKey) -> (Manifest, String) {
+        let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
+        for (name, env) in [("a", "A"), ("a.b", "AB"), ("a-c", "AC"), ("z", "Z")] {
+            m.credentials.insert(name.into(), entry(env));
+        }
+        let text = m.render(key);
+        (m, text)
+    }
+
+    #[test]
+    fn render_round_trips_and_verifies() {
+        let key = StoreKey::generate().unwrap();
+        let (m, text) = sample(&key);
+        let loaded = Manifest::load(&text, Some(&key)).unwrap();
+        assert_eq!(loaded.credentials.len(), 4);
+        assert_eq!(loaded.seal, m.seal);
+        let h = header(&text).unwrap();
+        assert_eq!(h.store_id, "0123456789abcdef");
+        assert_eq!(h.seal, m.seal);
+    }
+
+    #[test]
+    fn fast_path_finds_each_entry_exactly() {
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        for (name, env) in [("a", "A"), ("a.b", "AB"), ("a-c", "AC"), ("z", "Z")] {
+            let found = find_entry(&text, &CredentialName::parse(name).unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.env.as_str(), env);
+            assert_eq!(
+                found.history.len(),
+                1,
+                "{name}: nested tables belong to the entry"
+            );
+            assert!(found.mac_ok(&key, "0123456789abcdef", name));
+        }
+        assert!(
+            find_entry(&text, &CredentialName::parse("b").unwrap())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn any_byte_changed_breaks_the_seal_and_names_the_entry() {
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        let edited = text.replace("env = \"AB\"", "env = \"XY\"");
+        let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
+        assert!(err.contains("credential a.b"), "{err}");
+        let edited = text.replace("generation = 0", "generation = 7");
+        assert!(Manifest::load(&edited, Some(&key)).is_err());
+        let other = StoreKey::generate().unwrap();
+        assert!(Manifest::load(&text, Some(&other)).is_err());
+        // A Windows checkout still verifies.
+        let crlf = text.replace('\n', "\r\n");
+        assert!(seal_ok(&crlf, &key).unwrap());
+    }
+}

@@ -1,0 +1,418 @@
+//! The store directory: its files, its lock, and the two ways in.
+//!
+//! [`Reader`] takes a shared lock, verifies the seal and hands out entries and values.
+//! [`Txn`] takes the exclusive lock, verifies everything, stages new secret files, and
+//! commits by renaming a new manifest into place. A failure before the commit removes what
+//! was staged, so the store is left byte-for-byte as it was.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use age::x25519;
+use secrecy::SecretSlice;
+
+use crate::backend::{self, age_file};
+use crate::credential::CredentialName;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::identity::Identity;
+use crate::integrity::{self, StoreKey, sha256_hex};
+use crate::manifest::{self, Entry, Header, Manifest};
+use crate::state;
+
+pub const RECIPIENTS: &str = "recipients.txt";
+pub const STORE_KEY: &str = "storekey.age";
+pub const SECRETS: &str = "secrets";
+const LOCK: &str = ".lock";
+const GITIGNORE: &str = ".gitignore";
+const GITIGNORE_TEXT: &str = "\
+# Written by agentcred init: machine-local files that do not belong in git.
+/cache/
+/audit.jsonl
+/.lock
+/secrets/*.pending
+.tmp-*
+";
+
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join(SECRETS)
+    }
+
+    fn io_err(&self, what: &str, e: io::Error) -> Error {
+        Error::io(format!("cannot {what} in {}", self.root.display()), e)
+    }
+
+    /// Open an existing store, refusing one that others could write to.
+    pub fn open(root: &Path) -> Result<Store> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        match std::fs::symlink_metadata(root.join(manifest::FILE_NAME)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::StoreNotFound {
+                    path: root.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(store.io_err("read the manifest", e)),
+        }
+        for dir in [store.root.clone(), store.secrets_dir()] {
+            let meta =
+                std::fs::symlink_metadata(&dir).map_err(|e| store.io_err("inspect the store", e));
+            let meta = match meta {
+                Ok(meta) => meta,
+                // A store whose secrets/ was never created (no credential yet in git).
+                Err(_) if dir != store.root => continue,
+                Err(e) => return Err(e),
+            };
+            if dir != store.root && !meta.is_dir() {
+                return Err(Error::integrity(
+                    SECRETS,
+                    "it is not a directory (a symlink?)",
+                ));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return Err(Error::StoreTooOpen { path: dir });
+            }
+        }
+        Ok(store)
+    }
+
+    /// Create a new store: directories, recipients, store key, empty manifest.
+    pub fn create(root: &Path, recipients: &[x25519::Recipient]) -> Result<Store> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        if root.join(manifest::FILE_NAME).exists() {
+            return Err(Error::StoreExists {
+                path: root.to_path_buf(),
+            });
+        }
+        let err = |e| store.io_err("create the store", e);
+        fsutil::create_private_dir(root).map_err(err)?;
+        fsutil::create_private_dir(&store.secrets_dir()).map_err(err)?;
+        let recipients_text = render_recipients(recipients);
+        let store_id = manifest::new_store_id()?;
+        let key = StoreKey::generate()?;
+        let key_file = integrity::encrypt_store_key(&key, &store_id, recipients)?;
+        let mut manifest = Manifest::new(store_id, sha256_hex(recipients_text.as_bytes()));
+        let text = manifest.render(&key);
+        fsutil::write_atomic(root, RECIPIENTS, recipients_text.as_bytes()).map_err(err)?;
+        fsutil::write_atomic(root, STORE_KEY, &key_file).map_err(err)?;
+        fsutil::write_atomic(root, GITIGNORE, GITIGNORE_TEXT.as_bytes()).map_err(err)?;
+        // The manifest last: until it exists, this is not a store.
+        fsutil::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
+        state::check_store_key(&manifest.store_id, &key.fingerprint())?;
+        Ok(store)
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<File> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.root.join(LOCK))
+            .map_err(|e| self.io_err("lock the store", e))?;
+        let locked = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.map_err(|e| self.io_err("lock the store", e))?;
+        Ok(file)
+    }
+
+    fn read_manifest(&self) -> Result<String> {
+        let bytes = fsutil::read_nofollow(&self.root.join(manifest::FILE_NAME))
+            .map_err(|e| self.io_err("read the manifest", e))?;
+        String::from_utf8(bytes)
+            .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))
+    }
+
+    fn store_key(&self, identity: &Identity, store_id: &str) -> Result<StoreKey> {
+        let bytes = fsutil::read_nofollow(&self.root.join(STORE_KEY)).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::integrity(STORE_KEY, "it is missing")
+            } else {
+                self.io_err("read the store key", e)
+            }
+        })?;
+        let key = integrity::decrypt_store_key(identity, store_id, &bytes)?;
+        state::check_store_key(store_id, &key.fingerprint())?;
+        Ok(key)
+    }
+
+    /// The recipients and the hash of `recipients.txt`.
+    pub fn recipients(&self) -> Result<(Vec<x25519::Recipient>, String)> {
+        let bytes = fsutil::read_nofollow(&self.root.join(RECIPIENTS))
+            .map_err(|e| self.io_err("read recipients.txt", e))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::integrity(RECIPIENTS, "it is not UTF-8 text"))?;
+        let mut recipients = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let recipient = line.parse::<x25519::Recipient>().map_err(|_| {
+                Error::integrity(
+                    RECIPIENTS,
+                    format!("line {} is not an age recipient (age1...)", index + 1),
+                )
+            })?;
+            recipients.push(recipient);
+        }
+        if recipients.is_empty() {
+            return Err(Error::integrity(RECIPIENTS, "it names no recipient"));
+        }
+        Ok((recipients, sha256_hex(&bytes)))
+    }
+
+    /// Open for reading: shared lock, store key, seal verified.
+    pub fn reader<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        let lock = self.lock(false)?;
+        let text = self.read_manifest()?;
+        let header = manifest::header(&text)?;
+        let key = self.store_key(identity, &header.store_id)?;
+        if !manifest::seal_ok(&text, &key)? {
+            // Parse everything to say what changed.
+            Manifest::load(&text, Some(&key))?;
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "the seal does not match",
+            ));
+        }
+        warn_if_rolled_back(&header);
+        Ok(Reader {
+            store: self,
+            identity,
+            _lock: lock,
+            text,
+            header,
+        })
+    }
+
+    /// Read the manifest without verifying it, for metadata commands run without an
+    /// unlocked identity. Callers say so to the user.
+    pub fn manifest_unverified(&self) -> Result<Manifest> {
+        let _lock = self.lock(false)?;
+        Manifest::load(&self.read_manifest()?, None)
+    }
+
+    /// Begin a write transaction.
+    pub fn begin<'a>(&'a self, identity: &'a Identity) -> Result<Txn<'a>> {
+        let lock = self.lock(true)?;
+        let text = self.read_manifest()?;
+        let header = manifest::header(&text)?;
+        let key = self.store_key(identity, &header.store_id)?;
+        let manifest = Manifest::load(&text, Some(&key))?;
+        warn_if_rolled_back(&header);
+        let (recipients, recipients_sha256) = self.recipients()?;
+        if recipients_sha256 != manifest.recipients_sha256 {
+            return Err(Error::integrity(
+                RECIPIENTS,
+                "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
+            ));
+        }
+        let txn = Txn {
+            store: self,
+            _lock: lock,
+            key,
+            recipients,
+            manifest,
+            staged: Vec::new(),
+            removed: Vec::new(),
+            committed: false,
+        };
+        txn.roll_forward()?;
+        Ok(txn)
+    }
+}
+
+fn warn_if_rolled_back(header: &Header) {
+    if let Some(seen) = state::note_generation(&header.store_id, header.generation) {
+        eprintln!(
+            "warning: this store is at generation {}, older than generation {seen} seen on this machine (an old git checkout, or a rollback)",
+            header.generation
+        );
+    }
+}
+
+fn render_recipients(recipients: &[x25519::Recipient]) -> String {
+    let mut text = String::from("# age recipients of this agentcred store, one per line.\n");
+    for r in recipients {
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    text
+}
+
+/// A verified, read-locked view of the store.
+pub struct Reader<'a> {
+    store: &'a Store,
+    identity: &'a Identity,
+    _lock: File,
+    text: String,
+    header: Header,
+}
+
+impl Reader<'_> {
+    pub fn store_id(&self) -> &str {
+        &self.header.store_id
+    }
+
+    /// One entry, through the fast path (no full parse).
+    pub fn entry(&self, name: &CredentialName) -> Result<Entry> {
+        manifest::find_entry(&self.text, name)?.ok_or_else(|| Error::CredentialNotFound {
+            name: name.to_string(),
+        })
+    }
+
+    /// The whole manifest (already verified by its seal).
+    pub fn manifest(&self) -> Result<Manifest> {
+        Manifest::load(&self.text, None)
+    }
+
+    pub fn value(&self, name: &CredentialName, entry: &Entry) -> Result<SecretSlice<u8>> {
+        backend::read(
+            self.store,
+            self.identity,
+            &self.header.store_id,
+            name,
+            entry,
+        )
+    }
+}
+
+/// An exclusive, verified write transaction.
+pub struct Txn<'a> {
+    store: &'a Store,
+    _lock: File,
+    key: StoreKey,
+    recipients: Vec<x25519::Recipient>,
+    pub manifest: Manifest,
+    staged: Vec<CredentialName>,
+    removed: Vec<CredentialName>,
+    committed: bool,
+}
+
+impl Txn<'_> {
+    /// Finish a commit that a killed writer left between its two renames, and drop
+    /// pending files of commits that never happened.
+    fn roll_forward(&self) -> Result<()> {
+        let dir = self.store.secrets_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.store.io_err("list secrets", e)),
+        };
+        let err = |e| self.store.io_err("clean up secrets", e);
+        for dirent in entries {
+            let dirent = dirent.map_err(err)?;
+            let file_name = dirent.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if file_name.starts_with(".tmp-") {
+                fsutil::remove_if_exists(&dirent.path()).map_err(err)?;
+                continue;
+            }
+            let Some(stem) = file_name.strip_suffix(".age.pending") else {
+                continue;
+            };
+            let expected = CredentialName::parse(stem)
+                .ok()
+                .and_then(|name| self.manifest.entry(&name).and_then(|e| e.sha256.clone()));
+            let bytes = fsutil::read_nofollow(&dirent.path()).map_err(err)?;
+            if expected.is_some_and(|sha| sha == sha256_hex(&bytes)) {
+                fsutil::rename_durable(&dir, file_name, &format!("{stem}.age")).map_err(err)?;
+            } else {
+                fsutil::remove_if_exists(&dirent.path()).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store_id(&self) -> &str {
+        &self.manifest.store_id
+    }
+
+    /// Encrypt a value for `name` and stage it; returns the file's SHA-256 for the entry.
+    pub fn stage_value(&mut self, name: &CredentialName, value: &[u8]) -> Result<String> {
+        let plain = integrity::seal_value(&self.manifest.store_id, name.as_str(), value);
+        let ciphertext = integrity::encrypt_to(&self.recipients, &plain)?;
+        let dir = self.store.secrets_dir();
+        let err = |e| self.store.io_err("write a secret", e);
+        fsutil::create_private_dir(&dir).map_err(err)?;
+        let temp = fsutil::write_temp(&dir, &ciphertext).map_err(err)?;
+        temp.persist(dir.join(age_file::pending_name(name)))
+            .map_err(|e| err(e.error))?;
+        self.staged.push(name.clone());
+        Ok(sha256_hex(&ciphertext))
+    }
+
+    /// Remove a credential's entry and, at commit, its file.
+    pub fn remove(&mut self, name: &CredentialName) -> Option<Entry> {
+        let entry = self.manifest.credentials.remove(name.as_str())?;
+        self.removed.push(name.clone());
+        Some(entry)
+    }
+
+    /// Write the new manifest (the commit point), then move staged files into place.
+    pub fn commit(mut self) -> Result<()> {
+        let dir = self.store.secrets_dir();
+        let err = |e| self.store.io_err("commit", e);
+        if !self.staged.is_empty() {
+            fsutil::sync_dir(&dir).map_err(err)?;
+        }
+        self.manifest.generation += 1;
+        let text = self.manifest.render(&self.key);
+        fsutil::write_atomic(self.store.root(), manifest::FILE_NAME, text.as_bytes())
+            .map_err(err)?;
+        self.committed = true;
+        for name in &self.staged {
+            fsutil::rename_durable(
+                &dir,
+                &age_file::pending_name(name),
+                &age_file::file_name(name),
+            )
+            .map_err(err)?;
+        }
+        for name in &self.removed {
+            if !self.staged.contains(name) {
+                fsutil::remove_if_exists(&dir.join(age_file::file_name(name))).map_err(err)?;
+            }
+        }
+        if !self.removed.is_empty() {
+            fsutil::sync_dir(&dir).map_err(err)?;
+        }
+        state::note_generation(&self.manifest.store_id, self.manifest.generation);
+        Ok(())
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            for name in &self.staged {
+                let _ = fsutil::remove_if_exists(
+                    &self.store.secrets_dir().join(age_file::pending_name(name)),
+                );
+            }
+        }
+    }
+}
