@@ -254,10 +254,10 @@ impl Manifest {
     pub fn load(text: &str, key: Option<&StoreKey>) -> Result<Manifest> {
         let manifest: Manifest = toml::from_str(text).map_err(toml_error)?;
         manifest.validate()?;
-        if let Some(key) = key {
-            if !seal_ok(text, key)? {
-                return Err(diagnose(&manifest, key));
-            }
+        if let Some(key) = key
+            && !seal_ok(text, key)?
+        {
+            return Err(diagnose(&manifest, key));
         }
         Ok(manifest)
     }
@@ -310,8 +310,8 @@ fn split_seal(text: &str) -> Result<(&str, Cow<'_, [u8]>)> {
         .and_then(|rest| rest.strip_suffix('"'))
         .ok_or_else(missing)?;
     let mut covered = Vec::with_capacity(text.len());
-    covered.extend_from_slice(text[..start].as_bytes());
-    covered.extend_from_slice(text[end..].as_bytes());
+    covered.extend_from_slice(&text.as_bytes()[..start]);
+    covered.extend_from_slice(&text.as_bytes()[end..]);
     if covered.contains(&b'\r') {
         let normalized = String::from_utf8_lossy(&covered).replace("\r\n", "\n");
         return Ok((seal, Cow::Owned(normalized.into_bytes())));

@@ -50,15 +50,16 @@ fn save(store_id: &str, seen: &Seen) {
 
 /// Check the store key against the pin and what this machine saw before, and remember it.
 pub fn check_store_key(store_id: &str, fingerprint: &str) -> Result<()> {
-    if let Ok(pinned) = std::env::var(ENV_FINGERPRINT) {
-        if !pinned.is_empty() && pinned != fingerprint {
-            return Err(Error::integrity(
-                "storekey.age",
-                format!(
-                    "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}"
-                ),
-            ));
-        }
+    if let Ok(pinned) = std::env::var(ENV_FINGERPRINT)
+        && !pinned.is_empty()
+        && pinned != fingerprint
+    {
+        return Err(Error::integrity(
+            "storekey.age",
+            format!(
+                "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}"
+            ),
+        ));
     }
     match load(store_id) {
         Some(seen) if seen.store_key_fingerprint != fingerprint => Err(Error::integrity(

@@ -76,16 +76,15 @@ impl ImportArgs {
         let rotated_at = self.rotated_at.unwrap_or(now);
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
-        if !self.force {
-            if let Some((name, ..)) = items
+        if !self.force
+            && let Some((name, ..)) = items
                 .iter()
                 .find(|(name, ..)| txn.manifest.entry(name).is_some())
-            {
-                return Err(Error::Exists {
-                    name: name.to_string(),
-                }
-                .into());
+        {
+            return Err(Error::Exists {
+                name: name.to_string(),
             }
+            .into());
         }
         let by = user_at_host();
         for (name, env, value) in &items {

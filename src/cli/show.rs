@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use clap::Args;
-use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::context::Ctx;

@@ -1,0 +1,481 @@
+//! Every everyday command end to end, with its exit codes.
+
+mod common;
+
+use common::{TestEnv, stderr_of, stdout_of};
+use predicates::prelude::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn init_creates_a_private_store_and_identity() {
+    let env = TestEnv::new();
+    env.cmd()
+        .arg("init")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Created store").and(predicate::str::contains("age1")));
+    for (path, mode) in [
+        (env.store.clone(), 0o700),
+        (env.store.join("secrets"), 0o700),
+        (env.store.join("agentcred.toml"), 0o600),
+        (env.store.join("recipients.txt"), 0o600),
+        (env.store.join("storekey.age"), 0o600),
+        (env.identity_path(), 0o600),
+    ] {
+        let actual = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(actual, mode, "{}", path.display());
+    }
+    let gitignore = fs::read_to_string(env.store.join(".gitignore")).unwrap();
+    assert!(gitignore.contains("/cache/") && gitignore.contains("/audit.jsonl"));
+    let recipients = fs::read_to_string(env.store.join("recipients.txt")).unwrap();
+    assert!(recipients.contains(&env.recipient()));
+}
+
+#[test]
+fn init_twice_fails_and_changes_nothing() {
+    let env = TestEnv::init();
+    let before = env.snapshot();
+    env.cmd()
+        .arg("init")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with("error: a store already exists"));
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn init_with_a_umask_of_077_or_000_still_makes_0700_and_0600() {
+    for umask in ["000", "077"] {
+        let env = TestEnv::new();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" init",))
+            .arg(TestEnv::bin())
+            .env_clear()
+            .env("HOME", &env.home)
+            .env("AGENTCRED_STORE", &env.store)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(
+            fs::metadata(&env.store).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::metadata(env.manifest_path())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn init_with_extra_recipient_and_bad_recipient() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["init", "--recipient", "not-a-recipient"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid recipient"));
+    assert!(!env.store.exists());
+    let other = TestEnv::init();
+    let theirs = other.recipient();
+    env.cmd()
+        .args(["init", "--recipient", &theirs])
+        .assert()
+        .success();
+    let recipients = fs::read_to_string(env.store.join("recipients.txt")).unwrap();
+    assert!(recipients.contains(&theirs));
+}
+
+#[test]
+fn add_get_round_trip_and_env_name_normalization() {
+    let env = TestEnv::init();
+    env.add("OPENAI_API_KEY", b"sk-123\n");
+    assert_eq!(
+        env.get("openai-api-key"),
+        b"sk-123",
+        "one trailing newline stripped"
+    );
+    assert_eq!(env.get("OPENAI_API_KEY"), b"sk-123");
+    let list = env.cmd().args(["list", "--json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(json["credentials"][0]["name"], "openai-api-key");
+    assert_eq!(json["credentials"][0]["env"], "OPENAI_API_KEY");
+    assert_eq!(json["verified"], true);
+}
+
+#[test]
+fn add_existing_needs_force() {
+    let env = TestEnv::init();
+    env.add("tok", b"one");
+    let before = env.snapshot();
+    env.cmd()
+        .args(["add", "tok"])
+        .write_stdin("two")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"))
+        .stderr(predicate::str::contains("hint: use --force"));
+    assert_eq!(env.snapshot(), before);
+    env.cmd()
+        .args(["add", "tok", "--force"])
+        .write_stdin("two")
+        .assert()
+        .success();
+    assert_eq!(env.get("tok"), b"two");
+    let show = env.cmd().args(["show", "tok", "--json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let actions: Vec<_> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].clone())
+        .collect();
+    assert_eq!(actions, ["created", "replaced"]);
+}
+
+#[test]
+fn add_from_file_keeps_bytes_exactly() {
+    let env = TestEnv::init();
+    let value: Vec<u8> = b"  leading spaces\nand a trailing newline\n\n".to_vec();
+    let path = env.dir.path().join("value.bin");
+    fs::write(&path, &value).unwrap();
+    env.cmd()
+        .args(["add", "f", "--from-file"])
+        .arg(&path)
+        .assert()
+        .success();
+    assert_eq!(env.get("f"), value);
+}
+
+#[test]
+fn add_refuses_empty_value_and_bad_flags() {
+    let env = TestEnv::init();
+    let before = env.snapshot();
+    env.cmd()
+        .args(["add", "x"])
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("empty"));
+    env.cmd()
+        .args(["add", "x", "--rotate-every", "90x"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+    env.cmd()
+        .args(["add", "x", "--due", "someday"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+    env.cmd()
+        .args(["add", "x", "--no-such-flag"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+    env.cmd()
+        .args(["add", "x", "--description", "two\nlines"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+    env.cmd()
+        .args(["add", "x", "--rotate-every", "30d", "--no-rotation"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn get_missing_is_not_found() {
+    let env = TestEnv::init();
+    env.cmd()
+        .args(["get", "nope"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("credential nope not found"));
+}
+
+#[test]
+fn missing_store_is_not_found_with_hint() {
+    let env = TestEnv::new();
+    env.cmd().args(["list"]).assert().code(4).stderr(
+        predicate::str::contains("no store at")
+            .and(predicate::str::contains("hint: run `agentcred init`")),
+    );
+}
+
+#[test]
+fn list_and_show_have_metadata_never_values() {
+    let env = TestEnv::init();
+    env.cmd()
+        .args([
+            "add",
+            "gh-token",
+            "--env",
+            "GITHUB_TOKEN",
+            "--rotate-every",
+            "30d",
+            "--description",
+            "bot PAT",
+        ])
+        .write_stdin("ghp_supersecretvalue")
+        .assert()
+        .success();
+    env.cmd()
+        .args(["add", "forever", "--no-rotation"])
+        .write_stdin("v2-supersecret")
+        .assert()
+        .success();
+    let list = env.cmd().arg("list").output().unwrap();
+    let text = stdout_of(&list);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(
+        text.contains("gh-token") && text.contains("GITHUB_TOKEN") && text.contains("in 30d"),
+        "{text}"
+    );
+    assert!(!text.contains("supersecret"));
+    let show = env.cmd().args(["show", "gh-token"]).output().unwrap();
+    let text = stdout_of(&show);
+    assert!(
+        text.contains("description:  bot PAT") && text.contains("rotate every: 30d"),
+        "{text}"
+    );
+    assert!(!text.contains("supersecret"));
+    let json: serde_json::Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["show", "forever", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["status"], "never");
+    assert_eq!(json["due_at"], serde_json::Value::Null);
+    for field in [
+        "name",
+        "env",
+        "backend",
+        "kind",
+        "created_at",
+        "rotated_at",
+        "rotate_every",
+        "due_at",
+        "status",
+        "history",
+    ] {
+        assert!(json.get(field).is_some(), "show --json lacks {field}");
+    }
+    let manifest = fs::read_to_string(env.manifest_path()).unwrap();
+    assert!(!manifest.contains("supersecret"));
+    env.cmd().args(["show", "nope"]).assert().code(4);
+}
+
+#[test]
+fn rotated_at_and_due_drive_status() {
+    let env = TestEnv::init();
+    env.cmd()
+        .args(["add", "old", "--rotated-at", "2020-01-01"])
+        .write_stdin("v")
+        .assert()
+        .success();
+    env.cmd()
+        .args(["add", "soon", "--due"])
+        .arg((jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 3)).to_string())
+        .write_stdin("v")
+        .assert()
+        .success();
+    let json: serde_json::Value =
+        serde_json::from_slice(&env.cmd().args(["list", "--json"]).output().unwrap().stdout)
+            .unwrap();
+    let status = |name: &str| {
+        json["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("old"), "overdue");
+    assert_eq!(status("soon"), "due-soon");
+    env.cmd()
+        .args(["add", "future", "--rotated-at", "2999-01-01"])
+        .write_stdin("v")
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn rm_deletes_value_and_metadata() {
+    let env = TestEnv::init();
+    env.add("a", b"1");
+    env.add("b", b"2");
+    env.cmd()
+        .args(["rm", "a"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("without --yes"));
+    assert!(env.secret_file("a").exists());
+    env.cmd().args(["rm", "a", "--yes"]).assert().success();
+    assert!(!env.secret_file("a").exists());
+    env.cmd().args(["get", "a"]).assert().code(4);
+    assert_eq!(env.get("b"), b"2");
+    env.cmd().args(["rm", "a", "--yes"]).assert().code(4);
+}
+
+#[test]
+fn import_dotenv_then_export_in_every_format() {
+    let env = TestEnv::init();
+    let dotenv = "# keys\nexport OPENAI_API_KEY=sk-abc\nDB_PASSWORD=\"p@ss w\\\"rd\\n2\"\nLITERAL='$HOME stays'\n";
+    let path = env.dir.path().join(".env");
+    fs::write(&path, dotenv).unwrap();
+    env.cmd()
+        .arg("import")
+        .arg(&path)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("imported 3 credentials"));
+    assert_eq!(env.get("db-password"), b"p@ss w\"rd\n2");
+    assert_eq!(env.get("literal"), b"$HOME stays");
+
+    let json = env
+        .cmd()
+        .args(["export", "--format", "json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["OPENAI_API_KEY"], "sk-abc");
+    assert_eq!(json["DB_PASSWORD"], "p@ss w\"rd\n2");
+
+    // Shell format: eval it in a real shell and compare.
+    let shell = env
+        .cmd()
+        .args(["export", "--format", "shell"])
+        .output()
+        .unwrap();
+    let script = format!("{}\nprintf '%s' \"$DB_PASSWORD\"", stdout_of(&shell));
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"p@ss w\"rd\n2");
+
+    // Dotenv format re-imports to the same values.
+    let exported = env
+        .cmd()
+        .args(["export", "--only", "db-password,literal"])
+        .output()
+        .unwrap();
+    let again = TestEnv::init();
+    again
+        .cmd()
+        .args(["import", "-"])
+        .write_stdin(exported.stdout)
+        .assert()
+        .success();
+    assert_eq!(again.get("db-password"), b"p@ss w\"rd\n2");
+    assert_eq!(again.get("literal"), b"$HOME stays");
+    again.cmd().args(["get", "openai-api-key"]).assert().code(4);
+}
+
+#[test]
+fn import_is_all_or_nothing() {
+    let env = TestEnv::init();
+    env.add("b", b"existing");
+    let before = env.snapshot();
+    let path = env.dir.path().join(".env");
+    fs::write(&path, "A=1\nB=2\n").unwrap();
+    env.cmd()
+        .arg("import")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("b already exists"));
+    fs::write(&path, "A=1\nPATH=/evil\n").unwrap();
+    env.cmd()
+        .arg("import")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("PATH"));
+    fs::write(&path, "A=1\nB=\"unterminated-secret\n").unwrap();
+    let out = env.cmd().arg("import").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr_of(&out).contains("unterminated-secret"));
+    assert_eq!(env.snapshot(), before);
+    env.cmd()
+        .arg("import")
+        .arg("--force")
+        .arg({
+            fs::write(&path, "A=1\nB=2\n").unwrap();
+            &path
+        })
+        .assert()
+        .success();
+    assert_eq!(env.get("b"), b"2");
+}
+
+#[test]
+fn export_refuses_what_the_format_cannot_carry() {
+    let env = TestEnv::init();
+    env.add("bin", b"\xff\xfe");
+    env.cmd()
+        .args(["export", "--format", "json"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bin"));
+}
+
+#[test]
+fn identity_public_prints_the_recipient() {
+    let env = TestEnv::init();
+    let recipient = env.recipient();
+    assert!(recipient.starts_with("age1") && recipient.len() > 50);
+    assert!(env.identity_text().contains(&recipient));
+}
+
+#[test]
+fn broken_pipe_exits_quietly() {
+    let env = TestEnv::init();
+    // Enough output (well over a 64 KiB pipe buffer) that `head` exits while list still writes.
+    let dotenv: String = (0..1500)
+        .map(|i| format!("KEY_{i:04}=value{i}\n"))
+        .collect();
+    env.cmd()
+        .args(["import", "-"])
+        .write_stdin(dotenv)
+        .assert()
+        .success();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("set -o pipefail; \"$0\" list | head -1")
+        .arg(TestEnv::bin())
+        .env("HOME", &env.home)
+        .env("AGENTCRED_STORE", &env.store)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).lines().count(), 1);
+    assert_eq!(stderr_of(&out), "");
+}
+
+#[test]
+fn help_has_examples_and_usage_errors_exit_2() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["exec", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:"));
+    env.cmd().arg("frobnicate").assert().code(2);
+    env.cmd().assert().code(2);
+}

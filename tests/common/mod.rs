@@ -1,0 +1,136 @@
+//! Shared test helper: a temp HOME and store, and the real `agentcred` binary run in them
+//! with a clean environment (no identity, no XDG overrides, CI set so nothing prompts).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub home: PathBuf,
+    pub store: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        let store = dir.path().join("store");
+        TestEnv { dir, home, store }
+    }
+
+    /// A store created with `init` and a plain identity file.
+    pub fn init() -> Self {
+        let env = Self::new();
+        env.cmd().arg("init").assert().success();
+        env
+    }
+
+    pub fn bin() -> PathBuf {
+        assert_cmd::cargo::cargo_bin!("agentcred").to_path_buf()
+    }
+
+    /// `agentcred` with this env's HOME and store, stdin empty.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(Self::bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("USER", "tester")
+            .env("LANG", "C.UTF-8")
+            .env("CI", "true")
+            .env("AGENTCRED_STORE", &self.store)
+            .current_dir(self.dir.path())
+            .timeout(std::time::Duration::from_secs(60))
+            .write_stdin(Vec::new());
+        cmd
+    }
+
+    pub fn identity_path(&self) -> PathBuf {
+        self.home.join(".config/agentcred/identity.txt")
+    }
+
+    pub fn identity_text(&self) -> String {
+        fs::read_to_string(self.identity_path()).unwrap()
+    }
+
+    pub fn recipient(&self) -> String {
+        let out = self.cmd().args(["identity", "--public"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn add(&self, name: &str, value: &[u8]) {
+        self.cmd()
+            .args(["add", name])
+            .write_stdin(value.to_vec())
+            .assert()
+            .success();
+    }
+
+    pub fn get(&self, name: &str) -> Vec<u8> {
+        let out = self.cmd().args(["get", name]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "get {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    pub fn secret_file(&self, name: &str) -> PathBuf {
+        self.store.join("secrets").join(format!("{name}.age"))
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.store.join("agentcred.toml")
+    }
+
+    /// Every file in the store (but the lock file) with its bytes and mode.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+        let mut files = BTreeMap::new();
+        walk(&self.store, &mut files);
+        files
+    }
+}
+
+fn walk(dir: &Path, files: &mut BTreeMap<PathBuf, (Vec<u8>, u32)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            walk(&path, files);
+        } else if path.file_name().is_some_and(|n| n != ".lock") {
+            files.insert(
+                path.clone(),
+                (
+                    fs::read(&path).unwrap_or_default(),
+                    meta.permissions().mode(),
+                ),
+            );
+        }
+    }
+}
+
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

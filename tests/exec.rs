@@ -1,0 +1,182 @@
+//! `exec`: what the child gets, and that it really is the child (execve).
+
+mod common;
+
+use common::{TestEnv, stderr_of, stdout_of};
+use predicates::prelude::*;
+use std::os::unix::process::ExitStatusExt;
+
+fn store_with_two() -> TestEnv {
+    let env = TestEnv::init();
+    env.add("OPENAI_API_KEY", b"sk-one");
+    env.cmd()
+        .args(["add", "db", "--env", "DB_PASSWORD"])
+        .write_stdin("pw two")
+        .assert()
+        .success();
+    env
+}
+
+#[test]
+fn injects_every_credential_by_default() {
+    let env = store_with_two();
+    env.cmd()
+        .args([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s' \"$OPENAI_API_KEY\" \"$DB_PASSWORD\"",
+        ])
+        .assert()
+        .success()
+        .stdout("sk-one|pw two");
+}
+
+#[test]
+fn only_narrows_and_unknown_is_not_found() {
+    let env = store_with_two();
+    env.cmd()
+        .args([
+            "exec",
+            "--only",
+            "db",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s' \"${OPENAI_API_KEY-unset}\" \"$DB_PASSWORD\"",
+        ])
+        .assert()
+        .success()
+        .stdout("unset|pw two");
+    env.cmd()
+        .args(["exec", "--only", "nope", "--", "true"])
+        .assert()
+        .code(4);
+}
+
+#[test]
+fn injected_override_inherited_and_unlock_variables_are_withheld() {
+    let env = store_with_two();
+    let text = env.identity_text();
+    env.cmd()
+        .args(["exec", "--", "sh", "-c", "printf '%s|%s|%s|%s' \"$OPENAI_API_KEY\" \"${AGENTCRED_IDENTITY-gone}\" \"${AGENTCRED_PASSPHRASE-gone}\" \"${AGENTCRED_IDENTITY_FILE-gone}\""])
+        .env("OPENAI_API_KEY", "inherited")
+        .env("AGENTCRED_IDENTITY", text)
+        .env("AGENTCRED_PASSPHRASE", "p")
+        .assert()
+        .success()
+        .stdout("sk-one|gone|gone|gone");
+}
+
+#[test]
+fn clean_env_keeps_only_the_basics() {
+    let env = store_with_two();
+    let out = env
+        .cmd()
+        .args(["exec", "--clean-env", "--", "env"])
+        .env("SOME_SETTING", "x")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut keys: Vec<String> = stdout_of(&out)
+        .lines()
+        .filter_map(|l| l.split('=').next())
+        .map(String::from)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "DB_PASSWORD",
+            "HOME",
+            "LANG",
+            "OPENAI_API_KEY",
+            "PATH",
+            "TERM",
+            "USER"
+        ]
+    );
+}
+
+#[test]
+fn exit_status_and_signals_are_the_childs_own() {
+    let env = store_with_two();
+    env.cmd()
+        .args(["exec", "--", "sh", "-c", "exit 42"])
+        .assert()
+        .code(42);
+    // The process that dies of SIGTERM is the one we started: agentcred replaced itself.
+    let out = env
+        .cmd()
+        .args(["exec", "--", "sh", "-c", "kill -TERM $$"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(15), "{:?}", out.status);
+}
+
+#[test]
+fn execve_keeps_the_pid() {
+    let env = store_with_two();
+    let child = std::process::Command::new(TestEnv::bin())
+        .args(["exec", "--", "sh", "-c", "echo $$"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &env.home)
+        .env("AGENTCRED_STORE", &env.store)
+        .env("CI", "true")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string());
+}
+
+#[test]
+fn missing_and_unexecutable_commands() {
+    let env = store_with_two();
+    env.cmd()
+        .args(["exec", "--", "no-such-program-xyz"])
+        .assert()
+        .code(127)
+        .stderr(predicate::str::contains(
+            "no-such-program-xyz: command not found",
+        ));
+    let script = env.dir.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    env.cmd()
+        .args(["exec", "--"])
+        .arg(&script)
+        .assert()
+        .code(126)
+        .stderr(predicate::str::contains("permission denied"));
+}
+
+#[test]
+fn verbose_names_what_was_injected_never_values() {
+    let env = store_with_two();
+    let out = env
+        .cmd()
+        .args(["-v", "exec", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("openai-api-key as OPENAI_API_KEY") && err.contains("db as DB_PASSWORD"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-one") && !err.contains("pw two"));
+}
+
+#[test]
+fn arguments_pass_through_untouched() {
+    let env = store_with_two();
+    env.cmd()
+        .args(["exec", "--", "printf", "%s,", "--only", "-v", "a b"])
+        .assert()
+        .success()
+        .stdout("--only,-v,a b,");
+}
