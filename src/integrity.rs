@@ -39,8 +39,7 @@ impl StoreKey {
     }
 
     fn mac(&self, domain: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.expose_secret())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.hmac();
         mac.update(domain);
         for part in parts {
             mac.update(&[0]);
@@ -49,9 +48,21 @@ impl StoreKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// The seal over a manifest's bytes (without its seal line).
-    pub fn seal(&self, manifest_without_seal: &[u8]) -> String {
-        BASE64.encode(self.mac(SEAL_DOMAIN, &[manifest_without_seal]))
+    /// The seal over a manifest's bytes without its seal line, given as the pieces before
+    /// and after that line (so a large manifest is not copied to be sealed).
+    pub fn seal(&self, pieces: &[&[u8]]) -> String {
+        let mut mac = self.hmac();
+        mac.update(SEAL_DOMAIN);
+        mac.update(&[0]);
+        for piece in pieces {
+            mac.update(piece);
+        }
+        BASE64.encode(mac.finalize().into_bytes())
+    }
+
+    fn hmac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as Mac>::new_from_slice(self.0.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
     }
 
     /// The tag of one credential entry.
@@ -251,10 +262,11 @@ mod tests {
     fn macs_are_keyed_and_domain_separated() {
         let k1 = StoreKey::generate().unwrap();
         let k2 = StoreKey::generate().unwrap();
-        assert_ne!(k1.seal(b"x"), k2.seal(b"x"));
-        assert_ne!(k1.seal(b"x"), k1.seal(b"y"));
+        assert_ne!(k1.seal(&[b"x"]), k2.seal(&[b"x"]));
+        assert_ne!(k1.seal(&[b"x"]), k1.seal(&[b"y"]));
+        assert_eq!(k1.seal(&[b"ab", b"c"]), k1.seal(&[b"a", b"bc"]));
         assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.entry_mac("s", "b", b"{}"));
-        assert!(tags_equal(&k1.seal(b"x"), &k1.seal(b"x")));
+        assert!(tags_equal(&k1.seal(&[b"x"]), &k1.seal(&[b"x"])));
         assert!(!tags_equal("abc", "abd"));
     }
 }

@@ -245,20 +245,70 @@ impl Manifest {
             };
             body.push_str(&toml_string(&table));
         }
-        self.seal = key.seal(body.as_bytes());
+        self.seal = key.seal(&[body.as_bytes()]);
         body.insert_str(seal_at, &format!("{SEAL_PREFIX}{}\"\n", self.seal));
         body
     }
 
-    /// Parse and verify a whole manifest.
+    /// Parse a manifest, verifying its seal when a key is given (and naming what changed
+    /// when it does not match). Without a key, nothing is verified.
     pub fn load(text: &str, key: Option<&StoreKey>) -> Result<Manifest> {
+        match key {
+            Some(key) if seal_ok(text, key)? => Self::parse_sealed(text),
+            Some(key) => Err(diagnose(&Self::parse_any(text)?, key)),
+            None => Self::parse_any(text),
+        }
+    }
+
+    /// Parse a manifest whose seal was verified, so its layout is the one [`render`]
+    /// writes: the header, then one table per section. Parsing section by section keeps
+    /// peak memory near the size of the result (the TOML parser's document tree for a
+    /// 10,000-credential file is several times larger than the file).
+    ///
+    /// [`render`]: Manifest::render
+    pub fn parse_sealed(text: &str) -> Result<Manifest> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Section {
+            defaults: Option<Defaults>,
+            #[serde(default)]
+            credentials: BTreeMap<String, Entry>,
+        }
+        let header = header(text)?;
+        let mut manifest = Manifest {
+            format: header.format,
+            store_id: header.store_id,
+            generation: header.generation,
+            recipients_sha256: header.recipients_sha256,
+            seal: header.seal,
+            defaults: Defaults::default(),
+            credentials: BTreeMap::new(),
+        };
+        let mut starts: Vec<usize> = text
+            .match_indices("\n[")
+            .map(|(i, _)| i + 1)
+            .filter(|&i| !text[i..].starts_with("[["))
+            .collect();
+        starts.push(text.len());
+        for pair in starts.windows(2) {
+            let section: Section = toml::from_str(&text[pair[0]..pair[1]]).map_err(toml_error)?;
+            if let Some(defaults) = section.defaults {
+                manifest.defaults = defaults;
+            }
+            for (name, entry) in section.credentials {
+                if manifest.credentials.insert(name, entry).is_some() {
+                    return Err(Error::integrity(FILE_NAME, "a credential is defined twice"));
+                }
+            }
+        }
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Parse any TOML layout (unverified reads, and diagnosing a broken seal).
+    fn parse_any(text: &str) -> Result<Manifest> {
         let manifest: Manifest = toml::from_str(text).map_err(toml_error)?;
         manifest.validate()?;
-        if let Some(key) = key
-            && !seal_ok(text, key)?
-        {
-            return Err(diagnose(&manifest, key));
-        }
         Ok(manifest)
     }
 
@@ -292,9 +342,9 @@ fn toml_string<T: Serialize>(value: &T) -> String {
     toml::to_string(value).unwrap_or_else(|e| unreachable!("manifest parts always serialize: {e}"))
 }
 
-/// Split the seal line out of a manifest: `(seal, the bytes it covers)`. CRLF line ends
-/// (a Windows checkout) are read as LF.
-fn split_seal(text: &str) -> Result<(&str, Cow<'_, [u8]>)> {
+/// Check the seal line of a manifest against its other bytes. CRLF line ends (a Windows
+/// checkout) are read as LF.
+pub fn seal_ok(text: &str, key: &StoreKey) -> Result<bool> {
     let missing = || Error::integrity(FILE_NAME, "the seal line is missing");
     let start = if text.starts_with(SEAL_PREFIX) {
         0
@@ -304,25 +354,20 @@ fn split_seal(text: &str) -> Result<(&str, Cow<'_, [u8]>)> {
     let end = text[start..]
         .find('\n')
         .map_or(text.len(), |i| start + i + 1);
-    let line = text[start..end].trim_end();
-    let seal = line
+    let seal = text[start..end]
+        .trim_end()
         .strip_prefix(SEAL_PREFIX)
         .and_then(|rest| rest.strip_suffix('"'))
         .ok_or_else(missing)?;
-    let mut covered = Vec::with_capacity(text.len());
-    covered.extend_from_slice(&text.as_bytes()[..start]);
-    covered.extend_from_slice(&text.as_bytes()[end..]);
-    if covered.contains(&b'\r') {
-        let normalized = String::from_utf8_lossy(&covered).replace("\r\n", "\n");
-        return Ok((seal, Cow::Owned(normalized.into_bytes())));
-    }
-    Ok((seal, Cow::Owned(covered)))
-}
-
-/// Whether the manifest's seal matches its bytes under `key`.
-pub fn seal_ok(text: &str, key: &StoreKey) -> Result<bool> {
-    let (seal, covered) = split_seal(text)?;
-    Ok(tags_equal(seal, &key.seal(&covered)))
+    let (before, after) = (&text[..start], &text[end..]);
+    let expected = if before.contains('\r') || after.contains('\r') {
+        let before = before.replace("\r\n", "\n");
+        let after = after.replace("\r\n", "\n");
+        key.seal(&[before.as_bytes(), after.as_bytes()])
+    } else {
+        key.seal(&[before.as_bytes(), after.as_bytes()])
+    };
+    Ok(tags_equal(seal, &expected))
 }
 
 /// Name what changed when the seal does not match.

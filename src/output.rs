@@ -40,31 +40,38 @@ pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }
 
-/// Write rows as a left-aligned table with two spaces between columns.
-pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+/// Write rows as a left-aligned table with two spaces between columns. `rows` is called
+/// twice, once to measure and once to print, so a large listing is never held in memory.
+pub fn table<I, R>(out: &mut impl Write, header: &[&str], rows: impl Fn() -> I) -> io::Result<()>
+where
+    I: Iterator<Item = R>,
+    R: AsRef<[String]>,
+{
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+    for row in rows() {
+        for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
+            *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
-        let mut text = String::new();
-        for (i, cell) in cells.enumerate() {
-            if i > 0 {
-                text.push_str("  ");
+    let mut line = String::new();
+    let mut write_line =
+        |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+            line.clear();
+            for (i, (cell, width)) in cells.zip(&widths).enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(
+                    ' ',
+                    width.saturating_sub(cell.chars().count()),
+                ));
             }
-            text.push_str(cell);
-            if i + 1 < widths.len() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                text.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
-    line(out, &mut header.iter().copied())?;
-    for row in rows {
-        line(out, &mut row.iter().map(String::as_str))?;
+            writeln!(out, "{}", line.trim_end())
+        };
+    write_line(out, &mut header.iter().copied())?;
+    for row in rows() {
+        write_line(out, &mut row.as_ref().iter().map(String::as_str))?;
     }
     Ok(())
 }
@@ -126,15 +133,11 @@ mod tests {
     #[test]
     fn table_aligns() {
         let mut out = Vec::new();
-        table(
-            &mut out,
-            &["NAME", "ENV"],
-            &[
-                vec!["a".into(), "A".into()],
-                vec!["longer".into(), "B".into()],
-            ],
-        )
-        .unwrap();
+        let rows = [
+            vec!["a".to_string(), "A".to_string()],
+            vec!["longer".to_string(), "B".to_string()],
+        ];
+        table(&mut out, &["NAME", "ENV"], || rows.iter()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "NAME    ENV\na       A\nlonger  B\n"

@@ -284,7 +284,7 @@ impl Reader<'_> {
 
     /// The whole manifest (already verified by its seal).
     pub fn manifest(&self) -> Result<Manifest> {
-        Manifest::load(&self.text, None)
+        Manifest::parse_sealed(&self.text)
     }
 
     pub fn value(&self, name: &CredentialName, entry: &Entry) -> Result<SecretSlice<u8>> {

@@ -76,45 +76,61 @@ pub fn load_manifest(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
     }
 }
 
-#[derive(Serialize)]
+/// `{"verified": .., "credentials": [..]}`, serialized straight from the manifest.
 struct ListJson<'a> {
     verified: bool,
-    credentials: Vec<CredentialJson<'a>>,
+    manifest: &'a Manifest,
+    now: Timestamp,
+}
+
+impl Serialize for ListJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Credentials<'a>(&'a ListJson<'a>);
+        impl Serialize for Credentials<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let m = self.0.manifest;
+                serializer.collect_seq(
+                    m.credentials.iter().map(|(name, entry)| {
+                        CredentialJson::new(name, entry, &m.defaults, self.0.now)
+                    }),
+                )
+            }
+        }
+        let mut s = serializer.serialize_struct("List", 2)?;
+        s.serialize_field("verified", &self.verified)?;
+        s.serialize_field("credentials", &Credentials(self))?;
+        s.end()
+    }
 }
 
 impl ListArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let (manifest, verified) = load_manifest(ctx)?;
         let now = crate::rotation::now();
-        let rows: Vec<CredentialJson> = manifest
-            .credentials
-            .iter()
-            .map(|(name, entry)| CredentialJson::new(name, entry, &manifest.defaults, now))
-            .collect();
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.json {
             serde_json::to_writer_pretty(
                 &mut out,
                 &ListJson {
                     verified,
-                    credentials: rows,
+                    manifest: &manifest,
+                    now,
                 },
             )?;
             writeln!(out)?;
-        } else if rows.is_empty() {
+        } else if manifest.credentials.is_empty() {
             writeln!(
                 std::io::stderr(),
                 "no credentials yet: `agentcred add NAME` stores one"
             )?;
         } else {
-            let table: Vec<Vec<String>> = manifest
-                .credentials
-                .iter()
-                .zip(&rows)
-                .map(|((_, entry), row)| {
+            let rows = || {
+                manifest.credentials.iter().map(|(name, entry)| {
+                    let row = CredentialJson::new(name, entry, &manifest.defaults, now);
                     let due = entry.due_at(&manifest.defaults);
-                    vec![
-                        row.name.to_string(),
+                    [
+                        name.clone(),
                         row.env.to_string(),
                         row.backend.to_string(),
                         row.kind.to_string(),
@@ -126,11 +142,11 @@ impl ListArgs {
                         row.status.to_string(),
                     ]
                 })
-                .collect();
+            };
             output::table(
                 &mut out,
                 &["NAME", "ENV", "BACKEND", "KIND", "ROTATED", "DUE", "STATUS"],
-                &table,
+                rows,
             )?;
         }
         out.flush()?;
