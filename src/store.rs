@@ -89,8 +89,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Create a new store: directories, recipients, store key, empty manifest.
-    pub fn create(root: &Path, recipients: &[x25519::Recipient]) -> Result<Store> {
+    /// Create a new store: directories, recipients, store key, empty manifest. Returns the
+    /// store and its key's fingerprint (for `AGENTCRED_STORE_FINGERPRINT`).
+    pub fn create(root: &Path, recipients: &[x25519::Recipient]) -> Result<(Store, String)> {
         let store = Store {
             root: root.to_path_buf(),
         };
@@ -113,8 +114,9 @@ impl Store {
         fsutil::write_atomic(root, GITIGNORE, GITIGNORE_TEXT.as_bytes()).map_err(err)?;
         // The manifest last: until it exists, this is not a store.
         fsutil::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
-        state::check_store_key(&manifest.store_id, &key.fingerprint())?;
-        Ok(store)
+        let fingerprint = key.fingerprint();
+        state::check_store_key(&manifest.store_id, &fingerprint)?;
+        Ok((store, fingerprint))
     }
 
     fn lock(&self, exclusive: bool) -> Result<File> {

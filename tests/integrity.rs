@@ -189,8 +189,23 @@ fn swapped_store_key_is_refused() {
 
 #[test]
 fn store_key_pinned_by_fingerprint_on_a_fresh_machine() {
-    let env = TestEnv::init();
+    let env = TestEnv::new();
+    let out = env.cmd().arg("init").output().unwrap();
+    let fingerprint = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Store key fingerprint: ").map(|r| r.split(' ').next().unwrap().to_string()))
+        .expect("init prints the fingerprint");
     env.add("a", b"1");
+    let ci = TestEnv::new();
+    ci.cmd()
+        .args(["get", "a"])
+        .env("AGENTCRED_STORE", &env.store)
+        .env("AGENTCRED_IDENTITY", env.identity_text())
+        .env("AGENTCRED_STORE_FINGERPRINT", &fingerprint)
+        .assert()
+        .success()
+        .stdout("1");
     // A fresh machine (new HOME, so no memory of the store) with the same identity.
     let ci = TestEnv::new();
     ci.cmd()

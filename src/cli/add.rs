@@ -155,12 +155,17 @@ impl AddArgs {
             history,
             mac: String::new(),
         };
-        let env_name = entry.env.clone();
+        let summary = format!(
+            "stored {name} as {} ({}{})",
+            entry.env,
+            entry.backend.as_str(),
+            entry
+                .due_at(&txn.manifest.defaults)
+                .map_or_else(|| ", never due".to_string(), |d| format!(", due {}", crate::output::date(d)))
+        );
         txn.manifest.credentials.insert(name.to_string(), entry);
         txn.commit()?;
-        if ctx.verbose {
-            writeln!(std::io::stderr(), "stored {name} (injected as {env_name})")?;
-        }
+        writeln!(std::io::stderr(), "{summary}")?;
         Ok(())
     }
 }

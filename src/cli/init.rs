@@ -84,7 +84,7 @@ impl InitArgs {
                 recipients.push(r);
             }
         }
-        let store = Store::create(&ctx.store_dir, &recipients)
+        let (store, fingerprint) = Store::create(&ctx.store_dir, &recipients)
             .with_context(|| format!("cannot create a store at {}", ctx.store_dir.display()))?;
         writeln!(out, "Created store {}", store.root().display())?;
         match created {
@@ -92,6 +92,10 @@ impl InitArgs {
             None => writeln!(out, "Using identity {}", identity.source())?,
         }
         writeln!(out, "Your recipient: {}", identity.recipients()[0])?;
+        writeln!(
+            out,
+            "Store key fingerprint: {fingerprint} (pin it on CI runners with AGENTCRED_STORE_FINGERPRINT)"
+        )?;
         Ok(())
     }
 }
