@@ -12,7 +12,13 @@ fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut cmd = agentcred::cli::Cli::command();
     cmd.build();
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell, Shell::Elvish] {
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::PowerShell,
+        Shell::Elvish,
+    ] {
         let mut out = Vec::new();
         clap_complete::generate(shell, &mut cmd.clone(), "agentcred", &mut out);
         let name = match shell {
@@ -26,12 +32,16 @@ fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
         files.insert(Path::new("completions").join(name), out);
     }
     let mut page = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut page).unwrap();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut page)
+        .unwrap();
     files.insert(PathBuf::from("man/agentcred.1"), page);
     for sub in cmd.get_subcommands() {
         let name = format!("agentcred-{}", sub.get_name());
         let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(&*Box::leak(name.clone().into_boxed_str()))).render(&mut page).unwrap();
+        clap_mangen::Man::new(sub.clone().name(&*Box::leak(name.clone().into_boxed_str())))
+            .render(&mut page)
+            .unwrap();
         files.insert(Path::new("man").join(format!("{name}.1")), page);
     }
     files
@@ -72,7 +82,11 @@ fn completions_and_man_pages_are_current() {
 
 #[test]
 fn man_pages_render() {
-    if std::process::Command::new("man").arg("--version").output().is_err() {
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("man is not installed (scripts/test installs the Debian package man-db)");
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -84,7 +98,12 @@ fn man_pages_render() {
             .env("MANWIDTH", "80")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("agentcred"), "{}", path.display());
     }

@@ -194,7 +194,10 @@ fn store_key_pinned_by_fingerprint_on_a_fresh_machine() {
     let fingerprint = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Store key fingerprint: ").map(|r| r.split(' ').next().unwrap().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("Store key fingerprint: ")
+                .map(|r| r.split(' ').next().unwrap().to_string())
+        })
         .expect("init prints the fingerprint");
     env.add("a", b"1");
     let ci = TestEnv::new();

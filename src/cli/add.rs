@@ -159,9 +159,10 @@ impl AddArgs {
             "stored {name} as {} ({}{})",
             entry.env,
             entry.backend.as_str(),
-            entry
-                .due_at(&txn.manifest.defaults)
-                .map_or_else(|| ", never due".to_string(), |d| format!(", due {}", crate::output::date(d)))
+            entry.due_at(&txn.manifest.defaults).map_or_else(
+                || ", never due".to_string(),
+                |d| format!(", due {}", crate::output::date(d))
+            )
         );
         txn.manifest.credentials.insert(name.to_string(), entry);
         txn.commit()?;
