@@ -119,23 +119,46 @@ impl Store {
         Ok((store, fingerprint))
     }
 
-    fn lock(&self, exclusive: bool) -> Result<File> {
-        let file = OpenOptions::new()
+    /// Take the store lock. A reader of a store it cannot write (a read-only checkout, a
+    /// store owned by someone else) goes on without one: no writer can be at work there.
+    fn lock(&self, exclusive: bool) -> Result<Option<File>> {
+        let path = self.root.join(LOCK);
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let opened = match OpenOptions::new()
             .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(self.root.join(LOCK))
-            .map_err(|e| self.io_err("lock the store", e))?;
+            .custom_flags(flags)
+            .open(&path)
+        {
+            Ok(file) if !exclusive => Ok(file),
+            _ => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(&path),
+        };
+        let file = match opened {
+            Ok(file) => file,
+            Err(e)
+                if !exclusive
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.io_err("lock the store", e)),
+        };
         let locked = if exclusive {
             file.lock()
         } else {
             file.lock_shared()
         };
         locked.map_err(|e| self.io_err("lock the store", e))?;
-        Ok(file)
+        Ok(Some(file))
     }
 
     fn read_manifest(&self) -> Result<String> {
@@ -267,7 +290,7 @@ fn render_recipients(recipients: &[x25519::Recipient]) -> String {
 pub struct Reader<'a> {
     store: &'a Store,
     identity: &'a Identity,
-    _lock: File,
+    _lock: Option<File>,
     text: String,
     header: Header,
 }
@@ -303,7 +326,7 @@ impl Reader<'_> {
 /// An exclusive, verified write transaction.
 pub struct Txn<'a> {
     store: &'a Store,
-    _lock: File,
+    _lock: Option<File>,
     key: StoreKey,
     recipients: Vec<x25519::Recipient>,
     pub manifest: Manifest,

@@ -180,3 +180,35 @@ fn arguments_pass_through_untouched() {
         .success()
         .stdout("--only,-v,a b,");
 }
+
+#[test]
+fn two_credentials_for_one_variable_must_be_chosen_between() {
+    let env = TestEnv::init();
+    env.cmd()
+        .args(["add", "openai-prod", "--env", "OPENAI_API_KEY"])
+        .write_stdin("prod")
+        .assert()
+        .success();
+    env.cmd()
+        .args(["add", "openai-dev", "--env", "OPENAI_API_KEY"])
+        .write_stdin("dev")
+        .assert()
+        .success();
+    env.cmd()
+        .args(["exec", "--", "true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("both injected as OPENAI_API_KEY"));
+    env.cmd()
+        .args([
+            "exec",
+            "--only",
+            "openai-dev",
+            "--",
+            "printenv",
+            "OPENAI_API_KEY",
+        ])
+        .assert()
+        .success()
+        .stdout("dev\n");
+}

@@ -7,6 +7,7 @@ use secrecy::ExposeSecret;
 
 use crate::context::Ctx;
 use crate::credential::CredentialName;
+use crate::error::Error;
 use crate::exec::{self, Injection};
 
 use super::parse_names;
@@ -53,6 +54,17 @@ impl ExecArgs {
                 .map(|name| reader.entry(&name).map(|entry| (name, entry)))
                 .collect::<Result<_, _>>()?
         };
+        let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
+        for (name, entry) in &selected {
+            if let Some(other) = targets.insert(entry.env.as_str(), name) {
+                return Err(Error::Usage(format!(
+                    "credentials {other} and {name} are both injected as {}; choose one with --only",
+                    entry.env
+                ))
+                .into());
+            }
+        }
+        drop(targets);
         let mut injections = Vec::with_capacity(selected.len());
         for (name, entry) in selected {
             let value = reader.value(&name, &entry)?;
