@@ -287,7 +287,7 @@ impl Manifest {
         let mut starts: Vec<usize> = text
             .match_indices("\n[")
             .map(|(i, _)| i + 1)
-            .filter(|&i| !text[i..].starts_with("[["))
+            .filter(|&i| starts_section(&text[i..]))
             .collect();
         starts.push(text.len());
         for pair in starts.windows(2) {
@@ -411,6 +411,30 @@ pub fn header(text: &str) -> Result<Header> {
     Ok(header)
 }
 
+/// Whether a line opens a new section: a table header of at most two keys (`[defaults]`,
+/// `[credentials.NAME]`). Deeper tables (`[credentials.NAME.oauth]`) and arrays of tables
+/// (`[[credentials.NAME.history]]`) belong to the section above them.
+fn starts_section(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    if rest.starts_with('[') {
+        return false;
+    }
+    let mut depth = 1;
+    let mut quoted = false;
+    for c in rest.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => depth += 1,
+            ']' if !quoted => return depth <= 2,
+            '\n' => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// How agentcred writes a credential's table key.
 fn table_key(name: &str) -> Cow<'_, str> {
     if name.contains('.') {
@@ -506,6 +530,21 @@ mod tests {
         let h = header(&text).unwrap();
         assert_eq!(h.store_id, "0123456789abcdef");
         assert_eq!(h.seal, m.seal);
+    }
+
+    #[test]
+    fn sealed_parse_equals_a_full_parse() {
+        // Every top-level table of `Manifest` must be known to `parse_sealed` too; this
+        // fails when one is added to one and not the other.
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        let sealed = serde_json::to_value(Manifest::parse_sealed(&text).unwrap()).unwrap();
+        let full = serde_json::to_value(Manifest::parse_any(&text).unwrap()).unwrap();
+        assert_eq!(sealed, full);
+        assert!(starts_section("[credentials.\"a.b\"]\n"));
+        assert!(starts_section("[defaults]\n"));
+        assert!(!starts_section("[credentials.\"a.b\".oauth]\n"));
+        assert!(!starts_section("[[credentials.a.history]]\n"));
     }
 
     #[test]
