@@ -21,3 +21,4 @@ pub mod output;
 pub mod rotation;
 pub mod state;
 pub mod store;
+pub mod value_info;

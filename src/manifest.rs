@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::integrity::{StoreKey, tags_equal};
 use crate::output::escape;
 use crate::rotation::{self, Period, Policy};
+use crate::value_info::ValueInfo;
 
 pub const FILE_NAME: &str = "agentcred.toml";
 pub const FORMAT: u32 = 1;
@@ -82,6 +83,9 @@ pub struct Entry {
     /// SHA-256 of `secrets/NAME.age` (age backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// What was read from the value (a token's expiry, a key's id), never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_info: Option<ValueInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -139,12 +143,26 @@ pub struct Event {
 }
 
 impl Entry {
+    /// The user's own policy first (a date, a period, never); then a value's known expiry;
+    /// then the store default.
     pub fn policy(&self) -> Policy {
-        match (self.due, self.rotate_every) {
-            (Some(at), _) => Policy::Due(at),
-            (None, Some(RotateEvery::Never)) => Policy::Never,
-            (None, Some(RotateEvery::Every(period))) => Policy::Every(period),
-            (None, None) => Policy::Default,
+        let expiry = self.value_info.as_ref().and_then(|info| info.expires_at);
+        match (self.due, self.rotate_every, expiry) {
+            (Some(at), _, _) => Policy::Due(at),
+            (None, Some(RotateEvery::Never), _) => Policy::Never,
+            (None, Some(RotateEvery::Every(period)), _) => Policy::Every(period),
+            (None, None, Some(at)) => Policy::Expiry(at),
+            (None, None, None) => Policy::Default,
+        }
+    }
+
+    /// When the value expires, if that is before the credential is due under the user's
+    /// own policy (so the user can be told).
+    pub fn expires_before_due(&self, defaults: &Defaults) -> Option<Timestamp> {
+        let expiry = self.value_info.as_ref()?.expires_at?;
+        match self.due_at(defaults) {
+            Some(due) if due <= expiry => None,
+            _ => Some(expiry),
         }
     }
 
@@ -478,6 +496,27 @@ pub fn find_entry(text: &str, name: &CredentialName) -> Result<Option<Entry>> {
     Ok(table.credentials.remove(name.as_str()))
 }
 
+/// The `[defaults]` table of a manifest known (by its seal) to be in canonical layout, for
+/// readers that take the fast path to their entries but need the rotation defaults.
+pub fn find_defaults(text: &str) -> Result<Defaults> {
+    const HEADING: &str = "[defaults]\n";
+    let Some(start) = text.find(&format!("\n{HEADING}")).map(|i| i + 1) else {
+        return Ok(Defaults::default());
+    };
+    let body = start + HEADING.len();
+    let end = text[body..]
+        .find("\n[")
+        .map_or(text.len(), |i| body + i + 1);
+    let table: DefaultsIn = toml::from_str(&text[start..end]).map_err(toml_error)?;
+    Ok(table.defaults)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsIn {
+    defaults: Defaults,
+}
+
 /// A fresh random store id (hex).
 pub fn new_store_id() -> Result<String> {
     let mut bytes = [0u8; 8];
@@ -502,6 +541,12 @@ mod tests {
             rotate_every: Some(RotateEvery::Every("30d".parse().unwrap())),
             due: None,
             sha256: Some("00".repeat(32)),
+            value_info: Some(ValueInfo {
+                format: crate::value_info::ValueFormat::GoogleServiceAccount,
+                expires_at: Some(at),
+                client_email: Some("bot@p.iam.gserviceaccount.com".into()),
+                private_key_id: Some("0a1b".into()),
+            }),
             history: vec![Event {
                 at,
                 action: "created".into(),
@@ -568,6 +613,47 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn fast_path_finds_the_defaults() {
+        let key = StoreKey::generate().unwrap();
+        let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
+        m.defaults.rotate_every = "30d".parse().unwrap();
+        m.defaults.due_soon_window = "3w".parse().unwrap();
+        m.credentials.insert("a".into(), entry("A"));
+        let text = m.render(&key);
+        let found = find_defaults(&text).unwrap();
+        assert_eq!(found.rotate_every.to_string(), "30d");
+        assert_eq!(found.due_soon_window.to_string(), "3w");
+        let (_, text) = sample(&key);
+        assert_eq!(
+            find_defaults(&text).unwrap().rotate_every.to_string(),
+            "90d"
+        );
+    }
+
+    #[test]
+    fn a_known_expiry_sets_the_due_date_unless_the_user_gave_a_policy() {
+        let defaults = Defaults::default();
+        let expiry: Timestamp = "2026-02-01T00:00:00Z".parse().unwrap();
+        let mut e = entry("A");
+        e.rotate_every = None;
+        e.value_info.as_mut().unwrap().expires_at = Some(expiry);
+        assert_eq!(e.policy(), Policy::Expiry(expiry));
+        assert_eq!(e.due_at(&defaults), Some(expiry));
+        assert_eq!(e.expires_before_due(&defaults), None);
+        e.rotate_every = Some(RotateEvery::Every("90d".parse().unwrap()));
+        assert_eq!(e.expires_before_due(&defaults), Some(expiry));
+        e.rotate_every = Some(RotateEvery::Never);
+        assert_eq!(e.policy(), Policy::Never);
+        assert_eq!(e.expires_before_due(&defaults), Some(expiry));
+        e.due = Some("2026-01-15T00:00:00Z".parse().unwrap());
+        assert_eq!(e.expires_before_due(&defaults), None);
+        e.value_info = None;
+        e.due = None;
+        e.rotate_every = None;
+        assert_eq!(e.policy(), Policy::Default);
     }
 
     #[test]

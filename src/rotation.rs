@@ -158,6 +158,8 @@ pub enum Policy {
     Default,
     Every(Period),
     Due(Timestamp),
+    /// The value's own expiry (a JWT's `exp`), when the user set no policy.
+    Expiry(Timestamp),
     Never,
 }
 
@@ -186,7 +188,7 @@ pub fn due_at(policy: Policy, default: Period, rotated_at: Timestamp) -> Option<
     match policy {
         Policy::Default => default.after(rotated_at),
         Policy::Every(period) => period.after(rotated_at),
-        Policy::Due(at) => Some(at),
+        Policy::Due(at) | Policy::Expiry(at) => Some(at),
         Policy::Never => None,
     }
 }
@@ -291,5 +293,64 @@ mod tests {
         );
         assert_eq!(due_at(Policy::Never, Period::days(90), at), None);
         assert_eq!(due_at(Policy::Due(at), Period::days(90), at), Some(at));
+        let expiry = ts("2026-02-01T00:00:00Z");
+        assert_eq!(
+            due_at(Policy::Expiry(expiry), Period::days(90), at),
+            Some(expiry)
+        );
+        assert_eq!(
+            due_at(Policy::Every("36h".parse().unwrap()), Period::days(90), at),
+            Some(ts("2026-01-02T12:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn day_boundaries_and_calendar_windows() {
+        // Due at midnight: overdue from that instant, due-soon the whole day before.
+        let due = ts("2026-03-10T00:00:00Z");
+        let window = Period::days(14);
+        assert_eq!(
+            status(Some(due), ts("2026-03-10T00:00:00Z"), window),
+            Status::Overdue
+        );
+        assert_eq!(
+            status(Some(due), ts("2026-03-10T23:59:59Z"), window),
+            Status::Overdue
+        );
+        assert_eq!(
+            status(Some(due), ts("2026-03-09T00:00:00Z"), window),
+            Status::DueSoon
+        );
+        // A month-long window starts a calendar month before (February is short).
+        let window: Period = "1mo".parse().unwrap();
+        assert_eq!(
+            status(Some(due), ts("2026-02-10T00:00:00Z"), window),
+            Status::DueSoon
+        );
+        assert_eq!(
+            status(Some(due), ts("2026-02-09T23:59:59Z"), window),
+            Status::Ok
+        );
+        // An hour-long window.
+        let window: Period = "36h".parse().unwrap();
+        assert_eq!(
+            status(Some(due), ts("2026-03-08T12:00:00Z"), window),
+            Status::DueSoon
+        );
+        assert_eq!(
+            status(Some(due), ts("2026-03-08T11:59:59Z"), window),
+            Status::Ok
+        );
+        // A period that ends at the window edge from its rotation date.
+        let rotated = ts("2026-01-01T00:00:00Z");
+        let due = due_at(Policy::Default, Period::days(90), rotated);
+        assert_eq!(
+            status(due, ts("2026-03-18T00:00:00Z"), Period::days(14)),
+            Status::DueSoon
+        );
+        assert_eq!(
+            status(due, ts("2026-03-17T23:59:59Z"), Period::days(14)),
+            Status::Ok
+        );
     }
 }

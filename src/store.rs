@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::identity::Identity;
 use crate::integrity::{self, StoreKey, sha256_hex};
-use crate::manifest::{self, Entry, Header, Manifest};
+use crate::manifest::{self, Defaults, Entry, Header, Manifest};
 use crate::state;
 
 pub const RECIPIENTS: &str = "recipients.txt";
@@ -305,6 +305,11 @@ impl Reader<'_> {
         manifest::find_entry(&self.text, name)?.ok_or_else(|| Error::CredentialNotFound {
             name: name.to_string(),
         })
+    }
+
+    /// The store's rotation defaults, without parsing every entry.
+    pub fn defaults(&self) -> Result<Defaults> {
+        manifest::find_defaults(&self.text)
     }
 
     /// The whole manifest (already verified by its seal).

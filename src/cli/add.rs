@@ -10,8 +10,8 @@ use secrecy::ExposeSecret;
 use crate::context::{Ctx, user_at_host};
 use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 use crate::error::Error;
-use crate::manifest::{Entry, Event, RotateEvery};
-use crate::output::escape;
+use crate::manifest::{Defaults, Entry, Event, RotateEvery};
+use crate::output::{self, escape};
 use crate::rotation::{Period, parse_date};
 
 use super::input::read_value;
@@ -88,6 +88,33 @@ pub fn check_description(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// `due 2027-01-31`, `due 2027-01-31 when the token expires`, `never due`.
+pub fn due_summary(entry: &Entry, defaults: &Defaults) -> String {
+    let what = entry
+        .value_info
+        .as_ref()
+        .map_or("value", |info| info.format.describe());
+    match (entry.due_at(defaults), entry.policy()) {
+        (None, _) => "never due".into(),
+        (Some(due), crate::rotation::Policy::Expiry(_)) => {
+            format!("due {} when the {what} expires", output::date(due))
+        }
+        (Some(due), _) => format!("due {}", output::date(due)),
+    }
+}
+
+/// A note when the value expires before the user's own policy makes it due.
+pub fn expiry_note(name: &CredentialName, entry: &Entry, defaults: &Defaults) -> Option<String> {
+    let expiry = entry.expires_before_due(defaults)?;
+    let now = crate::rotation::now();
+    Some(format!(
+        "note: the value of {name} {} on {} ({}), before it is due for rotation",
+        if expiry <= now { "expired" } else { "expires" },
+        output::date(expiry),
+        output::relative(expiry, now)
+    ))
+}
+
 impl AddArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let name = CredentialName::parse(&self.name)?;
@@ -152,21 +179,25 @@ impl AddArgs {
             },
             due: self.due,
             sha256: Some(sha256),
+            value_info: crate::value_info::inspect(value.expose_secret()),
             history,
             mac: String::new(),
         };
+        let defaults = &txn.manifest.defaults;
         let summary = format!(
-            "stored {name} as {} ({}{})",
+            "stored {name} as {} ({}, {})",
             entry.env,
             entry.backend.as_str(),
-            entry.due_at(&txn.manifest.defaults).map_or_else(
-                || ", never due".to_string(),
-                |d| format!(", due {}", crate::output::date(d))
-            )
+            due_summary(&entry, defaults)
         );
+        let note = expiry_note(&name, &entry, defaults);
         txn.manifest.credentials.insert(name.to_string(), entry);
         txn.commit()?;
-        writeln!(std::io::stderr(), "{summary}")?;
+        let mut stderr = std::io::stderr().lock();
+        writeln!(stderr, "{summary}")?;
+        if let Some(note) = note {
+            writeln!(stderr, "{note}")?;
+        }
         Ok(())
     }
 }

@@ -114,6 +114,7 @@ impl ImportArgs {
                 rotate_every: previous.as_ref().and_then(|p| p.rotate_every),
                 due: previous.as_ref().and_then(|p| p.due),
                 sha256: Some(sha256),
+                value_info: crate::value_info::inspect(value),
                 history,
                 mac: String::new(),
             };

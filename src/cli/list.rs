@@ -36,6 +36,20 @@ pub struct CredentialJson<'a> {
     pub rotate_every: Option<String>,
     pub due_at: Option<String>,
     pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_info: Option<ValueInfoJson<'a>>,
+}
+
+/// What was read from the value: `{"format": "jwt", "expires_at": ...}`.
+#[derive(Serialize)]
+pub struct ValueInfoJson<'a> {
+    pub format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_id: Option<&'a str>,
 }
 
 impl<'a> CredentialJson<'a> {
@@ -44,8 +58,16 @@ impl<'a> CredentialJson<'a> {
         let rotate_every = match entry.policy() {
             rotation::Policy::Default => Some(defaults.rotate_every.to_string()),
             rotation::Policy::Every(period) => Some(period.to_string()),
-            rotation::Policy::Due(_) | rotation::Policy::Never => None,
+            rotation::Policy::Due(_) | rotation::Policy::Expiry(_) | rotation::Policy::Never => {
+                None
+            }
         };
+        let value_info = entry.value_info.as_ref().map(|info| ValueInfoJson {
+            format: info.format.as_str(),
+            expires_at: info.expires_at.map(output::rfc3339),
+            client_email: info.client_email.as_deref(),
+            private_key_id: info.private_key_id.as_deref(),
+        });
         CredentialJson {
             name,
             env: entry.env.as_str(),
@@ -57,6 +79,7 @@ impl<'a> CredentialJson<'a> {
             rotate_every,
             due_at: due.map(output::rfc3339),
             status: rotation::status(due, now, defaults.due_soon_window).as_str(),
+            value_info,
         }
     }
 }

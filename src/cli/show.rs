@@ -104,14 +104,42 @@ impl ShowArgs {
             "rotate every",
             info.rotate_every.clone().unwrap_or_else(|| "-".into()),
         ));
+        let expiry_drives = matches!(entry.policy(), crate::rotation::Policy::Expiry(_));
         lines.push((
             "due",
             due.map_or_else(
                 || "never".into(),
-                |d| format!("{} ({})", output::date(d), output::relative(d, now)),
+                |d| {
+                    format!(
+                        "{} ({}{})",
+                        output::date(d),
+                        output::relative(d, now),
+                        if expiry_drives {
+                            ", when the value expires"
+                        } else {
+                            ""
+                        }
+                    )
+                },
             ),
         ));
         lines.push(("status", info.status.to_string()));
+        if let Some(value) = &entry.value_info {
+            lines.push(("value", value.format.describe().to_string()));
+            if let Some(at) = value.expires_at {
+                let verb = if at <= now { "expired" } else { "expires" };
+                lines.push((
+                    verb,
+                    format!("{} ({})", output::date(at), output::relative(at, now)),
+                ));
+            }
+            if let Some(email) = &value.client_email {
+                lines.push(("client email", escape(email)));
+            }
+            if let Some(id) = &value.private_key_id {
+                lines.push(("key id", escape(id)));
+            }
+        }
         for (key, value) in lines {
             writeln!(out, "{:<14}{value}", format!("{key}:"))?;
         }
