@@ -76,6 +76,19 @@ pub enum Error {
     #[error("{program}: permission denied")]
     NotExecutable { program: String },
 
+    #[error("{} overdue for rotation: {list}", if *.count == 1 { "1 credential is".to_string() } else { format!("{} credentials are", .count) })]
+    Overdue { count: usize, list: String },
+
+    #[error("the {flag} command {outcome}; {name} keeps its old value")]
+    RotationCommand {
+        flag: &'static str,
+        outcome: String,
+        name: String,
+    },
+
+    #[error("the new value of {name} is the same as the old one; nothing was rotated")]
+    Unchanged { name: String },
+
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
 }
@@ -91,7 +104,10 @@ impl Error {
             Error::Exists { .. } | Error::StoreExists { .. } | Error::NotEnvSafe { .. } => {
                 Exit::Failure
             }
-            Error::Io { .. } => Exit::Failure,
+            Error::Io { .. } | Error::RotationCommand { .. } | Error::Unchanged { .. } => {
+                Exit::Failure
+            }
+            Error::Overdue { .. } => Exit::Overdue,
             Error::CredentialNotFound { .. } | Error::StoreNotFound { .. } => Exit::NotFound,
             Error::NoIdentity
             | Error::IdentityTooOpen { .. }
@@ -126,6 +142,9 @@ impl Error {
                 "store it with --kind file so the program receives a file path instead".into()
             }
             Error::RefusedEnvVar { .. } => "choose another variable with --env".into(),
+            Error::Overdue { .. } => {
+                "rotate with `agentcred rotate NAME`; `agentcred due` lists what is due".into()
+            }
             _ => return None,
         })
     }
@@ -134,6 +153,18 @@ impl Error {
         Error::Io {
             context: context.into(),
             cause: source,
+        }
+    }
+
+    /// Overdue credentials, named with how long ago each was due.
+    pub fn overdue(items: &[(&str, jiff::Timestamp)], now: jiff::Timestamp) -> Self {
+        let list: Vec<String> = items
+            .iter()
+            .map(|(name, due)| format!("{name} (due {})", crate::output::relative(*due, now)))
+            .collect();
+        Error::Overdue {
+            count: items.len(),
+            list: list.join(", "),
         }
     }
 

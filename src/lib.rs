@@ -18,6 +18,7 @@ pub mod identity;
 pub mod integrity;
 pub mod manifest;
 pub mod output;
+pub mod rotate;
 pub mod rotation;
 pub mod state;
 pub mod store;

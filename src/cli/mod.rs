@@ -11,6 +11,7 @@ mod init;
 mod input;
 mod list;
 mod rm;
+mod rotate;
 mod show;
 
 use std::io::{self, Write};
@@ -58,6 +59,7 @@ pub enum Command {
     List(list::ListArgs),
     Show(show::ShowArgs),
     Rm(rm::RmArgs),
+    Rotate(rotate::RotateArgs),
     Exec(exec::ExecArgs),
     Import(import::ImportArgs),
     Export(export::ExportArgs),
@@ -73,6 +75,7 @@ impl Command {
             Command::List(args) => args.run(ctx),
             Command::Show(args) => args.run(ctx),
             Command::Rm(args) => args.run(ctx),
+            Command::Rotate(args) => args.run(ctx),
             Command::Exec(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),

@@ -1,0 +1,153 @@
+//! `agentcred rotate`: replace a credential's value, optionally generated and verified
+//! first, and restart its rotation clock.
+//!
+//! Order matters: the old entry is read under the shared lock, the new value is obtained
+//! (and verified) holding no lock at all, and only then is the exclusive lock taken for a
+//! transaction that stages, records and commits. See [`crate::rotate`] for why.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretSlice};
+use subtle::ConstantTimeEq;
+
+use crate::context::{Ctx, user_at_host};
+use crate::credential::{BackendKind, CredentialName};
+use crate::error::Error;
+use crate::exec::{self, Injection};
+use crate::identity::Identity;
+use crate::manifest::{Entry, Event};
+use crate::output;
+use crate::rotate;
+use crate::store::Store;
+
+use super::add::{due_summary, expiry_note};
+use super::input::read_value;
+
+/// Replace a credential's value and restart its rotation clock
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred rotate openai-api-key                   # prompts, hidden
+  printf %s \"$NEW\" | agentcred rotate gh-token      # from stdin
+  agentcred rotate gcp-sa --from-file new-key.json
+  agentcred rotate db-password --generate 'openssl rand -base64 32' \\
+      --verify 'psql \"postgres://bot:$DB_PASSWORD@db/app\" -c \"select 1\"'
+
+The new value comes from a hidden prompt on a terminal, else stdin, else --from-file, or
+from the stdout of --generate CMD. --verify CMD runs with the new value in the credential's
+variable; if it fails, the old value is kept (exit 1). Both run under `sh -c`, before
+anything is written: no reader ever sees an unverified value. A due date set with --due
+applied to the old value; after a rotation the credential follows its period again.")]
+pub struct RotateArgs {
+    /// Credential name
+    name: String,
+
+    /// Read the new value from this file, bytes kept exactly
+    #[arg(long, value_name = "PATH", conflicts_with = "generate")]
+    from_file: Option<PathBuf>,
+
+    /// Take the new value from this command's stdout (run with `sh -c`)
+    #[arg(long, value_name = "CMD")]
+    generate: Option<String>,
+
+    /// Check the new value with this command (run with `sh -c`, the value in the
+    /// credential's variable); keep the old value if it fails
+    #[arg(long, value_name = "CMD")]
+    verify: Option<String>,
+}
+
+impl RotateArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let name = CredentialName::parse(&self.name)?;
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        // Read the current entry and value (this also checks them), then let go of the lock.
+        let (before, old_value) = {
+            let reader = store.reader(identity)?;
+            let entry = reader.entry(&name)?;
+            let value = reader.value(&name, &entry)?;
+            (entry, value)
+        };
+        let new_value = match &self.generate {
+            Some(command) => rotate::generate(command, &name)?,
+            None => read_value(ctx, &name, self.from_file.as_deref())?,
+        };
+        if bool::from(new_value.expose_secret().ct_eq(old_value.expose_secret())) {
+            return Err(Error::Unchanged {
+                name: name.to_string(),
+            }
+            .into());
+        }
+        drop(old_value);
+        if let Some(command) = &self.verify {
+            exec::check_value(&name, new_value.expose_secret())?;
+            let injection = Injection {
+                name: name.clone(),
+                env: before.env.clone(),
+                value: SecretSlice::from(new_value.expose_secret().to_vec()),
+            };
+            rotate::verify(command, &injection)?;
+            if ctx.verbose {
+                eprintln!("agentcred: the --verify command accepted the new value of {name}");
+            }
+        }
+        store_value(&store, identity, &name, &before, &new_value)
+    }
+}
+
+/// Write the new value in one transaction: stage, record, commit.
+fn store_value(
+    store: &Store,
+    identity: &Identity,
+    name: &CredentialName,
+    before: &Entry,
+    value: &SecretSlice<u8>,
+) -> anyhow::Result<()> {
+    let mut txn = store.begin(identity)?;
+    let Some(current) = txn.manifest.entry(name).cloned() else {
+        return Err(anyhow::Error::from(Error::CredentialNotFound {
+            name: name.to_string(),
+        })
+        .context(format!(
+            "{name} was removed while rotating; the new value was not stored"
+        )));
+    };
+    let mut notes = Vec::new();
+    if current.sha256 != before.sha256 {
+        // Another writer replaced the value meanwhile: last writer wins, whole.
+        notes.push(format!(
+                "note: {name} was changed by someone else while rotating; this rotation replaces that change"
+            ));
+    }
+    let sha256 = match current.backend {
+        BackendKind::Age => txn.stage_value(name, value.expose_secret())?,
+    };
+    let now = crate::rotation::now();
+    let mut entry = current;
+    if let Some(due) = entry.due.take() {
+        notes.push(format!(
+            "note: the one-off due date {} was for the old value and is cleared",
+            output::date(due)
+        ));
+    }
+    entry.rotated_at = now;
+    entry.sha256 = Some(sha256);
+    entry.value_info = crate::value_info::inspect(value.expose_secret());
+    entry.history.push(Event {
+        at: now,
+        action: "rotated".into(),
+        by: user_at_host(),
+    });
+    let defaults = &txn.manifest.defaults;
+    let summary = format!("rotated {name} ({})", due_summary(&entry, defaults));
+    notes.extend(expiry_note(name, &entry, defaults));
+    txn.manifest.credentials.insert(name.to_string(), entry);
+    txn.commit()?;
+    let mut stderr = std::io::stderr().lock();
+    writeln!(stderr, "{summary}")?;
+    for note in notes {
+        writeln!(stderr, "{note}")?;
+    }
+    Ok(())
+}
