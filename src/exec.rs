@@ -11,13 +11,16 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::credential::{CredentialName, EnvVarName};
 use crate::error::{Error, Result};
 use crate::hardening::Saved;
 use crate::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
-use crate::output::escape;
+use crate::manifest::{Defaults, Entry};
+use crate::output::{self, escape};
+use crate::rotation::{self, Status};
 
 /// Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN).
 pub const MAX_ENV_VALUE: usize = 128 * 1024;
@@ -48,6 +51,38 @@ pub fn check_value(name: &CredentialName, value: &[u8]) -> Result<()> {
         name: name.to_string(),
         reason: reason.into(),
     })
+}
+
+/// Overdue credentials among those about to be injected (CONTRACT section 6): one warning
+/// line each (name and how long overdue, never a value), or, when `deny` (`--deny-overdue`
+/// or an agent's policy), an error (exit 3) so the program is never started.
+pub fn overdue_check<'a>(
+    selected: impl IntoIterator<Item = (&'a CredentialName, &'a Entry)>,
+    defaults: &Defaults,
+    now: Timestamp,
+    deny: bool,
+) -> Result<Vec<String>> {
+    let overdue: Vec<(&str, Timestamp)> = selected
+        .into_iter()
+        .filter_map(|(name, entry)| {
+            let due = entry.due_at(defaults)?;
+            (rotation::status(Some(due), now, defaults.due_soon_window) == Status::Overdue)
+                .then_some((name.as_str(), due))
+        })
+        .collect();
+    if deny && !overdue.is_empty() {
+        return Err(Error::overdue(&overdue, now));
+    }
+    Ok(overdue
+        .iter()
+        .map(|(name, due)| {
+            format!(
+                "warning: {name} is overdue for rotation (due {}, {})",
+                output::date(*due),
+                output::relative(*due, now)
+            )
+        })
+        .collect())
 }
 
 /// The child's complete environment.
@@ -129,6 +164,48 @@ mod tests {
         );
         let env = child_env(inherited.into_iter(), true, &injections);
         assert_eq!(env, pairs(&[("PATH", "/bin"), ("API_KEY", "new")]));
+    }
+
+    #[test]
+    fn overdue_credentials_warn_or_deny() {
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let entry = |due: &str| Entry {
+            env: EnvVarName::parse("A").unwrap(),
+            kind: crate::credential::Kind::Secret,
+            backend: crate::credential::BackendKind::Age,
+            description: None,
+            created_at: at,
+            rotated_at: at,
+            rotate_every: None,
+            due: Some(due.parse().unwrap()),
+            sha256: None,
+            value_info: None,
+            history: Vec::new(),
+            mac: String::new(),
+        };
+        let (late, fine) = (
+            CredentialName::parse("late").unwrap(),
+            CredentialName::parse("fine").unwrap(),
+        );
+        let entries = [
+            (late.clone(), entry("2026-01-08T00:00:00Z")),
+            (fine.clone(), entry("2026-01-11T00:00:00Z")),
+        ];
+        let now: Timestamp = "2026-01-10T00:00:00Z".parse().unwrap();
+        let selected = || entries.iter().map(|(n, e)| (n, e));
+        let warnings = overdue_check(selected(), &Defaults::default(), now, false).unwrap();
+        assert_eq!(
+            warnings,
+            ["warning: late is overdue for rotation (due 2026-01-08, 2d ago)"]
+        );
+        let err = overdue_check(selected(), &Defaults::default(), now, true).unwrap_err();
+        assert_eq!(err.exit(), crate::exit::Exit::Overdue);
+        assert_eq!(
+            err.to_string(),
+            "1 credential is overdue for rotation: late (due 2d ago)"
+        );
+        let none = overdue_check(selected().skip(1), &Defaults::default(), now, true).unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

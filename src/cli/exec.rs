@@ -27,6 +27,10 @@ pub struct ExecArgs {
     #[arg(long)]
     clean_env: bool,
 
+    /// Refuse to start the program when a selected credential is overdue (exit 3)
+    #[arg(long)]
+    deny_overdue: bool,
+
     /// The program and its arguments
     #[arg(
         required = true,
@@ -65,6 +69,22 @@ impl ExecArgs {
             }
         }
         drop(targets);
+        let overdue = exec::overdue_check(
+            selected.iter().map(|(name, entry)| (name, entry)),
+            &reader.defaults()?,
+            crate::rotation::now(),
+            self.deny_overdue,
+        )
+        .map_err(|e| {
+            let program = self.command.first().map(|p| p.to_string_lossy());
+            anyhow::Error::from(e).context(format!(
+                "not starting {}",
+                crate::output::escape(program.as_deref().unwrap_or("the program"))
+            ))
+        })?;
+        for warning in overdue {
+            eprintln!("{warning}");
+        }
         let mut injections = Vec::with_capacity(selected.len());
         for (name, entry) in selected {
             let value = reader.value(&name, &entry)?;

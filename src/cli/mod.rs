@@ -2,6 +2,7 @@
 //! modules; these files turn arguments into calls and results into output.
 
 mod add;
+mod due;
 mod exec;
 mod export;
 mod get;
@@ -60,6 +61,7 @@ pub enum Command {
     Show(show::ShowArgs),
     Rm(rm::RmArgs),
     Rotate(rotate::RotateArgs),
+    Due(due::DueArgs),
     Exec(exec::ExecArgs),
     Import(import::ImportArgs),
     Export(export::ExportArgs),
@@ -76,6 +78,7 @@ impl Command {
             Command::Show(args) => args.run(ctx),
             Command::Rm(args) => args.run(ctx),
             Command::Rotate(args) => args.run(ctx),
+            Command::Due(args) => args.run(ctx),
             Command::Exec(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
