@@ -19,6 +19,9 @@ _agentcred() {
             agentcred,add)
                 cmd="agentcred__subcmd__add"
                 ;;
+            agentcred,due)
+                cmd="agentcred__subcmd__due"
+                ;;
             agentcred,exec)
                 cmd="agentcred__subcmd__exec"
                 ;;
@@ -46,11 +49,17 @@ _agentcred() {
             agentcred,rm)
                 cmd="agentcred__subcmd__rm"
                 ;;
+            agentcred,rotate)
+                cmd="agentcred__subcmd__rotate"
+                ;;
             agentcred,show)
                 cmd="agentcred__subcmd__show"
                 ;;
             agentcred__subcmd__help,add)
                 cmd="agentcred__subcmd__help__subcmd__add"
+                ;;
+            agentcred__subcmd__help,due)
+                cmd="agentcred__subcmd__help__subcmd__due"
                 ;;
             agentcred__subcmd__help,exec)
                 cmd="agentcred__subcmd__help__subcmd__exec"
@@ -79,6 +88,9 @@ _agentcred() {
             agentcred__subcmd__help,rm)
                 cmd="agentcred__subcmd__help__subcmd__rm"
                 ;;
+            agentcred__subcmd__help,rotate)
+                cmd="agentcred__subcmd__help__subcmd__rotate"
+                ;;
             agentcred__subcmd__help,show)
                 cmd="agentcred__subcmd__help__subcmd__show"
                 ;;
@@ -89,7 +101,7 @@ _agentcred() {
 
     case "${cmd}" in
         agentcred)
-            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm exec import export identity help"
+            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm rotate due exec import export identity help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -156,8 +168,30 @@ _agentcred() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentcred__subcmd__due)
+            opts="-v -h -V --within --json --check --store --no-input --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentcred__subcmd__exec)
-            opts="-v -h -V --only --clean-env --store --no-input --verbose --help --version"
+            opts="-v -h -V --only --clean-env --deny-overdue --store --no-input --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -223,7 +257,7 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__help)
-            opts="init add get list show rm exec import export identity help"
+            opts="init add get list show rm rotate due exec import export identity help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,6 +271,20 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__help__subcmd__due)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -376,6 +424,20 @@ _agentcred() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentcred__subcmd__help__subcmd__rotate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentcred__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -481,6 +543,36 @@ _agentcred() {
                 return 0
             fi
             case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__rotate)
+            opts="-v -h -V --from-file --generate --verify --store --no-input --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --generate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verify)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand list 'List credentials: name, env, backend, kind, rotation status'
             cand show 'Show one credential''s metadata and history (never its value)'
             cand rm 'Delete a credential (its value and its metadata)'
+            cand rotate 'Replace a credential''s value and restart its rotation clock'
+            cand due 'List credentials overdue or due soon for rotation, soonest first'
             cand exec 'Run a program with credentials injected as environment variables'
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
@@ -115,10 +117,37 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agentcred;rotate'= {
+            cand --from-file 'Read the new value from this file, bytes kept exactly'
+            cand --generate 'Take the new value from this command''s stdout (run with `sh -c`)'
+            cand --verify 'Check the new value with this command (run with `sh -c`, the value in the credential''s variable); keep the old value if it fails'
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;due'= {
+            cand --within 'List what is due within DUR (90d, 12w, 6mo, 1y, 36h) [default: the store''s window, 14d]'
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --json 'One JSON document on stdout'
+            cand --check 'Exit 3 when any credential is overdue'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agentcred;exec'= {
             cand --only 'Inject only these credentials (comma-separated or repeated)'
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --clean-env 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
+            cand --deny-overdue 'Refuse to start the program when a selected credential is overdue (exit 3)'
             cand --no-input 'Never prompt; fail instead when input would be needed'
             cand -v 'Say more on stderr (never values)'
             cand --verbose 'Say more on stderr (never values)'
@@ -169,6 +198,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand list 'List credentials: name, env, backend, kind, rotation status'
             cand show 'Show one credential''s metadata and history (never its value)'
             cand rm 'Delete a credential (its value and its metadata)'
+            cand rotate 'Replace a credential''s value and restart its rotation clock'
+            cand due 'List credentials overdue or due soon for rotation, soonest first'
             cand exec 'Run a program with credentials injected as environment variables'
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
@@ -186,6 +217,10 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         &'agentcred;help;show'= {
         }
         &'agentcred;help;rm'= {
+        }
+        &'agentcred;help;rotate'= {
+        }
+        &'agentcred;help;due'= {
         }
         &'agentcred;help;exec'= {
         }

@@ -31,8 +31,8 @@ use super::input::read_value;
   agentcred rotate openai-api-key                   # prompts, hidden
   printf %s \"$NEW\" | agentcred rotate gh-token      # from stdin
   agentcred rotate gcp-sa --from-file new-key.json
-  agentcred rotate db-password --generate 'openssl rand -base64 32' \\
-      --verify 'psql \"postgres://bot:$DB_PASSWORD@db/app\" -c \"select 1\"'
+  agentcred rotate webhook-secret --generate 'openssl rand -hex 32'
+  agentcred rotate gh-token --verify 'gh api user >/dev/null'   # gh reads GH_TOKEN
 
 The new value comes from a hidden prompt on a terminal, else stdin, else --from-file, or
 from the stdout of --generate CMD. --verify CMD runs with the new value in the credential's
