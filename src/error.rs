@@ -18,6 +18,9 @@ pub enum Error {
     #[error("invalid credential name {name}: {reason}")]
     InvalidName { name: String, reason: String },
 
+    #[error("invalid agent name {name}: {reason}")]
+    InvalidAgentName { name: String, reason: String },
+
     #[error("invalid environment variable name {name}: {reason}")]
     InvalidEnvVar { name: String, reason: String },
 
@@ -36,6 +39,28 @@ pub enum Error {
 
     #[error("credential {name} not found")]
     CredentialNotFound { name: String },
+
+    #[error("agent {name} not found")]
+    AgentNotFound { name: String },
+
+    #[error("agent {name} already exists")]
+    AgentExists { name: String },
+
+    #[error("program {program} not found")]
+    ProgramNotFound { program: String },
+
+    #[error("agent {agent} is not allowed credential {name}")]
+    NotAllowed { agent: String, name: String },
+
+    #[error("agent {agent} may only run {pinned}, not {program}")]
+    WrongProgram {
+        agent: String,
+        pinned: String,
+        program: String,
+    },
+
+    #[error("{program} is not the program pinned for agent {agent}: its sha256 changed")]
+    ProgramChanged { agent: String, program: String },
 
     #[error("no store at {}", path.display())]
     StoreNotFound { path: PathBuf },
@@ -85,14 +110,22 @@ impl Error {
         match self {
             Error::Usage(_)
             | Error::InvalidName { .. }
+            | Error::InvalidAgentName { .. }
             | Error::InvalidEnvVar { .. }
             | Error::RefusedEnvVar { .. }
             | Error::InvalidValue { .. } => Exit::Usage,
-            Error::Exists { .. } | Error::StoreExists { .. } | Error::NotEnvSafe { .. } => {
-                Exit::Failure
-            }
+            Error::Exists { .. }
+            | Error::AgentExists { .. }
+            | Error::StoreExists { .. }
+            | Error::NotEnvSafe { .. } => Exit::Failure,
             Error::Io { .. } => Exit::Failure,
-            Error::CredentialNotFound { .. } | Error::StoreNotFound { .. } => Exit::NotFound,
+            Error::CredentialNotFound { .. }
+            | Error::AgentNotFound { .. }
+            | Error::ProgramNotFound { .. }
+            | Error::StoreNotFound { .. } => Exit::NotFound,
+            Error::NotAllowed { .. } | Error::WrongProgram { .. } | Error::ProgramChanged { .. } => {
+                Exit::Denied
+            }
             Error::NoIdentity
             | Error::IdentityTooOpen { .. }
             | Error::WrongPassphrase { .. }
@@ -109,6 +142,17 @@ impl Error {
         Some(match self {
             Error::Exists { .. } => "use --force to replace it".into(),
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
+            Error::AgentExists { .. } => "use --force to replace it".into(),
+            Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),
+            Error::NotAllowed { agent, name } => {
+                format!("`agentcred agent grant {agent} {name}` allows it")
+            }
+            Error::WrongProgram { agent, .. } => format!(
+                "run the pinned program, or pin another with `agentcred agent add {agent} --force --program PATH ...`"
+            ),
+            Error::ProgramChanged { agent, .. } => format!(
+                "if the change is expected (an upgrade), pin it again with `agentcred agent add {agent} --force --program PATH --pin-sha256 ...`"
+            ),
             Error::StoreNotFound { .. } => {
                 "run `agentcred init` to create one, or pass --store DIR".into()
             }

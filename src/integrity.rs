@@ -25,6 +25,7 @@ const SECRET_MAGIC: &str = "agentcred-secret/v1";
 const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";
 const SEAL_DOMAIN: &[u8] = b"agentcred/manifest/v1";
 const ENTRY_DOMAIN: &[u8] = b"agentcred/entry/v1";
+const AGENT_DOMAIN: &[u8] = b"agentcred/agent/v1";
 const FINGERPRINT_DOMAIN: &[u8] = b"agentcred/fingerprint/v1";
 
 /// The store's MAC key. Not `Debug`, zeroized on drop.
@@ -70,6 +71,14 @@ impl StoreKey {
         BASE64.encode(self.mac(
             ENTRY_DOMAIN,
             &[store_id.as_bytes(), name.as_bytes(), entry_json],
+        ))
+    }
+
+    /// The tag of one agent entry (its own domain, so it can never pass for a credential's).
+    pub fn agent_mac(&self, store_id: &str, name: &str, agent_json: &[u8]) -> String {
+        BASE64.encode(self.mac(
+            AGENT_DOMAIN,
+            &[store_id.as_bytes(), name.as_bytes(), agent_json],
         ))
     }
 
@@ -266,6 +275,7 @@ mod tests {
         assert_ne!(k1.seal(&[b"x"]), k1.seal(&[b"y"]));
         assert_eq!(k1.seal(&[b"ab", b"c"]), k1.seal(&[b"a", b"bc"]));
         assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.entry_mac("s", "b", b"{}"));
+        assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.agent_mac("s", "a", b"{}"));
         assert!(tags_equal(&k1.seal(&[b"x"]), &k1.seal(&[b"x"])));
         assert!(!tags_equal("abc", "abd"));
     }
