@@ -299,7 +299,16 @@ mod tests {
     #[test]
     fn agent_names_follow_credential_rules_without_normalizing() {
         assert_eq!(AgentName::parse("my-bot.v2").unwrap().as_str(), "my-bot.v2");
-        for bad in ["", "MYBOT", "My-bot", "../x", "a/b", ".x", "a b", "a\u{202e}b"] {
+        for bad in [
+            "",
+            "MYBOT",
+            "My-bot",
+            "../x",
+            "a/b",
+            ".x",
+            "a b",
+            "a\u{202e}b",
+        ] {
             assert!(
                 matches!(AgentName::parse(bad), Err(Error::InvalidAgentName { .. })),
                 "{bad:?} accepted"

@@ -89,6 +89,9 @@ pub enum Error {
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
 
+    #[error("the audit log is broken at line {line}: {detail}")]
+    AuditChain { line: u64, detail: String },
+
     #[error("store directory {} is writable by group or others", path.display())]
     StoreTooOpen { path: PathBuf },
 
@@ -123,16 +126,18 @@ impl Error {
             | Error::AgentNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. } => Exit::NotFound,
-            Error::NotAllowed { .. } | Error::WrongProgram { .. } | Error::ProgramChanged { .. } => {
-                Exit::Denied
-            }
+            Error::NotAllowed { .. }
+            | Error::WrongProgram { .. }
+            | Error::ProgramChanged { .. } => Exit::Denied,
             Error::NoIdentity
             | Error::IdentityTooOpen { .. }
             | Error::WrongPassphrase { .. }
             | Error::PassphraseNeeded { .. }
             | Error::BadIdentity { .. }
             | Error::NotARecipient { .. } => Exit::Locked,
-            Error::Integrity { .. } | Error::StoreTooOpen { .. } => Exit::Integrity,
+            Error::Integrity { .. } | Error::AuditChain { .. } | Error::StoreTooOpen { .. } => {
+                Exit::Integrity
+            }
             Error::CommandNotFound { .. } => Exit::CommandNotFound,
             Error::NotExecutable { .. } => Exit::NotExecutable,
         }
@@ -164,6 +169,9 @@ impl Error {
             Error::NotARecipient { .. } => "ask a store member to add your recipient (`agentcred identity --public` prints it)".into(),
             Error::Integrity { .. } => {
                 "the store was changed outside agentcred; restore it from git, or see `agentcred doctor`".into()
+            }
+            Error::AuditChain { .. } => {
+                "the log was changed after it was written; keep a copy of it as evidence".into()
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
             Error::NotEnvSafe { .. } => {

@@ -746,7 +746,10 @@ mod tests {
         let edited = text.replace("env = \"AB\"", "env = \"XY\"");
         let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
         assert!(err.contains("credential a.b"), "{err}");
-        let edited = text.replace("allow = [\"a\", \"a.b\"]", "allow = [\"a\", \"a.b\", \"z\"]");
+        let edited = text.replace(
+            "allow = [\"a\", \"a.b\"]",
+            "allow = [\"a\", \"a.b\", \"z\"]",
+        );
         assert_ne!(edited, text);
         let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
         assert!(err.contains("agent bot"), "{err}");

@@ -14,12 +14,12 @@ use age::x25519;
 use secrecy::SecretSlice;
 
 use crate::backend::{self, age_file};
-use crate::credential::CredentialName;
+use crate::credential::{AgentName, CredentialName};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::identity::Identity;
 use crate::integrity::{self, StoreKey, sha256_hex};
-use crate::manifest::{self, Entry, Header, Manifest};
+use crate::manifest::{self, Agent, Entry, Header, Manifest};
 use crate::state;
 
 pub const RECIPIENTS: &str = "recipients.txt";
@@ -305,6 +305,11 @@ impl Reader<'_> {
         manifest::find_entry(&self.text, name)?.ok_or_else(|| Error::CredentialNotFound {
             name: name.to_string(),
         })
+    }
+
+    /// One agent, through the fast path; `Ok(None)` when there is no such agent.
+    pub fn agent(&self, name: &AgentName) -> Result<Option<Agent>> {
+        manifest::find_agent(&self.text, name)
     }
 
     /// The whole manifest (already verified by its seal).

@@ -90,7 +90,9 @@ pub fn check_description(text: &str) -> Result<(), Error> {
 
 impl AddArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("add");
         let name = CredentialName::parse(&self.name)?;
+        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let env = match &self.env {
             Some(env) => EnvVarName::parse(env)?,
             None => name.default_env()?,
@@ -165,6 +167,7 @@ impl AddArgs {
             )
         );
         txn.manifest.credentials.insert(name.to_string(), entry);
+        ctx.audit.ok()?;
         txn.commit()?;
         writeln!(std::io::stderr(), "{summary}")?;
         Ok(())

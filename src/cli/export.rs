@@ -40,6 +40,7 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("export");
         let only = parse_names(&self.only)?;
         let store = ctx.open_store()?;
         let reader = store.reader(ctx.identity()?)?;
@@ -53,6 +54,8 @@ impl ExportArgs {
         } else {
             only
         };
+        ctx.audit
+            .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
         let mut values = BTreeMap::new();
         for name in names {
             let entry = reader.entry(&name)?;
@@ -84,6 +87,7 @@ impl ExportArgs {
                 }
             }
         }
+        ctx.audit.ok()?;
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()?;
