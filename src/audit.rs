@@ -209,10 +209,6 @@ pub struct Scan {
     pub broken: Option<Error>,
 }
 
-fn broken(line: u64, detail: String) -> Error {
-    Error::AuditChain { line, detail }
-}
-
 /// Read a log from its first line, checking the chain, and hand each event that parses to
 /// `each`. Only the first break is kept; reading goes on after it.
 pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>) -> Result<Scan> {
@@ -231,25 +227,39 @@ pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>)
         number += 1;
         let complete = line.ends_with(b"\n");
         let problem = if !complete {
-            Some("it is incomplete (a write was cut short, or the file was truncated)".into())
+            Some((
+                number,
+                "it is incomplete (a write was cut short, or the file was truncated)".into(),
+            ))
         } else {
             match serde_json::from_slice::<Event>(&line) {
-                Err(_) => Some("it is not an audit event (it was edited or damaged)".into()),
+                Err(_) => Some((
+                    number,
+                    "it is not an audit event (it was edited or damaged)".into(),
+                )),
                 Ok(event) => {
                     let problem = if event.seq != number {
-                        Some(format!(
-                            "its sequence number is {}, not {number}: a line before it was deleted, inserted or moved",
-                            event.seq
+                        Some((
+                            number,
+                            format!(
+                                "its sequence number is {}, not {number}: a line before it was deleted or inserted, or lines were moved",
+                                event.seq
+                            ),
                         ))
                     } else if event.prev != expected_prev {
+                        // The line whose hash is missing is the likely edit.
                         Some(if number == 1 {
-                            "its prev is not the genesis value: lines before it were removed"
-                                .to_string()
+                            (
+                                1,
+                                "its prev is not the genesis value: lines before it were removed"
+                                    .to_string(),
+                            )
                         } else {
-                            format!(
-                                "its prev is not the SHA-256 of line {}: line {} was changed, or lines were removed or moved",
+                            (
                                 number - 1,
-                                number - 1
+                                format!(
+                                    "it was changed after it was written (line {number} does not carry its hash), or lines after it were removed or moved"
+                                ),
                             )
                         })
                     } else {
@@ -260,10 +270,10 @@ pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>)
                 }
             }
         };
-        if let Some(detail) = problem
+        if let Some((at, detail)) = problem
             && first_break.is_none()
         {
-            first_break = Some(broken(number, detail));
+            first_break = Some(Error::AuditChain { line: at, detail });
         }
         expected_prev = sha256_hex(&line);
     }
@@ -414,6 +424,19 @@ mod tests {
             .collect()
     }
 
+    fn deleted_renumbered(all: &[Vec<u8>], index: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, l) in all.iter().enumerate().filter(|(i, _)| *i != index) {
+            let mut event: Event = serde_json::from_slice(l).unwrap();
+            if i > index {
+                event.seq -= 1;
+            }
+            out.extend(serde_json::to_vec(&event).unwrap());
+            out.push(b'\n');
+        }
+        out
+    }
+
     fn broken_line(bytes: &[u8]) -> u64 {
         match verify(bytes).unwrap().broken {
             Some(Error::AuditChain { line, .. }) => line,
@@ -456,7 +479,11 @@ mod tests {
                 }
             })
             .collect();
-        assert_eq!(broken_line(&edited), 4, "line 4 no longer chains to line 3");
+        assert_eq!(
+            broken_line(&edited),
+            3,
+            "line 4 no longer carries the hash of line 3"
+        );
         let deleted: Vec<u8> = all
             .iter()
             .enumerate()
@@ -467,6 +494,9 @@ mod tests {
         let mut moved = all.clone();
         moved.swap(3, 4);
         assert_eq!(broken_line(&moved.concat()), 4);
+        // A deletion hidden by renumbering still shows where the hash is missing.
+        let renumbered: Vec<u8> = deleted_renumbered(&all, 2);
+        assert_eq!(broken_line(&renumbered), 2);
         let truncated = &bytes[..bytes.len() - 5];
         assert_eq!(broken_line(truncated), 6);
         let err = verify(&deleted).unwrap().broken.unwrap().to_string();
