@@ -587,3 +587,44 @@ fn removing_a_credential_removes_it_from_its_agents() {
     let (code, out, _) = f.run(&["exec", "--", "mybot"], None);
     assert_eq!((code, out.as_str()), (0, "|vb|vc|none"));
 }
+
+#[test]
+fn list_and_export_take_an_agent() {
+    let f = Fixture::new();
+    let env = &f.env;
+    let out = env
+        .cmd()
+        .args(["list", "--agent", "bot", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = json["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    env.cmd()
+        .args(["export", "--agent", "bot"])
+        .assert()
+        .success()
+        .stdout("A='va'\nB='vb'\n");
+    env.cmd()
+        .args(["export", "--agent", "bot", "--only", "b"])
+        .assert()
+        .success()
+        .stdout("B='vb'\n");
+    env.cmd()
+        .args(["export", "--agent", "bot", "--only", "c"])
+        .assert()
+        .code(7)
+        .stdout("");
+    env.cmd()
+        .args(["export", "--agent", "nope"])
+        .assert()
+        .code(4)
+        .stdout("");
+    env.cmd().args(["list", "--agent", "nope"]).assert().code(4);
+}

@@ -17,7 +17,8 @@ use super::parse_names;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Which credentials: --only, else --agent, else $AGENTCRED_AGENT, else an agent
-named like the program, else every credential. An agent's --only may only narrow it.
+named like the program, else every credential. With an agent, --only may only narrow
+what it allows.
 
 Examples:
   agentcred exec -- python bot.py
