@@ -272,6 +272,9 @@ fn is_executable(path: &Path) -> bool {
 pub fn pin_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<String> {
     let resolved = resolve_program(program, path_var).map_err(|e| match e {
         Error::CommandNotFound { program } => Error::ProgramNotFound { program },
+        Error::NotExecutable { program } => {
+            Error::Usage(format!("program {program} is not an executable file"))
+        }
         other => other,
     })?;
     resolved
@@ -520,6 +523,10 @@ mod tests {
         assert!(matches!(
             pin_program(OsStr::new("nope"), Some(&path)),
             Err(Error::ProgramNotFound { .. })
+        ));
+        assert!(matches!(
+            pin_program(first.as_os_str(), Some(&path)),
+            Err(Error::Usage(_))
         ));
     }
 

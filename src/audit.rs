@@ -317,7 +317,6 @@ struct RecorderState {
     /// Set once the store was opened: never create a log where there is no store.
     store: Option<PathBuf>,
     draft: Option<Draft>,
-    recorded_ok: bool,
 }
 
 impl Recorder {
@@ -363,25 +362,18 @@ impl Recorder {
             }
             Err(e) => return Err(e),
         }
-        self.state.borrow_mut().recorded_ok = true;
         Ok(())
     }
 
     /// Record a failed command (best effort: the command's own error is what matters).
-    /// After an `ok` it records what went wrong afterwards, so the log stays true.
+    /// After an `ok` this is a second event, saying what went wrong afterwards.
     pub fn failed(&self, exit: Exit) {
         let state = self.state.borrow();
         let (Some(store), Some(draft)) = (&state.store, &state.draft) else {
             return;
         };
         if let Err(e) = append(store, draft, outcome(exit)) {
-            let detail = match &e {
-                Error::Io { cause, .. } => cause.to_string(),
-                other => other.to_string(),
-            };
-            if !state.recorded_ok {
-                eprintln!("warning: the failure was not audited: {detail}");
-            }
+            eprintln!("warning: the failure was not audited: {e}");
         }
     }
 }
