@@ -38,6 +38,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
+            cand agent 'Manage agents: which credentials each program may receive, and how'
+            cand audit 'Show the audit log of secret reads and changes, or verify its hash chain'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agentcred;init'= {
@@ -84,6 +86,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand --version 'Print version'
         }
         &'agentcred;list'= {
+            cand --agent 'Only the credentials this agent may receive'
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --json 'One JSON document on stdout'
             cand --no-input 'Never prompt; fail instead when input would be needed'
@@ -145,6 +148,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         }
         &'agentcred;exec'= {
             cand --only 'Inject only these credentials (comma-separated or repeated)'
+            cand --agent 'Use this agent''s credentials and policy [default: $AGENTCRED_AGENT, else an agent named like the program]'
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --clean-env 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
             cand --deny-overdue 'Refuse to start the program when a selected credential is overdue (exit 3)'
@@ -170,6 +174,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         }
         &'agentcred;export'= {
             cand --only 'Export only these credentials (comma-separated or repeated)'
+            cand --agent 'Export this agent''s credentials (--only may narrow them)'
             cand --format 'Output format'
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --no-input 'Never prompt; fail instead when input would be needed'
@@ -191,6 +196,129 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agentcred;agent'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add 'Create an agent allowed some credentials'
+            cand rm 'Delete an agent (its credentials stay)'
+            cand list 'List agents'
+            cand show 'Show one agent'
+            cand grant 'Allow an agent more credentials'
+            cand revoke 'Take credentials away from an agent'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agentcred;agent;add'= {
+            cand --allow 'The credentials it may receive (comma-separated or repeated)'
+            cand --program 'Give its credentials only to this program (looked up in PATH, pinned as an absolute path)'
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --pin-sha256 'Also pin the program''s SHA-256: a changed program is refused'
+            cand --clean-env 'exec starts it from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
+            cand --mask 'exec masks its credentials'' values in its output'
+            cand --deny-overdue 'exec refuses to start it while one of its credentials is overdue'
+            cand --force 'Replace an existing agent'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;agent;rm'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;agent;list'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --json 'One JSON document on stdout'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;agent;show'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --json 'One JSON document on stdout'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;agent;grant'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;agent;revoke'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;agent;help'= {
+            cand add 'Create an agent allowed some credentials'
+            cand rm 'Delete an agent (its credentials stay)'
+            cand list 'List agents'
+            cand show 'Show one agent'
+            cand grant 'Allow an agent more credentials'
+            cand revoke 'Take credentials away from an agent'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agentcred;agent;help;add'= {
+        }
+        &'agentcred;agent;help;rm'= {
+        }
+        &'agentcred;agent;help;list'= {
+        }
+        &'agentcred;agent;help;show'= {
+        }
+        &'agentcred;agent;help;grant'= {
+        }
+        &'agentcred;agent;help;revoke'= {
+        }
+        &'agentcred;agent;help;help'= {
+        }
+        &'agentcred;audit'= {
+            cand --since 'Only events at or after this date (2027-01-31 or RFC 3339)'
+            cand --agent 'Only events of this agent'
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --verify 'Check the hash chain: exit 6 naming the first line that breaks it'
+            cand --json 'One JSON document on stdout'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agentcred;help'= {
             cand init 'Create a store (and an identity if you have none)'
             cand add 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
@@ -204,6 +332,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
+            cand agent 'Manage agents: which credentials each program may receive, and how'
+            cand audit 'Show the audit log of secret reads and changes, or verify its hash chain'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agentcred;help;init'= {
@@ -229,6 +359,28 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         &'agentcred;help;export'= {
         }
         &'agentcred;help;identity'= {
+        }
+        &'agentcred;help;agent'= {
+            cand add 'Create an agent allowed some credentials'
+            cand rm 'Delete an agent (its credentials stay)'
+            cand list 'List agents'
+            cand show 'Show one agent'
+            cand grant 'Allow an agent more credentials'
+            cand revoke 'Take credentials away from an agent'
+        }
+        &'agentcred;help;agent;add'= {
+        }
+        &'agentcred;help;agent;rm'= {
+        }
+        &'agentcred;help;agent;list'= {
+        }
+        &'agentcred;help;agent;show'= {
+        }
+        &'agentcred;help;agent;grant'= {
+        }
+        &'agentcred;help;agent;revoke'= {
+        }
+        &'agentcred;help;audit'= {
         }
         &'agentcred;help;help'= {
         }

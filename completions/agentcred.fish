@@ -41,6 +41,8 @@ complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "exec" -d 'Run a
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
+complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "agent" -d 'Manage agents: which credentials each program may receive, and how'
+complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "audit" -d 'Show the audit log of secret reads and changes, or verify its hash chain'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l identity -d 'Where to keep a new identity' -r -f -a "file\t'A file in the config dir (~/.config/agentcred/identity.txt), 0600'"
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l recipient -d 'Also encrypt to this age recipient (repeatable)' -r
@@ -70,6 +72,7 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand get" -l no-input -d 
 complete -c agentcred -n "__fish_agentcred_using_subcommand get" -s v -l verbose -d 'Say more on stderr (never values)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand get" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand get" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand list" -l agent -d 'Only the credentials this agent may receive' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand list" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
 complete -c agentcred -n "__fish_agentcred_using_subcommand list" -l json -d 'One JSON document on stdout'
 complete -c agentcred -n "__fish_agentcred_using_subcommand list" -l no-input -d 'Never prompt; fail instead when input would be needed'
@@ -105,6 +108,7 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand due" -s v -l verbose
 complete -c agentcred -n "__fish_agentcred_using_subcommand due" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand due" -s V -l version -d 'Print version'
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -l only -d 'Inject only these credentials (comma-separated or repeated)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -l agent -d 'Use this agent\'s credentials and policy [default: $AGENTCRED_AGENT, else an agent named like the program]' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -l clean-env -d 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -l deny-overdue -d 'Refuse to start the program when a selected credential is overdue (exit 3)'
@@ -120,6 +124,7 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand import" -s v -l verb
 complete -c agentcred -n "__fish_agentcred_using_subcommand import" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand import" -s V -l version -d 'Print version'
 complete -c agentcred -n "__fish_agentcred_using_subcommand export" -l only -d 'Export only these credentials (comma-separated or repeated)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand export" -l agent -d 'Export this agent\'s credentials (--only may narrow them)' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand export" -l format -d 'Output format' -r -f -a "dotenv\t'KEY=\'value\' lines'
 json\t'One JSON object, {"KEY": "value"}'
 shell\t'export KEY=\'value\' lines, safe to eval in any POSIX shell'"
@@ -134,16 +139,91 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -l no-inpu
 complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -s v -l verbose -d 'Say more on stderr (never values)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -s V -l version -d 'Print version'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "init" -d 'Create a store (and an identity if you have none)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "add" -d 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "get" -d 'Print a credential\'s value (a newline is added only on a terminal)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "list" -d 'List credentials: name, env, backend, kind, rotation status'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "show" -d 'Show one credential\'s metadata and history (never its value)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "rm" -d 'Delete a credential (its value and its metadata)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "rotate" -d 'Replace a credential\'s value and restart its rotation clock'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "due" -d 'List credentials overdue or due soon for rotation, soonest first'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "add" -d 'Create an agent allowed some credentials'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "rm" -d 'Delete an agent (its credentials stay)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "list" -d 'List agents'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "show" -d 'Show one agent'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "grant" -d 'Allow an agent more credentials'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "revoke" -d 'Take credentials away from an agent'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and not __fish_seen_subcommand_from add rm list show grant revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l allow -d 'The credentials it may receive (comma-separated or repeated)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l program -d 'Give its credentials only to this program (looked up in PATH, pinned as an absolute path)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l pin-sha256 -d 'Also pin the program\'s SHA-256: a changed program is refused'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l clean-env -d 'exec starts it from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l mask -d 'exec masks its credentials\' values in its output'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l deny-overdue -d 'exec refuses to start it while one of its credentials is overdue'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l force -d 'Replace an existing agent'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from rm" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from rm" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from rm" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from list" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from list" -l json -d 'One JSON document on stdout'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from show" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from show" -l json -d 'One JSON document on stdout'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from show" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from grant" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from grant" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from grant" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from grant" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from grant" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from revoke" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create an agent allowed some credentials'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete an agent (its credentials stay)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "list" -d 'List agents'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one agent'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "grant" -d 'Allow an agent more credentials'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Take credentials away from an agent'
+complete -c agentcred -n "__fish_agentcred_using_subcommand agent; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l since -d 'Only events at or after this date (2027-01-31 or RFC 3339)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l agent -d 'Only events of this agent' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l verify -d 'Check the hash chain: exit 6 naming the first line that breaks it'
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l json -d 'One JSON document on stdout'
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "init" -d 'Create a store (and an identity if you have none)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "add" -d 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "get" -d 'Print a credential\'s value (a newline is added only on a terminal)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "list" -d 'List credentials: name, env, backend, kind, rotation status'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "show" -d 'Show one credential\'s metadata and history (never its value)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "rm" -d 'Delete a credential (its value and its metadata)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "rotate" -d 'Replace a credential\'s value and restart its rotation clock'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "due" -d 'List credentials overdue or due soon for rotation, soonest first'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "agent" -d 'Manage agents: which credentials each program may receive, and how'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "audit" -d 'Show the audit log of secret reads and changes, or verify its hash chain'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "add" -d 'Create an agent allowed some credentials'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "rm" -d 'Delete an agent (its credentials stay)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "list" -d 'List agents'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "show" -d 'Show one agent'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "grant" -d 'Allow an agent more credentials'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "revoke" -d 'Take credentials away from an agent'

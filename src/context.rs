@@ -1,10 +1,11 @@
-//! `Ctx`: what every command needs, resolved once: the store path, the global flags, and
-//! the identity, loaded lazily and at most once per process (one passphrase prompt, one
-//! keychain read, however many credentials a command touches).
+//! `Ctx`: what every command needs, resolved once: the store path, the global flags, the
+//! identity, loaded lazily and at most once per process (one passphrase prompt, one
+//! keychain read, however many credentials a command touches), and the command's audit event.
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
 
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::hardening::Saved;
 use crate::identity::{self, Identity, Unlock};
@@ -15,6 +16,8 @@ pub struct Ctx {
     pub no_input: bool,
     pub verbose: bool,
     pub core_limit: Saved,
+    /// The audit event of a command that reads or changes a secret (see [`audit::Recorder`]).
+    pub audit: audit::Recorder,
     identity: OnceCell<Identity>,
 }
 
@@ -41,6 +44,7 @@ impl Ctx {
             no_input,
             verbose,
             core_limit,
+            audit: audit::Recorder::default(),
             identity: OnceCell::new(),
         })
     }
@@ -76,7 +80,9 @@ impl Ctx {
     }
 
     pub fn open_store(&self) -> Result<Store> {
-        Store::open(&self.store_dir)
+        let store = Store::open(&self.store_dir)?;
+        self.audit.store_opened(store.root());
+        Ok(store)
     }
 
     /// Whether a person can be asked a question.

@@ -1,8 +1,8 @@
-//! Validated names: credential names and environment variable names.
+//! Validated names: credential names, agent names and environment variable names.
 //!
 //! A `CredentialName` is also a file name in `secrets/`, so validation here is what keeps
-//! `../x` or `a/b` from ever reaching the filesystem. Both types can only be built through
-//! their parsers.
+//! `../x` or `a/b` from ever reaching the filesystem. Every type can only be built through
+//! its parser.
 
 use std::fmt;
 
@@ -85,6 +85,31 @@ impl CredentialName {
 }
 
 impl fmt::Display for CredentialName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An agent's name: the characters of a credential name, but never normalized from
+/// environment-variable form, because `exec` matches it against program names as they are.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AgentName(String);
+
+impl AgentName {
+    pub fn parse(input: &str) -> Result<Self> {
+        CredentialName::validate(input).map_err(|reason| Error::InvalidAgentName {
+            name: escape(input),
+            reason: reason.into(),
+        })?;
+        Ok(AgentName(input.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
@@ -269,6 +294,27 @@ mod tests {
         }
         assert!(CredentialName::parse(&"a".repeat(64)).is_ok());
         assert!(CredentialName::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn agent_names_follow_credential_rules_without_normalizing() {
+        assert_eq!(AgentName::parse("my-bot.v2").unwrap().as_str(), "my-bot.v2");
+        for bad in [
+            "",
+            "MYBOT",
+            "My-bot",
+            "../x",
+            "a/b",
+            ".x",
+            "a b",
+            "a\u{202e}b",
+        ] {
+            assert!(
+                matches!(AgentName::parse(bad), Err(Error::InvalidAgentName { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(AgentName::parse(&"a".repeat(65)).is_err());
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum Error {
     #[error("invalid credential name {name}: {reason}")]
     InvalidName { name: String, reason: String },
 
+    #[error("invalid agent name {name}: {reason}")]
+    InvalidAgentName { name: String, reason: String },
+
     #[error("invalid environment variable name {name}: {reason}")]
     InvalidEnvVar { name: String, reason: String },
 
@@ -36,6 +39,28 @@ pub enum Error {
 
     #[error("credential {name} not found")]
     CredentialNotFound { name: String },
+
+    #[error("agent {name} not found")]
+    AgentNotFound { name: String },
+
+    #[error("agent {name} already exists")]
+    AgentExists { name: String },
+
+    #[error("program {program} not found")]
+    ProgramNotFound { program: String },
+
+    #[error("agent {agent} is not allowed credential {name}")]
+    NotAllowed { agent: String, name: String },
+
+    #[error("agent {agent} may only run {pinned}, not {program}")]
+    WrongProgram {
+        agent: String,
+        pinned: String,
+        program: String,
+    },
+
+    #[error("{program} is not the program pinned for agent {agent}: its sha256 changed")]
+    ProgramChanged { agent: String, program: String },
 
     #[error("no store at {}", path.display())]
     StoreNotFound { path: PathBuf },
@@ -63,6 +88,9 @@ pub enum Error {
 
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
+
+    #[error("the audit log is broken at line {line}: {detail}")]
+    AuditChain { line: u64, detail: String },
 
     #[error("store directory {} is writable by group or others", path.display())]
     StoreTooOpen { path: PathBuf },
@@ -98,24 +126,34 @@ impl Error {
         match self {
             Error::Usage(_)
             | Error::InvalidName { .. }
+            | Error::InvalidAgentName { .. }
             | Error::InvalidEnvVar { .. }
             | Error::RefusedEnvVar { .. }
             | Error::InvalidValue { .. } => Exit::Usage,
-            Error::Exists { .. } | Error::StoreExists { .. } | Error::NotEnvSafe { .. } => {
-                Exit::Failure
-            }
+            Error::Exists { .. }
+            | Error::AgentExists { .. }
+            | Error::StoreExists { .. }
+            | Error::NotEnvSafe { .. } => Exit::Failure,
             Error::Io { .. } | Error::RotationCommand { .. } | Error::Unchanged { .. } => {
                 Exit::Failure
             }
             Error::Overdue { .. } => Exit::Overdue,
-            Error::CredentialNotFound { .. } | Error::StoreNotFound { .. } => Exit::NotFound,
+            Error::CredentialNotFound { .. }
+            | Error::AgentNotFound { .. }
+            | Error::ProgramNotFound { .. }
+            | Error::StoreNotFound { .. } => Exit::NotFound,
+            Error::NotAllowed { .. }
+            | Error::WrongProgram { .. }
+            | Error::ProgramChanged { .. } => Exit::Denied,
             Error::NoIdentity
             | Error::IdentityTooOpen { .. }
             | Error::WrongPassphrase { .. }
             | Error::PassphraseNeeded { .. }
             | Error::BadIdentity { .. }
             | Error::NotARecipient { .. } => Exit::Locked,
-            Error::Integrity { .. } | Error::StoreTooOpen { .. } => Exit::Integrity,
+            Error::Integrity { .. } | Error::AuditChain { .. } | Error::StoreTooOpen { .. } => {
+                Exit::Integrity
+            }
             Error::CommandNotFound { .. } => Exit::CommandNotFound,
             Error::NotExecutable { .. } => Exit::NotExecutable,
         }
@@ -125,6 +163,17 @@ impl Error {
         Some(match self {
             Error::Exists { .. } => "use --force to replace it".into(),
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
+            Error::AgentExists { .. } => "use --force to replace it".into(),
+            Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),
+            Error::NotAllowed { agent, name } => {
+                format!("`agentcred agent grant {agent} {name}` allows it")
+            }
+            Error::WrongProgram { agent, .. } => format!(
+                "run the pinned program, or pin another with `agentcred agent add {agent} --force --program PATH ...`"
+            ),
+            Error::ProgramChanged { agent, .. } => format!(
+                "if the change is expected (an upgrade), pin it again with `agentcred agent add {agent} --force --program PATH --pin-sha256 ...`"
+            ),
             Error::StoreNotFound { .. } => {
                 "run `agentcred init` to create one, or pass --store DIR".into()
             }
@@ -136,6 +185,9 @@ impl Error {
             Error::NotARecipient { .. } => "ask a store member to add your recipient (`agentcred identity --public` prints it)".into(),
             Error::Integrity { .. } => {
                 "the store was changed outside agentcred; restore it from git, or see `agentcred doctor`".into()
+            }
+            Error::AuditChain { .. } => {
+                "the log was changed after it was written; keep a copy of it as evidence".into()
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
             Error::NotEnvSafe { .. } => {

@@ -25,6 +25,7 @@ const SECRET_MAGIC: &str = "agentcred-secret/v1";
 const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";
 const SEAL_DOMAIN: &[u8] = b"agentcred/manifest/v1";
 const ENTRY_DOMAIN: &[u8] = b"agentcred/entry/v1";
+const AGENT_DOMAIN: &[u8] = b"agentcred/agent/v1";
 const FINGERPRINT_DOMAIN: &[u8] = b"agentcred/fingerprint/v1";
 
 /// The store's MAC key. Not `Debug`, zeroized on drop.
@@ -73,6 +74,14 @@ impl StoreKey {
         ))
     }
 
+    /// The tag of one agent entry (its own domain, so it can never pass for a credential's).
+    pub fn agent_mac(&self, store_id: &str, name: &str, agent_json: &[u8]) -> String {
+        BASE64.encode(self.mac(
+            AGENT_DOMAIN,
+            &[store_id.as_bytes(), name.as_bytes(), agent_json],
+        ))
+    }
+
     /// A public fingerprint of the key, to notice when a store's key is replaced.
     pub fn fingerprint(&self) -> String {
         hex(&self.mac(FINGERPRINT_DOMAIN, &[])[..16])
@@ -87,6 +96,13 @@ pub fn tags_equal(a: &str, b: &str) -> bool {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// The SHA-256 (hex) of everything a reader yields, streamed (a program can be large).
+pub fn sha256_reader(mut reader: impl Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut reader, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -266,6 +282,7 @@ mod tests {
         assert_ne!(k1.seal(&[b"x"]), k1.seal(&[b"y"]));
         assert_eq!(k1.seal(&[b"ab", b"c"]), k1.seal(&[b"a", b"bc"]));
         assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.entry_mac("s", "b", b"{}"));
+        assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.agent_mac("s", "a", b"{}"));
         assert!(tags_equal(&k1.seal(&[b"x"]), &k1.seal(&[b"x"])));
         assert!(!tags_equal("abc", "abd"));
     }

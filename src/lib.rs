@@ -4,6 +4,8 @@
 //! identity, and exec are plain modules that tests and the man-page generator can reach.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod context;

@@ -7,14 +7,14 @@
 //! section and parse only that. Everything that needs more parses the whole file.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
 use crate::error::{Error, Result};
 use crate::integrity::{StoreKey, tags_equal};
 use crate::output::escape;
@@ -46,6 +46,8 @@ pub struct Manifest {
     pub defaults: Defaults,
     #[serde(default)]
     pub credentials: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, Agent>,
 }
 
 /// Store-wide defaults.
@@ -189,6 +191,55 @@ impl Entry {
     }
 }
 
+/// An agent: a least-privilege profile for `exec` (which credentials, which program, which
+/// policy). Every field is covered by its MAC, so a hand edit granting more is refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// The credentials it may receive.
+    pub allow: BTreeSet<String>,
+    /// The only executable its credentials may go to: an absolute, canonical path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The SHA-256 (hex) that executable must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clean_env: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mask: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deny_overdue: bool,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl Agent {
+    /// The bytes the agent MAC covers: the agent as compact JSON, without its MAC.
+    fn mac_input(&self) -> Vec<u8> {
+        let unsigned = Agent {
+            mac: String::new(),
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).unwrap_or_else(|_| unreachable!("agents always serialize"))
+    }
+
+    fn sign(&mut self, key: &StoreKey, store_id: &str, name: &str) {
+        self.mac = String::new();
+        self.mac = key.agent_mac(store_id, name, &self.mac_input());
+    }
+
+    fn mac_ok(&self, key: &StoreKey, store_id: &str, name: &str) -> bool {
+        tags_equal(&self.mac, &key.agent_mac(store_id, name, &self.mac_input()))
+    }
+}
+
 /// The header fields, for the fast path.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,6 +270,12 @@ struct EntryTable<'a> {
     credentials: BTreeMap<Cow<'a, str>, Entry>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct AgentTable<'a> {
+    #[serde(borrow)]
+    agents: BTreeMap<Cow<'a, str>, Agent>,
+}
+
 fn toml_error(e: impl fmt::Display) -> Error {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("it is not valid TOML");
@@ -235,6 +292,7 @@ impl Manifest {
             seal: String::new(),
             defaults: Defaults::default(),
             credentials: BTreeMap::new(),
+            agents: BTreeMap::new(),
         }
     }
 
@@ -243,6 +301,9 @@ impl Manifest {
         let store_id = self.store_id.clone();
         for (name, entry) in &mut self.credentials {
             entry.sign(key, &store_id, name);
+        }
+        for (name, agent) in &mut self.agents {
+            agent.sign(key, &store_id, name);
         }
         let mut body = String::from(PREAMBLE);
         body.push_str(&toml_string(&HeaderOut {
@@ -260,6 +321,13 @@ impl Manifest {
             body.push('\n');
             let table = EntryTable {
                 credentials: BTreeMap::from([(Cow::Borrowed(name.as_str()), entry.clone())]),
+            };
+            body.push_str(&toml_string(&table));
+        }
+        for (name, agent) in &self.agents {
+            body.push('\n');
+            let table = AgentTable {
+                agents: BTreeMap::from([(Cow::Borrowed(name.as_str()), agent.clone())]),
             };
             body.push_str(&toml_string(&table));
         }
@@ -291,6 +359,8 @@ impl Manifest {
             defaults: Option<Defaults>,
             #[serde(default)]
             credentials: BTreeMap<String, Entry>,
+            #[serde(default)]
+            agents: BTreeMap<String, Agent>,
         }
         let header = header(text)?;
         let mut manifest = Manifest {
@@ -301,6 +371,7 @@ impl Manifest {
             seal: header.seal,
             defaults: Defaults::default(),
             credentials: BTreeMap::new(),
+            agents: BTreeMap::new(),
         };
         let mut starts: Vec<usize> = text
             .match_indices("\n[")
@@ -316,6 +387,11 @@ impl Manifest {
             for (name, entry) in section.credentials {
                 if manifest.credentials.insert(name, entry).is_some() {
                     return Err(Error::integrity(FILE_NAME, "a credential is defined twice"));
+                }
+            }
+            for (name, agent) in section.agents {
+                if manifest.agents.insert(name, agent).is_some() {
+                    return Err(Error::integrity(FILE_NAME, "an agent is defined twice"));
                 }
             }
         }
@@ -348,11 +424,37 @@ impl Manifest {
                 ));
             }
         }
+        for (name, agent) in &self.agents {
+            if AgentName::parse(name).is_err() {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!("invalid agent name {}", escape(name)),
+                ));
+            }
+            if let Some(bad) = agent
+                .allow
+                .iter()
+                .find(|n| !matches!(CredentialName::parse(n), Ok(p) if p.as_str() == *n))
+            {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!(
+                        "agent {} allows an invalid credential name {}",
+                        escape(name),
+                        escape(bad)
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
     pub fn entry(&self, name: &CredentialName) -> Option<&Entry> {
         self.credentials.get(name.as_str())
+    }
+
+    pub fn agent(&self, name: &AgentName) -> Option<&Agent> {
+        self.agents.get(name.as_str())
     }
 }
 
@@ -407,9 +509,26 @@ fn diagnose(manifest: &Manifest, key: &StoreKey) -> Error {
             );
         }
     }
+    for (name, agent) in &manifest.agents {
+        if agent.mac.is_empty() {
+            return Error::integrity(
+                FILE_NAME,
+                format!("agent {} was added outside agentcred", escape(name)),
+            );
+        }
+        if !agent.mac_ok(key, &manifest.store_id, name) {
+            return Error::integrity(
+                FILE_NAME,
+                format!(
+                    "the entry of agent {} was changed outside agentcred",
+                    escape(name)
+                ),
+            );
+        }
+    }
     Error::integrity(
         FILE_NAME,
-        "it was changed outside agentcred (outside any credential entry, or an entry was removed)",
+        "it was changed outside agentcred (outside any credential or agent entry, or an entry was removed)",
     )
 }
 
@@ -430,7 +549,7 @@ pub fn header(text: &str) -> Result<Header> {
 }
 
 /// Whether a line opens a new section: a table header of at most two keys (`[defaults]`,
-/// `[credentials.NAME]`). Deeper tables (`[credentials.NAME.oauth]`) and arrays of tables
+/// `[credentials.NAME]`, `[agents.NAME]`). Deeper tables (`[credentials.NAME.oauth]`) and arrays of tables
 /// (`[[credentials.NAME.history]]`) belong to the section above them.
 fn starts_section(line: &str) -> bool {
     let Some(rest) = line.strip_prefix('[') else {
@@ -453,7 +572,7 @@ fn starts_section(line: &str) -> bool {
     false
 }
 
-/// How agentcred writes a credential's table key.
+/// How agentcred writes a credential's or agent's table key.
 fn table_key(name: &str) -> Cow<'_, str> {
     if name.contains('.') {
         Cow::Owned(format!("\"{name}\""))
@@ -465,20 +584,32 @@ fn table_key(name: &str) -> Cow<'_, str> {
 /// Cut one credential's entry out of a manifest known (by its seal) to be in canonical
 /// layout, and parse only that. `Ok(None)` when the store has no such credential.
 pub fn find_entry(text: &str, name: &CredentialName) -> Result<Option<Entry>> {
-    let key = table_key(name.as_str());
-    let heading = format!("[credentials.{key}]\n");
+    let Some(section) = find_section(text, "credentials", name.as_str()) else {
+        return Ok(None);
+    };
+    let mut table: EntryTable = toml::from_str(section).map_err(toml_error)?;
+    Ok(table.credentials.remove(name.as_str()))
+}
+
+/// Like [`find_entry`], for an agent.
+pub fn find_agent(text: &str, name: &AgentName) -> Result<Option<Agent>> {
+    let Some(section) = find_section(text, "agents", name.as_str()) else {
+        return Ok(None);
+    };
+    let mut table: AgentTable = toml::from_str(section).map_err(toml_error)?;
+    Ok(table.agents.remove(name.as_str()))
+}
+
+/// The text of the section `[table.name]` with its nested tables, in canonical layout.
+fn find_section<'t>(text: &'t str, table: &str, name: &str) -> Option<&'t str> {
+    let key = table_key(name);
+    let heading = format!("[{table}.{key}]\n");
     let start = if text.starts_with(&heading) {
         0
     } else {
-        match text.find(&format!("\n{heading}")) {
-            Some(i) => i + 1,
-            None => return Ok(None),
-        }
+        text.find(&format!("\n{heading}"))? + 1
     };
-    let nested = [
-        format!("[credentials.{key}."),
-        format!("[[credentials.{key}."),
-    ];
+    let nested = [format!("[{table}.{key}."), format!("[[{table}.{key}.")];
     let mut end = text.len();
     let mut search = start + heading.len();
     while let Some(i) = text[search..].find("\n[") {
@@ -492,8 +623,7 @@ pub fn find_entry(text: &str, name: &CredentialName) -> Result<Option<Entry>> {
         }
         search = line_start;
     }
-    let mut table: EntryTable = toml::from_str(&text[start..end]).map_err(toml_error)?;
-    Ok(table.credentials.remove(name.as_str()))
+    Some(&text[start..end])
 }
 
 /// The `[defaults]` table of a manifest known (by its seal) to be in canonical layout, for
@@ -556,11 +686,28 @@ mod tests {
         }
     }
 
+    fn agent(allow: &[&str], program: Option<&str>) -> Agent {
+        Agent {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            program: program.map(String::from),
+            program_sha256: program.map(|_| "ab".repeat(32)),
+            clean_env: true,
+            mask: program.is_some(),
+            deny_overdue: false,
+            created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
+            created_by: "me@host".into(),
+            mac: String::new(),
+        }
+    }
+
     fn sample(key: &StoreKey) -> (Manifest, String) {
         let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
         for (name, env) in [("a", "A"), ("a.b", "AB"), ("a-c", "AC"), ("z", "Z")] {
             m.credentials.insert(name.into(), entry(env));
         }
+        m.agents
+            .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
+        m.agents.insert("ci.v2".into(), agent(&[], None));
         let text = m.render(key);
         (m, text)
     }
@@ -571,6 +718,8 @@ mod tests {
         let (m, text) = sample(&key);
         let loaded = Manifest::load(&text, Some(&key)).unwrap();
         assert_eq!(loaded.credentials.len(), 4);
+        assert_eq!(loaded.agents.len(), 2);
+        assert_eq!(loaded.agents["bot"].allow.len(), 2);
         assert_eq!(loaded.seal, m.seal);
         let h = header(&text).unwrap();
         assert_eq!(h.store_id, "0123456789abcdef");
@@ -586,6 +735,7 @@ mod tests {
         let sealed = serde_json::to_value(Manifest::parse_sealed(&text).unwrap()).unwrap();
         let full = serde_json::to_value(Manifest::parse_any(&text).unwrap()).unwrap();
         assert_eq!(sealed, full);
+        assert_eq!(sealed["agents"]["bot"]["program"], "/usr/bin/bot");
         assert!(starts_section("[credentials.\"a.b\"]\n"));
         assert!(starts_section("[defaults]\n"));
         assert!(!starts_section("[credentials.\"a.b\".oauth]\n"));
@@ -613,6 +763,25 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        let bot = find_agent(&text, &AgentName::parse("bot").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(bot.mac_ok(&key, "0123456789abcdef", "bot"));
+        assert_eq!(bot.program.as_deref(), Some("/usr/bin/bot"));
+        let ci = find_agent(&text, &AgentName::parse("ci.v2").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(ci.allow.is_empty() && ci.clean_env);
+        assert!(
+            find_agent(&text, &AgentName::parse("a").unwrap())
+                .unwrap()
+                .is_none()
+        );
+        // The last credential's section ends where the agents begin.
+        let z = find_entry(&text, &CredentialName::parse("z").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(z.mac_ok(&key, "0123456789abcdef", "z"));
     }
 
     #[test]
@@ -663,6 +832,13 @@ mod tests {
         let edited = text.replace("env = \"AB\"", "env = \"XY\"");
         let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
         assert!(err.contains("credential a.b"), "{err}");
+        let edited = text.replace(
+            "allow = [\"a\", \"a.b\"]",
+            "allow = [\"a\", \"a.b\", \"z\"]",
+        );
+        assert_ne!(edited, text);
+        let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
+        assert!(err.contains("agent bot"), "{err}");
         let edited = text.replace("generation = 0", "generation = 7");
         assert!(Manifest::load(&edited, Some(&key)).is_err());
         let other = StoreKey::generate().unwrap();

@@ -14,12 +14,12 @@ use age::x25519;
 use secrecy::SecretSlice;
 
 use crate::backend::{self, age_file};
-use crate::credential::CredentialName;
+use crate::credential::{AgentName, CredentialName};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::identity::Identity;
 use crate::integrity::{self, StoreKey, sha256_hex};
-use crate::manifest::{self, Defaults, Entry, Header, Manifest};
+use crate::manifest::{self, Agent, Defaults, Entry, Header, Manifest};
 use crate::state;
 
 pub const RECIPIENTS: &str = "recipients.txt";
@@ -310,6 +310,11 @@ impl Reader<'_> {
     /// The store's rotation defaults, without parsing every entry.
     pub fn defaults(&self) -> Result<Defaults> {
         manifest::find_defaults(&self.text)
+    }
+
+    /// One agent, through the fast path; `Ok(None)` when there is no such agent.
+    pub fn agent(&self, name: &AgentName) -> Result<Option<Agent>> {
+        manifest::find_agent(&self.text, name)
     }
 
     /// The whole manifest (already verified by its seal).

@@ -117,7 +117,9 @@ pub fn expiry_note(name: &CredentialName, entry: &Entry, defaults: &Defaults) ->
 
 impl AddArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("add");
         let name = CredentialName::parse(&self.name)?;
+        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let env = match &self.env {
             Some(env) => EnvVarName::parse(env)?,
             None => name.default_env()?,
@@ -192,6 +194,7 @@ impl AddArgs {
         );
         let note = expiry_note(&name, &entry, defaults);
         txn.manifest.credentials.insert(name.to_string(), entry);
+        ctx.audit.ok()?;
         txn.commit()?;
         let mut stderr = std::io::stderr().lock();
         writeln!(stderr, "{summary}")?;

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use clap::Args;
 use secrecy::ExposeSecret;
 
+use crate::agent::{self, ENV_AGENT, ExecPolicy, Names};
 use crate::context::Ctx;
 use crate::credential::CredentialName;
 use crate::error::Error;
@@ -14,14 +15,27 @@ use super::parse_names;
 
 /// Run a program with credentials injected as environment variables
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "Which credentials: --only, else --agent, else $AGENTCRED_AGENT, else an agent
+named like the program, else every credential. With an agent, --only may only narrow
+what it allows.
+
+Examples:
   agentcred exec -- python bot.py
+  agentcred exec -- mybot                 # the agent named mybot, if there is one
+  agentcred exec --agent ci -- ./deploy
   agentcred exec --only openai-api-key -- ./mybot --verbose
-  agentcred exec --clean-env -- env")]
+  agentcred exec --clean-env -- env"
+)]
 pub struct ExecArgs {
     /// Inject only these credentials (comma-separated or repeated)
     #[arg(long, value_name = "NAME,...")]
     only: Vec<String>,
+
+    /// Use this agent's credentials and policy [default: $AGENTCRED_AGENT, else an agent
+    /// named like the program]
+    #[arg(long, value_name = "AGENT")]
+    agent: Option<String>,
 
     /// Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR
     #[arg(long)]
@@ -43,20 +57,65 @@ pub struct ExecArgs {
 
 impl ExecArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("exec");
+        let (program, args) = self
+            .command
+            .split_first()
+            .ok_or_else(|| anyhow::anyhow!("no command given"))?;
+        ctx.audit.note(|d| {
+            d.program = Some(
+                agent::program_basename(program)
+                    .map_or_else(|| program.to_string_lossy().into_owned(), String::from),
+            );
+        });
         let only = parse_names(&self.only)?;
+        ctx.audit
+            .note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
         let store = ctx.open_store()?;
+        let resolved = agent::resolve_program(program, std::env::var_os("PATH").as_deref())?;
+        let env_agent = std::env::var_os(ENV_AGENT).filter(|v| !v.is_empty());
+        ctx.audit.note(|d| {
+            d.agent = self
+                .agent
+                .clone()
+                .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
+        });
         let reader = store.reader(ctx.identity()?)?;
-        let selected: Vec<(CredentialName, crate::manifest::Entry)> = if only.is_empty() {
-            let manifest = reader.manifest()?;
-            manifest
+        let chosen = agent::choose_agent(
+            self.agent.as_deref(),
+            env_agent.as_deref(),
+            program,
+            |name| reader.agent(name),
+        )?;
+        ctx.audit
+            .note(|d| d.agent = chosen.as_ref().map(|c| c.name.to_string()));
+        let flags = ExecPolicy {
+            clean_env: self.clean_env,
+            deny_overdue: self.deny_overdue,
+            ..ExecPolicy::default()
+        };
+        let selection = agent::select(only, chosen, flags)?;
+        let selected: Vec<(CredentialName, crate::manifest::Entry)> = match &selection.names {
+            Names::Every => reader
+                .manifest()?
                 .credentials
                 .into_iter()
                 .filter_map(|(name, entry)| CredentialName::parse(&name).ok().map(|n| (n, entry)))
-                .collect()
-        } else {
-            only.into_iter()
-                .map(|name| reader.entry(&name).map(|entry| (name, entry)))
-                .collect::<Result<_, _>>()?
+                .collect(),
+            Names::These(names) => names
+                .iter()
+                .map(|name| reader.entry(name).map(|entry| (name.clone(), entry)))
+                .collect::<Result<_, _>>()?,
+        };
+        ctx.audit.note(|d| {
+            d.credentials = selected.iter().map(|(n, _)| n.to_string()).collect();
+        });
+        // An agent's credentials go only to its pinned program: run the path checked.
+        let run_path = match &selection.agent {
+            Some(chosen) if chosen.agent.program.is_some() => {
+                Some(agent::check_program(chosen, &resolved)?)
+            }
+            _ => None,
         };
         let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
         for (name, entry) in &selected {
@@ -73,7 +132,7 @@ impl ExecArgs {
             selected.iter().map(|(name, entry)| (name, entry)),
             &reader.defaults()?,
             crate::rotation::now(),
-            self.deny_overdue,
+            selection.policy.deny_overdue,
         )
         .map_err(|e| {
             let program = self.command.first().map(|p| p.to_string_lossy());
@@ -97,6 +156,7 @@ impl ExecArgs {
         }
         drop(reader);
         if ctx.verbose {
+            eprintln!("agentcred: {}", selection.explain(program));
             let names: Vec<String> = injections
                 .iter()
                 .map(|i| format!("{} as {}", i.name, i.env))
@@ -110,12 +170,15 @@ impl ExecArgs {
                 }
             );
         }
-        let env = exec::child_env(std::env::vars_os(), self.clean_env, &injections);
+        // `selection.policy.mask` holds the agent's masking policy (OR'ed with the command
+        // line's) for the masking stage of exec.
+        let mut env = exec::child_env(std::env::vars_os(), selection.policy.clean_env, &injections);
+        agent::set_agent_var(&mut env, selection.agent.as_ref().map(|c| &c.name));
         drop(injections);
-        let (program, args) = self
-            .command
-            .split_first()
-            .ok_or_else(|| anyhow::anyhow!("no command given"))?;
-        Err(exec::replace_process(program, args, env, &ctx.core_limit).into())
+        ctx.audit.ok()?;
+        let run = run_path
+            .as_deref()
+            .map_or(program.as_os_str(), |p| p.as_os_str());
+        Err(exec::replace_process(run, args, env, &ctx.core_limit).into())
     }
 }

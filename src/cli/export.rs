@@ -6,8 +6,9 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 use secrecy::ExposeSecret;
 
+use crate::agent::{self, Chosen, ExecPolicy, Names, Rule};
 use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::credential::{AgentName, CredentialName};
 use crate::envfile;
 use crate::error::Error;
 
@@ -27,11 +28,16 @@ pub enum Format {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   agentcred export --only openai-api-key --format shell
+  agentcred export --agent mybot --format json
   agentcred export --format dotenv > .env.local   # writes secrets to a file: prefer exec")]
 pub struct ExportArgs {
     /// Export only these credentials (comma-separated or repeated)
     #[arg(long, value_name = "NAME,...")]
     only: Vec<String>,
+
+    /// Export this agent's credentials (--only may narrow them)
+    #[arg(long, value_name = "AGENT")]
+    agent: Option<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value = "dotenv")]
@@ -40,10 +46,27 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("export");
         let only = parse_names(&self.only)?;
+        let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
+        ctx.audit
+            .note(|d| d.agent = agent.as_ref().map(ToString::to_string));
         let store = ctx.open_store()?;
         let reader = store.reader(ctx.identity()?)?;
-        let names: Vec<CredentialName> = if only.is_empty() {
+        let names: Vec<CredentialName> = if let Some(name) = agent {
+            let found = reader.agent(&name)?.ok_or_else(|| Error::AgentNotFound {
+                name: name.to_string(),
+            })?;
+            let chosen = Chosen {
+                name,
+                agent: found,
+                rule: Rule::Flag,
+            };
+            match agent::select(only, Some(chosen), ExecPolicy::default())?.names {
+                Names::These(names) => names,
+                Names::Every => unreachable!("an agent always names its credentials"),
+            }
+        } else if only.is_empty() {
             reader
                 .manifest()?
                 .credentials
@@ -53,6 +76,8 @@ impl ExportArgs {
         } else {
             only
         };
+        ctx.audit
+            .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
         let mut values = BTreeMap::new();
         for name in names {
             let entry = reader.entry(&name)?;
@@ -84,6 +109,7 @@ impl ExportArgs {
                 }
             }
         }
+        ctx.audit.ok()?;
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()?;

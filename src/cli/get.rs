@@ -20,11 +20,14 @@ pub struct GetArgs {
 
 impl GetArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("get");
         let name = CredentialName::parse(&self.name)?;
+        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let store = ctx.open_store()?;
         let reader = store.reader(ctx.identity()?)?;
         let entry = reader.entry(&name)?;
         let value = reader.value(&name, &entry)?;
+        ctx.audit.ok()?;
         let mut out = std::io::stdout().lock();
         out.write_all(value.expose_secret())?;
         if out.is_terminal() {

@@ -35,6 +35,7 @@ pub struct ImportArgs {
 
 impl ImportArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("import");
         let mut text = zeroize::Zeroizing::new(String::new());
         if self.file.as_os_str() == "-" {
             std::io::stdin()
@@ -72,6 +73,9 @@ impl ImportArgs {
         if items.is_empty() {
             return Err(Error::Usage("the file defines no variables".into()).into());
         }
+        ctx.audit.note(|d| {
+            d.credentials = items.iter().map(|(n, ..)| n.to_string()).collect();
+        });
         let now = crate::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         let store = ctx.open_store()?;
@@ -120,6 +124,7 @@ impl ImportArgs {
             };
             txn.manifest.credentials.insert(name.to_string(), entry);
         }
+        ctx.audit.ok()?;
         txn.commit()?;
         let names: Vec<String> = items.iter().map(|(n, ..)| n.to_string()).collect();
         eprintln!(

@@ -7,6 +7,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::context::Ctx;
+use crate::credential::AgentName;
+use crate::error::Error;
 use crate::manifest::{Defaults, Entry, Manifest};
 use crate::output;
 use crate::rotation;
@@ -15,8 +17,13 @@ use crate::rotation;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   agentcred list
+  agentcred list --agent mybot                  # what agent mybot may receive
   agentcred list --json | jq -r '.credentials[] | select(.status == \"overdue\") | .name'")]
 pub struct ListArgs {
+    /// Only the credentials this agent may receive
+    #[arg(long, value_name = "AGENT")]
+    agent: Option<String>,
+
     /// One JSON document on stdout
     #[arg(long)]
     json: bool,
@@ -129,7 +136,20 @@ impl Serialize for ListJson<'_> {
 
 impl ListArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let (manifest, verified) = load_manifest(ctx)?;
+        let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
+        let (mut manifest, verified) = load_manifest(ctx)?;
+        if let Some(name) = agent {
+            let allow = manifest
+                .agent(&name)
+                .ok_or_else(|| Error::AgentNotFound {
+                    name: name.to_string(),
+                })?
+                .allow
+                .clone();
+            manifest
+                .credentials
+                .retain(|credential, _| allow.contains(credential));
+        }
         let now = crate::rotation::now();
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.json {

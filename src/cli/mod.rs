@@ -2,6 +2,8 @@
 //! modules; these files turn arguments into calls and results into output.
 
 mod add;
+mod agent;
+mod audit;
 mod due;
 mod exec;
 mod export;
@@ -66,6 +68,8 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Agent(agent::AgentArgs),
+    Audit(audit::AuditArgs),
 }
 
 impl Command {
@@ -83,6 +87,8 @@ impl Command {
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
+            Command::Agent(args) => args.run(ctx),
+            Command::Audit(args) => args.run(ctx),
         }
     }
 }
@@ -101,12 +107,19 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    let result = Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit)
-        .map_err(anyhow::Error::from)
-        .and_then(|ctx| cli.command.run(&ctx));
-    match result {
+    let ctx = match Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit) {
+        Ok(ctx) => ctx,
+        Err(e) => return report(&e.into()).into(),
+    };
+    match cli.command.run(&ctx) {
         Ok(()) => Exit::Success.into(),
-        Err(e) => report(&e).into(),
+        Err(e) => {
+            let exit = report(&e);
+            if exit != Exit::Success {
+                ctx.audit.failed(exit);
+            }
+            exit.into()
+        }
     }
 }
 

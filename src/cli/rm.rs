@@ -22,7 +22,9 @@ pub struct RmArgs {
 
 impl RmArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("rm");
         let name = CredentialName::parse(&self.name)?;
+        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         store.reader(identity)?.entry(&name)?;
@@ -51,7 +53,22 @@ impl RmArgs {
         txn.remove(&name).ok_or_else(|| Error::CredentialNotFound {
             name: name.to_string(),
         })?;
+        // An agent never allows a credential that does not exist.
+        let mut agents = Vec::new();
+        for (agent_name, agent) in &mut txn.manifest.agents {
+            if agent.allow.remove(name.as_str()) {
+                agents.push(agent_name.clone());
+            }
+        }
+        ctx.audit.ok()?;
         txn.commit()?;
+        if !agents.is_empty() {
+            eprintln!(
+                "removed {name} from the agent{} allowed it: {}",
+                if agents.len() == 1 { " that" } else { "s that" },
+                agents.join(", ")
+            );
+        }
         if ctx.verbose {
             eprintln!("deleted {name}");
         }

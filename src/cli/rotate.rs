@@ -59,7 +59,9 @@ pub struct RotateArgs {
 
 impl RotateArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("rotate");
         let name = CredentialName::parse(&self.name)?;
+        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         // Read the current entry and value (this also checks them), then let go of the lock.
@@ -92,12 +94,13 @@ impl RotateArgs {
                 eprintln!("agentcred: the --verify command accepted the new value of {name}");
             }
         }
-        store_value(&store, identity, &name, &before, &new_value)
+        store_value(ctx, &store, identity, &name, &before, &new_value)
     }
 }
 
 /// Write the new value in one transaction: stage, record, commit.
 fn store_value(
+    ctx: &Ctx,
     store: &Store,
     identity: &Identity,
     name: &CredentialName,
@@ -143,6 +146,7 @@ fn store_value(
     let summary = format!("rotated {name} ({})", due_summary(&entry, defaults));
     notes.extend(expiry_note(name, &entry, defaults));
     txn.manifest.credentials.insert(name.to_string(), entry);
+    ctx.audit.ok()?;
     txn.commit()?;
     let mut stderr = std::io::stderr().lock();
     writeln!(stderr, "{summary}")?;

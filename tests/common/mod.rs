@@ -97,7 +97,10 @@ impl TestEnv {
         self.store.join("agentcred.toml")
     }
 
-    /// Every file in the store (but the lock file) with its bytes and mode.
+    /// Every file in the store (but the lock file and the audit log) with its bytes and
+    /// mode. The audit log is left out on purpose: it is machine-local, not part of the
+    /// committed store, and a failed or denied secret access *is* recorded there (that is
+    /// what an audit log is for); tests/audit.rs checks it.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
         let mut files = BTreeMap::new();
         walk(&self.store, &mut files);
@@ -115,7 +118,10 @@ fn walk(dir: &Path, files: &mut BTreeMap<PathBuf, (Vec<u8>, u32)>) {
         let meta = fs::symlink_metadata(&path).unwrap();
         if meta.is_dir() {
             walk(&path, files);
-        } else if path.file_name().is_some_and(|n| n != ".lock") {
+        } else if path
+            .file_name()
+            .is_some_and(|n| n != ".lock" && n != "audit.jsonl")
+        {
             files.insert(
                 path.clone(),
                 (

@@ -1,0 +1,543 @@
+//! The audit log: `<store>/audit.jsonl`, one JSON object per line for every command that
+//! reads or changes a secret, each line carrying the SHA-256 of the line before it.
+//!
+//! The chain makes the log tamper-evident: a line edited, deleted, inserted or moved breaks
+//! it at that place, and `audit --verify` names the line. Writers append under an exclusive
+//! lock on the log file itself (held across "read the last line, write the next"), with
+//! `O_APPEND` and an fsync, so concurrent writers never interleave or lose a line. An event
+//! is written before a secret is released or a change committed: no log line, no secret.
+//! The log is machine-local (not committed) and never holds a value, only names.
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::fsutil;
+use crate::integrity::sha256_hex;
+
+pub const FILE_NAME: &str = "audit.jsonl";
+
+/// The `prev` of the first line: there is no line before it.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One line of the log. Field order is the order written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1 for the first line, and one more for each line after it.
+    pub seq: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// `get`, `exec`, `export`, `add`, `rm`, `import`, `agent-add`, ...
+    pub action: String,
+    /// `ok`, or why it failed: `denied`, `not-found`, `locked`, `integrity`, `usage`, ...
+    pub outcome: String,
+    /// The agent applied (exec, export) or changed (agent commands).
+    pub agent: Option<String>,
+    /// The credentials read, changed, or allowed. Names only, never values.
+    pub credentials: Vec<String>,
+    /// The program's file name (exec).
+    pub program: Option<String>,
+    pub pid: u32,
+    /// `user@host`.
+    pub user: String,
+    /// Lowercase hex SHA-256 of the previous line's bytes, its newline included.
+    pub prev: String,
+}
+
+impl Event {
+    pub fn at(&self) -> Option<Timestamp> {
+        self.time.parse().ok()
+    }
+}
+
+/// What a command knows so far about the event it will write.
+#[derive(Clone, Debug, Default)]
+pub struct Draft {
+    pub action: &'static str,
+    pub agent: Option<String>,
+    pub credentials: Vec<String>,
+    pub program: Option<String>,
+}
+
+/// The word an exit code is logged as.
+pub fn outcome(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Success => "ok",
+        Exit::Failure => "error",
+        Exit::Usage => "usage",
+        Exit::Overdue => "overdue",
+        Exit::NotFound => "not-found",
+        Exit::Locked => "locked",
+        Exit::Integrity => "integrity",
+        Exit::Denied => "denied",
+        Exit::NotExecutable => "not-executable",
+        Exit::CommandNotFound => "command-not-found",
+    }
+}
+
+fn log_error(e: io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        Error::integrity(FILE_NAME, "it is a symlink")
+    } else {
+        Error::io("cannot write the audit log", e)
+    }
+}
+
+/// Append one event to the log in `store_root`, chained to the last line. Returns it.
+pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(store_root.join(FILE_NAME))
+        .map_err(log_error)?;
+    // Held until `file` is closed: from reading the last line to the fsync of the new one.
+    file.lock().map_err(log_error)?;
+    let len = file.metadata().map_err(log_error)?.len();
+    let last = last_line(&file, len).map_err(log_error)?;
+    let event = Event {
+        seq: last.seq + 1,
+        time: Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+        action: draft.action.to_string(),
+        outcome: outcome.to_string(),
+        agent: draft.agent.clone(),
+        credentials: draft.credentials.clone(),
+        program: draft.program.clone(),
+        pid: std::process::id(),
+        user: crate::context::user_at_host(),
+        prev: last.hash,
+    };
+    let mut line = Vec::with_capacity(256);
+    if last.torn {
+        // A write cut short left a line without its newline: end it, so that it stays one
+        // (broken) line of its own and the chain goes on after it.
+        line.push(b'\n');
+    }
+    serde_json::to_writer(&mut line, &event)
+        .map_err(|e| Error::io("cannot write the audit log", e.into()))?;
+    line.push(b'\n');
+    (&file).write_all(&line).map_err(log_error)?;
+    file.sync_data().map_err(log_error)?;
+    if len == 0 {
+        fsutil::sync_dir(store_root).map_err(log_error)?;
+    }
+    Ok(event)
+}
+
+/// The last line of the log: its hash (the next `prev`) and sequence number.
+struct Last {
+    seq: u64,
+    hash: String,
+    torn: bool,
+}
+
+fn last_line(file: &File, len: u64) -> io::Result<Last> {
+    if len == 0 {
+        return Ok(Last {
+            seq: 0,
+            hash: GENESIS.to_string(),
+            torn: false,
+        });
+    }
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, len - 1)?;
+    let torn = byte[0] != b'\n';
+    let end = if torn { len } else { len - 1 };
+    // Scan back from the end for the newline before the last line.
+    let mut start = end;
+    let mut chunk = vec![0u8; 8192];
+    'scan: while start > 0 {
+        let size = chunk.len().min(start as usize);
+        let from = start - size as u64;
+        file.read_exact_at(&mut chunk[..size], from)?;
+        for i in (0..size).rev() {
+            if chunk[i] == b'\n' {
+                start = from + i as u64 + 1;
+                break 'scan;
+            }
+        }
+        start = from;
+    }
+    let mut line = vec![0u8; (end - start) as usize];
+    file.read_exact_at(&mut line, start)?;
+    line.push(b'\n');
+    let seq = match serde_json::from_slice::<Event>(&line) {
+        Ok(event) => event.seq,
+        // A damaged last line: number the next one by position, as verify will.
+        Err(_) => count_lines(file)? + u64::from(torn),
+    };
+    Ok(Last {
+        seq,
+        hash: sha256_hex(&line),
+        torn,
+    })
+}
+
+fn count_lines(file: &File) -> io::Result<u64> {
+    let mut reader = BufReader::new(file.try_clone()?);
+    let mut count = 0;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(count);
+        }
+        count += buffer.iter().filter(|&&b| b == b'\n').count() as u64;
+        let n = buffer.len();
+        reader.consume(n);
+    }
+}
+
+/// What reading the whole log found.
+#[derive(Debug)]
+pub struct Scan {
+    pub lines: u64,
+    /// The SHA-256 of the last line: what the next line will carry, and what to note down
+    /// elsewhere to anchor the log (the chain alone cannot show the last lines removed).
+    pub head: String,
+    /// The first place the chain breaks.
+    pub broken: Option<Error>,
+}
+
+/// Read a log from its first line, checking the chain, and hand each event that parses to
+/// `each`. Only the first break is kept; reading goes on after it.
+pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>) -> Result<Scan> {
+    let mut expected_prev = GENESIS.to_string();
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    let mut first_break = None;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io("cannot read the audit log", e))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        let complete = line.ends_with(b"\n");
+        let problem = if !complete {
+            Some((
+                number,
+                "it is incomplete (a write was cut short, or the file was truncated)".into(),
+            ))
+        } else {
+            match serde_json::from_slice::<Event>(&line) {
+                Err(_) => Some((
+                    number,
+                    "it is not an audit event (it was edited or damaged)".into(),
+                )),
+                Ok(event) => {
+                    let problem = if event.seq != number {
+                        Some((
+                            number,
+                            format!(
+                                "its sequence number is {}, not {number}: a line before it was deleted or inserted, or lines were moved",
+                                event.seq
+                            ),
+                        ))
+                    } else if event.prev != expected_prev {
+                        // The line whose hash is missing is the likely edit.
+                        Some(if number == 1 {
+                            (
+                                1,
+                                "its prev is not the genesis value: lines before it were removed"
+                                    .to_string(),
+                            )
+                        } else {
+                            (
+                                number - 1,
+                                format!(
+                                    "it was changed after it was written (line {number} does not carry its hash), or lines after it were removed or moved"
+                                ),
+                            )
+                        })
+                    } else {
+                        None
+                    };
+                    each(event)?;
+                    problem
+                }
+            }
+        };
+        if let Some((at, detail)) = problem
+            && first_break.is_none()
+        {
+            first_break = Some(Error::AuditChain { line: at, detail });
+        }
+        expected_prev = sha256_hex(&line);
+    }
+    Ok(Scan {
+        lines: number,
+        head: if number == 0 {
+            GENESIS.to_string()
+        } else {
+            expected_prev
+        },
+        broken: first_break,
+    })
+}
+
+/// Open the log for reading, with a shared lock so no line is read half-written.
+/// `Ok(None)` when there is no log yet.
+pub fn open_for_reading(store_root: &Path) -> Result<Option<BufReader<File>>> {
+    let file = match fsutil::open_nofollow(&store_root.join(FILE_NAME)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::integrity(FILE_NAME, "it is a symlink"));
+        }
+        Err(e) => return Err(Error::io("cannot read the audit log", e)),
+    };
+    file.lock_shared()
+        .map_err(|e| Error::io("cannot read the audit log", e))?;
+    Ok(Some(BufReader::new(file)))
+}
+
+/// The event a command will write: begun by the command, completed as it learns names,
+/// written once with `ok` before the secret is released (or the change committed), and by
+/// `main` with the failure's outcome when the command fails.
+#[derive(Default)]
+pub struct Recorder {
+    state: RefCell<RecorderState>,
+}
+
+#[derive(Default)]
+struct RecorderState {
+    /// Set once the store was opened: never create a log where there is no store.
+    store: Option<PathBuf>,
+    draft: Option<Draft>,
+}
+
+impl Recorder {
+    pub fn store_opened(&self, root: &Path) {
+        self.state.borrow_mut().store = Some(root.to_path_buf());
+    }
+
+    /// Start the event of this command.
+    pub fn begin(&self, action: &'static str) {
+        self.state.borrow_mut().draft = Some(Draft {
+            action,
+            ..Draft::default()
+        });
+    }
+
+    /// Add what is known (agent, credential names, program) to the event.
+    pub fn note(&self, update: impl FnOnce(&mut Draft)) {
+        if let Some(draft) = self.state.borrow_mut().draft.as_mut() {
+            update(draft);
+        }
+    }
+
+    /// Write the event with outcome `ok`. Failing to write fails the command (nothing is
+    /// released unlogged), except on a store this user cannot write (a read-only checkout),
+    /// where no log can be kept: a warning says so.
+    pub fn ok(&self) -> Result<()> {
+        let (store, draft) = {
+            let state = self.state.borrow();
+            match (&state.store, &state.draft) {
+                (Some(store), Some(draft)) => (store.clone(), draft.clone()),
+                _ => return Ok(()),
+            }
+        };
+        match append(&store, &draft, "ok") {
+            Ok(_) => {}
+            Err(Error::Io { cause, .. })
+                if matches!(
+                    cause.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                eprintln!("warning: not audited: the store is read-only here ({cause})");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Record a failed command (best effort: the command's own error is what matters).
+    /// After an `ok` this is a second event, saying what went wrong afterwards.
+    pub fn failed(&self, exit: Exit) {
+        let state = self.state.borrow();
+        let (Some(store), Some(draft)) = (&state.store, &state.draft) else {
+            return;
+        };
+        if let Err(e) = append(store, draft, outcome(exit)) {
+            eprintln!("warning: the failure was not audited: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(action: &'static str) -> Draft {
+        Draft {
+            action,
+            agent: Some("bot".into()),
+            credentials: vec!["a".into(), "b".into()],
+            program: Some("mybot".into()),
+        }
+    }
+
+    fn verify(bytes: &[u8]) -> Result<Scan> {
+        scan(bytes, |_| Ok(()))
+    }
+
+    fn log_of(n: usize) -> (tempfile::TempDir, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..n {
+            append(
+                dir.path(),
+                &draft(if i % 2 == 0 { "get" } else { "exec" }),
+                "ok",
+            )
+            .unwrap();
+        }
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        (dir, bytes)
+    }
+
+    fn lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+        bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn deleted_renumbered(all: &[Vec<u8>], index: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, l) in all.iter().enumerate().filter(|(i, _)| *i != index) {
+            let mut event: Event = serde_json::from_slice(l).unwrap();
+            if i > index {
+                event.seq -= 1;
+            }
+            out.extend(serde_json::to_vec(&event).unwrap());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn broken_line(bytes: &[u8]) -> u64 {
+        match verify(bytes).unwrap().broken {
+            Some(Error::AuditChain { line, .. }) => line,
+            other => panic!("expected a break, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn appends_chain_and_verify() {
+        let (_dir, bytes) = log_of(5);
+        let all = lines(&bytes);
+        assert_eq!(all.len(), 5);
+        let first: Event = serde_json::from_slice(&all[0]).unwrap();
+        assert_eq!((first.seq, first.prev.as_str()), (1, GENESIS));
+        let second: Event = serde_json::from_slice(&all[1]).unwrap();
+        assert_eq!(second.prev, sha256_hex(&all[0]));
+        assert_eq!(second.credentials, ["a", "b"]);
+        let scan = verify(&bytes).unwrap();
+        assert_eq!(scan.lines, 5);
+        assert!(scan.broken.is_none());
+        assert_eq!(scan.head, sha256_hex(&all[4]));
+        assert_eq!(verify(b"").unwrap().head, GENESIS);
+    }
+
+    #[test]
+    fn edits_deletions_and_moves_are_named() {
+        let (_dir, bytes) = log_of(6);
+        let all = lines(&bytes);
+        let edited: Vec<u8> = all
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                if i == 2 {
+                    String::from_utf8(l.clone())
+                        .unwrap()
+                        .replace("\"get\"", "\"list\"")
+                        .into_bytes()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
+        assert_eq!(
+            broken_line(&edited),
+            3,
+            "line 4 no longer carries the hash of line 3"
+        );
+        let deleted: Vec<u8> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2)
+            .flat_map(|(_, l)| l.clone())
+            .collect();
+        assert_eq!(broken_line(&deleted), 3);
+        let mut moved = all.clone();
+        moved.swap(3, 4);
+        assert_eq!(broken_line(&moved.concat()), 4);
+        // A deletion hidden by renumbering still shows where the hash is missing.
+        let renumbered: Vec<u8> = deleted_renumbered(&all, 2);
+        assert_eq!(broken_line(&renumbered), 2);
+        let truncated = &bytes[..bytes.len() - 5];
+        assert_eq!(broken_line(truncated), 6);
+        let err = verify(&deleted).unwrap().broken.unwrap().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_closed_and_the_chain_goes_on() {
+        let (dir, bytes) = log_of(3);
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let event = append(dir.path(), &draft("get"), "ok").unwrap();
+        assert_eq!(event.seq, 4);
+        let bytes = std::fs::read(&path).unwrap();
+        let all = lines(&bytes);
+        assert_eq!(all.len(), 4);
+        assert_eq!(event.prev, sha256_hex(&all[2]));
+        // The damaged line is reported; the one after it chains to it.
+        assert_eq!(broken_line(&bytes), 3);
+    }
+
+    #[test]
+    fn long_lines_are_found_from_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut big = draft("exec");
+        big.credentials = (0..2000).map(|i| format!("credential-{i}")).collect();
+        append(dir.path(), &big, "ok").unwrap();
+        append(dir.path(), &big, "ok").unwrap();
+        let event = append(dir.path(), &draft("get"), "denied").unwrap();
+        assert_eq!(event.seq, 3);
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        assert!(verify(&bytes).unwrap().broken.is_none());
+    }
+
+    #[test]
+    fn threads_appending_at_once_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        append(dir.path(), &draft("exec"), "ok").unwrap();
+                    }
+                });
+            }
+        });
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        let scan = verify(&bytes).unwrap();
+        assert_eq!(scan.lines, 80);
+        assert!(scan.broken.is_none(), "{:?}", scan.broken);
+    }
+}

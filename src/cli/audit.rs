@@ -1,0 +1,152 @@
+//! `agentcred audit`: show the audit log, or verify its hash chain.
+
+use std::io::Write;
+
+use clap::Args;
+use jiff::Timestamp;
+
+use crate::audit::{self, Event};
+use crate::context::Ctx;
+use crate::credential::AgentName;
+use crate::output::{self, escape};
+
+use super::add::parse_timestamp;
+
+/// Show the audit log of secret reads and changes, or verify its hash chain
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred audit --since 2026-05-01 --agent mybot
+  agentcred audit --json | jq '.[] | select(.outcome != \"ok\")'
+  agentcred audit --verify")]
+pub struct AuditArgs {
+    /// Only events at or after this date (2027-01-31 or RFC 3339)
+    #[arg(long, value_name = "DATE", value_parser = parse_timestamp)]
+    since: Option<Timestamp>,
+
+    /// Only events of this agent
+    #[arg(long, value_name = "AGENT")]
+    agent: Option<String>,
+
+    /// Check the hash chain: exit 6 naming the first line that breaks it
+    #[arg(long, conflicts_with_all = ["since", "agent"])]
+    verify: bool,
+
+    /// One JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+impl AuditArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
+        let store = ctx.open_store()?;
+        let reader = audit::open_for_reading(store.root())?;
+        if self.verify {
+            return verify(reader, self.json);
+        }
+        let mut events = Vec::new();
+        let scan = match reader {
+            Some(reader) => Some(audit::scan(reader, |event| {
+                let wanted = self
+                    .since
+                    .is_none_or(|since| event.at().is_some_and(|at| at >= since))
+                    && agent
+                        .as_ref()
+                        .is_none_or(|a| event.agent.as_deref() == Some(a.as_str()));
+                if wanted {
+                    events.push(event);
+                }
+                Ok(())
+            })?),
+            None => None,
+        };
+        if let Some(broken) = scan.and_then(|s| s.broken) {
+            eprintln!("warning: {broken} (see `agentcred audit --verify`)");
+        }
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if self.json {
+            serde_json::to_writer_pretty(&mut out, &events)?;
+            writeln!(out)?;
+        } else if events.is_empty() {
+            eprintln!(
+                "no audit events{}",
+                if self.since.is_some() || agent.is_some() {
+                    " match"
+                } else {
+                    " yet"
+                }
+            );
+        } else {
+            output::table(
+                &mut out,
+                &[
+                    "SEQ",
+                    "TIME",
+                    "ACTION",
+                    "OUTCOME",
+                    "AGENT",
+                    "PROGRAM",
+                    "CREDENTIALS",
+                    "USER",
+                    "PID",
+                ],
+                || events.iter().map(row),
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn row(event: &Event) -> [String; 9] {
+    let or_dash = |text: Option<&str>| text.map_or_else(|| "-".to_string(), escape);
+    [
+        event.seq.to_string(),
+        event
+            .at()
+            .map_or_else(|| escape(&event.time), output::rfc3339),
+        escape(&event.action),
+        escape(&event.outcome),
+        or_dash(event.agent.as_deref()),
+        or_dash(event.program.as_deref()),
+        if event.credentials.is_empty() {
+            "-".into()
+        } else {
+            escape(&event.credentials.join(","))
+        },
+        escape(&event.user),
+        event.pid.to_string(),
+    ]
+}
+
+fn verify(reader: Option<impl std::io::BufRead>, json: bool) -> anyhow::Result<()> {
+    let scan = match reader {
+        Some(reader) => audit::scan(reader, |_| Ok(()))?,
+        None => audit::Scan {
+            lines: 0,
+            head: audit::GENESIS.to_string(),
+            broken: None,
+        },
+    };
+    if let Some(broken) = scan.broken {
+        return Err(broken.into());
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "intact": true, "events": scan.lines, "head": scan.head }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} event{}, chain intact; head {}",
+            audit::FILE_NAME,
+            scan.lines,
+            if scan.lines == 1 { "" } else { "s" },
+            scan.head
+        )?;
+    }
+    Ok(())
+}
