@@ -8,6 +8,7 @@ pub mod agent;
 pub mod audit;
 pub mod backend;
 pub mod cli;
+pub mod complete;
 pub mod context;
 pub mod credential;
 pub mod envfile;

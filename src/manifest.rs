@@ -548,6 +548,18 @@ pub fn header(text: &str) -> Result<Header> {
     Ok(header)
 }
 
+/// The names of a top-level table's sub-tables (`[credentials.NAME]`), read from the
+/// headers alone, without parsing or verifying anything: for shell completion.
+pub fn table_names(text: &str, table: &str) -> Vec<String> {
+    let prefix = format!("[{table}.");
+    text.lines()
+        .filter(|line| starts_section(line))
+        .filter_map(|line| line.strip_prefix(&prefix)?.strip_suffix(']'))
+        .map(|key| key.trim_matches('"').to_string())
+        .filter(|name| !name.is_empty() && !name.chars().any(char::is_control))
+        .collect()
+}
+
 /// Whether a line opens a new section: a table header of at most two keys (`[defaults]`,
 /// `[credentials.NAME]`, `[agents.NAME]`). Deeper tables (`[credentials.NAME.oauth]`) and arrays of tables
 /// (`[[credentials.NAME.history]]`) belong to the section above them.

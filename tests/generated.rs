@@ -6,30 +6,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use clap_complete::Shell;
 
 fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut cmd = agentcred::cli::Cli::command();
     cmd.build();
-    for shell in [
-        Shell::Bash,
-        Shell::Zsh,
-        Shell::Fish,
-        Shell::PowerShell,
-        Shell::Elvish,
-    ] {
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut cmd.clone(), "agentcred", &mut out);
-        let name = match shell {
-            Shell::Bash => "agentcred.bash",
-            Shell::Zsh => "_agentcred",
-            Shell::Fish => "agentcred.fish",
-            Shell::PowerShell => "_agentcred.ps1",
-            Shell::Elvish => "agentcred.elv",
-            _ => unreachable!(),
-        };
-        files.insert(Path::new("completions").join(name), out);
+    for shell in agentcred::complete::Shell::ALL {
+        files.insert(
+            Path::new("completions").join(shell.file_name()),
+            shell.script(),
+        );
     }
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone())

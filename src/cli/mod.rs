@@ -4,6 +4,7 @@
 mod add;
 mod agent;
 mod audit;
+mod completions;
 mod due;
 mod exec;
 mod export;
@@ -68,6 +69,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
     Audit(audit::AuditArgs),
 }
@@ -87,6 +89,7 @@ impl Command {
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
+            Command::Completions(args) => args.run(ctx),
             Command::Agent(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),
         }
@@ -95,6 +98,7 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
+    crate::complete::complete_if_asked();
     let core_limit = hardening::protect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
