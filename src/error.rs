@@ -117,6 +117,9 @@ pub enum Error {
     #[error("the new value of {name} is the same as the old one; nothing was rotated")]
     Unchanged { name: String },
 
+    #[error("doctor found {problems} problem{}", if *problems == 1 { "" } else { "s" })]
+    Unhealthy { problems: usize, exit: Exit },
+
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
 }
@@ -124,6 +127,7 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
+            Error::Unhealthy { exit, .. } => *exit,
             Error::Usage(_)
             | Error::InvalidName { .. }
             | Error::InvalidAgentName { .. }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod complete;
 pub mod context;
 pub mod credential;
+pub mod doctor;
 pub mod envfile;
 pub mod error;
 pub mod exec;

@@ -400,7 +400,7 @@ impl Manifest {
     }
 
     /// Parse any TOML layout (unverified reads, and diagnosing a broken seal).
-    fn parse_any(text: &str) -> Result<Manifest> {
+    pub fn parse_any(text: &str) -> Result<Manifest> {
         let manifest: Manifest = toml::from_str(text).map_err(toml_error)?;
         manifest.validate()?;
         Ok(manifest)
@@ -492,44 +492,47 @@ pub fn seal_ok(text: &str, key: &StoreKey) -> Result<bool> {
 
 /// Name what changed when the seal does not match.
 fn diagnose(manifest: &Manifest, key: &StoreKey) -> Error {
+    let detail = hand_edits(manifest, key).into_iter().next().unwrap_or_else(|| {
+        "it was changed outside agentcred (outside any credential or agent entry, or an entry was removed)"
+            .to_string()
+    });
+    Error::integrity(FILE_NAME, detail)
+}
+
+/// Every credential and agent entry whose MAC does not match: what a hand edit changed
+/// or added. (What it removed, or changed outside the entries, leaves no trace here.)
+pub fn hand_edits(manifest: &Manifest, key: &StoreKey) -> Vec<String> {
+    let mut edits = Vec::new();
+    let mut check = |what: &str, name: &str, mac_empty: bool, ok: bool| {
+        if mac_empty {
+            edits.push(format!(
+                "{what} {} was added outside agentcred",
+                escape(name)
+            ));
+        } else if !ok {
+            edits.push(format!(
+                "the entry of {what} {} was changed outside agentcred",
+                escape(name)
+            ));
+        }
+    };
     for (name, entry) in &manifest.credentials {
-        if entry.mac.is_empty() {
-            return Error::integrity(
-                FILE_NAME,
-                format!("credential {} was added outside agentcred", escape(name)),
-            );
-        }
-        if !entry.mac_ok(key, &manifest.store_id, name) {
-            return Error::integrity(
-                FILE_NAME,
-                format!(
-                    "the entry of credential {} was changed outside agentcred",
-                    escape(name)
-                ),
-            );
-        }
+        check(
+            "credential",
+            name,
+            entry.mac.is_empty(),
+            entry.mac_ok(key, &manifest.store_id, name),
+        );
     }
     for (name, agent) in &manifest.agents {
-        if agent.mac.is_empty() {
-            return Error::integrity(
-                FILE_NAME,
-                format!("agent {} was added outside agentcred", escape(name)),
-            );
-        }
-        if !agent.mac_ok(key, &manifest.store_id, name) {
-            return Error::integrity(
-                FILE_NAME,
-                format!(
-                    "the entry of agent {} was changed outside agentcred",
-                    escape(name)
-                ),
-            );
-        }
+        check(
+            "agent",
+            name,
+            agent.mac.is_empty(),
+            agent.mac_ok(key, &manifest.store_id, name),
+        );
     }
-    Error::integrity(
-        FILE_NAME,
-        "it was changed outside agentcred (outside any credential or agent entry, or an entry was removed)",
-    )
+    edits
 }
 
 /// Parse the header: the lines before the first table.

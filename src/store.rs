@@ -161,14 +161,14 @@ impl Store {
         Ok(Some(file))
     }
 
-    fn read_manifest(&self) -> Result<String> {
+    pub(crate) fn read_manifest(&self) -> Result<String> {
         let bytes = fsutil::read_nofollow(&self.root.join(manifest::FILE_NAME))
             .map_err(|e| self.io_err("read the manifest", e))?;
         String::from_utf8(bytes)
             .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))
     }
 
-    fn store_key(&self, identity: &Identity, store_id: &str) -> Result<StoreKey> {
+    pub(crate) fn store_key(&self, identity: &Identity, store_id: &str) -> Result<StoreKey> {
         let bytes = fsutil::read_nofollow(&self.root.join(STORE_KEY)).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 Error::integrity(STORE_KEY, "it is missing")
@@ -240,18 +240,53 @@ impl Store {
 
     /// Begin a write transaction.
     pub fn begin<'a>(&'a self, identity: &'a Identity) -> Result<Txn<'a>> {
+        Ok(self.begin_with(identity, false)?.0)
+    }
+
+    /// Begin a transaction over a manifest that may have been edited by hand, for
+    /// `doctor --reseal`: nothing is verified but that it parses and the store key opens.
+    /// Returns what the edit changed, for the caller to show and confirm before committing.
+    pub fn begin_reseal<'a>(&'a self, identity: &'a Identity) -> Result<(Txn<'a>, Reseal)> {
+        let (txn, reseal) = self.begin_with(identity, true)?;
+        Ok((txn, reseal.unwrap_or_default()))
+    }
+
+    fn begin_with<'a>(
+        &'a self,
+        identity: &'a Identity,
+        reseal: bool,
+    ) -> Result<(Txn<'a>, Option<Reseal>)> {
         let lock = self.lock(true)?;
         let text = self.read_manifest()?;
         let header = manifest::header(&text)?;
         let key = self.store_key(identity, &header.store_id)?;
-        let manifest = Manifest::load(&text, Some(&key))?;
+        let (mut manifest, changes) = if reseal {
+            let manifest = Manifest::parse_any(&text)?;
+            let changes = Reseal {
+                seal_matched: manifest::seal_ok(&text, &key)?,
+                edits: manifest::hand_edits(&manifest, &key),
+                recipients_changed: false,
+            };
+            (manifest, Some(changes))
+        } else {
+            (Manifest::load(&text, Some(&key))?, None)
+        };
         warn_if_rolled_back(&header);
         let (recipients, recipients_sha256) = self.recipients()?;
+        let mut changes = changes;
         if recipients_sha256 != manifest.recipients_sha256 {
-            return Err(Error::integrity(
-                RECIPIENTS,
-                "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
-            ));
+            match changes.as_mut() {
+                Some(changes) => {
+                    changes.recipients_changed = true;
+                    manifest.recipients_sha256 = recipients_sha256;
+                }
+                None => {
+                    return Err(Error::integrity(
+                        RECIPIENTS,
+                        "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
+                    ));
+                }
+            }
         }
         let txn = Txn {
             store: self,
@@ -264,8 +299,19 @@ impl Store {
             committed: false,
         };
         txn.roll_forward()?;
-        Ok(txn)
+        Ok((txn, changes))
     }
+}
+
+/// What `doctor --reseal` is about to accept.
+#[derive(Debug, Default)]
+pub struct Reseal {
+    /// The seal already matched: there is nothing to reseal.
+    pub seal_matched: bool,
+    /// Entries changed or added by hand (see [`manifest::hand_edits`]).
+    pub edits: Vec<String>,
+    /// `recipients.txt` no longer matches the hash in the manifest.
+    pub recipients_changed: bool,
 }
 
 fn warn_if_rolled_back(header: &Header) {

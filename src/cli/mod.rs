@@ -5,6 +5,7 @@ mod add;
 mod agent;
 mod audit;
 mod completions;
+mod doctor;
 mod due;
 mod exec;
 mod export;
@@ -69,6 +70,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
     Audit(audit::AuditArgs),
@@ -89,6 +91,7 @@ impl Command {
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
+            Command::Doctor(args) => args.run(ctx),
             Command::Completions(args) => args.run(ctx),
             Command::Agent(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),

@@ -1,0 +1,160 @@
+//! `agentcred doctor`: check the store's health; `--reseal` accepts a deliberate hand edit.
+
+use std::io::Write;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::doctor::{self, Finding, Level};
+use crate::error::Error;
+use crate::output::{self, escape};
+
+/// Check the store: permissions, seal, recipients, every secret, leftovers, audit, rotation
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exits 0 only when the store is healthy; otherwise with the most serious
+problem's code (6 integrity, 5 cannot unlock, 4 not found, 3 overdue, 1 other). Each
+problem comes with its fix. Warnings (due soon, leftovers) do not make a store unhealthy.
+
+Examples:
+  agentcred doctor
+  agentcred doctor --json | jq '.findings[] | select(.level != \"ok\")'
+  agentcred doctor --reseal          # after a deliberate hand edit of agentcred.toml"
+)]
+pub struct DoctorArgs {
+    /// One JSON document on stdout
+    #[arg(long, conflicts_with = "reseal")]
+    json: bool,
+
+    /// Re-sign the manifest after a deliberate hand edit (shows what changed, then asks)
+    #[arg(long)]
+    reseal: bool,
+
+    /// With --reseal: do not ask for confirmation
+    #[arg(short, long, requires = "reseal")]
+    yes: bool,
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    healthy: bool,
+    store: String,
+    findings: &'a [Finding],
+}
+
+impl DoctorArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        if self.reseal {
+            return self.reseal(ctx);
+        }
+        let report = doctor::check(&ctx.store_dir, ctx.identity());
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if self.json {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &Json {
+                    healthy: report.healthy(),
+                    store: ctx.store_dir.display().to_string(),
+                    findings: &report.findings,
+                },
+            )?;
+            writeln!(out)?;
+        } else {
+            let color = output::color_stdout();
+            for finding in &report.findings {
+                let (label, code) = match finding.level {
+                    Level::Ok => ("ok", "32"),
+                    Level::Warning => ("warning", "33"),
+                    Level::Problem => ("PROBLEM", "31"),
+                };
+                let label = if color {
+                    format!("\x1b[{code}m{label:<8}\x1b[0m")
+                } else {
+                    format!("{label:<8}")
+                };
+                writeln!(out, "{label} {:<12} {}", finding.check, finding.message)?;
+                if let Some(fix) = &finding.fix {
+                    writeln!(out, "{:<21} fix: {fix}", "")?;
+                }
+            }
+        }
+        out.flush()?;
+        let problems = report
+            .findings
+            .iter()
+            .filter(|f| f.level == Level::Problem)
+            .count();
+        if problems > 0 {
+            return Err(Error::Unhealthy {
+                problems,
+                exit: report.exit(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn reseal(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("reseal");
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        let (txn, changes) = store.begin_reseal(identity)?;
+        if changes.seal_matched && !changes.recipients_changed {
+            eprintln!("the manifest's seal already matches: nothing to reseal");
+            return Ok(());
+        }
+        let mut err = std::io::stderr().lock();
+        writeln!(
+            err,
+            "Resealing accepts these changes made outside agentcred:"
+        )?;
+        for edit in &changes.edits {
+            writeln!(err, "  - {edit}")?;
+        }
+        if changes.edits.is_empty() && !changes.seal_matched {
+            writeln!(
+                err,
+                "  - changes outside any credential or agent entry (header, defaults, or a removed entry)"
+            )?;
+        }
+        if changes.recipients_changed {
+            let (recipients, _) = store.recipients()?;
+            writeln!(
+                err,
+                "  - recipients.txt now lists {} recipient(s); new values will be encrypted to:",
+                recipients.len()
+            )?;
+            for r in recipients {
+                writeln!(err, "      {}", escape(&r.to_string()))?;
+            }
+        }
+        drop(err);
+        if !self.yes {
+            if !ctx.may_prompt() {
+                return Err(Error::Usage(
+                    "refusing to reseal without --yes: there is no terminal to confirm on".into(),
+                )
+                .into());
+            }
+            let confirmed = dialoguer::Confirm::new()
+                .with_prompt("Reseal the store with these changes?")
+                .default(false)
+                .interact()
+                .map_err(|e| {
+                    Error::io(
+                        "cannot read the answer",
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+            if !confirmed {
+                anyhow::bail!("not resealed");
+            }
+        }
+        ctx.audit.ok()?;
+        let generation = txn.manifest.generation + 1;
+        txn.commit()?;
+        eprintln!("resealed the store at generation {generation}");
+        Ok(())
+    }
+}

@@ -1,0 +1,525 @@
+//! `doctor`: check a store's health and say how to fix each problem.
+//!
+//! Unlike every other command, doctor does not stop at the first problem: it runs each
+//! check it can, records what it found, and leaves the store untouched. Checks that depend
+//! on an earlier one (the secrets need the store key) are skipped, saying why, when that one
+//! failed.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::backend;
+use crate::credential::{BackendKind, CredentialName};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::identity::Identity;
+use crate::integrity::StoreKey;
+use crate::manifest::{self, Manifest};
+use crate::output::escape;
+use crate::rotation::{self, Status};
+use crate::store::{self, Store};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warning,
+    Problem,
+}
+
+/// One thing doctor found.
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub level: Level,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// The exit code this problem stands for (integrity 6, unlock 5, overdue 3, other 1).
+    #[serde(skip)]
+    pub exit: Exit,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    fn ok(&mut self, check: &'static str, message: impl Into<String>) {
+        self.push(check, Level::Ok, message, None, Exit::Success);
+    }
+
+    fn warn(&mut self, check: &'static str, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(
+            check,
+            Level::Warning,
+            message,
+            Some(fix.into()),
+            Exit::Success,
+        );
+    }
+
+    fn problem(
+        &mut self,
+        check: &'static str,
+        message: impl Into<String>,
+        fix: Option<String>,
+        exit: Exit,
+    ) {
+        self.push(check, Level::Problem, message, fix, exit);
+    }
+
+    /// A problem from a core error: its message, hint and exit code.
+    fn error(&mut self, check: &'static str, error: &Error) {
+        self.problem(check, error.to_string(), error.hint(), error.exit());
+    }
+
+    fn push(
+        &mut self,
+        check: &'static str,
+        level: Level,
+        message: impl Into<String>,
+        fix: Option<String>,
+        exit: Exit,
+    ) {
+        self.findings.push(Finding {
+            check,
+            level,
+            message: message.into(),
+            fix,
+            exit,
+        });
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.findings.iter().all(|f| f.level != Level::Problem)
+    }
+
+    /// The most serious problem's exit code: integrity, then unlocking, then overdue.
+    pub fn exit(&self) -> Exit {
+        let rank = |exit: Exit| match exit {
+            Exit::Integrity => 4,
+            Exit::Locked => 3,
+            Exit::NotFound => 2,
+            Exit::Overdue => 1,
+            _ => 0,
+        };
+        self.findings
+            .iter()
+            .filter(|f| f.level == Level::Problem)
+            .map(|f| f.exit)
+            .max_by_key(|&e| rank(e))
+            .unwrap_or(Exit::Success)
+    }
+}
+
+/// Run every check on the store at `root`. `identity` is how the caller unlocked (or failed to).
+pub fn check(root: &Path, identity: Result<&Identity, Error>) -> Report {
+    let mut report = Report::default();
+    if !root.join(manifest::FILE_NAME).exists() {
+        report.error(
+            "store",
+            &Error::StoreNotFound {
+                path: root.to_path_buf(),
+            },
+        );
+        return report;
+    }
+    check_permissions(root, &mut report);
+    let store = match Store::open(root) {
+        Ok(store) => store,
+        Err(e) => {
+            report.error("store", &e);
+            return report;
+        }
+    };
+    let identity = match identity {
+        Ok(identity) => {
+            report.ok("identity", format!("unlocked from {}", identity.source()));
+            Some(identity)
+        }
+        Err(e) => {
+            report.error("identity", &e);
+            None
+        }
+    };
+    let text = match store.read_manifest() {
+        Ok(text) => text,
+        Err(e) => {
+            report.error("manifest", &e);
+            return report;
+        }
+    };
+    let header = match manifest::header(&text) {
+        Ok(header) => header,
+        Err(e) => {
+            report.error("manifest", &e);
+            return report;
+        }
+    };
+    let key = identity.and_then(
+        |identity| match store.store_key(identity, &header.store_id) {
+            Ok(key) => {
+                report.ok(
+                    "store key",
+                    format!("opens; fingerprint {}", key.fingerprint()),
+                );
+                Some(key)
+            }
+            Err(e) => {
+                report.error("store key", &e);
+                None
+            }
+        },
+    );
+    let manifest = check_manifest(&text, key.as_ref(), &mut report);
+    check_recipients(&store, manifest.as_ref(), &mut report);
+    if let (Some(manifest), Some(identity), Some(_)) = (&manifest, identity, &key) {
+        check_secrets(&store, identity, manifest, &mut report);
+    } else {
+        report.warn(
+            "secrets",
+            "not checked: the manifest or the store key could not be read",
+            "fix the problems above, then run doctor again",
+        );
+    }
+    check_leftovers(&store, manifest.as_ref(), &mut report);
+    check_audit(root, &mut report);
+    if let Some(manifest) = &manifest {
+        check_rotation(manifest, &mut report);
+    }
+    report
+}
+
+fn check_permissions(root: &Path, report: &mut Report) {
+    let mut problems = Vec::new();
+    let mut visit = |path: &Path| {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        let shown = if shown.is_empty() {
+            ".".to_string()
+        } else {
+            shown
+        };
+        if meta.file_type().is_symlink() {
+            problems.push((
+                format!("{shown} is a symlink"),
+                format!("replace {} with the file itself", path.display()),
+            ));
+        } else if meta.mode() & 0o022 != 0 {
+            let fix = if meta.is_dir() {
+                "chmod 700"
+            } else {
+                "chmod 600"
+            };
+            problems.push((
+                format!("{shown} is writable by group or others"),
+                format!("{fix} {}", path.display()),
+            ));
+        }
+    };
+    visit(root);
+    for dir in [root.to_path_buf(), root.join(store::SECRETS)] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                visit(&entry.path());
+            }
+        }
+    }
+    if problems.is_empty() {
+        report.ok(
+            "permissions",
+            "no file or directory in the store is writable by others, and none is a symlink",
+        );
+    }
+    for (message, fix) in problems {
+        report.problem("permissions", message, Some(fix), Exit::Integrity);
+    }
+}
+
+fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Option<Manifest> {
+    let manifest = match Manifest::parse_any(text) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            report.error("manifest", &e);
+            return None;
+        }
+    };
+    let Some(key) = key else {
+        report.warn(
+            "manifest",
+            format!(
+                "parses (generation {}), but its seal was not checked without the store key",
+                manifest.generation
+            ),
+            "unlock the identity to check it",
+        );
+        return Some(manifest);
+    };
+    match manifest::seal_ok(text, key) {
+        Ok(true) => report.ok(
+            "manifest",
+            format!(
+                "seal verified: generation {}, {} credentials, {} agents",
+                manifest.generation,
+                manifest.credentials.len(),
+                manifest.agents.len()
+            ),
+        ),
+        Ok(false) => {
+            let fix = "if the edit was deliberate, `agentcred doctor --reseal`; otherwise restore agentcred.toml from git".to_string();
+            let edits = manifest::hand_edits(&manifest, key);
+            if edits.is_empty() {
+                report.problem(
+                    "manifest",
+                    "agentcred.toml was changed outside agentcred (outside any entry, or an entry was removed)",
+                    Some(fix.clone()),
+                    Exit::Integrity,
+                );
+            }
+            for edit in edits {
+                report.problem("manifest", edit, Some(fix.clone()), Exit::Integrity);
+            }
+        }
+        Err(e) => report.error("manifest", &e),
+    }
+    Some(manifest)
+}
+
+fn check_recipients(store: &Store, manifest: Option<&Manifest>, report: &mut Report) {
+    match store.recipients() {
+        Err(e) => report.error("recipients", &e),
+        Ok((recipients, sha)) => match manifest {
+            Some(m) if m.recipients_sha256 != sha => report.problem(
+                "recipients",
+                "recipients.txt was changed outside agentcred: nothing is encrypted to it until that is resolved",
+                Some("restore recipients.txt from git, or accept the change with `agentcred doctor --reseal`".into()),
+                Exit::Integrity,
+            ),
+            _ => report.ok("recipients", format!("{} recipient{}", recipients.len(), plural(recipients.len()))),
+        },
+    }
+}
+
+fn check_secrets(store: &Store, identity: &Identity, manifest: &Manifest, report: &mut Report) {
+    let recipients = store.recipients().map(|(r, _)| r.len()).unwrap_or(0);
+    let mut checked = 0;
+    let mut failed = 0;
+    for (name, entry) in &manifest.credentials {
+        let Ok(credential) = CredentialName::parse(name) else {
+            continue;
+        };
+        match backend::read(store, identity, &manifest.store_id, &credential, entry) {
+            Ok(_) => checked += 1,
+            Err(e) => {
+                failed += 1;
+                report.problem(
+                    "secrets",
+                    format!("{name}: {e}"),
+                    Some(e.hint().unwrap_or_else(|| {
+                        format!("store a good value with `agentcred rotate {name}`")
+                    })),
+                    e.exit(),
+                );
+                continue;
+            }
+        }
+        if entry.backend == BackendKind::Age {
+            let path = store
+                .secrets_dir()
+                .join(backend::age_file::file_name(&credential));
+            let stanzas = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| recipient_stanzas(&bytes));
+            if let Some(stanzas) = stanzas
+                && stanzas != recipients
+            {
+                report.warn(
+                    "secrets",
+                    format!(
+                        "{name} is encrypted to {stanzas} recipient{}, the store has {recipients}",
+                        plural(stanzas)
+                    ),
+                    format!(
+                        "re-encrypt it to the current recipients with `agentcred rotate {name}`"
+                    ),
+                );
+            }
+        }
+    }
+    if failed == 0 {
+        report.ok(
+            "secrets",
+            format!(
+                "all {checked} value{} decrypt with your identity",
+                plural(checked)
+            ),
+        );
+    }
+}
+
+/// How many recipient stanzas an age file's header has (armored or binary). Only the kinds
+/// of recipient a store can have count: age adds random "grease" stanzas to every header.
+fn recipient_stanzas(ciphertext: &[u8]) -> Option<usize> {
+    use std::io::Read;
+    let mut header = Vec::new();
+    age::armor::ArmoredReader::new(ciphertext)
+        .take(64 * 1024)
+        .read_to_end(&mut header)
+        .ok()?;
+    let end = header.windows(4).position(|w| w == b"\n---")?;
+    let text = std::str::from_utf8(&header[..end]).ok()?;
+    const KINDS: [&str; 3] = ["-> X25519 ", "-> ssh-ed25519 ", "-> ssh-rsa "];
+    Some(
+        text.lines()
+            .filter(|l| KINDS.iter().any(|k| l.starts_with(k)))
+            .count(),
+    )
+}
+
+fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Report) {
+    let mut leftovers = Vec::new();
+    let mut orphans = Vec::new();
+    for dir in [store.root().to_path_buf(), store.secrets_dir()] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") || name.ends_with(".age.pending") {
+                leftovers.push(entry.path());
+            } else if dir != store.root()
+                && let Some(stem) = name.strip_suffix(".age")
+                && manifest.is_some_and(|m| !m.credentials.contains_key(stem))
+            {
+                orphans.push(entry.path());
+            }
+        }
+    }
+    if leftovers.is_empty() && orphans.is_empty() {
+        report.ok("leftovers", "no temporary, pending or orphaned files");
+    }
+    for path in leftovers {
+        report.warn(
+            "leftovers",
+            format!("{} was left by an interrupted write", path.display()),
+            "the next change to the store (add, rotate, rm) finishes or removes it",
+        );
+    }
+    for path in orphans {
+        report.warn(
+            "leftovers",
+            format!("{} belongs to no credential", path.display()),
+            format!("rm {}", path.display()),
+        );
+    }
+}
+
+fn check_audit(root: &Path, report: &mut Report) {
+    match crate::audit::open_for_reading(root) {
+        Ok(None) => report.ok("audit", "no audit log on this machine yet"),
+        Ok(Some(reader)) => match crate::audit::scan(reader, |_| Ok(())) {
+            Ok(scan) => match scan.broken {
+                None => report.ok("audit", format!("{} events, chain intact", scan.lines)),
+                Some(e) => report.problem(
+                    "audit",
+                    e.to_string(),
+                    Some("keep the broken log as evidence (mv audit.jsonl audit.jsonl.broken); a new one starts".into()),
+                    Exit::Integrity,
+                ),
+            },
+            Err(e) => report.error("audit", &e),
+        },
+        Err(e) => report.error("audit", &e),
+    }
+}
+
+fn check_rotation(manifest: &Manifest, report: &mut Report) {
+    let now = rotation::now();
+    let mut overdue = Vec::new();
+    let mut soon = Vec::new();
+    for (name, entry) in &manifest.credentials {
+        match rotation::status(
+            entry.due_at(&manifest.defaults),
+            now,
+            manifest.defaults.due_soon_window,
+        ) {
+            Status::Overdue => overdue.push(escape(name)),
+            Status::DueSoon => soon.push(escape(name)),
+            _ => {}
+        }
+    }
+    if !overdue.is_empty() {
+        report.problem(
+            "rotation",
+            format!(
+                "{} credential{} overdue: {}",
+                overdue.len(),
+                plural(overdue.len()),
+                overdue.join(", ")
+            ),
+            Some("rotate each with `agentcred rotate NAME` (`agentcred due` lists them)".into()),
+            Exit::Overdue,
+        );
+    }
+    if !soon.is_empty() {
+        report.warn(
+            "rotation",
+            format!(
+                "{} credential{} due soon: {}",
+                soon.len(),
+                plural(soon.len()),
+                soon.join(", ")
+            ),
+            "plan their rotation (`agentcred due`)",
+        );
+    }
+    if overdue.is_empty() && soon.is_empty() {
+        report.ok("rotation", "nothing overdue or due soon");
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_is_the_most_serious_problem() {
+        let mut report = Report::default();
+        report.ok("a", "fine");
+        assert!(report.healthy());
+        assert_eq!(report.exit(), Exit::Success);
+        report.warn("b", "meh", "do x");
+        assert!(report.healthy());
+        report.problem("c", "overdue", None, Exit::Overdue);
+        assert_eq!(report.exit(), Exit::Overdue);
+        report.problem("d", "tampered", None, Exit::Integrity);
+        report.problem("e", "locked", None, Exit::Locked);
+        assert_eq!(report.exit(), Exit::Integrity);
+        assert!(!report.healthy());
+    }
+
+    #[test]
+    fn counts_recipient_stanzas() {
+        let a = age::x25519::Identity::generate().to_public();
+        let b = age::x25519::Identity::generate().to_public();
+        let one = crate::integrity::encrypt_to(std::slice::from_ref(&a), b"x").unwrap();
+        let two = crate::integrity::encrypt_to(&[a, b], b"x").unwrap();
+        assert_eq!(recipient_stanzas(&one), Some(1));
+        assert_eq!(recipient_stanzas(&two), Some(2));
+        assert_eq!(recipient_stanzas(b"not age"), None);
+    }
+}
