@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('rotate', 'rotate', [CompletionResultType]::ParameterValue, 'Replace a credential''s value and restart its rotation clock')
             [CompletionResult]::new('due', 'due', [CompletionResultType]::ParameterValue, 'List credentials overdue or due soon for rotation, soonest first')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a program with credentials injected as environment variables')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print an OAuth access token for an oauth2 credential (cached until near expiry)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Print credentials'' values as .env, JSON or shell (prefer `exec`)')
             [CompletionResult]::new('identity', 'identity', [CompletionResultType]::ParameterValue, 'Print your age recipient (public key), for a store member to add')
@@ -69,6 +70,11 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('--rotated-at', '--rotated-at', [CompletionResultType]::ParameterName, 'When the value was last rotated, if before now (for existing keys)')
             [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'A note for people (no secrets)')
             [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Read the value from this file, bytes kept exactly')
+            [CompletionResult]::new('--token-url', '--token-url', [CompletionResultType]::ParameterName, 'The token endpoint (https://, or http:// to a loopback address)')
+            [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'The client id (not secret; the value stored is the client secret)')
+            [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'The scope to request (space-separated)')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'The audience to request (an `audience` parameter, as some providers want)')
+            [CompletionResult]::new('--auth-method', '--auth-method', [CompletionResultType]::ParameterName, 'How the client authenticates to the token endpoint [default: basic]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
             [CompletionResult]::new('--no-rotation', '--no-rotation', [CompletionResultType]::ParameterName, 'Never due for rotation')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing credential')
@@ -164,6 +170,17 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
             [CompletionResult]::new('--clean-env', '--clean-env', [CompletionResultType]::ParameterName, 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR')
             [CompletionResult]::new('--deny-overdue', '--deny-overdue', [CompletionResultType]::ParameterName, 'Refuse to start the program when a selected credential is overdue (exit 3)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail instead when input would be needed')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'agentcred;token' {
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail instead when input would be needed')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
@@ -361,6 +378,7 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('rotate', 'rotate', [CompletionResultType]::ParameterValue, 'Replace a credential''s value and restart its rotation clock')
             [CompletionResult]::new('due', 'due', [CompletionResultType]::ParameterValue, 'List credentials overdue or due soon for rotation, soonest first')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a program with credentials injected as environment variables')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print an OAuth access token for an oauth2 credential (cached until near expiry)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Print credentials'' values as .env, JSON or shell (prefer `exec`)')
             [CompletionResult]::new('identity', 'identity', [CompletionResultType]::ParameterValue, 'Print your age recipient (public key), for a store member to add')
@@ -394,6 +412,9 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             break
         }
         'agentcred;help;exec' {
+            break
+        }
+        'agentcred;help;token' {
             break
         }
         'agentcred;help;import' {

@@ -61,6 +61,9 @@ _agentcred() {
             agentcred,show)
                 cmd="agentcred__subcmd__show"
                 ;;
+            agentcred,token)
+                cmd="agentcred__subcmd__token"
+                ;;
             agentcred__subcmd__agent,add)
                 cmd="agentcred__subcmd__agent__subcmd__add"
                 ;;
@@ -148,6 +151,9 @@ _agentcred() {
             agentcred__subcmd__help,show)
                 cmd="agentcred__subcmd__help__subcmd__show"
                 ;;
+            agentcred__subcmd__help,token)
+                cmd="agentcred__subcmd__help__subcmd__token"
+                ;;
             agentcred__subcmd__help__subcmd__agent,add)
                 cmd="agentcred__subcmd__help__subcmd__agent__subcmd__add"
                 ;;
@@ -173,7 +179,7 @@ _agentcred() {
 
     case "${cmd}" in
         agentcred)
-            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm rotate due exec import export identity agent audit help"
+            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm rotate due exec token import export identity agent audit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +197,7 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__add)
-            opts="-v -h -V --env --backend --kind --rotate-every --due --no-rotation --rotated-at --description --from-file --force --store --no-input --verbose --help --version"
+            opts="-v -h -V --env --backend --kind --rotate-every --due --no-rotation --rotated-at --description --from-file --force --token-url --client-id --scope --audience --auth-method --store --no-input --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,7 +212,7 @@ _agentcred() {
                     return 0
                     ;;
                 --kind)
-                    COMPREPLY=($(compgen -W "secret" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "secret oauth2" -- "${cur}"))
                     return 0
                     ;;
                 --rotate-every)
@@ -227,6 +233,26 @@ _agentcred() {
                     ;;
                 --from-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-method)
+                    COMPREPLY=($(compgen -W "basic post" -- "${cur}"))
                     return 0
                     ;;
                 --store)
@@ -609,7 +635,7 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__help)
-            opts="init add get list show rm rotate due exec import export identity agent audit help"
+            opts="init add get list show rm rotate due exec token import export identity agent audit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -916,6 +942,20 @@ _agentcred() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentcred__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentcred__subcmd__identity)
             opts="-v -h -V --public --store --no-input --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1054,6 +1094,24 @@ _agentcred() {
             ;;
         agentcred__subcmd__show)
             opts="-v -h -V --json --store --no-input --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__token)
+            opts="-v -h -V --store --no-input --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand rotate 'Replace a credential''s value and restart its rotation clock'
             cand due 'List credentials overdue or due soon for rotation, soonest first'
             cand exec 'Run a program with credentials injected as environment variables'
+            cand token 'Print an OAuth access token for an oauth2 credential (cached until near expiry)'
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
@@ -64,6 +65,11 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand --rotated-at 'When the value was last rotated, if before now (for existing keys)'
             cand --description 'A note for people (no secrets)'
             cand --from-file 'Read the value from this file, bytes kept exactly'
+            cand --token-url 'The token endpoint (https://, or http:// to a loopback address)'
+            cand --client-id 'The client id (not secret; the value stored is the client secret)'
+            cand --scope 'The scope to request (space-separated)'
+            cand --audience 'The audience to request (an `audience` parameter, as some providers want)'
+            cand --auth-method 'How the client authenticates to the token endpoint [default: basic]'
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --no-rotation 'Never due for rotation'
             cand --force 'Replace an existing credential'
@@ -152,6 +158,16 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --clean-env 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
             cand --deny-overdue 'Refuse to start the program when a selected credential is overdue (exit 3)'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;token'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --no-input 'Never prompt; fail instead when input would be needed'
             cand -v 'Say more on stderr (never values)'
             cand --verbose 'Say more on stderr (never values)'
@@ -329,6 +345,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand rotate 'Replace a credential''s value and restart its rotation clock'
             cand due 'List credentials overdue or due soon for rotation, soonest first'
             cand exec 'Run a program with credentials injected as environment variables'
+            cand token 'Print an OAuth access token for an oauth2 credential (cached until near expiry)'
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
@@ -353,6 +370,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         &'agentcred;help;due'= {
         }
         &'agentcred;help;exec'= {
+        }
+        &'agentcred;help;token'= {
         }
         &'agentcred;help;import'= {
         }

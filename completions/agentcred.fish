@@ -38,6 +38,7 @@ complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "rm" -d 'Delete 
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "rotate" -d 'Replace a credential\'s value and restart its rotation clock'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "due" -d 'List credentials overdue or due soon for rotation, soonest first'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
+complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "token" -d 'Print an OAuth access token for an oauth2 credential (cached until near expiry)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
@@ -54,12 +55,19 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand init" -s h -l help -
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -s V -l version -d 'Print version'
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l env -d 'Environment variable to inject it as [default: the name upper-cased]' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l backend -d 'Where the value lives' -r -f -a "age\t'An age-encrypted file in the store\'s `secrets/` folder'"
-complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l kind -d 'How the value reaches a program' -r -f -a "secret\t'The value goes into the environment variable'"
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l kind -d 'How the value reaches a program' -r -f -a "secret\t'The value goes into the environment variable'
+oauth2\t'The value is an OAuth 2.0 client secret; programs get an access token minted with it'"
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l rotate-every -d 'Rotation period, like 90d, 12w, 6mo, 1y [default: the store\'s, 90d]' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l due -d 'Due for rotation on this date (2027-01-31 or RFC 3339)' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l rotated-at -d 'When the value was last rotated, if before now (for existing keys)' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l description -d 'A note for people (no secrets)' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l from-file -d 'Read the value from this file, bytes kept exactly' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l token-url -d 'The token endpoint (https://, or http:// to a loopback address)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l client-id -d 'The client id (not secret; the value stored is the client secret)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l scope -d 'The scope to request (space-separated)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l audience -d 'The audience to request (an `audience` parameter, as some providers want)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l auth-method -d 'How the client authenticates to the token endpoint [default: basic]' -r -f -a "basic\t'HTTP Basic with the form-encoded id and secret (client_secret_basic)'
+post\t'client_id and client_secret in the request body (client_secret_post)'"
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l no-rotation -d 'Never due for rotation'
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l force -d 'Replace an existing credential'
@@ -116,6 +124,11 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -l no-input -d
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -s v -l verbose -d 'Say more on stderr (never values)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand token" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand token" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand token" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand token" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand token" -s V -l version -d 'Print version'
 complete -c agentcred -n "__fish_agentcred_using_subcommand import" -l rotated-at -d 'When these keys were last rotated, if before now' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand import" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
 complete -c agentcred -n "__fish_agentcred_using_subcommand import" -l force -d 'Replace credentials that already exist'
@@ -206,21 +219,22 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -l no-input -
 complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -s v -l verbose -d 'Say more on stderr (never values)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand audit" -s V -l version -d 'Print version'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "init" -d 'Create a store (and an identity if you have none)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "add" -d 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "get" -d 'Print a credential\'s value (a newline is added only on a terminal)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "list" -d 'List credentials: name, env, backend, kind, rotation status'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "show" -d 'Show one credential\'s metadata and history (never its value)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "rm" -d 'Delete a credential (its value and its metadata)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "rotate" -d 'Replace a credential\'s value and restart its rotation clock'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "due" -d 'List credentials overdue or due soon for rotation, soonest first'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "agent" -d 'Manage agents: which credentials each program may receive, and how'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "audit" -d 'Show the audit log of secret reads and changes, or verify its hash chain'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec import export identity agent audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "init" -d 'Create a store (and an identity if you have none)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "add" -d 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "get" -d 'Print a credential\'s value (a newline is added only on a terminal)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "list" -d 'List credentials: name, env, backend, kind, rotation status'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "show" -d 'Show one credential\'s metadata and history (never its value)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "rm" -d 'Delete a credential (its value and its metadata)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "rotate" -d 'Replace a credential\'s value and restart its rotation clock'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "due" -d 'List credentials overdue or due soon for rotation, soonest first'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "token" -d 'Print an OAuth access token for an oauth2 credential (cached until near expiry)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "agent" -d 'Manage agents: which credentials each program may receive, and how'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "audit" -d 'Show the audit log of secret reads and changes, or verify its hash chain'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm rotate due exec token import export identity agent audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "add" -d 'Create an agent allowed some credentials'
 complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "rm" -d 'Delete an agent (its credentials stay)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand help; and __fish_seen_subcommand_from agent" -f -a "list" -d 'List agents'
