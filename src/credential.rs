@@ -232,12 +232,15 @@ impl fmt::Display for EnvVarName {
 pub enum Kind {
     /// The value goes into the environment variable.
     Secret,
+    /// The value is an OAuth 2.0 client secret; programs get an access token minted with it.
+    Oauth2,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Secret => "secret",
+            Kind::Oauth2 => "oauth2",
         }
     }
 }

@@ -120,6 +120,12 @@ pub enum Error {
     #[error("doctor found {problems} problem{}", if *problems == 1 { "" } else { "s" })]
     Unhealthy { problems: usize, exit: Exit },
 
+    #[error("cannot get an access token for {name}: {detail}")]
+    OAuth { name: String, detail: String },
+
+    #[error("cannot get an access token for {name}: {detail}")]
+    OAuthClientRejected { name: String, detail: String },
+
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
 }
@@ -137,7 +143,8 @@ impl Error {
             Error::Exists { .. }
             | Error::AgentExists { .. }
             | Error::StoreExists { .. }
-            | Error::NotEnvSafe { .. } => Exit::Failure,
+            | Error::NotEnvSafe { .. }
+            | Error::OAuth { .. } => Exit::Failure,
             Error::Io { .. } | Error::RotationCommand { .. } | Error::Unchanged { .. } => {
                 Exit::Failure
             }
@@ -154,7 +161,8 @@ impl Error {
             | Error::WrongPassphrase { .. }
             | Error::PassphraseNeeded { .. }
             | Error::BadIdentity { .. }
-            | Error::NotARecipient { .. } => Exit::Locked,
+            | Error::NotARecipient { .. }
+            | Error::OAuthClientRejected { .. } => Exit::Locked,
             Error::Integrity { .. } | Error::AuditChain { .. } | Error::StoreTooOpen { .. } => {
                 Exit::Integrity
             }
@@ -197,6 +205,9 @@ impl Error {
             Error::NotEnvSafe { .. } => {
                 "store it with --kind file so the program receives a file path instead".into()
             }
+            Error::OAuthClientRejected { name, .. } => format!(
+                "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; store the current secret with `agentcred rotate {name}`"
+            ),
             Error::RefusedEnvVar { .. } => "choose another variable with --env".into(),
             Error::Overdue { .. } => {
                 "rotate with `agentcred rotate NAME`; `agentcred due` lists what is due".into()

@@ -180,6 +180,7 @@ mod tests {
             due: Some(due.parse().unwrap()),
             sha256: None,
             value_info: None,
+            oauth2: None,
             history: Vec::new(),
             mac: String::new(),
         };

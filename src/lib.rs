@@ -21,6 +21,7 @@ pub mod hardening;
 pub mod identity;
 pub mod integrity;
 pub mod manifest;
+pub mod oauth;
 pub mod output;
 pub mod rotate;
 pub mod rotation;

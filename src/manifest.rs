@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
 use crate::error::{Error, Result};
 use crate::integrity::{StoreKey, tags_equal};
+use crate::oauth::ClientConfig;
 use crate::output::escape;
 use crate::rotation::{self, Period, Policy};
 use crate::value_info::ValueInfo;
@@ -88,6 +89,9 @@ pub struct Entry {
     /// What was read from the value (a token's expiry, a key's id), never the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_info: Option<ValueInfo>,
+    /// The token endpoint of an `oauth2` credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<ClientConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -692,6 +696,7 @@ mod tests {
                 client_email: Some("bot@p.iam.gserviceaccount.com".into()),
                 private_key_id: Some("0a1b".into()),
             }),
+            oauth2: None,
             history: vec![Event {
                 at,
                 action: "created".into(),
@@ -720,6 +725,15 @@ mod tests {
         for (name, env) in [("a", "A"), ("a.b", "AB"), ("a-c", "AC"), ("z", "Z")] {
             m.credentials.insert(name.into(), entry(env));
         }
+        let client = m.credentials.get_mut("a.b").unwrap();
+        client.kind = Kind::Oauth2;
+        client.oauth2 = Some(ClientConfig {
+            token_url: "https://auth.example.com/oauth/token".into(),
+            client_id: "bot \"one\"".into(),
+            scope: Some("read write".into()),
+            audience: None,
+            auth_method: crate::oauth::AuthMethod::Post,
+        });
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
         m.agents.insert("ci.v2".into(), agent(&[], None));
@@ -751,6 +765,11 @@ mod tests {
         let full = serde_json::to_value(Manifest::parse_any(&text).unwrap()).unwrap();
         assert_eq!(sealed, full);
         assert_eq!(sealed["agents"]["bot"]["program"], "/usr/bin/bot");
+        assert_eq!(
+            sealed["credentials"]["a.b"]["oauth2"]["auth_method"],
+            "post"
+        );
+        assert!(text.contains("\n[credentials.\"a.b\".oauth2]\n"), "{text}");
         assert!(starts_section("[credentials.\"a.b\"]\n"));
         assert!(starts_section("[defaults]\n"));
         assert!(!starts_section("[credentials.\"a.b\".oauth]\n"));
@@ -772,6 +791,7 @@ mod tests {
                 "{name}: nested tables belong to the entry"
             );
             assert!(found.mac_ok(&key, "0123456789abcdef", name));
+            assert_eq!(found.oauth2.is_some(), name == "a.b", "{name}");
         }
         assert!(
             find_entry(&text, &CredentialName::parse("b").unwrap())

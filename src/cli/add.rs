@@ -11,6 +11,7 @@ use crate::context::{Ctx, user_at_host};
 use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 use crate::error::Error;
 use crate::manifest::{Defaults, Entry, Event, RotateEvery};
+use crate::oauth::{AuthMethod, ClientConfig};
 use crate::output::{self, escape};
 use crate::rotation::{Period, parse_date};
 
@@ -22,7 +23,9 @@ use super::input::read_value;
   agentcred add openai-api-key                      # prompts, hidden
   printf %s \"$KEY\" | agentcred add OPENAI_API_KEY   # from stdin
   agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
-  agentcred add github-token --rotate-every 30d --description 'bot PAT'")]
+  agentcred add github-token --rotate-every 30d --description 'bot PAT'
+  agentcred add api --kind oauth2 --token-url https://auth.example.com/oauth/token \\
+      --client-id my-bot --scope 'read write' --env API_TOKEN   # the value is the client secret")]
 pub struct AddArgs {
     /// Credential name (lowercase; OPENAI_API_KEY is read as openai-api-key)
     name: String,
@@ -66,6 +69,61 @@ pub struct AddArgs {
     /// Replace an existing credential
     #[arg(long)]
     force: bool,
+
+    /// The token endpoint (https://, or http:// to a loopback address)
+    #[arg(long, value_name = "URL", help_heading = OAUTH2_HEADING)]
+    token_url: Option<String>,
+
+    /// The client id (not secret; the value stored is the client secret)
+    #[arg(long, value_name = "ID", help_heading = OAUTH2_HEADING)]
+    client_id: Option<String>,
+
+    /// The scope to request (space-separated)
+    #[arg(long, value_name = "SCOPE", help_heading = OAUTH2_HEADING)]
+    scope: Option<String>,
+
+    /// The audience to request (an `audience` parameter, as some providers want)
+    #[arg(long, value_name = "AUDIENCE", help_heading = OAUTH2_HEADING)]
+    audience: Option<String>,
+
+    /// How the client authenticates to the token endpoint [default: basic]
+    #[arg(long, value_enum, value_name = "METHOD", help_heading = OAUTH2_HEADING)]
+    auth_method: Option<AuthMethod>,
+}
+
+const OAUTH2_HEADING: &str = "OAuth 2.0 client credentials (--kind oauth2)";
+
+impl AddArgs {
+    /// The token endpoint of an `oauth2` credential, checked; none for other kinds.
+    fn oauth2_config(&self) -> Result<Option<ClientConfig>, Error> {
+        if self.kind != Kind::Oauth2 {
+            let given = self.token_url.is_some()
+                || self.client_id.is_some()
+                || self.scope.is_some()
+                || self.audience.is_some()
+                || self.auth_method.is_some();
+            if given {
+                return Err(Error::Usage(
+                    "--token-url, --client-id, --scope, --audience and --auth-method are for --kind oauth2".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let (Some(token_url), Some(client_id)) = (&self.token_url, &self.client_id) else {
+            return Err(Error::Usage(
+                "--kind oauth2 needs --token-url URL and --client-id ID (the value stored is the client secret)".into(),
+            ));
+        };
+        let config = ClientConfig {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            scope: self.scope.clone(),
+            audience: self.audience.clone(),
+            auth_method: self.auth_method.unwrap_or_default(),
+        };
+        config.validate()?;
+        Ok(Some(config))
+    }
 }
 
 pub fn parse_period(s: &str) -> Result<Period, String> {
@@ -127,6 +185,7 @@ impl AddArgs {
         if let Some(text) = &self.description {
             check_description(text)?;
         }
+        let oauth2 = self.oauth2_config()?;
         let now = crate::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
@@ -182,6 +241,7 @@ impl AddArgs {
             due: self.due,
             sha256: Some(sha256),
             value_info: crate::value_info::inspect(value.expose_secret()),
+            oauth2,
             history,
             mac: String::new(),
         };

@@ -10,6 +10,7 @@ use crate::context::Ctx;
 use crate::credential::CredentialName;
 use crate::error::Error;
 use crate::exec::{self, Injection};
+use crate::oauth;
 
 use super::parse_names;
 
@@ -144,9 +145,19 @@ impl ExecArgs {
         for warning in overdue {
             eprintln!("{warning}");
         }
-        let mut injections = Vec::with_capacity(selected.len());
+        let mut values = Vec::with_capacity(selected.len());
         for (name, entry) in selected {
             let value = reader.value(&name, &entry)?;
+            values.push((name, entry, value));
+        }
+        let store_id = reader.store_id().to_owned();
+        drop(reader);
+        // oauth2 credentials hold a client secret; the program gets an access token instead.
+        // Done with the store unlocked: a token request may take seconds.
+        let values = oauth::access_tokens(&store, ctx.identity()?, &store_id, values, ctx.verbose)
+            .map_err(|e| not_starting(e.into(), program))?;
+        let mut injections = Vec::with_capacity(values.len());
+        for (name, entry, value) in values {
             exec::check_value(&name, value.expose_secret())?;
             injections.push(Injection {
                 name,
@@ -154,7 +165,6 @@ impl ExecArgs {
                 value,
             });
         }
-        drop(reader);
         if ctx.verbose {
             eprintln!("agentcred: {}", selection.explain(program));
             let names: Vec<String> = injections
@@ -181,4 +191,12 @@ impl ExecArgs {
             .map_or(program.as_os_str(), |p| p.as_os_str());
         Err(exec::replace_process(run, args, env, &ctx.core_limit).into())
     }
+}
+
+/// Say that the program was not started, and why.
+fn not_starting(e: anyhow::Error, program: &std::ffi::OsStr) -> anyhow::Error {
+    e.context(format!(
+        "not starting {}",
+        crate::output::escape(&program.to_string_lossy())
+    ))
 }

@@ -79,9 +79,15 @@ impl ExportArgs {
         ctx.audit
             .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
         let mut values = BTreeMap::new();
+        // An oauth2 credential's variable holds an access token, as with exec.
+        let store_id = reader.store_id().to_owned();
+        let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
         for name in names {
             let entry = reader.entry(&name)?;
-            let value = reader.value(&name, &entry)?;
+            let mut value = reader.value(&name, &entry)?;
+            if entry.kind == crate::credential::Kind::Oauth2 {
+                value = crate::oauth::access_token(&tokens, &name, &entry, &value, ctx.verbose)?;
+            }
             let text = String::from_utf8(value.expose_secret().to_vec()).map_err(|_| {
                 Error::NotEnvSafe {
                     name: name.to_string(),

@@ -119,6 +119,7 @@ impl ImportArgs {
                 due: previous.as_ref().and_then(|p| p.due),
                 sha256: Some(sha256),
                 value_info: crate::value_info::inspect(value),
+                oauth2: None,
                 history,
                 mac: String::new(),
             };

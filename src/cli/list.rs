@@ -45,6 +45,9 @@ pub struct CredentialJson<'a> {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_info: Option<ValueInfoJson<'a>>,
+    /// The token endpoint of an `oauth2` credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<&'a crate::oauth::ClientConfig>,
 }
 
 /// What was read from the value: `{"format": "jwt", "expires_at": ...}`.
@@ -87,6 +90,7 @@ impl<'a> CredentialJson<'a> {
             due_at: due.map(output::rfc3339),
             status: rotation::status(due, now, defaults.due_soon_window).as_str(),
             value_info,
+            oauth2: entry.oauth2.as_ref(),
         }
     }
 }

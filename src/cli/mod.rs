@@ -18,6 +18,7 @@ mod list;
 mod rm;
 mod rotate;
 mod show;
+mod token;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -67,6 +68,7 @@ pub enum Command {
     Rotate(rotate::RotateArgs),
     Due(due::DueArgs),
     Exec(exec::ExecArgs),
+    Token(token::TokenArgs),
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
@@ -88,6 +90,7 @@ impl Command {
             Command::Rotate(args) => args.run(ctx),
             Command::Due(args) => args.run(ctx),
             Command::Exec(args) => args.run(ctx),
+            Command::Token(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),

@@ -62,6 +62,7 @@ impl RmArgs {
         }
         ctx.audit.ok()?;
         txn.commit()?;
+        crate::oauth::forget(&store, &name);
         if !agents.is_empty() {
             eprintln!(
                 "removed {name} from the agent{} allowed it: {}",

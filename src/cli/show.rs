@@ -140,6 +140,17 @@ impl ShowArgs {
                 lines.push(("key id", escape(id)));
             }
         }
+        if let Some(client) = &entry.oauth2 {
+            lines.push(("token url", escape(&client.token_url)));
+            lines.push(("client id", escape(&client.client_id)));
+            if let Some(scope) = &client.scope {
+                lines.push(("scope", escape(scope)));
+            }
+            if let Some(audience) = &client.audience {
+                lines.push(("audience", escape(audience)));
+            }
+            lines.push(("auth method", client.auth_method.as_str().to_string()));
+        }
         for (key, value) in lines {
             writeln!(out, "{:<14}{value}", format!("{key}:"))?;
         }

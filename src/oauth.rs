@@ -1,0 +1,861 @@
+//! OAuth 2.0 client credentials (RFC 6749 section 4.4): an `oauth2` credential's value is a
+//! client secret, and what a program receives is an access token minted with it.
+//!
+//! Minting costs a network round trip and the token endpoint may rate-limit, so tokens are
+//! cached per credential in `<store>/cache/oauth2/NAME.age`: age-encrypted to the user's own
+//! identity (the cache is machine-local and never shared, so no other recipient needs it),
+//! 0600 in a 0700 directory. Inside, an HMAC keyed with the client secret covers the store,
+//! the credential's name, its endpoint configuration and the token, so a changed
+//! configuration, a rotated secret, or a file planted with the public recipient is never
+//! used: it is simply a cache miss. A cached token is used while more than
+//! max(60 s, 10% of its lifetime) is left ([`is_fresh`]), so a program always starts with
+//! at least a minute (or a tenth of the lifetime) to use it.
+//!
+//! Concurrent processes that need a refresh make one request: each takes an exclusive lock
+//! on `cache/oauth2/NAME.lock` (waiting at most [`LOCK_WAIT`]), looks at the cache again,
+//! and only then asks the endpoint. No error message ever holds the secret or a token.
+
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::net::IpAddr;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use jiff::{SignedDuration, Timestamp};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::credential::{CredentialName, Kind};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::identity::Identity;
+use crate::integrity::{self, tags_equal};
+use crate::manifest::Entry;
+use crate::output::{self, escape};
+use crate::store::Store;
+
+/// The whole token request, from connecting to the last byte of the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for another process refreshing the same credential's token: its
+/// request's own timeout, with room to spare.
+pub const LOCK_WAIT: Duration = Duration::from_secs(20);
+/// The least time a cached token must have left to be used.
+pub const MIN_LEFT: SignedDuration = SignedDuration::from_secs(60);
+/// The largest answer read from a token endpoint.
+const MAX_RESPONSE: u64 = 1024 * 1024;
+/// Longer lifetimes are read as this (no overflow, and a token is refreshed at least yearly).
+const MAX_LIFETIME_SECS: i64 = 366 * 24 * 3600;
+/// How much of a server's `error` and `error_description` is shown.
+const MAX_ERROR_CODE: usize = 64;
+const MAX_ERROR_DESCRIPTION: usize = 200;
+
+const CACHE_DIR: &str = "cache";
+const TOKENS_DIR: &str = "oauth2";
+const TOKEN_MAGIC: &str = "agentcred-oauth2-token/v1";
+const TOKEN_MAC_DOMAIN: &[u8] = b"agentcred/oauth2-token/v1";
+
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (client_secret_basic)
+    #[default]
+    Basic,
+    /// client_id and client_secret in the request body (client_secret_post)
+    Post,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Basic => "basic",
+            AuthMethod::Post => "post",
+        }
+    }
+}
+
+/// An `oauth2` credential's token endpoint, in its manifest entry (so covered by the entry
+/// MAC and the seal). Nothing here is secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub token_url: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub auth_method: AuthMethod,
+}
+
+impl ClientConfig {
+    /// Check every field as `add` does.
+    pub fn validate(&self) -> Result<()> {
+        check_token_url(&self.token_url)?;
+        check_text("client id", &self.client_id)?;
+        if let Some(scope) = &self.scope {
+            check_text("scope", scope)?;
+        }
+        if let Some(audience) = &self.audience {
+            check_text("audience", audience)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuse a token URL that is not `https://`, except `http://` to a loopback address
+/// (127.0.0.0/8, ::1, localhost), where nothing leaves the machine.
+pub fn check_token_url(url: &str) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidValue {
+        what: "token URL",
+        input: escape(url),
+        reason: reason.into(),
+    };
+    if url.len() > 2048 {
+        return Err(invalid("it is longer than 2048 characters"));
+    }
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|_| invalid("it is not a URL like https://auth.example.com/oauth/token"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(invalid(
+            "it is not a URL like https://auth.example.com/oauth/token",
+        ));
+    };
+    if authority.as_str().contains('@') {
+        return Err(invalid(
+            "it holds a user name or password; give the client id with --client-id",
+        ));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback(authority.host()) => Ok(()),
+        "http" => Err(invalid(
+            "client secrets are only sent over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
+        )),
+        _ => Err(invalid("only https:// token URLs are supported")),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Client ids, scopes and audiences are shown to people and sent in requests: one line,
+/// no control characters.
+pub fn check_text(what: &'static str, text: &str) -> Result<()> {
+    if text.is_empty() || text.len() > 1024 || text.chars().any(char::is_control) {
+        return Err(Error::InvalidValue {
+            what,
+            input: escape(text),
+            reason: "it must be one line of 1 to 1024 bytes, without control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a token obtained at `obtained_at` and expiring at `expires_at` may still be
+/// handed out at `now`: more than max(60 s, 10% of its lifetime) must be left.
+pub fn is_fresh(obtained_at: Timestamp, expires_at: Timestamp, now: Timestamp) -> bool {
+    let lifetime = expires_at.duration_since(obtained_at);
+    let margin = MIN_LEFT.max(lifetime / 10);
+    expires_at.duration_since(now) > margin
+}
+
+/// One selected credential and its value, as `exec` reads them.
+pub type Selected = (CredentialName, Entry, SecretSlice<u8>);
+
+/// Replace the value of every `oauth2` credential (its client secret) with an access
+/// token, from the cache or freshly minted; other credentials pass through unchanged.
+/// Called with the store unlocked, since a request may take [`REQUEST_TIMEOUT`].
+pub fn access_tokens(
+    store: &Store,
+    identity: &Identity,
+    store_id: &str,
+    selected: Vec<Selected>,
+    verbose: bool,
+) -> Result<Vec<Selected>> {
+    let cache = TokenCache::new(store, identity, store_id);
+    selected
+        .into_iter()
+        .map(|(name, entry, value)| {
+            if entry.kind != Kind::Oauth2 {
+                return Ok((name, entry, value));
+            }
+            let token = access_token(&cache, &name, &entry, &value, verbose)?;
+            Ok((name, entry, token))
+        })
+        .collect()
+}
+
+/// A valid access token for one `oauth2` credential whose client secret is `secret`.
+pub fn access_token(
+    cache: &TokenCache,
+    name: &CredentialName,
+    entry: &Entry,
+    secret: &SecretSlice<u8>,
+    verbose: bool,
+) -> Result<SecretSlice<u8>> {
+    let config = entry.oauth2.as_ref().ok_or_else(|| {
+        Error::integrity(
+            crate::manifest::FILE_NAME,
+            format!("credential {name} is of kind oauth2 but has no token endpoint"),
+        )
+    })?;
+    let client = Client {
+        name,
+        config,
+        secret,
+    };
+    let say = |text: String| {
+        if verbose {
+            eprintln!("agentcred: {name}: {text}");
+        }
+    };
+    if let Some(token) = cache.fresh(&client) {
+        say(format!(
+            "using the cached access token ({})",
+            token.expiry()
+        ));
+        return Ok(token.into_value());
+    }
+    let _lock = cache.lock(name)?;
+    // Another process may have refreshed it while this one waited for the lock.
+    if let Some(token) = cache.fresh(&client) {
+        say(format!(
+            "using the access token another agentcred just obtained ({})",
+            token.expiry()
+        ));
+        return Ok(token.into_value());
+    }
+    let token = request(&client)?;
+    if let Some(kind) = token.token_type.as_deref()
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        eprintln!(
+            "note: the token endpoint of {name} issued a token of type {}, not Bearer; it is injected as is",
+            escape(&truncate(kind, MAX_ERROR_CODE))
+        );
+    }
+    say(format!("obtained a new access token ({})", token.expiry()));
+    match token.expires_at {
+        Some(expires_at) if is_fresh(token.obtained_at, expires_at, token.obtained_at) => {
+            if let Err(e) = cache.save(&client, &token, expires_at) {
+                eprintln!("warning: the access token of {name} was not cached: {e}");
+            }
+        }
+        Some(_) => say("not cached: its lifetime is 60 s or less".into()),
+        None => say("not cached: the endpoint did not say when it expires".into()),
+    }
+    Ok(token.into_value())
+}
+
+/// Remove a credential's cached token (after `rm`). Best effort: a stale file can never be
+/// used, since its MAC is keyed with the secret.
+pub fn forget(store: &Store, name: &CredentialName) {
+    let dir = store.root().join(CACHE_DIR).join(TOKENS_DIR);
+    for file in [token_file(name), lock_file(name)] {
+        let _ = fsutil::remove_if_exists(&dir.join(file));
+    }
+}
+
+fn token_file(name: &CredentialName) -> String {
+    format!("{name}.age")
+}
+
+fn lock_file(name: &CredentialName) -> String {
+    format!("{name}.lock")
+}
+
+/// What a token request needs: the credential's name (for messages and the cache), its
+/// endpoint, and its secret.
+struct Client<'a> {
+    name: &'a CredentialName,
+    config: &'a ClientConfig,
+    secret: &'a SecretSlice<u8>,
+}
+
+/// An access token and what is known about its lifetime. Not `Debug`.
+pub struct Token {
+    access_token: Zeroizing<String>,
+    token_type: Option<String>,
+    obtained_at: Timestamp,
+    expires_at: Option<Timestamp>,
+}
+
+impl Token {
+    fn into_value(self) -> SecretSlice<u8> {
+        SecretSlice::from(self.access_token.as_bytes().to_vec())
+    }
+
+    fn expiry(&self) -> String {
+        match self.expires_at {
+            Some(at) => format!("expires {}", output::relative(at, crate::rotation::now())),
+            None => "no expiry given".into(),
+        }
+    }
+}
+
+/// The token cache of one store, encrypted to the user's identity.
+pub struct TokenCache<'a> {
+    dir: PathBuf,
+    identity: &'a Identity,
+    store_id: &'a str,
+}
+
+/// A cached token as stored (inside the age file, after the header line).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    obtained_at: Timestamp,
+    expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_type: Option<String>,
+    access_token: String,
+    mac: String,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.access_token);
+    }
+}
+
+impl<'a> TokenCache<'a> {
+    pub fn new(store: &Store, identity: &'a Identity, store_id: &'a str) -> Self {
+        TokenCache {
+            dir: store.root().join(CACHE_DIR).join(TOKENS_DIR),
+            identity,
+            store_id,
+        }
+    }
+
+    /// The MAC binding a token to this store, credential, configuration and secret.
+    fn mac(&self, client: &Client, record: &Record) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(client.secret.expose_secret())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let config = serde_json::to_vec(client.config)
+            .unwrap_or_else(|_| unreachable!("configs always serialize"));
+        let (obtained, expires) = (
+            output::rfc3339(record.obtained_at),
+            output::rfc3339(record.expires_at),
+        );
+        mac.update(TOKEN_MAC_DOMAIN);
+        for part in [
+            self.store_id.as_bytes(),
+            client.name.as_str().as_bytes(),
+            &config,
+            obtained.as_bytes(),
+            expires.as_bytes(),
+            record.token_type.as_deref().unwrap_or("").as_bytes(),
+            record.access_token.as_bytes(),
+        ] {
+            mac.update(&[0]);
+            mac.update(part);
+        }
+        BASE64.encode(mac.finalize().into_bytes())
+    }
+
+    fn header(&self, name: &CredentialName) -> String {
+        format!("{TOKEN_MAGIC} {} {name}\n", self.store_id)
+    }
+
+    /// The cached token, if there is one for exactly this client and it is fresh. Anything
+    /// else (no file, another identity's, damaged, planted, stale) is a miss.
+    fn fresh(&self, client: &Client) -> Option<Token> {
+        let bytes = fsutil::read_optional(&self.dir.join(token_file(client.name))).ok()??;
+        let plain = integrity::decrypt(self.identity, &bytes).ok()?;
+        let body = plain.strip_prefix(self.header(client.name).as_bytes())?;
+        let record: Record = serde_json::from_slice(body).ok()?;
+        if !tags_equal(&record.mac, &self.mac(client, &record)) {
+            return None;
+        }
+        if !is_fresh(
+            record.obtained_at,
+            record.expires_at,
+            crate::rotation::now(),
+        ) {
+            return None;
+        }
+        Some(Token {
+            access_token: Zeroizing::new(record.access_token.clone()),
+            token_type: record.token_type.clone(),
+            obtained_at: record.obtained_at,
+            expires_at: Some(record.expires_at),
+        })
+    }
+
+    fn save(&self, client: &Client, token: &Token, expires_at: Timestamp) -> Result<()> {
+        let mut record = Record {
+            obtained_at: token.obtained_at,
+            expires_at,
+            token_type: token.token_type.clone(),
+            access_token: token.access_token.to_string(),
+            mac: String::new(),
+        };
+        record.mac = self.mac(client, &record);
+        let mut plain = Zeroizing::new(self.header(client.name).into_bytes());
+        serde_json::to_writer(&mut *plain, &record)
+            .map_err(|e| Error::io("cannot cache the token", e.into()))?;
+        let ciphertext = integrity::encrypt_to(&self.identity.recipients(), &plain)?;
+        self.make_dir()?;
+        fsutil::write_atomic(&self.dir, &token_file(client.name), &ciphertext)
+            .map_err(|e| Error::io(format!("cannot write {}", self.dir.display()), e))
+    }
+
+    /// Create `cache/` and `cache/oauth2/` 0700, refusing a symlink in their place.
+    fn make_dir(&self) -> Result<()> {
+        let Some(cache) = self.dir.parent() else {
+            return Ok(());
+        };
+        for dir in [cache, self.dir.as_path()] {
+            match std::fs::symlink_metadata(dir) {
+                Ok(meta) if !meta.is_dir() => {
+                    return Err(Error::integrity(
+                        dir.display().to_string(),
+                        "it is not a directory (a symlink?)",
+                    ));
+                }
+                Ok(meta) if meta.mode() & 0o077 == 0 => continue,
+                _ => fsutil::create_private_dir(dir)
+                    .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the credential's refresh lock, waiting at most [`LOCK_WAIT`]. `None` on a store
+    /// this user cannot write (then nothing can be cached either, and each process asks).
+    fn lock(&self, name: &CredentialName) -> Result<Option<File>> {
+        let path = self.dir.join(lock_file(name));
+        let err = |e| Error::io(format!("cannot lock {}", path.display()), e);
+        match self.make_dir() {
+            Ok(()) => {}
+            Err(Error::Io { cause, .. }) if read_only(&cause) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if read_only(&e) => return Ok(None),
+            Err(e) => return Err(err(e)),
+        };
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::OAuth {
+                        name: name.to_string(),
+                        detail: format!(
+                            "another agentcred has been refreshing its token for over {} s",
+                            LOCK_WAIT.as_secs()
+                        ),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(err(e)),
+            }
+        }
+    }
+}
+
+fn read_only(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// `application/x-www-form-urlencoded` (the WHATWG serializer): bytes kept are
+/// `A-Za-z0-9*-._`, a space is `+`, everything else `%XX`.
+fn form_encode(bytes: &[u8]) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(bytes.len() * 3));
+    for &b in bytes {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char);
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Why a request failed, before it is put into words.
+enum Failure {
+    /// The client was refused (`invalid_client`, or HTTP 401): exit 5.
+    Client(String),
+    Other(String),
+}
+
+/// Run the client-credentials grant (RFC 6749 section 4.4.2) for one client.
+fn request(client: &Client) -> Result<Token> {
+    request_inner(client).map_err(|failure| match failure {
+        Failure::Client(detail) => Error::OAuthClientRejected {
+            name: client.name.to_string(),
+            detail,
+        },
+        Failure::Other(detail) => Error::OAuth {
+            name: client.name.to_string(),
+            detail,
+        },
+    })
+}
+
+fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
+    let config = client.config;
+    check_token_url(&config.token_url).map_err(|e| Failure::Other(e.to_string()))?;
+    let uri: ureq::http::Uri = config
+        .token_url
+        .parse()
+        .map_err(|_| Failure::Other("the token URL is not valid".into()))?;
+    let loopback = uri.host().is_some_and(is_loopback);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .https_only(!loopback)
+        // A token request is never sent anywhere but the configured endpoint.
+        .max_redirects(0)
+        .http_status_as_error(false)
+        // Proxies from the environment apply, but never to the machine itself.
+        .proxy(if loopback {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
+        })
+        .user_agent(concat!("agentcred/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
+    for (key, value) in [("scope", &config.scope), ("audience", &config.audience)] {
+        if let Some(value) = value {
+            body.push_str(&format!("&{key}={}", *form_encode(value.as_bytes())));
+        }
+    }
+    let id = form_encode(config.client_id.as_bytes());
+    let secret = form_encode(client.secret.expose_secret());
+    let mut post = agent
+        .post(&config.token_url)
+        .header("Accept", "application/json")
+        .content_type("application/x-www-form-urlencoded");
+    match config.auth_method {
+        AuthMethod::Basic => {
+            let pair = Zeroizing::new(format!("{}:{}", *id, *secret));
+            let header = Zeroizing::new(format!("Basic {}", BASE64.encode(pair.as_bytes())));
+            post = post.header("Authorization", header.as_str());
+        }
+        AuthMethod::Post => {
+            body.push_str(&format!("&client_id={}&client_secret={}", *id, *secret));
+        }
+    }
+    let endpoint = format!("the token endpoint {}", escape(&config.token_url));
+    let obtained_at = crate::rotation::now();
+    let mut response = post
+        .send(body.as_bytes())
+        .map_err(|e| Failure::Other(describe_transport(&endpoint, e)))?;
+    drop(body);
+    let status = response.status();
+    let answer = Zeroizing::new(
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| Failure::Other(describe_transport(&endpoint, e)))?,
+    );
+    let json: Option<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&answer).ok();
+    let status_text = format!(
+        "HTTP {}{}",
+        status.as_u16(),
+        status
+            .canonical_reason()
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default()
+    );
+    if !status.is_success() {
+        let oauth_error = json
+            .as_ref()
+            .and_then(|j| server_error(j, client.secret.expose_secret()));
+        let detail = format!(
+            "{endpoint} answered {status_text}{}",
+            oauth_error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        let refused = status.as_u16() == 401
+            || oauth_error
+                .as_ref()
+                .is_some_and(|e| e.code == "invalid_client");
+        return Err(if status.is_redirection() {
+            Failure::Other(format!(
+                "{detail}; token requests do not follow redirects: set the final URL with `agentcred add NAME --force --token-url URL ...`"
+            ))
+        } else if refused {
+            Failure::Client(detail)
+        } else {
+            Failure::Other(detail)
+        });
+    }
+    let Some(mut json) = json else {
+        return Err(Failure::Other(format!(
+            "{endpoint} answered {status_text} but not with a JSON token response"
+        )));
+    };
+    let access_token = match json.remove("access_token") {
+        Some(serde_json::Value::String(token)) if !token.is_empty() => Zeroizing::new(token),
+        _ => {
+            let why = server_error(&json, client.secret.expose_secret())
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
+            return Err(Failure::Other(format!(
+                "{endpoint} answered {status_text} without an access_token{why}"
+            )));
+        }
+    };
+    if access_token.contains('\0') || access_token.len() >= crate::exec::MAX_ENV_VALUE {
+        return Err(Failure::Other(format!(
+            "{endpoint} issued an access token that cannot be an environment variable"
+        )));
+    }
+    let token_type = match json.get("token_type") {
+        Some(serde_json::Value::String(kind)) => Some(kind.clone()),
+        _ => None,
+    };
+    let expires_at = json.get("expires_in").and_then(lifetime_secs).map(|secs| {
+        obtained_at
+            .checked_add(SignedDuration::from_secs(secs))
+            .unwrap_or(obtained_at)
+    });
+    Ok(Token {
+        access_token,
+        token_type,
+        obtained_at,
+        expires_at,
+    })
+}
+
+/// `expires_in` as seconds: a number (or, leniently, a string of digits), capped at a year.
+fn lifetime_secs(value: &serde_json::Value) -> Option<i64> {
+    let secs = match value {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    Some(secs.clamp(0, MAX_LIFETIME_SECS))
+}
+
+/// An RFC 6749 section 5.2 error response, as shown to people.
+struct ServerError {
+    code: String,
+    description: Option<String>,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.code)?;
+        if let Some(description) = &self.description {
+            write!(f, ": \"{description}\"")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `error` and `error_description` of a response, escaped and truncated, with the
+/// client secret blotted out should a server echo it.
+fn server_error(
+    json: &serde_json::Map<String, serde_json::Value>,
+    secret: &[u8],
+) -> Option<ServerError> {
+    let text = |key: &str, max: usize| match json.get(key) {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => {
+            Some(escape(&truncate(&redact(s, secret), max)))
+        }
+        _ => None,
+    };
+    Some(ServerError {
+        code: text("error", MAX_ERROR_CODE)?,
+        description: text("error_description", MAX_ERROR_DESCRIPTION),
+    })
+}
+
+fn redact(text: &str, secret: &[u8]) -> String {
+    match std::str::from_utf8(secret) {
+        Ok(secret) if secret.len() >= 4 && text.contains(secret) => {
+            text.replace(secret, "<redacted>")
+        }
+        _ => text.to_string(),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(max).collect();
+    short.push_str("...");
+    short
+}
+
+/// A transport failure in words: no secret can be in these (ureq's errors name the URL at
+/// most, and the URL has no credentials).
+fn describe_transport(endpoint: &str, e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => format!(
+            "{endpoint} did not answer within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            format!("{endpoint} refused the connection")
+        }
+        ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => format!(
+            "{endpoint} did not answer within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        ureq::Error::HostNotFound => format!("cannot find the host of {endpoint}"),
+        ureq::Error::BodyExceedsLimit(_) => {
+            format!("{endpoint} answered with more than {MAX_RESPONSE} bytes")
+        }
+        ureq::Error::RequireHttpsOnly(_) => format!("{endpoint} is not https"),
+        e => format!("cannot reach {endpoint}: {}", escape(&e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback_http() {
+        for ok in [
+            "https://auth.example.com/oauth/token",
+            "https://auth.example.com:8443/t?x=1",
+            "http://127.0.0.1:8080/token",
+            "http://127.1.2.3/token",
+            "http://localhost:9/token",
+            "http://LOCALHOST./token",
+            "http://[::1]:8080/token",
+            "http://[::ffff:127.0.0.1]/token",
+        ] {
+            assert!(check_token_url(ok).is_ok(), "{ok} refused");
+        }
+        for bad in [
+            "http://auth.example.com/token",
+            "http://10.0.0.1/token",
+            "http://128.0.0.1/token",
+            "http://localhost.example.com/token",
+            "http://[::2]/token",
+            "ftp://127.0.0.1/token",
+            "https://user:pw@auth.example.com/token",
+            "auth.example.com/token",
+            "/token",
+            "",
+            "https://auth.example.com/\ntoken",
+        ] {
+            let err = check_token_url(bad).unwrap_err();
+            assert_eq!(err.exit(), crate::exit::Exit::Usage, "{bad}");
+        }
+        let err = check_token_url("http://auth.example.com/token")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https"), "{err}");
+    }
+
+    #[test]
+    fn freshness_needs_a_minute_or_a_tenth_of_the_lifetime() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        // An hour's token: the tenth (360 s) is larger than a minute.
+        assert!(is_fresh(t(0), t(3600), t(3239)));
+        assert!(!is_fresh(t(0), t(3600), t(3240)));
+        // Five minutes: a minute is larger than the tenth (30 s).
+        assert!(is_fresh(t(0), t(300), t(239)));
+        assert!(!is_fresh(t(0), t(300), t(240)));
+        // A minute or less is never fresh: it is used once, not cached.
+        assert!(!is_fresh(t(0), t(60), t(0)));
+        assert!(is_fresh(t(0), t(61), t(0)));
+        // Past expiry, and a clock that went far back, are both handled by the arithmetic.
+        assert!(!is_fresh(t(0), t(3600), t(4000)));
+    }
+
+    #[test]
+    fn form_encoding_follows_the_whatwg_serializer() {
+        assert_eq!(*form_encode(b"a-Z_0.9*"), "a-Z_0.9*");
+        assert_eq!(
+            *form_encode(b"a b+c:d/e%f&g=h"),
+            "a+b%2Bc%3Ad%2Fe%25f%26g%3Dh"
+        );
+        assert_eq!(*form_encode("é\n\0".as_bytes()), "%C3%A9%0A%00");
+    }
+
+    #[test]
+    fn lifetimes_are_read_leniently_and_capped() {
+        use serde_json::json;
+        assert_eq!(lifetime_secs(&json!(3600)), Some(3600));
+        assert_eq!(lifetime_secs(&json!(3600.7)), Some(3600));
+        assert_eq!(lifetime_secs(&json!("120")), Some(120));
+        assert_eq!(lifetime_secs(&json!(-5)), Some(0));
+        assert_eq!(lifetime_secs(&json!(1e300)), Some(MAX_LIFETIME_SECS));
+        assert_eq!(lifetime_secs(&json!("soon")), None);
+        assert_eq!(lifetime_secs(&json!(null)), None);
+    }
+
+    #[test]
+    fn server_errors_are_escaped_truncated_and_never_echo_the_secret() {
+        let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"error":"invalid_scope","error_description":"bad \u001b[31m scope for s3cr3t-value"}"#,
+        )
+        .unwrap();
+        let shown = server_error(&json, b"s3cr3t-value").unwrap().to_string();
+        assert_eq!(
+            shown,
+            "invalid_scope: \"bad \\u{1b}[31m scope for <redacted>\""
+        );
+        let long: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"error": "x".repeat(500)})).unwrap();
+        let shown = server_error(&long, b"secret").unwrap().to_string();
+        assert_eq!(shown.len(), MAX_ERROR_CODE + 3);
+        let none: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"error_description":"no code"}"#).unwrap();
+        assert!(server_error(&none, b"secret").is_none());
+    }
+}
