@@ -26,6 +26,7 @@ const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";
 const SEAL_DOMAIN: &[u8] = b"agentcred/manifest/v1";
 const ENTRY_DOMAIN: &[u8] = b"agentcred/entry/v1";
 const FINGERPRINT_DOMAIN: &[u8] = b"agentcred/fingerprint/v1";
+const KEYCHAIN_VALUE_DOMAIN: &[u8] = b"agentcred/keychain-value/v1";
 
 /// The store's MAC key. Not `Debug`, zeroized on drop.
 pub struct StoreKey(SecretBox<[u8; 32]>);
@@ -70,6 +71,16 @@ impl StoreKey {
         BASE64.encode(self.mac(
             ENTRY_DOMAIN,
             &[store_id.as_bytes(), name.as_bytes(), entry_json],
+        ))
+    }
+
+    /// The tag the manifest records for a value kept outside the store (in the OS
+    /// keychain), so a value changed there is noticed. Keyed, unlike a plain hash: the
+    /// manifest goes to git, and a hash would let anyone test guesses of a short value.
+    pub fn value_tag(&self, store_id: &str, name: &str, value: &[u8]) -> String {
+        hex(&self.mac(
+            KEYCHAIN_VALUE_DOMAIN,
+            &[store_id.as_bytes(), name.as_bytes(), value],
         ))
     }
 
@@ -267,6 +278,12 @@ mod tests {
         assert_eq!(k1.seal(&[b"ab", b"c"]), k1.seal(&[b"a", b"bc"]));
         assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.entry_mac("s", "b", b"{}"));
         assert!(tags_equal(&k1.seal(&[b"x"]), &k1.seal(&[b"x"])));
+        let tag = k1.value_tag("s", "a", b"v");
+        assert_eq!(tag.len(), 64);
+        assert_ne!(tag, k2.value_tag("s", "a", b"v"));
+        assert_ne!(tag, k1.value_tag("s", "b", b"v"));
+        assert_ne!(tag, k1.value_tag("s", "a", b"w"));
+        assert_ne!(tag, sha256_hex(b"v"));
         assert!(!tags_equal("abc", "abd"));
     }
 }

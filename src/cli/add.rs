@@ -22,7 +22,8 @@ use super::input::read_value;
   agentcred add openai-api-key                      # prompts, hidden
   printf %s \"$KEY\" | agentcred add OPENAI_API_KEY   # from stdin
   agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
-  agentcred add github-token --rotate-every 30d --description 'bot PAT'")]
+  agentcred add github-token --rotate-every 30d --description 'bot PAT'
+  agentcred add slack-token --backend keychain       # value in the OS keychain")]
 pub struct AddArgs {
     /// Credential name (lowercase; OPENAI_API_KEY is read as openai-api-key)
     name: String,
@@ -125,7 +126,7 @@ impl AddArgs {
             }
             .into());
         }
-        let sha256 = txn.stage_value(&name, value.expose_secret())?;
+        let sha256 = txn.stage_value_for(self.backend, &name, value.expose_secret())?;
         let created_at = previous.as_ref().map_or(now, |p| p.created_at);
         let mut history = previous.map(|p| p.history).unwrap_or_default();
         history.push(Event {
