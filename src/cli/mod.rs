@@ -12,6 +12,7 @@ mod input;
 mod list;
 mod rm;
 mod show;
+mod unlock;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Unlock(unlock::UnlockArgs),
+    Lock(unlock::LockArgs),
 }
 
 impl Command {
@@ -77,6 +80,8 @@ impl Command {
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
+            Command::Unlock(args) => args.run(ctx),
+            Command::Lock(args) => args.run(ctx),
         }
     }
 }
