@@ -39,11 +39,13 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Print credentials'' values as .env, JSON or shell (prefer `exec`)')
             [CompletionResult]::new('identity', 'identity', [CompletionResultType]::ParameterValue, 'Print your age recipient (public key), for a store member to add')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Cache your decrypted identity for a while, so commands stop asking for the passphrase')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Forget the cached identity (undo `agentcred unlock`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'agentcred;init' {
-            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Where to keep a new identity')
+            [CompletionResult]::new('--identity', '--identity', [CompletionResultType]::ParameterName, 'Where to keep a new identity [default: keychain when one is reachable, else file]')
             [CompletionResult]::new('--recipient', '--recipient', [CompletionResultType]::ParameterName, 'Also encrypt to this age recipient (repeatable)')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
             [CompletionResult]::new('--passphrase', '--passphrase', [CompletionResultType]::ParameterName, 'Protect a new identity file with a passphrase (AGENTCRED_PASSPHRASE or a prompt)')
@@ -176,6 +178,29 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'agentcred;unlock' {
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'How long: 90s, 15m, 8h or 1d (at most 7d)')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail instead when input would be needed')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'agentcred;lock' {
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail instead when input would be needed')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'agentcred;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a store (and an identity if you have none)')
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Store a credential (value from a hidden prompt, stdin, or --from-file)')
@@ -187,6 +212,8 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Print credentials'' values as .env, JSON or shell (prefer `exec`)')
             [CompletionResult]::new('identity', 'identity', [CompletionResultType]::ParameterValue, 'Print your age recipient (public key), for a store member to add')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Cache your decrypted identity for a while, so commands stop asking for the passphrase')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Forget the cached identity (undo `agentcred unlock`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -218,6 +245,12 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             break
         }
         'agentcred;help;identity' {
+            break
+        }
+        'agentcred;help;unlock' {
+            break
+        }
+        'agentcred;help;lock' {
             break
         }
         'agentcred;help;help' {

@@ -43,11 +43,17 @@ _agentcred() {
             agentcred,list)
                 cmd="agentcred__subcmd__list"
                 ;;
+            agentcred,lock)
+                cmd="agentcred__subcmd__lock"
+                ;;
             agentcred,rm)
                 cmd="agentcred__subcmd__rm"
                 ;;
             agentcred,show)
                 cmd="agentcred__subcmd__show"
+                ;;
+            agentcred,unlock)
+                cmd="agentcred__subcmd__unlock"
                 ;;
             agentcred__subcmd__help,add)
                 cmd="agentcred__subcmd__help__subcmd__add"
@@ -76,11 +82,17 @@ _agentcred() {
             agentcred__subcmd__help,list)
                 cmd="agentcred__subcmd__help__subcmd__list"
                 ;;
+            agentcred__subcmd__help,lock)
+                cmd="agentcred__subcmd__help__subcmd__lock"
+                ;;
             agentcred__subcmd__help,rm)
                 cmd="agentcred__subcmd__help__subcmd__rm"
                 ;;
             agentcred__subcmd__help,show)
                 cmd="agentcred__subcmd__help__subcmd__show"
+                ;;
+            agentcred__subcmd__help,unlock)
+                cmd="agentcred__subcmd__help__subcmd__unlock"
                 ;;
             *)
                 ;;
@@ -89,7 +101,7 @@ _agentcred() {
 
     case "${cmd}" in
         agentcred)
-            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm exec import export identity help"
+            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm exec import export identity unlock lock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,7 +130,7 @@ _agentcred() {
                     return 0
                     ;;
                 --backend)
-                    COMPREPLY=($(compgen -W "age" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "age keychain" -- "${cur}"))
                     return 0
                     ;;
                 --kind)
@@ -223,7 +235,7 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__help)
-            opts="init add get list show rm exec import export identity help"
+            opts="init add get list show rm exec import export identity unlock lock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -362,6 +374,20 @@ _agentcred() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentcred__subcmd__help__subcmd__lock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentcred__subcmd__help__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -377,6 +403,20 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -438,7 +478,7 @@ _agentcred() {
             fi
             case "${prev}" in
                 --identity)
-                    COMPREPLY=($(compgen -W "file" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "keychain file" -- "${cur}"))
                     return 0
                     ;;
                 --recipient)
@@ -458,6 +498,24 @@ _agentcred() {
             ;;
         agentcred__subcmd__list)
             opts="-v -h -V --json --store --no-input --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__lock)
+            opts="-v -h -V --store --no-input --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -499,6 +557,28 @@ _agentcred() {
                 return 0
             fi
             case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__unlock)
+            opts="-v -h -V --for --store --no-input --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

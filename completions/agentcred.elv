@@ -36,10 +36,12 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
+            cand unlock 'Cache your decrypted identity for a while, so commands stop asking for the passphrase'
+            cand lock 'Forget the cached identity (undo `agentcred unlock`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agentcred;init'= {
-            cand --identity 'Where to keep a new identity'
+            cand --identity 'Where to keep a new identity [default: keychain when one is reachable, else file]'
             cand --recipient 'Also encrypt to this age recipient (repeatable)'
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --passphrase 'Protect a new identity file with a passphrase (AGENTCRED_PASSPHRASE or a prompt)'
@@ -162,6 +164,27 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agentcred;unlock'= {
+            cand --for 'How long: 90s, 15m, 8h or 1d (at most 7d)'
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agentcred;lock'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agentcred;help'= {
             cand init 'Create a store (and an identity if you have none)'
             cand add 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
@@ -173,6 +196,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
+            cand unlock 'Cache your decrypted identity for a while, so commands stop asking for the passphrase'
+            cand lock 'Forget the cached identity (undo `agentcred unlock`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agentcred;help;init'= {
@@ -194,6 +219,10 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         &'agentcred;help;export'= {
         }
         &'agentcred;help;identity'= {
+        }
+        &'agentcred;help;unlock'= {
+        }
+        &'agentcred;help;lock'= {
         }
         &'agentcred;help;help'= {
         }

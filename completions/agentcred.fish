@@ -39,8 +39,11 @@ complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "exec" -d 'Run a
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
+complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "unlock" -d 'Cache your decrypted identity for a while, so commands stop asking for the passphrase'
+complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "lock" -d 'Forget the cached identity (undo `agentcred unlock`)'
 complete -c agentcred -n "__fish_agentcred_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l identity -d 'Where to keep a new identity' -r -f -a "file\t'A file in the config dir (~/.config/agentcred/identity.txt), 0600'"
+complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l identity -d 'Where to keep a new identity [default: keychain when one is reachable, else file]' -r -f -a "keychain\t'The OS keychain (service agentcred, account identity): no file, no passphrase'
+file\t'A file in the config dir (~/.config/agentcred/identity.txt), 0600'"
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l recipient -d 'Also encrypt to this age recipient (repeatable)' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -l passphrase -d 'Protect a new identity file with a passphrase (AGENTCRED_PASSPHRASE or a prompt)'
@@ -49,7 +52,8 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand init" -s v -l verbos
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agentcred -n "__fish_agentcred_using_subcommand init" -s V -l version -d 'Print version'
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l env -d 'Environment variable to inject it as [default: the name upper-cased]' -r
-complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l backend -d 'Where the value lives' -r -f -a "age\t'An age-encrypted file in the store\'s `secrets/` folder'"
+complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l backend -d 'Where the value lives' -r -f -a "age\t'An age-encrypted file in the store\'s `secrets/` folder'
+keychain\t'The OS keychain (Secret Service, macOS Keychain, Windows Credential Manager)'"
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l kind -d 'How the value reaches a program' -r -f -a "secret\t'The value goes into the environment variable'"
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l rotate-every -d 'Rotation period, like 90d, 12w, 6mo, 1y [default: the store\'s, 90d]' -r
 complete -c agentcred -n "__fish_agentcred_using_subcommand add" -l due -d 'Due for rotation on this date (2027-01-31 or RFC 3339)' -r
@@ -115,14 +119,27 @@ complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -l no-inpu
 complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -s v -l verbose -d 'Say more on stderr (never values)'
 complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -s h -l help -d 'Print help'
 complete -c agentcred -n "__fish_agentcred_using_subcommand identity" -s V -l version -d 'Print version'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "init" -d 'Create a store (and an identity if you have none)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "add" -d 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "get" -d 'Print a credential\'s value (a newline is added only on a terminal)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "list" -d 'List credentials: name, env, backend, kind, rotation status'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "show" -d 'Show one credential\'s metadata and history (never its value)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "rm" -d 'Delete a credential (its value and its metadata)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
-complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand unlock" -l for -d 'How long: 90s, 15m, 8h or 1d (at most 7d)' -r
+complete -c agentcred -n "__fish_agentcred_using_subcommand unlock" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand unlock" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand unlock" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand unlock" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand unlock" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand lock" -l store -d 'The store directory [default: ~/.local/share/agentcred]' -r -F
+complete -c agentcred -n "__fish_agentcred_using_subcommand lock" -l no-input -d 'Never prompt; fail instead when input would be needed'
+complete -c agentcred -n "__fish_agentcred_using_subcommand lock" -s v -l verbose -d 'Say more on stderr (never values)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand lock" -s h -l help -d 'Print help'
+complete -c agentcred -n "__fish_agentcred_using_subcommand lock" -s V -l version -d 'Print version'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "init" -d 'Create a store (and an identity if you have none)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "add" -d 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "get" -d 'Print a credential\'s value (a newline is added only on a terminal)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "list" -d 'List credentials: name, env, backend, kind, rotation status'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "show" -d 'Show one credential\'s metadata and history (never its value)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "rm" -d 'Delete a credential (its value and its metadata)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "exec" -d 'Run a program with credentials injected as environment variables'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "import" -d 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "export" -d 'Print credentials\' values as .env, JSON or shell (prefer `exec`)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "identity" -d 'Print your age recipient (public key), for a store member to add'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "unlock" -d 'Cache your decrypted identity for a while, so commands stop asking for the passphrase'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "lock" -d 'Forget the cached identity (undo `agentcred unlock`)'
+complete -c agentcred -n "__fish_agentcred_using_subcommand help; and not __fish_seen_subcommand_from init add get list show rm exec import export identity unlock lock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
