@@ -119,13 +119,23 @@ fn find() -> Result<Found> {
     if let Some(path) = std::env::var_os(ENV_IDENTITY_FILE).filter(|v| !v.is_empty()) {
         return Ok(Found::Source(Source::EnvFile(PathBuf::from(path))));
     }
-    let keychain_down = match Keychain::for_process().get(KEYCHAIN_ACCOUNT, Subject::Identity) {
+    let file = default_file().filter(|p| p.exists());
+    let keychain = Keychain::for_process();
+    let read = || {
+        // With a default file there, the keychain is most likely empty: ask whether the
+        // item exists (cheap) before reading it (an encrypted session, several ms).
+        if file.is_some() && keychain.exists(KEYCHAIN_ACCOUNT, Subject::Identity)? == Some(false) {
+            return Ok(None);
+        }
+        keychain.get(KEYCHAIN_ACCOUNT, Subject::Identity)
+    };
+    let keychain_down = match read() {
         Ok(Some(text)) => return Ok(Found::Keychain(text)),
         Ok(None) => None,
         Err(Error::Keychain { reason, .. }) => Some(reason),
         Err(e) => return Err(e),
     };
-    if let Some(path) = default_file().filter(|p| p.exists()) {
+    if let Some(path) = file {
         return Ok(Found::Source(Source::DefaultFile(path)));
     }
     Err(match keychain_down {

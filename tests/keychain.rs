@@ -530,6 +530,30 @@ fn init_says_where_the_identity_went() {
 }
 
 #[test]
+fn a_file_identity_next_to_a_keychain_costs_one_search_and_no_secret_read() {
+    let env = TestEnv::new();
+    agentcred(&env, Bus::Unlocked)
+        .args(["init", "--identity", "file"])
+        .assert()
+        .success();
+    add_age(&env, "k", b"v");
+    let log = env.dir.path().join("bus.log");
+    agentcred(&env, Bus::Unlocked)
+        .args(["get", "k"])
+        .env("KEYRING_SESSION_MONITOR", &log)
+        .assert()
+        .success()
+        .stdout("v");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.matches("member=SearchItems").count(), 1, "{calls}");
+    assert_eq!(calls.matches("member=GetSecret").count(), 0, "{calls}");
+    assert!(
+        calls.contains("string \"plain\""),
+        "no Diffie-Hellman session just to find nothing: {calls}"
+    );
+}
+
+#[test]
 fn identity_lookup_order_puts_the_keychain_between_the_variables_and_the_default_file() {
     let env = keychain_store();
     add_age(&env, "k", b"v");
