@@ -626,3 +626,31 @@ fn add_age(env: &TestEnv, name: &str, value: &[u8]) {
         .assert()
         .success();
 }
+
+#[test]
+fn a_writer_killed_at_any_instant_leaves_the_old_value_or_the_new_one() {
+    let env = keychain_store();
+    add_keychain(&env, "token", b"v0");
+    let mut current = b"v0".to_vec();
+    for round in 1..=24 {
+        // SIGKILL `add --force` after 0 to 87 ms: before, during or after its commit.
+        let script = format!(
+            "printf v{round} | \"$0\" add token --backend keychain --force 2>/dev/null & pid=$!; \
+             sleep 0.{:03}; kill -9 $pid 2>/dev/null; wait $pid; exit 0",
+            (round * 29) % 90
+        );
+        env.command(session_script())
+            .args(["unlocked", "sh", "-c", &script])
+            .arg(TestEnv::bin())
+            .assert()
+            .success();
+        let value = get(&env, "token");
+        let new = format!("v{round}").into_bytes();
+        assert!(
+            value == current || value == new,
+            "round {round}: {:?}",
+            String::from_utf8_lossy(&value)
+        );
+        current = value;
+    }
+}
