@@ -278,19 +278,25 @@ mod platform {
         Ok(store)
     }
 
-    /// libdbus, given no bus address, would try `dbus-launch --autolaunch` (an X11 helper):
-    /// say plainly that there is no bus instead.
+    /// libdbus, given no bus address, would try `dbus-launch --autolaunch` (an X11 helper,
+    /// compiled out of the vendored libdbus): say plainly that there is no bus instead. The
+    /// vendored libdbus does not look for `$XDG_RUNTIME_DIR/bus` on its own either, so a
+    /// bus found there is named in the message, to be exported.
     pub fn preflight() -> Result<(), String> {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty()) {
             return Ok(());
         }
         let user_bus = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|d| !d.is_empty())
-            .map(|d| std::path::Path::new(&d).join("bus"));
-        match user_bus {
-            Some(bus) if bus.exists() => Ok(()),
-            _ => Err("there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset)".into()),
-        }
+            .map(|d| std::path::Path::new(&d).join("bus"))
+            .filter(|bus| bus.exists());
+        Err(match user_bus {
+            Some(bus) => format!(
+                "DBUS_SESSION_BUS_ADDRESS is unset (for the bus at {0}: export DBUS_SESSION_BUS_ADDRESS=unix:path={0})",
+                first_line(&bus.display().to_string())
+            ),
+            None => "there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset)".into(),
+        })
     }
 
     /// A Secret Service answers, has a default collection, and that collection is unlocked,
