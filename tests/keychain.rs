@@ -367,6 +367,25 @@ fn no_dbus_at_all_is_exit_5_with_a_hint() {
         "no identity found to unlock the store: the OS keychain cannot be read (there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset))",
         "set AGENTCRED_IDENTITY",
     );
+    // A user bus in XDG_RUNTIME_DIR that nobody exported: the message says what to export.
+    let runtime = env.dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::write(runtime.join("bus"), "").unwrap();
+    let out = env
+        .cmd()
+        .args(["get", "token"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert_one_error(
+        &out,
+        5,
+        &format!(
+            "export DBUS_SESSION_BUS_ADDRESS=unix:path={}",
+            runtime.join("bus").display()
+        ),
+        "set AGENTCRED_IDENTITY",
+    );
     // With the identity from the environment, the value itself is unreachable.
     let identity = String::from_utf8(lookup(&env, "identity").unwrap()).unwrap();
     let out = env
