@@ -456,6 +456,35 @@ impl Txn<'_> {
         Some(entry)
     }
 
+    /// Refuse to commit an entry whose backend is not where its value was staged (a value
+    /// staged in the keychain under an entry that says `age` would be lost).
+    fn check_staged_backends(&self) -> Result<()> {
+        let staged = self
+            .staged
+            .iter()
+            .map(|name| (name, BackendKind::Age))
+            .chain(
+                self.staged_items
+                    .iter()
+                    .map(|(name, _)| (name, BackendKind::Keychain)),
+            );
+        for (name, backend) in staged {
+            if let Some(entry) = self.manifest.entry(name)
+                && entry.backend != backend
+            {
+                return Err(Error::io(
+                    format!("cannot commit credential {name}"),
+                    io::Error::other(format!(
+                        "its value was staged in {} but its entry names {} (a bug in agentcred)",
+                        backend.as_str(),
+                        entry.backend.as_str()
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The keychain account the manifest (as changed so far) names for `name`.
     fn final_item(&self, name: &CredentialName) -> Option<String> {
         let entry = self.manifest.entry(name)?;
@@ -465,6 +494,7 @@ impl Txn<'_> {
     /// Write the new manifest (the commit point), then move staged files into place and
     /// delete what the new manifest no longer names.
     pub fn commit(mut self) -> Result<()> {
+        self.check_staged_backends()?;
         let dir = self.store.secrets_dir();
         let err = |e| self.store.io_err("commit", e);
         if !self.staged.is_empty() {

@@ -673,3 +673,22 @@ fn a_writer_killed_at_any_instant_leaves_the_old_value_or_the_new_one() {
         current = value;
     }
 }
+
+#[test]
+fn import_over_a_keychain_credential_keeps_it_in_the_keychain() {
+    let env = keychain_store();
+    add_keychain(&env, "token", b"old");
+    let old = account(&env, "token");
+    agentcred(&env, Bus::Unlocked)
+        .args(["import", "-", "--force"])
+        .write_stdin("TOKEN=new\nOTHER=age value\n")
+        .assert()
+        .success();
+    assert_eq!(get(&env, "token"), b"new");
+    assert_eq!(get(&env, "other"), b"age value");
+    let new = account(&env, "token");
+    assert_eq!(lookup(&env, &new).as_deref(), Some(&b"new"[..]));
+    assert_eq!(lookup(&env, &old), None);
+    assert!(!env.secret_file("token").exists());
+    assert!(env.secret_file("other").exists());
+}
