@@ -178,6 +178,13 @@ fn secret_tool_reads_what_agentcred_wrote() {
     let env = keychain_store();
     add_keychain(&env, "api-token", b"s3cret value\nwith a newline");
     let account = account(&env, "api-token");
+    agentcred(&env, Bus::Unlocked)
+        .args(["show", "api-token"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "item:         service agentcred, account {account}"
+        )));
     assert_eq!(
         lookup(&env, &account).as_deref(),
         Some(&b"s3cret value\nwith a newline"[..])
