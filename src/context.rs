@@ -39,6 +39,7 @@ impl Ctx {
                     )
                 })?,
         };
+        crate::keychain::allow_prompts(Unlock::from_env(no_input).may_prompt);
         Ok(Ctx {
             store_dir,
             no_input,
@@ -74,7 +75,11 @@ impl Ctx {
         }
         match identity::load(Unlock { may_prompt: false }) {
             Ok(identity) => Ok(Some(self.identity.get_or_init(|| identity))),
-            Err(Error::NoIdentity | Error::PassphraseNeeded { .. }) => Ok(None),
+            Err(
+                Error::NoIdentity
+                | Error::NoIdentityKeychainDown { .. }
+                | Error::PassphraseNeeded { .. },
+            ) => Ok(None),
             Err(e) => Err(e),
         }
     }

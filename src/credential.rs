@@ -251,12 +251,15 @@ impl Kind {
 pub enum BackendKind {
     /// An age-encrypted file in the store's `secrets/` folder.
     Age,
+    /// The OS keychain (Secret Service, macOS Keychain, Windows Credential Manager).
+    Keychain,
 }
 
 impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Age => "age",
+            BackendKind::Keychain => "keychain",
         }
     }
 }

@@ -177,8 +177,8 @@ pub fn check(root: &Path, identity: Result<&Identity, Error>) -> Report {
     );
     let manifest = check_manifest(&text, key.as_ref(), &mut report);
     check_recipients(&store, manifest.as_ref(), &mut report);
-    if let (Some(manifest), Some(identity), Some(_)) = (&manifest, identity, &key) {
-        check_secrets(&store, identity, manifest, &mut report);
+    if let (Some(manifest), Some(identity), Some(key)) = (&manifest, identity, &key) {
+        check_secrets(&store, identity, key, manifest, &mut report);
     } else {
         report.warn(
             "secrets",
@@ -310,7 +310,13 @@ fn check_recipients(store: &Store, manifest: Option<&Manifest>, report: &mut Rep
     }
 }
 
-fn check_secrets(store: &Store, identity: &Identity, manifest: &Manifest, report: &mut Report) {
+fn check_secrets(
+    store: &Store,
+    identity: &Identity,
+    key: &StoreKey,
+    manifest: &Manifest,
+    report: &mut Report,
+) {
     let recipients = store.recipients().map(|(r, _)| r.len()).unwrap_or(0);
     let mut checked = 0;
     let mut failed = 0;
@@ -318,7 +324,7 @@ fn check_secrets(store: &Store, identity: &Identity, manifest: &Manifest, report
         let Ok(credential) = CredentialName::parse(name) else {
             continue;
         };
-        match backend::read(store, identity, &manifest.store_id, &credential, entry) {
+        match backend::read(store, identity, key, &manifest.store_id, &credential, entry) {
             Ok(_) => checked += 1,
             Err(e) => {
                 failed += 1;

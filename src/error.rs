@@ -83,6 +83,29 @@ pub enum Error {
     #[error("cannot read identity from {source_name}: {detail}")]
     BadIdentity { source_name: String, detail: String },
 
+    #[error(
+        "no identity found to unlock the store: the OS keychain cannot be read ({reason}), and there is no identity file"
+    )]
+    NoIdentityKeychainDown { reason: String },
+
+    #[error("cannot {action} the OS keychain: {reason}")]
+    Keychain {
+        action: String,
+        reason: String,
+        for_identity: bool,
+    },
+
+    #[error("the keychain item of credential {name} is missing (deleted outside agentcred?)")]
+    KeychainItemMissing { name: String },
+
+    #[error(
+        "the keychain item of credential {name} does not match the manifest (changed outside agentcred)"
+    )]
+    KeychainItemChanged { name: String },
+
+    #[error("{0}")]
+    Unsupported(String),
+
     #[error("{what} is not encrypted to your identity")]
     NotARecipient { what: String },
 
@@ -144,7 +167,8 @@ impl Error {
             | Error::AgentExists { .. }
             | Error::StoreExists { .. }
             | Error::NotEnvSafe { .. }
-            | Error::OAuth { .. } => Exit::Failure,
+            | Error::OAuth { .. }
+            | Error::Unsupported(_) => Exit::Failure,
             Error::Io { .. } | Error::RotationCommand { .. } | Error::Unchanged { .. } => {
                 Exit::Failure
             }
@@ -152,20 +176,24 @@ impl Error {
             Error::CredentialNotFound { .. }
             | Error::AgentNotFound { .. }
             | Error::ProgramNotFound { .. }
-            | Error::StoreNotFound { .. } => Exit::NotFound,
+            | Error::StoreNotFound { .. }
+            | Error::KeychainItemMissing { .. } => Exit::NotFound,
             Error::NotAllowed { .. }
             | Error::WrongProgram { .. }
             | Error::ProgramChanged { .. } => Exit::Denied,
             Error::NoIdentity
+            | Error::NoIdentityKeychainDown { .. }
+            | Error::Keychain { .. }
             | Error::IdentityTooOpen { .. }
             | Error::WrongPassphrase { .. }
             | Error::PassphraseNeeded { .. }
             | Error::BadIdentity { .. }
             | Error::NotARecipient { .. }
             | Error::OAuthClientRejected { .. } => Exit::Locked,
-            Error::Integrity { .. } | Error::AuditChain { .. } | Error::StoreTooOpen { .. } => {
-                Exit::Integrity
-            }
+            Error::Integrity { .. }
+            | Error::AuditChain { .. }
+            | Error::StoreTooOpen { .. }
+            | Error::KeychainItemChanged { .. } => Exit::Integrity,
             Error::CommandNotFound { .. } => Exit::CommandNotFound,
             Error::NotExecutable { .. } => Exit::NotExecutable,
         }
@@ -190,6 +218,11 @@ impl Error {
                 "run `agentcred init` to create one, or pass --store DIR".into()
             }
             Error::NoIdentity => "set AGENTCRED_IDENTITY or AGENTCRED_IDENTITY_FILE, or run `agentcred init` to create an identity".into(),
+            Error::NoIdentityKeychainDown { .. } => "start or unlock the OS keychain, or set AGENTCRED_IDENTITY or AGENTCRED_IDENTITY_FILE to use an identity file".into(),
+            Error::Keychain { for_identity: true, .. } => "set AGENTCRED_IDENTITY or AGENTCRED_IDENTITY_FILE to use an identity file instead (or `agentcred init --identity file`)".into(),
+            Error::Keychain { for_identity: false, .. } => "run where the OS keychain is reachable and unlocked, or use --backend age".into(),
+            Error::KeychainItemChanged { name } => format!("if you changed it, store it through agentcred: `agentcred add {name} --backend keychain --force`"),
+            Error::KeychainItemMissing { name } => format!("store it again with `agentcred add {name} --backend keychain --force`, or drop it with `agentcred rm {name}`"),
             Error::IdentityTooOpen { path } => format!("chmod 600 {}", path.display()),
             Error::PassphraseNeeded { .. } => {
                 "set AGENTCRED_PASSPHRASE, or run from a terminal".into()

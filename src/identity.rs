@@ -1,11 +1,14 @@
 //! Where the user's age identity comes from (CONTRACT section 4), in order:
-//! `AGENTCRED_IDENTITY` (the text), `AGENTCRED_IDENTITY_FILE` (a path), then the default
-//! identity file in the config dir. The OS keychain slots in as the third source in its own
-//! change; [`Source`] is the seam for it.
+//! `AGENTCRED_IDENTITY` (the text), `AGENTCRED_IDENTITY_FILE` (a path), the OS keychain
+//! item made by `init` (service `agentcred`, account `identity`), then the default
+//! identity file in the config dir. A keychain that cannot be reached is passed over
+//! (a file identity must work on a headless machine); when nothing else is found, the
+//! error says why the keychain could not be asked.
 //!
-//! A passphrase-protected file (age scrypt) takes `AGENTCRED_PASSPHRASE`, else a hidden
-//! prompt, and only prompts when a person can answer: never with `--no-input`, `CI` set, or
-//! stdin that is not a terminal. Then it fails at once (exit 5) naming the variable to set.
+//! A passphrase-protected file (age scrypt) is first looked for in the unlock cache (see
+//! [`crate::unlock_cache`]), then takes `AGENTCRED_PASSPHRASE`, else a hidden prompt, and
+//! only prompts when a person can answer: never with `--no-input`, `CI` set, or stdin that
+//! is not a terminal. Then it fails at once (exit 5) naming the variable to set.
 
 use std::fmt;
 use std::io::{IsTerminal, Read};
@@ -20,10 +23,15 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::keychain::{self, Keychain, Subject};
+use crate::unlock_cache;
 
 pub const ENV_IDENTITY: &str = "AGENTCRED_IDENTITY";
 pub const ENV_IDENTITY_FILE: &str = "AGENTCRED_IDENTITY_FILE";
 pub const ENV_PASSPHRASE: &str = "AGENTCRED_PASSPHRASE";
+/// The keychain account of the identity (service [`keychain::SERVICE`]).
+pub const KEYCHAIN_ACCOUNT: &str = "identity";
+const KEYCHAIN_LABEL: &str = "agentcred: age identity";
 
 /// Where an identity was (or would be) found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +40,8 @@ pub enum Source {
     Env,
     /// The file named by `AGENTCRED_IDENTITY_FILE`.
     EnvFile(PathBuf),
+    /// The OS keychain item made by `init`.
+    Keychain,
     /// The default identity file in the config dir.
     DefaultFile(PathBuf),
 }
@@ -40,6 +50,11 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Env => write!(f, "${ENV_IDENTITY}"),
+            Source::Keychain => write!(
+                f,
+                "the OS keychain (service {}, account {KEYCHAIN_ACCOUNT})",
+                keychain::SERVICE
+            ),
             Source::EnvFile(path) | Source::DefaultFile(path) => write!(f, "{}", path.display()),
         }
     }
@@ -88,29 +103,96 @@ pub fn default_file() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "agentcred").map(|d| d.config_dir().join("identity.txt"))
 }
 
-/// Where an identity would come from, without reading it.
-pub fn locate() -> Option<Source> {
+/// What the lookup found: a source to load, or the identity text already read from the
+/// keychain (one read per command).
+enum Found {
+    Source(Source),
+    Keychain(Zeroizing<Vec<u8>>),
+}
+
+/// Follow the lookup order. `Err` only when nothing was found: then it says why the
+/// keychain could not be asked, if it could not.
+fn find() -> Result<Found> {
     if std::env::var_os(ENV_IDENTITY).is_some_and(|v| !v.is_empty()) {
-        return Some(Source::Env);
+        return Ok(Found::Source(Source::Env));
     }
     if let Some(path) = std::env::var_os(ENV_IDENTITY_FILE).filter(|v| !v.is_empty()) {
-        return Some(Source::EnvFile(PathBuf::from(path)));
+        return Ok(Found::Source(Source::EnvFile(PathBuf::from(path))));
     }
-    default_file()
-        .filter(|p| p.exists())
-        .map(Source::DefaultFile)
+    let file = default_file().filter(|p| p.exists());
+    let keychain = Keychain::for_process();
+    let read = || {
+        // With a default file there, the keychain is most likely empty: ask whether the
+        // item exists (cheap) before reading it (an encrypted session, several ms).
+        if file.is_some() && keychain.exists(KEYCHAIN_ACCOUNT, Subject::Identity)? == Some(false) {
+            return Ok(None);
+        }
+        keychain.get(KEYCHAIN_ACCOUNT, Subject::Identity)
+    };
+    let keychain_down = match read() {
+        Ok(Some(text)) => return Ok(Found::Keychain(text)),
+        Ok(None) => None,
+        Err(Error::Keychain { reason, .. }) => Some(reason),
+        Err(e) => return Err(e),
+    };
+    if let Some(path) = file {
+        return Ok(Found::Source(Source::DefaultFile(path)));
+    }
+    Err(match keychain_down {
+        Some(reason) => Error::NoIdentityKeychainDown { reason },
+        None => Error::NoIdentity,
+    })
 }
 
 /// Find and unlock the identity.
 pub fn load(unlock: Unlock) -> Result<Identity> {
-    match locate() {
-        None => Err(Error::NoIdentity),
-        Some(source) => load_from(source, unlock),
+    match find()? {
+        Found::Source(source) => load_from(source, unlock),
+        Found::Keychain(bytes) => keychain_identity(&bytes),
     }
+}
+
+fn keychain_identity(bytes: &[u8]) -> Result<Identity> {
+    let source = Source::Keychain;
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::BadIdentity {
+        source_name: source.to_string(),
+        detail: "it is not text".into(),
+    })?;
+    let keys = parse_keys(text, &source)?;
+    Ok(Identity { keys, source })
+}
+
+/// The passphrase-protected identity file the lookup would use, with its bytes; `None`
+/// when the identity in use has no passphrase (text, a plain file, the keychain).
+pub fn passphrase_file() -> Result<Option<(PathBuf, Zeroizing<Vec<u8>>)>> {
+    let path = match find()? {
+        Found::Source(Source::EnvFile(path) | Source::DefaultFile(path)) => path,
+        _ => return Ok(None),
+    };
+    let bytes = read_identity_file(&path)?;
+    Ok(is_age_encrypted(&bytes).then_some((path, bytes)))
+}
+
+/// `agentcred unlock`: decrypt a passphrase-protected identity file (cache, variable or
+/// prompt) and cache its text in the kernel keyring for `seconds`.
+pub fn cache_unlocked(path: &Path, bytes: &[u8], unlock: Unlock, seconds: usize) -> Result<()> {
+    let plain = decrypt_with_passphrase(bytes, path, unlock)?;
+    let text = std::str::from_utf8(&plain).map_err(|_| Error::BadIdentity {
+        source_name: path.display().to_string(),
+        detail: "the decrypted identity is not text".into(),
+    })?;
+    parse_keys(text, &Source::EnvFile(path.to_path_buf()))?;
+    unlock_cache::put(bytes, &plain, seconds)
 }
 
 fn load_from(source: Source, unlock: Unlock) -> Result<Identity> {
     let keys = match &source {
+        Source::Keychain => {
+            let bytes = Keychain::for_process()
+                .get(KEYCHAIN_ACCOUNT, Subject::Identity)?
+                .ok_or(Error::NoIdentity)?;
+            return keychain_identity(&bytes);
+        }
         Source::Env => {
             let text =
                 Zeroizing::new(std::env::var(ENV_IDENTITY).map_err(|_| Error::BadIdentity {
@@ -226,6 +308,9 @@ fn decrypt_with_passphrase(
         source_name: path.display().to_string(),
         detail: detail.into(),
     };
+    if let Some(plain) = unlock_cache::get(bytes) {
+        return Ok(plain);
+    }
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(bytes))
         .map_err(|_| bad("it is not a valid age-encrypted file"))?;
     if !decryptor.is_scrypt() {
@@ -270,6 +355,22 @@ pub fn create_file(path: &Path, with_passphrase: bool, unlock: Unlock) -> Result
     Ok(Identity {
         keys: vec![key],
         source: Source::DefaultFile(path.to_path_buf()),
+    })
+}
+
+/// Generate an identity and keep it in the OS keychain (service `agentcred`, account
+/// `identity`).
+pub fn create_in_keychain() -> Result<Identity> {
+    let (key, text) = generate();
+    Keychain::for_process().set(
+        KEYCHAIN_ACCOUNT,
+        KEYCHAIN_LABEL,
+        text.as_bytes(),
+        Subject::Identity,
+    )?;
+    Ok(Identity {
+        keys: vec![key],
+        source: Source::Keychain,
     })
 }
 

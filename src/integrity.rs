@@ -27,6 +27,7 @@ const SEAL_DOMAIN: &[u8] = b"agentcred/manifest/v1";
 const ENTRY_DOMAIN: &[u8] = b"agentcred/entry/v1";
 const AGENT_DOMAIN: &[u8] = b"agentcred/agent/v1";
 const FINGERPRINT_DOMAIN: &[u8] = b"agentcred/fingerprint/v1";
+const KEYCHAIN_VALUE_DOMAIN: &[u8] = b"agentcred/keychain-value/v1";
 
 /// The store's MAC key. Not `Debug`, zeroized on drop.
 pub struct StoreKey(SecretBox<[u8; 32]>);
@@ -79,6 +80,16 @@ impl StoreKey {
         BASE64.encode(self.mac(
             AGENT_DOMAIN,
             &[store_id.as_bytes(), name.as_bytes(), agent_json],
+        ))
+    }
+
+    /// The tag the manifest records for a value kept outside the store (in the OS
+    /// keychain), so a value changed there is noticed. Keyed, unlike a plain hash: the
+    /// manifest goes to git, and a hash would let anyone test guesses of a short value.
+    pub fn value_tag(&self, store_id: &str, name: &str, value: &[u8]) -> String {
+        hex(&self.mac(
+            KEYCHAIN_VALUE_DOMAIN,
+            &[store_id.as_bytes(), name.as_bytes(), value],
         ))
     }
 
@@ -284,6 +295,12 @@ mod tests {
         assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.entry_mac("s", "b", b"{}"));
         assert_ne!(k1.entry_mac("s", "a", b"{}"), k1.agent_mac("s", "a", b"{}"));
         assert!(tags_equal(&k1.seal(&[b"x"]), &k1.seal(&[b"x"])));
+        let tag = k1.value_tag("s", "a", b"v");
+        assert_eq!(tag.len(), 64);
+        assert_ne!(tag, k2.value_tag("s", "a", b"v"));
+        assert_ne!(tag, k1.value_tag("s", "b", b"v"));
+        assert_ne!(tag, k1.value_tag("s", "a", b"w"));
+        assert_ne!(tag, sha256_hex(b"v"));
         assert!(!tags_equal("abc", "abd"));
     }
 }

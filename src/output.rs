@@ -81,12 +81,14 @@ pub fn date(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d").to_string()
 }
 
-/// `in 12d`, `3d ago`, `today`, in whole days (hours under a day).
+/// `in 12d`, `3d ago`, `now`: whole days, or hours under a day, minutes under an hour.
 pub fn relative(at: Timestamp, now: Timestamp) -> String {
     let seconds = at.as_second() - now.as_second();
     let abs = seconds.unsigned_abs();
-    let text = if abs < 3600 {
+    let text = if abs < 60 {
         return "now".into();
+    } else if abs < 3600 {
+        format!("{}m", abs / 60)
     } else if abs < 86_400 {
         format!("{}h", abs / 3600)
     } else {
@@ -128,6 +130,10 @@ mod tests {
         assert_eq!(relative(later, now), "in 12d");
         assert_eq!(relative(earlier, now), "3d ago");
         assert_eq!(relative(now, now), "now");
+        let soon: Timestamp = "2026-01-10T00:59:59Z".parse().unwrap();
+        assert_eq!(relative(soon, now), "in 59m");
+        let hours: Timestamp = "2026-01-09T21:00:00Z".parse().unwrap();
+        assert_eq!(relative(hours, now), "3h ago");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The store directory: its files, its lock, and the two ways in.
 //!
 //! [`Reader`] takes a shared lock, verifies the seal and hands out entries and values.
-//! [`Txn`] takes the exclusive lock, verifies everything, stages new secret files, and
-//! commits by renaming a new manifest into place. A failure before the commit removes what
-//! was staged, so the store is left byte-for-byte as it was.
+//! [`Txn`] takes the exclusive lock, verifies everything, stages new values (secret files,
+//! keychain items), and commits by renaming a new manifest into place. A failure before the
+//! commit removes what was staged, so the store is left byte-for-byte as it was.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 use age::x25519;
 use secrecy::SecretSlice;
 
-use crate::backend::{self, age_file};
-use crate::credential::{AgentName, CredentialName};
+use crate::backend::{self, age_file, keychain};
+use crate::credential::{AgentName, BackendKind, CredentialName};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::identity::Identity;
@@ -225,6 +226,7 @@ impl Store {
         Ok(Reader {
             store: self,
             identity,
+            key,
             _lock: lock,
             text,
             header,
@@ -288,6 +290,16 @@ impl Store {
                 }
             }
         }
+        let committed_items = manifest
+            .credentials
+            .iter()
+            .filter(|(_, entry)| entry.backend == BackendKind::Keychain)
+            .filter_map(|(name, entry)| {
+                let name = CredentialName::parse(name).ok()?;
+                let account = keychain::entry_account(&manifest.store_id, &name, entry)?;
+                Some((name, account))
+            })
+            .collect();
         let txn = Txn {
             store: self,
             _lock: lock,
@@ -295,6 +307,8 @@ impl Store {
             recipients,
             manifest,
             staged: Vec::new(),
+            staged_items: Vec::new(),
+            committed_items,
             removed: Vec::new(),
             committed: false,
         };
@@ -336,6 +350,7 @@ fn render_recipients(recipients: &[x25519::Recipient]) -> String {
 pub struct Reader<'a> {
     store: &'a Store,
     identity: &'a Identity,
+    key: StoreKey,
     _lock: Option<File>,
     text: String,
     header: Header,
@@ -372,6 +387,7 @@ impl Reader<'_> {
         backend::read(
             self.store,
             self.identity,
+            &self.key,
             &self.header.store_id,
             name,
             entry,
@@ -380,13 +396,26 @@ impl Reader<'_> {
 }
 
 /// An exclusive, verified write transaction.
+///
+/// Values are staged where they will live: an age value as `secrets/NAME.age.pending`, a
+/// keychain value as a new item whose account carries a version (see
+/// [`backend::keychain`]). The manifest rename is the commit point. After it, pending
+/// files are renamed into place and superseded keychain items deleted; without it
+/// (an error, or the `Txn` dropped), staged files and items are removed again. The one
+/// exception is `rm` of a keychain credential: a keychain has no rename, so its item is
+/// deleted just before the commit, and a failure there leaves the manifest unchanged.
 pub struct Txn<'a> {
     store: &'a Store,
     _lock: Option<File>,
     key: StoreKey,
     recipients: Vec<x25519::Recipient>,
     pub manifest: Manifest,
+    /// Names with a `NAME.age.pending` written by this transaction.
     staged: Vec<CredentialName>,
+    /// Keychain items written by this transaction: name and account.
+    staged_items: Vec<(CredentialName, String)>,
+    /// Keychain items the manifest referenced when the transaction began.
+    committed_items: BTreeMap<CredentialName, String>,
     removed: Vec<CredentialName>,
     committed: bool,
 }
@@ -432,8 +461,38 @@ impl Txn<'_> {
         &self.manifest.store_id
     }
 
-    /// Encrypt a value for `name` and stage it; returns the file's SHA-256 for the entry.
+    /// Stage a new value for `name` in the backend its entry names (`age` for a name not
+    /// in the manifest yet); returns what to record in the entry's `sha256`.
     pub fn stage_value(&mut self, name: &CredentialName, value: &[u8]) -> Result<String> {
+        let backend = self
+            .manifest
+            .entry(name)
+            .map_or(BackendKind::Age, |entry| entry.backend);
+        self.stage_value_for(backend, name, value)
+    }
+
+    /// Stage a new value for `name` in `backend`; returns what to record in the entry's
+    /// `sha256` (and the entry must name `backend`): for `age` the file's SHA-256, for
+    /// `keychain` the value's tag, which also names the new item.
+    pub fn stage_value_for(
+        &mut self,
+        backend: BackendKind,
+        name: &CredentialName,
+        value: &[u8],
+    ) -> Result<String> {
+        match backend {
+            BackendKind::Age => self.stage_age_file(name, value),
+            BackendKind::Keychain => {
+                let (tag, account) =
+                    keychain::write(&self.key, &self.manifest.store_id, name, value)?;
+                self.staged_items.push((name.clone(), account));
+                Ok(tag)
+            }
+        }
+    }
+
+    /// Encrypt a value for `name` and stage it; returns the file's SHA-256 for the entry.
+    fn stage_age_file(&mut self, name: &CredentialName, value: &[u8]) -> Result<String> {
         let plain = integrity::seal_value(&self.manifest.store_id, name.as_str(), value);
         let ciphertext = integrity::encrypt_to(&self.recipients, &plain)?;
         let dir = self.store.secrets_dir();
@@ -453,33 +512,121 @@ impl Txn<'_> {
         Some(entry)
     }
 
-    /// Write the new manifest (the commit point), then move staged files into place.
+    /// Refuse to commit an entry whose backend is not where its value was staged (a value
+    /// staged in the keychain under an entry that says `age` would be lost).
+    fn check_staged_backends(&self) -> Result<()> {
+        let staged = self
+            .staged
+            .iter()
+            .map(|name| (name, BackendKind::Age))
+            .chain(
+                self.staged_items
+                    .iter()
+                    .map(|(name, _)| (name, BackendKind::Keychain)),
+            );
+        for (name, backend) in staged {
+            if let Some(entry) = self.manifest.entry(name)
+                && entry.backend != backend
+            {
+                return Err(Error::io(
+                    format!("cannot commit credential {name}"),
+                    io::Error::other(format!(
+                        "its value was staged in {} but its entry names {} (a bug in agentcred)",
+                        backend.as_str(),
+                        entry.backend.as_str()
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The keychain account the manifest (as changed so far) names for `name`.
+    fn final_item(&self, name: &CredentialName) -> Option<String> {
+        let entry = self.manifest.entry(name)?;
+        keychain::entry_account(&self.manifest.store_id, name, entry)
+    }
+
+    /// Write the new manifest (the commit point), then move staged files into place and
+    /// delete what the new manifest no longer names.
     pub fn commit(mut self) -> Result<()> {
+        self.check_staged_backends()?;
         let dir = self.store.secrets_dir();
         let err = |e| self.store.io_err("commit", e);
         if !self.staged.is_empty() {
             fsutil::sync_dir(&dir).map_err(err)?;
+        }
+        // A removed keychain credential loses its item first: once the manifest forgets
+        // the item, nothing would find it again. Deleting is idempotent, so an `rm`
+        // interrupted here is finished by running it again.
+        for (name, account) in &self.committed_items {
+            if self.manifest.entry(name).is_none() {
+                keychain::delete(name, account)?;
+            }
         }
         self.manifest.generation += 1;
         let text = self.manifest.render(&self.key);
         fsutil::write_atomic(self.store.root(), manifest::FILE_NAME, text.as_bytes())
             .map_err(err)?;
         self.committed = true;
-        for name in &self.staged {
-            fsutil::rename_durable(
-                &dir,
-                &age_file::pending_name(name),
-                &age_file::file_name(name),
-            )
-            .map_err(err)?;
-        }
-        for name in &self.removed {
-            if !self.staged.contains(name) {
-                fsutil::remove_if_exists(&dir.join(age_file::file_name(name))).map_err(err)?;
+
+        let touched: BTreeSet<&CredentialName> = self
+            .staged
+            .iter()
+            .chain(self.staged_items.iter().map(|(name, _)| name))
+            .chain(&self.removed)
+            .collect();
+        let mut files_changed = false;
+        for name in touched {
+            let age_now = self
+                .manifest
+                .entry(name)
+                .is_some_and(|entry| entry.backend == BackendKind::Age);
+            if self.staged.contains(name) && age_now {
+                fsutil::rename_durable(
+                    &dir,
+                    &age_file::pending_name(name),
+                    &age_file::file_name(name),
+                )
+                .map_err(err)?;
+            } else {
+                if self.staged.contains(name) {
+                    fsutil::remove_if_exists(&dir.join(age_file::pending_name(name)))
+                        .map_err(err)?;
+                }
+                if !age_now {
+                    files_changed |= fsutil::remove_if_exists(&dir.join(age_file::file_name(name)))
+                        .map_err(err)?;
+                }
             }
         }
-        if !self.removed.is_empty() {
+        if files_changed {
             fsutil::sync_dir(&dir).map_err(err)?;
+        }
+        // Superseded keychain items: the old value after a replacement, and any item staged
+        // but not kept. The commit has happened, so a failure is only worth a warning.
+        let mut superseded: Vec<(&CredentialName, &String)> = Vec::new();
+        for (name, account) in &self.committed_items {
+            if self.manifest.entry(name).is_some()
+                && self.final_item(name).as_ref() != Some(account)
+            {
+                superseded.push((name, account));
+            }
+        }
+        for (name, account) in &self.staged_items {
+            if self.final_item(name).as_ref() != Some(account)
+                && !self.committed_items.values().any(|a| a == account)
+            {
+                superseded.push((name, account));
+            }
+        }
+        for (name, account) in superseded {
+            if let Err(e) = keychain::delete(name, account) {
+                eprintln!(
+                    "warning: the old keychain item {}/{account} of {name} is left behind: {e}",
+                    crate::keychain::SERVICE
+                );
+            }
         }
         state::note_generation(&self.manifest.store_id, self.manifest.generation);
         Ok(())
@@ -493,6 +640,11 @@ impl Drop for Txn<'_> {
                 let _ = fsutil::remove_if_exists(
                     &self.store.secrets_dir().join(age_file::pending_name(name)),
                 );
+            }
+            for (name, account) in &self.staged_items {
+                if self.committed_items.get(name) != Some(account) {
+                    let _ = keychain::delete(name, account);
+                }
             }
         }
     }

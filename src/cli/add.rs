@@ -24,6 +24,7 @@ use super::input::read_value;
   printf %s \"$KEY\" | agentcred add OPENAI_API_KEY   # from stdin
   agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
   agentcred add github-token --rotate-every 30d --description 'bot PAT'
+  agentcred add slack-token --backend keychain       # value in the OS keychain
   agentcred add api --kind oauth2 --token-url https://auth.example.com/oauth/token \\
       --client-id my-bot --scope 'read write' --env API_TOKEN   # the value is the client secret")]
 pub struct AddArgs {
@@ -213,7 +214,7 @@ impl AddArgs {
             }
             .into());
         }
-        let sha256 = txn.stage_value(&name, value.expose_secret())?;
+        let sha256 = txn.stage_value_for(self.backend, &name, value.expose_secret())?;
         let created_at = previous.as_ref().map_or(now, |p| p.created_at);
         let mut history = previous.map(|p| p.history).unwrap_or_default();
         history.push(Event {

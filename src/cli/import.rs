@@ -111,7 +111,8 @@ impl ImportArgs {
             let entry = Entry {
                 env: env.clone(),
                 kind: Kind::Secret,
-                backend: BackendKind::Age,
+                // `stage_value` kept a replaced credential's backend; so does its entry.
+                backend: previous.as_ref().map_or(BackendKind::Age, |p| p.backend),
                 description: previous.as_ref().and_then(|p| p.description.clone()),
                 created_at: previous.as_ref().map_or(now, |p| p.created_at),
                 rotated_at,

@@ -7,13 +7,16 @@ use clap::{Args, ValueEnum};
 
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::identity;
+use crate::identity::{self, Identity};
+use crate::keychain;
 use crate::output::escape;
 use crate::store::Store;
 
 /// Where a newly created identity is kept.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum IdentityStorage {
+    /// The OS keychain (service agentcred, account identity): no file, no passphrase
+    Keychain,
     /// A file in the config dir (~/.config/agentcred/identity.txt), 0600
     File,
 }
@@ -21,13 +24,13 @@ pub enum IdentityStorage {
 /// Create a store (and an identity if you have none)
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  agentcred init
-  agentcred init --passphrase
+  agentcred init                       # identity in the OS keychain if one is reachable
+  agentcred init --identity file --passphrase
   agentcred --store ./team-store init --recipient age1teammate...")]
 pub struct InitArgs {
-    /// Where to keep a new identity
-    #[arg(long, value_enum, default_value = "file")]
-    identity: IdentityStorage,
+    /// Where to keep a new identity [default: keychain when one is reachable, else file]
+    #[arg(long, value_enum, value_name = "WHERE")]
+    identity: Option<IdentityStorage>,
 
     /// Protect a new identity file with a passphrase (AGENTCRED_PASSPHRASE or a prompt)
     #[arg(long)]
@@ -40,7 +43,12 @@ pub struct InitArgs {
 
 impl InitArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let IdentityStorage::File = self.identity;
+        if self.passphrase && self.identity == Some(IdentityStorage::Keychain) {
+            return Err(Error::Usage(
+                "--passphrase protects an identity file; the keychain protects its own items (drop one of --passphrase and --identity keychain)".into(),
+            )
+            .into());
+        }
         let mut extra = Vec::new();
         for r in &self.recipients {
             extra.push(
@@ -59,19 +67,17 @@ impl InitArgs {
             .into());
         }
         let mut out = std::io::stdout().lock();
-        let (identity, created) = match identity::locate() {
-            Some(_) => (ctx.identity()?, None),
-            None => {
-                let path = identity::default_file().ok_or_else(|| {
-                    Error::Usage("cannot find a config directory for the identity".into())
-                })?;
-                let new = identity::create_file(&path, self.passphrase, ctx.unlock())?;
-                (ctx.adopt_identity(new), Some(path))
+        let (identity, created) = match ctx.identity() {
+            Ok(identity) => (identity, false),
+            Err(Error::NoIdentity) => (ctx.adopt_identity(self.create(ctx, None)?), true),
+            Err(Error::NoIdentityKeychainDown { reason }) => {
+                (ctx.adopt_identity(self.create(ctx, Some(reason))?), true)
             }
+            Err(e) => return Err(e.into()),
         };
-        if self.passphrase && created.is_none() {
+        if (self.passphrase || self.identity.is_some()) && !created {
             eprintln!(
-                "note: an identity already exists ({}); --passphrase applies only to a new one",
+                "note: an identity already exists ({}); --identity and --passphrase apply only to a new one",
                 identity.source()
             );
         }
@@ -87,9 +93,10 @@ impl InitArgs {
         let (store, fingerprint) = Store::create(&ctx.store_dir, &recipients)
             .with_context(|| format!("cannot create a store at {}", ctx.store_dir.display()))?;
         writeln!(out, "Created store {}", store.root().display())?;
-        match created {
-            Some(path) => writeln!(out, "Created identity {}", path.display())?,
-            None => writeln!(out, "Using identity {}", identity.source())?,
+        if created {
+            writeln!(out, "Created identity in {}", identity.source())?;
+        } else {
+            writeln!(out, "Using identity {}", identity.source())?;
         }
         writeln!(out, "Your recipient: {}", identity.recipients()[0])?;
         writeln!(
@@ -97,5 +104,35 @@ impl InitArgs {
             "Store key fingerprint: {fingerprint} (pin it on CI runners with AGENTCRED_STORE_FINGERPRINT)"
         )?;
         Ok(())
+    }
+}
+
+impl InitArgs {
+    /// Create the identity where the user asked, or in the keychain when one is reachable
+    /// (and no passphrase was asked for), else in a file. `keychain_down` is why the
+    /// lookup could not ask the keychain, if it could not.
+    fn create(&self, ctx: &Ctx, keychain_down: Option<String>) -> Result<Identity, Error> {
+        let storage = match self.identity {
+            Some(storage) => storage,
+            None if self.passphrase => IdentityStorage::File,
+            None => match keychain_down.map_or_else(keychain::probe, Err) {
+                Ok(()) => IdentityStorage::Keychain,
+                Err(reason) => {
+                    eprintln!(
+                        "note: no OS keychain to keep the identity in ({reason}); using a file"
+                    );
+                    IdentityStorage::File
+                }
+            },
+        };
+        match storage {
+            IdentityStorage::Keychain => identity::create_in_keychain(),
+            IdentityStorage::File => {
+                let path = identity::default_file().ok_or_else(|| {
+                    Error::Usage("cannot find a config directory for the identity".into())
+                })?;
+                identity::create_file(&path, self.passphrase, ctx.unlock())
+            }
+        }
     }
 }

@@ -19,6 +19,7 @@ mod rm;
 mod rotate;
 mod show;
 mod token;
+mod unlock;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
     Audit(audit::AuditArgs),
+    Unlock(unlock::UnlockArgs),
+    Lock(unlock::LockArgs),
 }
 
 impl Command {
@@ -98,6 +101,8 @@ impl Command {
             Command::Completions(args) => args.run(ctx),
             Command::Agent(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),
+            Command::Unlock(args) => args.run(ctx),
+            Command::Lock(args) => args.run(ctx),
         }
     }
 }

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
 
 use crate::context::{Ctx, user_at_host};
-use crate::credential::{BackendKind, CredentialName};
+use crate::credential::CredentialName;
 use crate::error::Error;
 use crate::exec::{self, Injection};
 use crate::identity::Identity;
@@ -123,9 +123,8 @@ fn store_value(
                 "note: {name} was changed by someone else while rotating; this rotation replaces that change"
             ));
     }
-    let sha256 = match current.backend {
-        BackendKind::Age => txn.stage_value(name, value.expose_secret())?,
-    };
+    // Staged where the credential lives now (age file or keychain item).
+    let sha256 = txn.stage_value(name, value.expose_secret())?;
     let now = crate::rotation::now();
     let mut entry = current;
     if let Some(due) = entry.due.take() {

@@ -81,6 +81,14 @@ impl ShowArgs {
             ("backend", info.backend.to_string()),
             ("kind", info.kind.to_string()),
         ];
+        if let Some(account) =
+            crate::backend::keychain::entry_account(&manifest.store_id, &name, entry)
+        {
+            lines.push((
+                "item",
+                format!("service {}, account {account}", crate::keychain::SERVICE),
+            ));
+        }
         if let Some(text) = info.description {
             lines.push(("description", escape(text)));
         }

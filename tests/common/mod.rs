@@ -39,7 +39,12 @@ impl TestEnv {
 
     /// `agentcred` with this env's HOME and store, stdin empty.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(Self::bin());
+        self.command(Self::bin())
+    }
+
+    /// Any program with the environment of [`TestEnv::cmd`].
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.home)
