@@ -207,12 +207,16 @@ impl fmt::Display for EnvVarName {
 pub enum Kind {
     /// The value goes into the environment variable.
     Secret,
+    /// The value is written to a private file while the program runs; the variable holds
+    /// the file's path (for key files such as GOOGLE_APPLICATION_CREDENTIALS).
+    File,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Secret => "secret",
+            Kind::File => "file",
         }
     }
 }

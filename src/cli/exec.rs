@@ -3,12 +3,11 @@
 use std::ffi::OsString;
 
 use clap::Args;
-use secrecy::ExposeSecret;
 
 use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::credential::{CredentialName, Kind};
 use crate::error::Error;
-use crate::exec::{self, Injection};
+use crate::exec::{self, ExecPlan, Injection};
 
 use super::parse_names;
 
@@ -17,7 +16,13 @@ use super::parse_names;
 #[command(after_help = "Examples:
   agentcred exec -- python bot.py
   agentcred exec --only openai-api-key -- ./mybot --verbose
-  agentcred exec --clean-env -- env")]
+  agentcred exec --clean-env -- env
+  agentcred exec --mask -- ./agent.sh 2>&1 | tee transcript.log
+
+A file credential (add --kind file) is written to a private file while the program runs;
+its variable holds the path. With file credentials or --mask, agentcred runs the program
+as a child, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH, and exits
+with its status; otherwise it replaces itself with the program.")]
 pub struct ExecArgs {
     /// Inject only these credentials (comma-separated or repeated)
     #[arg(long, value_name = "NAME,...")]
@@ -30,6 +35,11 @@ pub struct ExecArgs {
     /// Refuse to start the program when a selected credential is overdue (exit 3)
     #[arg(long)]
     deny_overdue: bool,
+
+    /// Replace injected values (and their base64 and URL-encoded forms) in the program's
+    /// stdout and stderr with <agentcred:NAME>; a terminal stays a terminal
+    #[arg(long)]
+    mask: bool,
 
     /// The program and its arguments
     #[arg(
@@ -87,19 +97,23 @@ impl ExecArgs {
         }
         let mut injections = Vec::with_capacity(selected.len());
         for (name, entry) in selected {
-            let value = reader.value(&name, &entry)?;
-            exec::check_value(&name, value.expose_secret())?;
-            injections.push(Injection {
+            let injection = Injection {
+                value: reader.value(&name, &entry)?,
                 name,
                 env: entry.env,
-                value,
-            });
+                kind: entry.kind,
+            };
+            exec::check_injection(&injection)?;
+            injections.push(injection);
         }
         drop(reader);
         if ctx.verbose {
             let names: Vec<String> = injections
                 .iter()
-                .map(|i| format!("{} as {}", i.name, i.env))
+                .map(|i| match i.kind {
+                    Kind::Secret => format!("{} as {}", i.name, i.env),
+                    Kind::File => format!("{} as a file in {}", i.name, i.env),
+                })
                 .collect();
             eprintln!(
                 "agentcred: injecting {}",
@@ -110,12 +124,19 @@ impl ExecArgs {
                 }
             );
         }
-        let env = exec::child_env(std::env::vars_os(), self.clean_env, &injections);
-        drop(injections);
-        let (program, args) = self
-            .command
-            .split_first()
+        let mut command = self.command.into_iter();
+        let program = command
+            .next()
             .ok_or_else(|| anyhow::anyhow!("no command given"))?;
-        Err(exec::replace_process(program, args, env, &ctx.core_limit).into())
+        let plan = ExecPlan {
+            program,
+            args: command.collect(),
+            injections,
+            clean_env: self.clean_env,
+            mask: self.mask,
+        };
+        let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
+        // Spawn mode: the program has ended and its files are gone; end with its status.
+        std::process::exit(code)
     }
 }

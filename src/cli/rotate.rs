@@ -81,12 +81,13 @@ impl RotateArgs {
         }
         drop(old_value);
         if let Some(command) = &self.verify {
-            exec::check_value(&name, new_value.expose_secret())?;
             let injection = Injection {
                 name: name.clone(),
                 env: before.env.clone(),
+                kind: before.kind,
                 value: SecretSlice::from(new_value.expose_secret().to_vec()),
             };
+            exec::check_injection(&injection)?;
             rotate::verify(command, &injection)?;
             if ctx.verbose {
                 eprintln!("agentcred: the --verify command accepted the new value of {name}");
