@@ -89,6 +89,13 @@ pub enum Error {
     #[error("the new value of {name} is the same as the old one; nothing was rotated")]
     Unchanged { name: String },
 
+    #[error("stored values found in {places} place{}: {names}", if *.places == 1 { "" } else { "s" })]
+    Leaked {
+        places: usize,
+        names: String,
+        marked: bool,
+    },
+
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
 }
@@ -104,9 +111,10 @@ impl Error {
             Error::Exists { .. } | Error::StoreExists { .. } | Error::NotEnvSafe { .. } => {
                 Exit::Failure
             }
-            Error::Io { .. } | Error::RotationCommand { .. } | Error::Unchanged { .. } => {
-                Exit::Failure
-            }
+            Error::Io { .. }
+            | Error::RotationCommand { .. }
+            | Error::Unchanged { .. }
+            | Error::Leaked { .. } => Exit::Failure,
             Error::Overdue { .. } => Exit::Overdue,
             Error::CredentialNotFound { .. } | Error::StoreNotFound { .. } => Exit::NotFound,
             Error::NoIdentity
@@ -138,9 +146,11 @@ impl Error {
                 "the store was changed outside agentcred; restore it from git, or see `agentcred doctor`".into()
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
-            Error::NotEnvSafe { .. } => {
-                "store it with --kind file so the program receives a file path instead".into()
-            }
+            Error::NotEnvSafe { name, .. } => format!(
+                "store it as a file credential (`agentcred add {name} --kind file --force --from-file PATH`): the program then gets the path of a private file holding it, which has no size or NUL limit"
+            ),
+            Error::Leaked { marked: true, .. } => "they are marked due now; rotate them with `agentcred rotate NAME` and remove the copies (also from git history)".into(),
+            Error::Leaked { marked: false, .. } => "rotate them with `agentcred rotate NAME` and remove the copies (also from git history); --mark-compromised marks them due now".into(),
             Error::RefusedEnvVar { .. } => "choose another variable with --env".into(),
             Error::Overdue { .. } => {
                 "rotate with `agentcred rotate NAME`; `agentcred due` lists what is due".into()

@@ -22,6 +22,7 @@ pub mod mask;
 pub mod output;
 pub mod rotate;
 pub mod rotation;
+pub mod scan;
 pub mod spawn;
 pub mod state;
 pub mod store;

@@ -164,6 +164,7 @@ impl AddArgs {
             }
             .into(),
             by: user_at_host(),
+            reason: None,
         });
         let entry = Entry {
             env,

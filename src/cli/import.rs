@@ -103,6 +103,7 @@ impl ImportArgs {
                 }
                 .into(),
                 by: by.clone(),
+                reason: None,
             });
             let entry = Entry {
                 env: env.clone(),

@@ -13,6 +13,7 @@ mod input;
 mod list;
 mod rm;
 mod rotate;
+mod scan;
 mod show;
 
 use std::io::{self, Write};
@@ -66,6 +67,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Scan(scan::ScanArgs),
 }
 
 impl Command {
@@ -83,6 +85,7 @@ impl Command {
             Command::Import(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
+            Command::Scan(args) => args.run(ctx),
         }
     }
 }
