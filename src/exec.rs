@@ -226,7 +226,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
 
 /// The automaton for `--mask`; short values are named on stderr with `-v`.
 fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Arc<Patterns>>> {
-    let built = Patterns::new(
+    let built = Patterns::build(
         injections
             .iter()
             .map(|i| (i.name.to_string(), i.value.expose_secret())),

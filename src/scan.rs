@@ -24,9 +24,29 @@ pub enum Scanned {
     Binary,
 }
 
-/// Search a stream: lines count from 1, a value spanning lines is reported on its first.
-pub fn scan(patterns: &Patterns, mut source: impl Read) -> io::Result<Scanned> {
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+/// Searches streams one after another, reusing one buffer (wiped when dropped: it holds
+/// file contents, which may hold values).
+pub struct Scanner<'p> {
+    patterns: &'p Patterns,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl<'p> Scanner<'p> {
+    pub fn new(patterns: &'p Patterns) -> Self {
+        Scanner {
+            patterns,
+            buf: Zeroizing::new(vec![0u8; CHUNK]),
+        }
+    }
+
+    /// Search a stream: lines count from 1, a value spanning lines is reported on its
+    /// first.
+    pub fn scan(&mut self, source: impl Read) -> io::Result<Scanned> {
+        scan_with(self.patterns, &mut self.buf, source)
+    }
+}
+
+fn scan_with(patterns: &Patterns, buf: &mut [u8], mut source: impl Read) -> io::Result<Scanned> {
     let mut filled = 0;
     // Fill the first 8 KiB (or reach the end) before deciding whether this is text.
     while filled < BINARY_PEEK {
@@ -57,7 +77,7 @@ pub fn scan(patterns: &Patterns, mut source: impl Read) -> io::Result<Scanned> {
     };
     redactor.feed(&buf[..filled], &mut count)?;
     loop {
-        let n = match source.read(&mut buf) {
+        let n = match source.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -127,7 +147,7 @@ mod tests {
     use super::*;
 
     fn patterns() -> Patterns {
-        Patterns::new([("key".to_string(), &b"sk-live-0123456789"[..])])
+        Patterns::build([("key".to_string(), &b"sk-live-0123456789"[..])])
             .unwrap()
             .patterns
             .unwrap()
@@ -138,17 +158,21 @@ mod tests {
         let p = patterns();
         let text =
             b"one\ntwo sk-live-0123456789 sk-live-0123456789\nthree\nc2stbGl2ZS0wMTIzNDU2Nzg5\n";
-        match scan(&p, &text[..]).unwrap() {
+        let mut scanner = Scanner::new(&p);
+        match scanner.scan(&text[..]).unwrap() {
             Scanned::Text(found) => assert_eq!(found, [(2, 0), (4, 0)]),
             Scanned::Binary => panic!("text taken for binary"),
         }
         let mut binary = b"sk-live-0123456789\0".to_vec();
         binary.extend_from_slice(&[b'x'; 10_000]);
-        assert!(matches!(scan(&p, &binary[..]).unwrap(), Scanned::Binary));
+        assert!(matches!(
+            scanner.scan(&binary[..]).unwrap(),
+            Scanned::Binary
+        ));
         // A NUL after the first 8 KiB does not make a file binary.
         let mut late = vec![b'x'; BINARY_PEEK];
         late.extend_from_slice(b"\n\0 sk-live-0123456789");
-        assert!(matches!(scan(&p, &late[..]).unwrap(), Scanned::Text(f) if f == [(2, 0)]));
+        assert!(matches!(scanner.scan(&late[..]).unwrap(), Scanned::Text(f) if f == [(2, 0)]));
     }
 
     #[test]

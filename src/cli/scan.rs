@@ -98,7 +98,7 @@ impl ScanArgs {
                     value,
                 ));
             }
-            let built = Patterns::new(
+            let built = Patterns::build(
                 values
                     .iter()
                     .map(|(looked, value)| (looked.name.to_string(), value.expose_secret())),
@@ -122,11 +122,12 @@ impl ScanArgs {
         let mut out = BufWriter::new(stdout.lock());
         let mut findings: Vec<(String, u64, usize)> = Vec::new();
         let mut files_scanned = 0u64;
+        let mut scanner = scan::Scanner::new(&patterns);
         let mut scan_one = |shown: String,
                             source: &mut dyn io::Read,
                             out: &mut BufWriter<io::StdoutLock<'_>>|
          -> io::Result<()> {
-            match scan::scan(&patterns, source) {
+            match scanner.scan(source) {
                 Ok(Scanned::Text(found)) => {
                     files_scanned += 1;
                     for (line, label) in found {
