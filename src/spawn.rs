@@ -23,7 +23,8 @@
 //!   (colors, progress bars, full-screen programs, window size) and its output is masked on
 //!   its way to the real one. When stdin is that terminal too and agentcred is in the
 //!   foreground, the real terminal is put in raw mode while the child runs (keys, Ctrl-C
-//!   included, go to the child's terminal as typed) and restored afterwards.
+//!   included, go to the child's terminal as typed) and restored afterwards; Ctrl-Z
+//!   suspends the child and agentcred together (see [`relay_input`] and [`wait`]).
 //!
 //! Output left in a pipe when the child exits is relayed until end of file; when a
 //! grandchild keeps the pipe open and stays silent for [`LINGER`], agentcred stops waiting.
@@ -42,8 +43,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pty_process::blocking::{Pts, Pty};
-use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, getpgrp, kill_process, waitid};
-use rustix::termios::{OptionalActions, Termios, isatty, tcgetattr, tcgetpgrp, tcsetattr};
+use rustix::process::{
+    Pid, Signal, WaitId, WaitIdOptions, getpgrp, getpid, kill_process, kill_process_group, waitid,
+};
+use rustix::termios::{
+    LocalModes, OptionalActions, SpecialCodeIndex, Termios, isatty, tcgetattr, tcgetpgrp, tcsetattr,
+};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -63,7 +68,7 @@ pub const LINGER: Duration = Duration::from_millis(500);
 
 /// Read size for masked streams: large enough that searching, not system calls, is the
 /// cost, small enough to stay in cache.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1024 * 1024;
 
 /// Forwarded signals, caught from the moment this exists. Create it before writing
 /// anything that must be cleaned up, so a SIGTERM cannot end agentcred in between: a signal
@@ -206,7 +211,7 @@ pub fn run(
             }
         }
     }
-    let status = wait(&mut child, &exited, relays);
+    let status = wait(&mut child, &exited, relays, &mut raw_mode);
     drop(raw_mode);
     handle.close();
     Ok(exit_code(status?))
@@ -214,15 +219,40 @@ pub fn run(
 
 /// Wait for the child to exit, stop forwarding signals to it, let the relays finish, and
 /// only then reap it (so its pid cannot be reused while a signal is on its way).
-fn wait(child: &mut Child, exited: &Mutex<bool>, relays: Relays) -> Result<ExitStatus> {
+///
+/// With the real terminal in raw mode, Ctrl-Z reaches the child's terminal and stops the
+/// child, not agentcred; so when the child stops, agentcred gives the terminal back and
+/// stops itself, and when the shell continues it (`fg`), takes the terminal again and
+/// continues the child, as `sudo` does with its pseudo-terminal.
+fn wait(
+    child: &mut Child,
+    exited: &Mutex<bool>,
+    relays: Relays,
+    raw_mode: &mut Option<RawMode>,
+) -> Result<ExitStatus> {
     let pid = Pid::from_child(child);
+    let mut options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+    if raw_mode.is_some() {
+        options |= WaitIdOptions::STOPPED;
+    }
     loop {
-        match waitid(
-            WaitId::Pid(pid),
-            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
-        ) {
+        match waitid(WaitId::Pid(pid), options) {
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(Error::io("cannot wait for the program", e.into())),
+            Ok(Some(status)) if status.stopped() => {
+                // Take the stop report, so the next wait waits.
+                let _ = waitid(
+                    WaitId::Pid(pid),
+                    WaitIdOptions::STOPPED | WaitIdOptions::NOHANG,
+                );
+                *raw_mode = None;
+                let _ = kill_process(getpid(), Signal::TSTP);
+                // Continued: in the foreground again (`fg`), or in the background (`bg`).
+                if in_foreground() {
+                    *raw_mode = RawMode::enter();
+                }
+                let _ = kill_process(pid, Signal::CONT);
+            }
             Ok(_) => break,
         }
     }
@@ -348,22 +378,45 @@ impl Drop for RawMode {
     }
 }
 
-/// Keys from the real terminal to the child's, unchanged (they are not output).
+/// Keys from the real terminal to the child's, unchanged (they are not output), except
+/// the suspend key (Ctrl-Z) while the child's terminal generates signals.
+///
+/// The child leads its own session (it must, to own its terminal), so its process group
+/// is orphaned in POSIX terms, and the kernel ignores terminal stop signals (SIGTSTP)
+/// sent to it: Ctrl-Z would do nothing. So agentcred does what the terminal would have
+/// done, with SIGSTOP, which is never ignored; [`wait`] then suspends agentcred too. A
+/// full-screen program reads its keys raw and gets Ctrl-Z as a key, as it would anyway.
 fn relay_input(pty: &Pty) {
     let mut buf = Zeroizing::new(vec![0u8; 4096]);
     let mut stdin = io::stdin().lock();
     loop {
-        match stdin.read(&mut buf) {
+        let n = match stdin.read(&mut buf) {
             Ok(0) => return,
-            Ok(n) => {
-                if (&*pty).write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return,
+        };
+        let mut keys = &buf[..n];
+        while let Some(at) = suspend_key(pty).and_then(|key| memchr::memchr(key, keys)) {
+            if (&*pty).write_all(&keys[..at]).is_err() {
+                return;
+            }
+            if let Ok(group) = tcgetpgrp(pty) {
+                let _ = kill_process_group(group, Signal::STOP);
+            }
+            keys = &keys[at + 1..];
+        }
+        if (&*pty).write_all(keys).is_err() {
+            return;
         }
     }
+}
+
+/// The child's terminal's suspend key, when it has one and generates signals.
+fn suspend_key(pty: &Pty) -> Option<u8> {
+    let settings = tcgetattr(pty).ok()?;
+    let key = settings.special_codes[SpecialCodeIndex::VSUSP];
+    (settings.local_modes.contains(LocalModes::ISIG) && key != 0).then_some(key)
 }
 
 struct PtyReader(Arc<Pty>);

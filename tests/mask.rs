@@ -241,3 +241,29 @@ fn on_a_terminal_keys_reach_the_program_and_multiline_values_are_masked() {
     assert!(rest.contains("exit=9"), "{rest:?}");
     assert!(!rest.contains("AAAABBBBCCCC"), "{rest:?}");
 }
+
+#[test]
+fn on_a_terminal_ctrl_z_suspends_agentcred_and_fg_resumes_both() {
+    let env = store();
+    let mut cmd = std::process::Command::new("bash");
+    // `set -m`: job control, as in an interactive shell.
+    cmd.arg("-c")
+        .arg(r#"set -m; "$AGENTCRED" exec --mask --only openai-api-key -- sh -c 'echo ready; read line; echo "got $line $OPENAI_API_KEY"'; echo "suspended=$?"; fg; echo "exit=$?""#)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", &env.home)
+        .env("AGENTCRED_STORE", &env.store)
+        .env("AGENTCRED", TestEnv::bin())
+        .env("TERM", "xterm-256color");
+    let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    session.exp_string("ready").unwrap();
+    session.send_control('z').unwrap();
+    // The shell got its terminal back: agentcred stopped (128 + SIGTSTP).
+    session.exp_string("suspended=148").unwrap();
+    session.send_line("hello").unwrap();
+    session
+        .exp_string(&format!("got hello {KEY_MASK}"))
+        .unwrap();
+    let rest = session.exp_eof().unwrap();
+    assert!(rest.contains("exit=0"), "{rest:?}");
+}
