@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Print credentials'' values as .env, JSON or shell (prefer `exec`)')
             [CompletionResult]::new('identity', 'identity', [CompletionResultType]::ParameterValue, 'Print your age recipient (public key), for a store member to add')
+            [CompletionResult]::new('scan', 'scan', [CompletionResultType]::ParameterValue, 'Find stored values in files: `file:line: NAME`, never the value (exit 1 when found)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -160,6 +161,7 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
             [CompletionResult]::new('--clean-env', '--clean-env', [CompletionResultType]::ParameterName, 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR')
             [CompletionResult]::new('--deny-overdue', '--deny-overdue', [CompletionResultType]::ParameterName, 'Refuse to start the program when a selected credential is overdue (exit 3)')
+            [CompletionResult]::new('--mask', '--mask', [CompletionResultType]::ParameterName, 'Replace injected values (and their base64 and URL-encoded forms) in the program''s stdout and stderr with <agentcred:NAME>; a terminal stays a terminal')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail instead when input would be needed')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
@@ -207,6 +209,20 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'agentcred;scan' {
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store directory [default: ~/.local/share/agentcred]')
+            [CompletionResult]::new('--mark-compromised', '--mark-compromised', [CompletionResultType]::ParameterName, 'Mark every credential found due for rotation now, recording where it was found')
+            [CompletionResult]::new('--no-ignore', '--no-ignore', [CompletionResultType]::ParameterName, 'Also search files excluded by .gitignore, .ignore and .git/info/exclude')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON document on stdout')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail instead when input would be needed')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (never values)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'agentcred;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Create a store (and an identity if you have none)')
             [CompletionResult]::new('add', 'add', [CompletionResultType]::ParameterValue, 'Store a credential (value from a hidden prompt, stdin, or --from-file)')
@@ -220,6 +236,7 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Print credentials'' values as .env, JSON or shell (prefer `exec`)')
             [CompletionResult]::new('identity', 'identity', [CompletionResultType]::ParameterValue, 'Print your age recipient (public key), for a store member to add')
+            [CompletionResult]::new('scan', 'scan', [CompletionResultType]::ParameterValue, 'Find stored values in files: `file:line: NAME`, never the value (exit 1 when found)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -257,6 +274,9 @@ Register-ArgumentCompleter -Native -CommandName 'agentcred' -ScriptBlock {
             break
         }
         'agentcred;help;identity' {
+            break
+        }
+        'agentcred;help;scan' {
             break
         }
         'agentcred;help;help' {

@@ -52,6 +52,9 @@ _agentcred() {
             agentcred,rotate)
                 cmd="agentcred__subcmd__rotate"
                 ;;
+            agentcred,scan)
+                cmd="agentcred__subcmd__scan"
+                ;;
             agentcred,show)
                 cmd="agentcred__subcmd__show"
                 ;;
@@ -91,6 +94,9 @@ _agentcred() {
             agentcred__subcmd__help,rotate)
                 cmd="agentcred__subcmd__help__subcmd__rotate"
                 ;;
+            agentcred__subcmd__help,scan)
+                cmd="agentcred__subcmd__help__subcmd__scan"
+                ;;
             agentcred__subcmd__help,show)
                 cmd="agentcred__subcmd__help__subcmd__show"
                 ;;
@@ -101,7 +107,7 @@ _agentcred() {
 
     case "${cmd}" in
         agentcred)
-            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm rotate due exec import export identity help"
+            opts="-v -h -V --store --no-input --verbose --help --version init add get list show rm rotate due exec import export identity scan help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,7 +140,7 @@ _agentcred() {
                     return 0
                     ;;
                 --kind)
-                    COMPREPLY=($(compgen -W "secret" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "secret file" -- "${cur}"))
                     return 0
                     ;;
                 --rotate-every)
@@ -191,7 +197,7 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__exec)
-            opts="-v -h -V --only --clean-env --deny-overdue --store --no-input --verbose --help --version"
+            opts="-v -h -V --only --clean-env --deny-overdue --mask --store --no-input --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,7 +263,7 @@ _agentcred() {
             return 0
             ;;
         agentcred__subcmd__help)
-            opts="init add get list show rm rotate due exec import export identity help"
+            opts="init add get list show rm rotate due exec import export identity scan help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -438,6 +444,20 @@ _agentcred() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agentcred__subcmd__help__subcmd__scan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agentcred__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -573,6 +593,24 @@ _agentcred() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agentcred__subcmd__scan)
+            opts="-v -h -V --mark-compromised --no-ignore --json --store --no-input --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
+            cand scan 'Find stored values in files: `file:line: NAME`, never the value (exit 1 when found)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agentcred;init'= {
@@ -148,6 +149,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand --store 'The store directory [default: ~/.local/share/agentcred]'
             cand --clean-env 'Start from an empty environment plus PATH, HOME, USER, LANG, TERM, TMPDIR'
             cand --deny-overdue 'Refuse to start the program when a selected credential is overdue (exit 3)'
+            cand --mask 'Replace injected values (and their base64 and URL-encoded forms) in the program''s stdout and stderr with <agentcred:NAME>; a terminal stays a terminal'
             cand --no-input 'Never prompt; fail instead when input would be needed'
             cand -v 'Say more on stderr (never values)'
             cand --verbose 'Say more on stderr (never values)'
@@ -191,6 +193,19 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agentcred;scan'= {
+            cand --store 'The store directory [default: ~/.local/share/agentcred]'
+            cand --mark-compromised 'Mark every credential found due for rotation now, recording where it was found'
+            cand --no-ignore 'Also search files excluded by .gitignore, .ignore and .git/info/exclude'
+            cand --json 'One JSON document on stdout'
+            cand --no-input 'Never prompt; fail instead when input would be needed'
+            cand -v 'Say more on stderr (never values)'
+            cand --verbose 'Say more on stderr (never values)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agentcred;help'= {
             cand init 'Create a store (and an identity if you have none)'
             cand add 'Store a credential (value from a hidden prompt, stdin, or --from-file)'
@@ -204,6 +219,7 @@ set edit:completion:arg-completer[agentcred] = {|@words|
             cand import 'Import a .env file (KEY=value lines; comments, quotes and `export` allowed)'
             cand export 'Print credentials'' values as .env, JSON or shell (prefer `exec`)'
             cand identity 'Print your age recipient (public key), for a store member to add'
+            cand scan 'Find stored values in files: `file:line: NAME`, never the value (exit 1 when found)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agentcred;help;init'= {
@@ -229,6 +245,8 @@ set edit:completion:arg-completer[agentcred] = {|@words|
         &'agentcred;help;export'= {
         }
         &'agentcred;help;identity'= {
+        }
+        &'agentcred;help;scan'= {
         }
         &'agentcred;help;help'= {
         }

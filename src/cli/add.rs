@@ -22,6 +22,7 @@ use super::input::read_value;
   agentcred add openai-api-key                      # prompts, hidden
   printf %s \"$KEY\" | agentcred add OPENAI_API_KEY   # from stdin
   agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
+  agentcred add gcp-key --kind file --env GOOGLE_APPLICATION_CREDENTIALS --from-file sa.json
   agentcred add github-token --rotate-every 30d --description 'bot PAT'")]
 pub struct AddArgs {
     /// Credential name (lowercase; OPENAI_API_KEY is read as openai-api-key)

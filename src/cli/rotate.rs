@@ -36,7 +36,8 @@ use super::input::read_value;
 
 The new value comes from a hidden prompt on a terminal, else stdin, else --from-file, or
 from the stdout of --generate CMD. --verify CMD runs with the new value in the credential's
-variable; if it fails, the old value is kept (exit 1). Both run under `sh -c`, before
+variable (for a file credential, in a private file whose path is the variable); if it
+fails, the old value is kept (exit 1). Both run under `sh -c`, before
 anything is written: no reader ever sees an unverified value. A due date set with --due
 applied to the old value; after a rotation the credential follows its period again.")]
 pub struct RotateArgs {
