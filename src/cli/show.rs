@@ -151,7 +151,7 @@ impl ShowArgs {
             for event in &entry.history {
                 write!(
                     out,
-                    "  {}  {:<11} {}",
+                    "  {}  {:<9} {}",
                     output::date(event.at),
                     event.action,
                     escape(&event.by)
