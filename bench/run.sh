@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks for docs/performance.md: medians from hyperfine, peak RSS from GNU time.
-#   bench/run.sh            build release, run everything, print a markdown table
-# Needs: hyperfine and time (Debian packages), a release build (made here).
+#   bench/run.sh            build release, run everything, print markdown tables
+# Needs: hyperfine and time (Debian packages), python3, a release build (made here).
+# Test data (two 1 GiB files, a 100 MB tree) is generated in a temp dir and removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -46,3 +47,43 @@ for cmd in "exec -- true" "get key-5000" "list" "list --json"; do
   kib=$(/usr/bin/time -f %M "$bin" --store "$store" $cmd 2>&1 >/dev/null | tail -1)
   echo "| \`$cmd\` ($( [ "$store" = "$big" ] && echo 10,000 || echo 10) credentials) | $kib |"
 done
+
+# Masking throughput: `exec --mask -- cat FILE` (stdout not a terminal: the pipe path)
+# against plain `cat FILE`, all to /dev/null, for 1 GiB of random base64 text (100-char
+# lines: the worst case, secrets are made of the same characters) and 1 GiB of log lines.
+# `cat FILE | cat` is what any filter in a shell pipeline costs (64 KiB pipe).
+gib=$((1 << 30))
+head -c $((gib * 3 / 4 + 1024 * 1024)) /dev/urandom | base64 -w 100 > "$work/b64.txt"
+truncate -s $gib "$work/b64.txt"
+(yes 'INFO 2026-11-23T08:00:00Z handled request path=/api/v1/items?page=2 status=200 bytes=5120 duration_ms=12' || true) \
+  | head -c $gib > "$work/log.txt"
+# | command | median ms | GB/s |
+throughput() {
+  local bytes=$1; shift
+  hyperfine -N -i --warmup 2 --min-runs 10 --export-json "$json" "$@" >/dev/null 2>&1
+  python3 - "$json" "$work" "$bytes" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    command = r["command"].replace(sys.argv[2] + "/", "").split("target/release/")[-1]
+    print(f"| `{command}` | {r['median'] * 1000:.0f} | {int(sys.argv[3]) / r['median'] / 1e9:.2f} |")
+PY
+}
+echo
+echo "| masking 1 GiB (10 credentials) | median (ms) | GB/s |"
+echo "| --- | ---: | ---: |"
+for data in b64.txt log.txt; do
+  throughput $gib "cat $work/$data" "sh -c 'cat $work/$data | cat'" \
+    "$bin --store $small exec --mask -- cat $work/$data"
+done
+rm -f "$work/b64.txt" "$work/log.txt"
+
+# scan over a 100 MB tree: 2,000 files of 50 kB of base64 text in 200 directories, one leak.
+mkdir "$work/tree"
+head -c $((75 * 1024 * 1024)) /dev/urandom | base64 -w 100 | (cd "$work/tree" && split -b 50000 -a 4 - f.)
+(cd "$work/tree" && i=0 && for f in f.*; do d=d$((i % 100))/sub$((i % 2)); mkdir -p "$d"; mv "$f" "$d/$f.txt"; i=$((i + 1)); done)
+"$bin" --store "$small" get bench-key-7 > "$work/tree/d42/sub0/leak.txt"
+tree_bytes=$(du -sb "$work/tree" | cut -f1)
+echo
+echo "| scan ($((tree_bytes / 1000000)) MB, $(find "$work/tree" -type f | wc -l) files, 10 credentials) | median (ms) | GB/s |"
+echo "| --- | ---: | ---: |"
+throughput "$tree_bytes" "$bin --store $small scan $work/tree" "grep -rlF no-such-string-anywhere $work/tree"

@@ -234,6 +234,9 @@ pub enum Kind {
     Secret,
     /// The value is an OAuth 2.0 client secret; programs get an access token minted with it.
     Oauth2,
+    /// The value is written to a private file while the program runs; the variable holds
+    /// the file's path (for key files such as GOOGLE_APPLICATION_CREDENTIALS).
+    File,
 }
 
 impl Kind {
@@ -241,6 +244,7 @@ impl Kind {
         match self {
             Kind::Secret => "secret",
             Kind::Oauth2 => "oauth2",
+            Kind::File => "file",
         }
     }
 }

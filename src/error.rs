@@ -149,6 +149,13 @@ pub enum Error {
     #[error("cannot get an access token for {name}: {detail}")]
     OAuthClientRejected { name: String, detail: String },
 
+    #[error("stored values found in {places} place{}: {names}", if *.places == 1 { "" } else { "s" })]
+    Leaked {
+        places: usize,
+        names: String,
+        marked: bool,
+    },
+
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
 }
@@ -169,9 +176,10 @@ impl Error {
             | Error::NotEnvSafe { .. }
             | Error::OAuth { .. }
             | Error::Unsupported(_) => Exit::Failure,
-            Error::Io { .. } | Error::RotationCommand { .. } | Error::Unchanged { .. } => {
-                Exit::Failure
-            }
+            Error::Io { .. }
+            | Error::RotationCommand { .. }
+            | Error::Unchanged { .. }
+            | Error::Leaked { .. } => Exit::Failure,
             Error::Overdue { .. } => Exit::Overdue,
             Error::CredentialNotFound { .. }
             | Error::AgentNotFound { .. }
@@ -235,9 +243,11 @@ impl Error {
                 "the log was changed after it was written; keep a copy of it as evidence".into()
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
-            Error::NotEnvSafe { .. } => {
-                "store it with --kind file so the program receives a file path instead".into()
-            }
+            Error::NotEnvSafe { name, .. } => format!(
+                "store it as a file credential (`agentcred add {name} --kind file --force --from-file PATH`): the program then gets the path of a private file holding it, which has no size or NUL limit"
+            ),
+            Error::Leaked { marked: true, .. } => "they are marked due now; rotate them with `agentcred rotate NAME` and remove the copies (also from git history)".into(),
+            Error::Leaked { marked: false, .. } => "rotate them with `agentcred rotate NAME` and remove the copies (also from git history); --mark-compromised marks them due now".into(),
             Error::OAuthClientRejected { name, .. } => format!(
                 "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; store the current secret with `agentcred rotate {name}`"
             ),

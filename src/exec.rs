@@ -1,26 +1,35 @@
 //! Run a program with credentials in its environment (CONTRACT section 6).
 //!
-//! On Unix agentcred replaces itself with the program (`execve`), so signals, job control
-//! and the exit status are the program's own and no agentcred process lingers holding
-//! secrets. The environment is built here, in full, and handed over with `env_clear`: the
-//! identity and passphrase variables never reach the child.
+//! When nothing has to happen after the program ends, agentcred replaces itself with it
+//! (`execve`), so signals, job control and the exit status are the program's own and no
+//! agentcred process lingers holding secrets. When something does (file credentials to
+//! remove, output to mask), it runs the program as a child instead: see [`crate::spawn`].
+//! An [`ExecPlan`] says which ([`ExecPlan::mode`]); whoever builds the plan (the `exec`
+//! command, an agent's policy) only sets what it wants, never how it is done.
+//!
+//! The environment is built here, in full, and handed over with `env_clear`: the identity
+//! and passphrase variables never reach the child.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::credential::{CredentialName, EnvVarName};
+use crate::credential::{CredentialName, EnvVarName, Kind};
 use crate::error::{Error, Result};
+use crate::filecred::{self, FileSet};
 use crate::hardening::Saved;
 use crate::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::manifest::{Defaults, Entry};
+use crate::mask::{self, Patterns};
 use crate::output::{self, escape};
 use crate::rotation::{self, Status};
+use crate::spawn::{self, Program, Signals};
 
 /// Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN).
 pub const MAX_ENV_VALUE: usize = 128 * 1024;
@@ -35,7 +44,22 @@ const WITHHELD: &[&str] = &[ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE];
 pub struct Injection {
     pub name: CredentialName,
     pub env: EnvVarName,
+    /// `Secret`: the value is the variable; `File`: the variable is the path of a file
+    /// holding the value.
+    pub kind: Kind,
     pub value: SecretSlice<u8>,
+}
+
+/// Refuse a value that cannot travel as an environment variable, naming the credential.
+/// File credentials travel as a path, so any value is fine.
+pub fn check_injection(injection: &Injection) -> Result<()> {
+    match injection.kind {
+        // An oauth2 credential's injection holds the access token minted for it.
+        Kind::Secret | Kind::Oauth2 => {
+            check_value(&injection.name, injection.value.expose_secret())
+        }
+        Kind::File => Ok(()),
+    }
 }
 
 /// Refuse a value that cannot travel as an environment variable, naming the credential.
@@ -85,11 +109,13 @@ pub fn overdue_check<'a>(
         .collect())
 }
 
-/// The child's complete environment.
+/// The child's complete environment. A file credential's variable holds the path of its
+/// file in `files` (one not written there is left out).
 pub fn child_env(
     inherited: impl Iterator<Item = (OsString, OsString)>,
     clean_env: bool,
     injections: &[Injection],
+    files: &FileSet,
 ) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = inherited
         .filter(|(key, _)| !WITHHELD.iter().any(|w| key == OsStr::new(w)))
@@ -97,12 +123,132 @@ pub fn child_env(
         .filter(|(key, _)| !injections.iter().any(|i| key == OsStr::new(i.env.as_str())))
         .collect();
     for injection in injections {
-        env.push((
-            OsString::from(injection.env.as_str()),
-            OsString::from_vec(injection.value.expose_secret().to_vec()),
-        ));
+        let value = match injection.kind {
+            Kind::Secret | Kind::Oauth2 => {
+                OsString::from_vec(injection.value.expose_secret().to_vec())
+            }
+            Kind::File => match files.path(&injection.name) {
+                Some(path) => path.as_os_str().to_owned(),
+                None => continue,
+            },
+        };
+        env.push((OsString::from(injection.env.as_str()), value));
     }
     env
+}
+
+/// What `exec` is to do. Built by the `exec` command; an agent's policy may turn `mask` or
+/// `clean_env` on before it runs.
+pub struct ExecPlan {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub injections: Vec<Injection>,
+    pub clean_env: bool,
+    /// Mask every injected value in the program's stdout and stderr.
+    pub mask: bool,
+    /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
+    pub agent: Option<crate::credential::AgentName>,
+}
+
+/// How a plan is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    /// `execve`: agentcred becomes the program.
+    Replace,
+    /// A child with forwarded signals, for work during or after it (files, masking).
+    Spawn,
+}
+
+impl ExecPlan {
+    pub fn mode(&self) -> RunMode {
+        if self.mask || self.injections.iter().any(|i| i.kind == Kind::File) {
+            RunMode::Spawn
+        } else {
+            RunMode::Replace
+        }
+    }
+}
+
+/// Carry out a plan. In [`RunMode::Replace`] this returns only on failure; in
+/// [`RunMode::Spawn`] it returns the exit code agentcred should end with (the program's,
+/// or 128+N when signal N killed it), after removing the files it wrote.
+pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
+    let base = filecred::base_dir();
+    let stale = filecred::remove_stale(&base);
+    if verbose && stale > 0 {
+        eprintln!(
+            "agentcred: removed {stale} file-credential director{} left by an agentcred that was killed",
+            if stale == 1 { "y" } else { "ies" }
+        );
+    }
+    if plan.mode() == RunMode::Replace {
+        let mut env = child_env(
+            std::env::vars_os(),
+            plan.clean_env,
+            &plan.injections,
+            &FileSet::default(),
+        );
+        crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+        drop(plan.injections);
+        return Err(replace_process(&plan.program, &plan.args, env, core_limit));
+    }
+    let patterns = if plan.mask {
+        masking_patterns(&plan.injections, verbose)?
+    } else {
+        None
+    };
+    // From here on a SIGTERM is forwarded, not fatal: the files below get removed.
+    let signals = Signals::catch()?;
+    let mut files = FileSet::write(
+        &base,
+        plan.injections
+            .iter()
+            .filter(|i| i.kind == Kind::File)
+            .map(|i| (&i.name, i.value.expose_secret())),
+    )?;
+    if verbose && let Some(dir) = files.dir() {
+        eprintln!(
+            "agentcred: file credentials are in {} until the program ends",
+            dir.display()
+        );
+    }
+    let mut env = child_env(
+        std::env::vars_os(),
+        plan.clean_env,
+        &plan.injections,
+        &files,
+    );
+    crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+    drop(plan.injections);
+    let program = Program {
+        program: &plan.program,
+        args: &plan.args,
+        env,
+    };
+    let dir = files.dir().map(std::path::Path::to_path_buf);
+    let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
+    if let (Err(e), Some(dir)) = (files.remove(), dir) {
+        eprintln!("warning: cannot remove {}: {e}", dir.display());
+    }
+    outcome
+}
+
+/// The automaton for `--mask`; short values are named on stderr with `-v`.
+fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Arc<Patterns>>> {
+    let built = Patterns::build(
+        injections
+            .iter()
+            .map(|i| (i.name.to_string(), i.value.expose_secret())),
+    )?;
+    if verbose {
+        for name in &built.too_short {
+            eprintln!(
+                "agentcred: not masking {name}: its value is shorter than {} bytes",
+                mask::MIN_LEN
+            );
+        }
+    }
+    Ok(built.patterns.map(Arc::new))
 }
 
 /// Replace this process with `program`. Returns only on failure, with 126/127 errors
@@ -119,6 +265,11 @@ pub fn replace_process(
         .env_clear()
         .envs(env)
         .exec();
+    launch_error(program, error)
+}
+
+/// Why a program could not be started, as env(1) reports it: 127 not found, 126 otherwise.
+pub fn launch_error(program: &OsStr, error: io::Error) -> Error {
     let program = escape(&program.to_string_lossy());
     match error.kind() {
         io::ErrorKind::NotFound => Error::CommandNotFound { program },
@@ -137,6 +288,7 @@ mod tests {
         Injection {
             name: CredentialName::parse(name).unwrap(),
             env: EnvVarName::parse(env).unwrap(),
+            kind: Kind::Secret,
             value: SecretSlice::from(value.to_vec()),
         }
     }
@@ -157,12 +309,13 @@ mod tests {
             ("OTHER", "x"),
         ]);
         let injections = [injection("api-key", "API_KEY", b"new")];
-        let env = child_env(inherited.clone().into_iter(), false, &injections);
+        let none = FileSet::default();
+        let env = child_env(inherited.clone().into_iter(), false, &injections, &none);
         assert_eq!(
             env,
             pairs(&[("PATH", "/bin"), ("OTHER", "x"), ("API_KEY", "new")])
         );
-        let env = child_env(inherited.into_iter(), true, &injections);
+        let env = child_env(inherited.into_iter(), true, &injections, &none);
         assert_eq!(env, pairs(&[("PATH", "/bin"), ("API_KEY", "new")]));
     }
 

@@ -139,13 +139,16 @@ impl From<RotateEvery> for String {
     }
 }
 
-/// One line of a credential's history: what happened, when, by whom. Never a value.
+/// One line of a credential's history: what happened, when, by whom, and why when that
+/// is worth keeping (where `scan` found a leaked value). Never a value.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub at: Timestamp,
     pub action: String,
     pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Entry {
@@ -697,11 +700,20 @@ mod tests {
                 private_key_id: Some("0a1b".into()),
             }),
             oauth2: None,
-            history: vec![Event {
-                at,
-                action: "created".into(),
-                by: "me@host".into(),
-            }],
+            history: vec![
+                Event {
+                    at,
+                    action: "created".into(),
+                    by: "me@host".into(),
+                    reason: None,
+                },
+                Event {
+                    at,
+                    action: "compromised".into(),
+                    by: "me@host".into(),
+                    reason: Some("found by scan in a.txt:3".into()),
+                },
+            ],
             mac: String::new(),
         }
     }
@@ -787,7 +799,7 @@ mod tests {
             assert_eq!(found.env.as_str(), env);
             assert_eq!(
                 found.history.len(),
-                1,
+                2,
                 "{name}: nested tables belong to the entry"
             );
             assert!(found.mac_ok(&key, "0123456789abcdef", name));

@@ -13,12 +13,13 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 
-use secrecy::SecretSlice;
+use secrecy::{ExposeSecret, SecretSlice};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::credential::CredentialName;
+use crate::credential::{CredentialName, Kind};
 use crate::error::{Error, Result};
 use crate::exec::{self, Injection};
+use crate::filecred::{self, FileSet};
 
 /// Largest value `--generate` may print, as for any other way in.
 pub const MAX_VALUE: usize = 16 * 1024 * 1024;
@@ -59,7 +60,7 @@ fn describe(status: ExitStatus) -> Option<String> {
 /// empty output or one over [`MAX_VALUE`] is an error naming the credential.
 pub fn generate(command: &str, name: &CredentialName) -> Result<SecretSlice<u8>> {
     const FLAG: &str = "--generate";
-    let env = exec::child_env(std::env::vars_os(), false, &[]);
+    let env = exec::child_env(std::env::vars_os(), false, &[], &FileSet::default());
     let mut child = shell(command, &env)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -101,12 +102,22 @@ pub fn generate(command: &str, name: &CredentialName) -> Result<SecretSlice<u8>>
     Ok(SecretSlice::from(value.to_vec()))
 }
 
-/// Run `--verify CMD` with the new value injected as the credential's variable. Its stdout
-/// goes to agentcred's stderr, so `rotate` prints nothing on stdout.
+/// Run `--verify CMD` with the new value injected as the credential's variable (for a file
+/// credential: written to a private file whose path is the variable, removed afterwards).
+/// Its stdout goes to agentcred's stderr, so `rotate` prints nothing on stdout.
 pub fn verify(command: &str, injection: &Injection) -> Result<()> {
     const FLAG: &str = "--verify";
     let name = &injection.name;
-    let env = exec::child_env(std::env::vars_os(), false, std::slice::from_ref(injection));
+    let mut files = FileSet::write(
+        &filecred::base_dir(),
+        (injection.kind == Kind::File).then(|| (name, injection.value.expose_secret())),
+    )?;
+    let env = exec::child_env(
+        std::env::vars_os(),
+        false,
+        std::slice::from_ref(injection),
+        &files,
+    );
     let stdout = io::stderr()
         .as_fd()
         .try_clone_to_owned()
@@ -123,6 +134,7 @@ pub fn verify(command: &str, injection: &Injection) -> Result<()> {
         .map_err(|e| failed(FLAG, name, format!("could not be started ({e})")))?
         .wait()
         .map_err(|e| failed(FLAG, name, format!("could not be waited for ({e})")))?;
+    let _ = files.remove();
     match describe(status) {
         Some(outcome) => Err(failed(FLAG, name, outcome)),
         None => Ok(()),

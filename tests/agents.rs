@@ -661,3 +661,51 @@ fn an_agents_deny_overdue_policy_refuses_an_overdue_credential() {
         .stderr(predicates::str::contains("warning: old is overdue"));
     assert!(marker.exists());
 }
+
+#[test]
+fn an_agents_mask_policy_masks_and_spawn_mode_keeps_agentcred_agent() {
+    let env = TestEnv::init();
+    env.add("api-key", b"sk-live-0123456789");
+    let key_file = env.dir.path().join("key.json");
+    std::fs::write(&key_file, b"{\"private\": true}").unwrap();
+    env.cmd()
+        .args([
+            "add",
+            "sa",
+            "--kind",
+            "file",
+            "--env",
+            "SA_FILE",
+            "--from-file",
+        ])
+        .arg(&key_file)
+        .assert()
+        .success();
+    env.cmd()
+        .args(["agent", "add", "masked", "--allow", "api-key,sa", "--mask"])
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .args([
+            "exec",
+            "--agent",
+            "masked",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|' \"$API_KEY\" \"$AGENTCRED_AGENT\"; cat \"$SA_FILE\"",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "<agentcred:api-key>|masked|<agentcred:sa>",
+        "the agent's policy masks; the child still learns its agent"
+    );
+}

@@ -24,6 +24,7 @@ use super::input::read_value;
   printf %s \"$KEY\" | agentcred add OPENAI_API_KEY   # from stdin
   agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
   agentcred add github-token --rotate-every 30d --description 'bot PAT'
+  agentcred add gcp-key --kind file --env GOOGLE_APPLICATION_CREDENTIALS --from-file sa.json
   agentcred add slack-token --backend keychain       # value in the OS keychain
   agentcred add api --kind oauth2 --token-url https://auth.example.com/oauth/token \\
       --client-id my-bot --scope 'read write' --env API_TOKEN   # the value is the client secret")]
@@ -226,6 +227,7 @@ impl AddArgs {
             }
             .into(),
             by: user_at_host(),
+            reason: None,
         });
         let entry = Entry {
             env,

@@ -1,15 +1,15 @@
 //! `agentcred exec`: run a program with credentials in its environment.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::Args;
-use secrecy::ExposeSecret;
 
 use crate::agent::{self, ENV_AGENT, ExecPolicy, Names};
 use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::credential::{CredentialName, Kind};
 use crate::error::Error;
-use crate::exec::{self, Injection};
+use crate::exec::{self, ExecPlan, Injection};
 use crate::oauth;
 
 use super::parse_names;
@@ -26,7 +26,13 @@ Examples:
   agentcred exec -- mybot                 # the agent named mybot, if there is one
   agentcred exec --agent ci -- ./deploy
   agentcred exec --only openai-api-key -- ./mybot --verbose
-  agentcred exec --clean-env -- env"
+  agentcred exec --clean-env -- env
+  agentcred exec --mask -- ./agent.sh 2>&1 | tee transcript.log
+
+A file credential (add --kind file) is written to a private file while the program runs;
+its variable holds the path. With file credentials or --mask, agentcred runs the program
+as a child, forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH, and exits
+with its status; otherwise it replaces itself with the program."
 )]
 pub struct ExecArgs {
     /// Inject only these credentials (comma-separated or repeated)
@@ -45,6 +51,11 @@ pub struct ExecArgs {
     /// Refuse to start the program when a selected credential is overdue (exit 3)
     #[arg(long)]
     deny_overdue: bool,
+
+    /// Replace injected values (and their base64 and URL-encoded forms) in the program's
+    /// stdout and stderr with <agentcred:NAME>; a terminal stays a terminal
+    #[arg(long)]
+    mask: bool,
 
     /// The program and its arguments
     #[arg(
@@ -158,18 +169,24 @@ impl ExecArgs {
             .map_err(|e| not_starting(e.into(), program))?;
         let mut injections = Vec::with_capacity(values.len());
         for (name, entry, value) in values {
-            exec::check_value(&name, value.expose_secret())?;
-            injections.push(Injection {
+            let injection = Injection {
+                value,
                 name,
                 env: entry.env,
-                value,
-            });
+                kind: entry.kind,
+            };
+            exec::check_injection(&injection)?;
+            injections.push(injection);
         }
         if ctx.verbose {
             eprintln!("agentcred: {}", selection.explain(program));
             let names: Vec<String> = injections
                 .iter()
-                .map(|i| format!("{} as {}", i.name, i.env))
+                .map(|i| match i.kind {
+                    Kind::Secret => format!("{} as {}", i.name, i.env),
+                    Kind::Oauth2 => format!("{} as an access token in {}", i.name, i.env),
+                    Kind::File => format!("{} as a file in {}", i.name, i.env),
+                })
                 .collect();
             eprintln!(
                 "agentcred: injecting {}",
@@ -180,16 +197,19 @@ impl ExecArgs {
                 }
             );
         }
-        // `selection.policy.mask` holds the agent's masking policy (OR'ed with the command
-        // line's) for the masking stage of exec.
-        let mut env = exec::child_env(std::env::vars_os(), selection.policy.clean_env, &injections);
-        agent::set_agent_var(&mut env, selection.agent.as_ref().map(|c| &c.name));
-        drop(injections);
+        let plan = ExecPlan {
+            // An agent's credentials go only to its pinned program: run the path checked.
+            program: run_path.map_or_else(|| program.clone(), PathBuf::into_os_string),
+            args: args.to_vec(),
+            injections,
+            clean_env: selection.policy.clean_env,
+            mask: self.mask || selection.policy.mask,
+            agent: selection.agent.map(|chosen| chosen.name),
+        };
         ctx.audit.ok()?;
-        let run = run_path
-            .as_deref()
-            .map_or(program.as_os_str(), |p| p.as_os_str());
-        Err(exec::replace_process(run, args, env, &ctx.core_limit).into())
+        let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
+        // Spawn mode: the program has ended and its files are gone; end with its status.
+        std::process::exit(code)
     }
 }
 

@@ -17,6 +17,7 @@ mod input;
 mod list;
 mod rm;
 mod rotate;
+mod scan;
 mod show;
 mod token;
 mod unlock;
@@ -79,6 +80,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
+    Scan(scan::ScanArgs),
 }
 
 impl Command {
@@ -103,6 +105,7 @@ impl Command {
             Command::Audit(args) => args.run(ctx),
             Command::Unlock(args) => args.run(ctx),
             Command::Lock(args) => args.run(ctx),
+            Command::Scan(args) => args.run(ctx),
         }
     }
 }

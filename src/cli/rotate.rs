@@ -36,7 +36,8 @@ use super::input::read_value;
 
 The new value comes from a hidden prompt on a terminal, else stdin, else --from-file, or
 from the stdout of --generate CMD. --verify CMD runs with the new value in the credential's
-variable; if it fails, the old value is kept (exit 1). Both run under `sh -c`, before
+variable (for a file credential, in a private file whose path is the variable); if it
+fails, the old value is kept (exit 1). Both run under `sh -c`, before
 anything is written: no reader ever sees an unverified value. A due date set with --due
 applied to the old value; after a rotation the credential follows its period again.")]
 pub struct RotateArgs {
@@ -83,12 +84,13 @@ impl RotateArgs {
         }
         drop(old_value);
         if let Some(command) = &self.verify {
-            exec::check_value(&name, new_value.expose_secret())?;
             let injection = Injection {
                 name: name.clone(),
                 env: before.env.clone(),
+                kind: before.kind,
                 value: SecretSlice::from(new_value.expose_secret().to_vec()),
             };
+            exec::check_injection(&injection)?;
             rotate::verify(command, &injection)?;
             if ctx.verbose {
                 eprintln!("agentcred: the --verify command accepted the new value of {name}");
@@ -140,6 +142,7 @@ fn store_value(
         at: now,
         action: "rotated".into(),
         by: user_at_host(),
+        reason: None,
     });
     let defaults = &txn.manifest.defaults;
     let summary = format!("rotated {name} ({})", due_summary(&entry, defaults));

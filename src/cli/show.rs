@@ -31,6 +31,8 @@ struct HistoryJson<'a> {
     at: String,
     action: &'a str,
     by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +63,7 @@ impl ShowArgs {
                     at: output::rfc3339(e.at),
                     action: &e.action,
                     by: &e.by,
+                    reason: e.reason.as_deref(),
                 })
                 .collect();
             serde_json::to_writer_pretty(
@@ -165,13 +168,17 @@ impl ShowArgs {
         if !entry.history.is_empty() {
             writeln!(out, "history:")?;
             for event in &entry.history {
-                writeln!(
+                write!(
                     out,
                     "  {}  {:<9} {}",
                     output::date(event.at),
                     event.action,
                     escape(&event.by)
                 )?;
+                match &event.reason {
+                    Some(reason) => writeln!(out, "  ({})", escape(reason))?,
+                    None => writeln!(out)?,
+                }
             }
         }
         Ok(())

@@ -58,6 +58,21 @@ impl TestEnv {
         cmd
     }
 
+    /// The same as [`cmd`](Self::cmd) as a plain `std::process::Command`, for tests that
+    /// signal the process or read its output while it runs. Stdin is not set.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(Self::bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("USER", "tester")
+            .env("LANG", "C.UTF-8")
+            .env("CI", "true")
+            .env("AGENTCRED_STORE", &self.store)
+            .current_dir(self.dir.path());
+        cmd
+    }
+
     pub fn identity_path(&self) -> PathBuf {
         self.home.join(".config/agentcred/identity.txt")
     }

@@ -1,0 +1,277 @@
+//! `agentcred scan`: find stored values (and their encoded forms) in files.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+use secrecy::{ExposeSecret, SecretSlice};
+use serde::Serialize;
+
+use crate::context::{Ctx, user_at_host};
+use crate::credential::CredentialName;
+use crate::error::Error;
+use crate::manifest::Event;
+use crate::mask::{self, Patterns};
+use crate::output::escape;
+use crate::scan::{self, Scanned, Visit};
+
+/// Find stored values in files: `file:line: NAME`, never the value (exit 1 when found)
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred scan                        # the current directory, .gitignore respected
+  agentcred scan src/ deploy/.env
+  kubectl logs deploy/bot | agentcred scan -
+  agentcred scan --mark-compromised     # what was found becomes due for rotation now
+
+Each value is looked for as itself, in base64 (standard and URL-safe, padded or not, also
+inside a longer base64 text) and percent-encoded. Values shorter than 8 bytes are not looked
+for. Hidden files are searched, .git is not; binary files (a NUL byte in the first 8 KiB)
+are skipped. Exit status: 0 when nothing was found, 1 when something was.")]
+pub struct ScanArgs {
+    /// Files or directories to search, or - for stdin [default: .]
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+
+    /// Mark every credential found due for rotation now, recording where it was found
+    #[arg(long)]
+    mark_compromised: bool,
+
+    /// Also search files excluded by .gitignore, .ignore and .git/info/exclude
+    #[arg(long)]
+    no_ignore: bool,
+
+    /// One JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    path: &'a str,
+    line: u64,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ScanJson<'a> {
+    findings: Vec<FindingJson<'a>>,
+    files_scanned: u64,
+    marked_compromised: Vec<&'a str>,
+}
+
+/// Each stored credential, with the hash of the value that was looked for.
+struct Looked {
+    name: CredentialName,
+    sha256: Option<String>,
+}
+
+impl ScanArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let roots = if self.paths.is_empty() {
+            vec![PathBuf::from(".")]
+        } else {
+            self.paths
+        };
+        for root in roots.iter().filter(|r| r.as_os_str() != "-") {
+            std::fs::symlink_metadata(root).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot scan {}: {e}",
+                    escape(&root.to_string_lossy())
+                ))
+            })?;
+        }
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        let (patterns, looked) = {
+            let reader = store.reader(identity)?;
+            let manifest = reader.manifest()?;
+            let mut values: Vec<(Looked, SecretSlice<u8>)> = Vec::new();
+            for (name, entry) in &manifest.credentials {
+                let name = CredentialName::parse(name)?;
+                let value = reader.value(&name, entry)?;
+                values.push((
+                    Looked {
+                        name,
+                        sha256: entry.sha256.clone(),
+                    },
+                    value,
+                ));
+            }
+            let built = Patterns::build(
+                values
+                    .iter()
+                    .map(|(looked, value)| (looked.name.to_string(), value.expose_secret())),
+            )?;
+            for name in &built.too_short {
+                eprintln!(
+                    "note: not looking for {name}: its value is shorter than {} bytes",
+                    mask::MIN_LEN
+                );
+            }
+            let looked: Vec<Looked> = values.into_iter().map(|(looked, _)| looked).collect();
+            (built.patterns, looked)
+        };
+        let Some(patterns) = patterns else {
+            eprintln!("note: no stored value to look for");
+            return Ok(());
+        };
+        let labels = patterns.labels();
+
+        let stdout = io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        let mut findings: Vec<(String, u64, usize)> = Vec::new();
+        let mut files_scanned = 0u64;
+        let mut scanner = scan::Scanner::new(&patterns);
+        let mut scan_one = |shown: String,
+                            source: &mut dyn io::Read,
+                            out: &mut BufWriter<io::StdoutLock<'_>>|
+         -> io::Result<()> {
+            match scanner.scan(source) {
+                Ok(Scanned::Text(found)) => {
+                    files_scanned += 1;
+                    for (line, label) in found {
+                        if !self.json {
+                            writeln!(out, "{shown}:{line}: {}", labels[label])?;
+                        }
+                        findings.push((shown.clone(), line, label));
+                    }
+                }
+                Ok(Scanned::Binary) => {
+                    if ctx.verbose {
+                        eprintln!("agentcred: skipping binary file {shown}");
+                    }
+                }
+                Err(e) => eprintln!("warning: cannot read {shown}: {e}"),
+            }
+            Ok(())
+        };
+        for root in &roots {
+            if root.as_os_str() == "-" {
+                scan_one("<stdin>".into(), &mut io::stdin().lock(), &mut out)?;
+                continue;
+            }
+            let mut failed = None;
+            scan::walk(std::slice::from_ref(root), self.no_ignore, |visit| {
+                if failed.is_some() {
+                    return;
+                }
+                match visit {
+                    Visit::File { path, shown } => match std::fs::File::open(&path) {
+                        Ok(mut file) => {
+                            if let Err(e) = scan_one(shown, &mut file, &mut out) {
+                                failed = Some(e);
+                            }
+                        }
+                        Err(e) => eprintln!("warning: cannot read {shown}: {e}"),
+                    },
+                    Visit::Error(message) => eprintln!("warning: {message}"),
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+        }
+        out.flush()?;
+        drop(out);
+        if ctx.verbose {
+            eprintln!("agentcred: searched {files_scanned} files");
+        }
+
+        let mut places: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (shown, line, label) in &findings {
+            places
+                .entry(*label)
+                .or_default()
+                .push(format!("{shown}:{line}"));
+        }
+        let mut marked = Vec::new();
+        if self.mark_compromised && !places.is_empty() {
+            marked = mark_compromised(ctx, &store, &looked, labels, &places)?;
+        }
+        if self.json {
+            let mut stdout = io::stdout().lock();
+            serde_json::to_writer_pretty(
+                &mut stdout,
+                &ScanJson {
+                    findings: findings
+                        .iter()
+                        .map(|(path, line, label)| FindingJson {
+                            path,
+                            line: *line,
+                            name: &labels[*label],
+                        })
+                        .collect(),
+                    files_scanned,
+                    marked_compromised: marked.iter().map(String::as_str).collect(),
+                },
+            )?;
+            writeln!(stdout)?;
+        }
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = places.keys().map(|&l| labels[l].as_str()).collect();
+        Err(Error::Leaked {
+            places: findings.len(),
+            names: names.join(", "),
+            marked: !marked.is_empty(),
+        }
+        .into())
+    }
+}
+
+/// Make each credential found due now, with a `compromised` event saying where it was
+/// found. A credential whose value changed since it was looked for (rotated meanwhile) is
+/// left alone: the leaked value is no longer the stored one.
+fn mark_compromised(
+    ctx: &Ctx,
+    store: &crate::store::Store,
+    looked: &[Looked],
+    labels: &[String],
+    places: &BTreeMap<usize, Vec<String>>,
+) -> anyhow::Result<Vec<String>> {
+    let mut txn = store.begin(ctx.identity()?)?;
+    let now = crate::rotation::now();
+    let by = user_at_host();
+    let mut marked = Vec::new();
+    for (&label, where_found) in places {
+        let name = &labels[label];
+        let Some(before) = looked.iter().find(|l| l.name.as_str() == name) else {
+            continue;
+        };
+        let Some(entry) = txn.manifest.credentials.get_mut(name.as_str()) else {
+            eprintln!("note: {name} was removed while scanning; not marked");
+            continue;
+        };
+        if entry.sha256 != before.sha256 {
+            eprintln!("note: {name} was rotated while scanning; not marked");
+            continue;
+        }
+        entry.due = Some(now);
+        let mut reason = format!(
+            "found by scan in {}",
+            where_found
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if where_found.len() > 3 {
+            reason.push_str(&format!(" and {} more", where_found.len() - 3));
+        }
+        entry.history.push(Event {
+            at: now,
+            action: "compromised".into(),
+            by: by.clone(),
+            reason: Some(reason),
+        });
+        marked.push(name.clone());
+    }
+    if !marked.is_empty() {
+        txn.commit()?;
+        eprintln!("marked due now: {}", marked.join(", "));
+    }
+    Ok(marked)
+}
