@@ -156,6 +156,14 @@ pub enum Error {
         marked: bool,
     },
 
+    #[error("integrity check failed: {detail}")]
+    Untrusted { detail: String },
+
+    #[error(
+        "this store is at generation {generation}, older than generation {seen} seen on this machine; refusing to write over a rollback"
+    )]
+    RolledBack { generation: u64, seen: u64 },
+
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
 }
@@ -199,6 +207,8 @@ impl Error {
             | Error::NotARecipient { .. }
             | Error::OAuthClientRejected { .. } => Exit::Locked,
             Error::Integrity { .. }
+            | Error::RolledBack { .. }
+            | Error::Untrusted { .. }
             | Error::AuditChain { .. }
             | Error::StoreTooOpen { .. }
             | Error::KeychainItemChanged { .. } => Exit::Integrity,
@@ -243,6 +253,8 @@ impl Error {
                 "the log was changed after it was written; keep a copy of it as evidence".into()
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
+            Error::Untrusted { .. } => "if the change was deliberate, accept it with `agentcred doctor --trust`; otherwise restore the store from git".into(),
+            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate, accept it with `agentcred doctor --trust`".into(),
             Error::NotEnvSafe { name, .. } => format!(
                 "store it as a file credential (`agentcred add {name} --kind file --force --from-file PATH`): the program then gets the path of a private file holding it, which has no size or NUL limit"
             ),

@@ -414,6 +414,7 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<()> {
+        check_store_id(&self.store_id)?;
         if self.format != FORMAT {
             return Err(Error::integrity(
                 FILE_NAME,
@@ -542,10 +543,48 @@ pub fn hand_edits(manifest: &Manifest, key: &StoreKey) -> Vec<String> {
     edits
 }
 
+/// CRLF to LF (a Windows checkout of a git-shared store); a lone CR is refused, since no
+/// manifest agentcred writes has one and it would make a header line look different to
+/// the seal and to a parser.
+pub fn normalize_line_ends(text: String) -> Result<String> {
+    if !text.contains('\r') {
+        return Ok(text);
+    }
+    let normalized = text.replace("\r\n", "\n");
+    if normalized.contains('\r') {
+        return Err(Error::integrity(
+            FILE_NAME,
+            "it contains a carriage return outside a CRLF line end",
+        ));
+    }
+    Ok(normalized)
+}
+
+/// A store id is 16 lowercase hex digits. It names files in this machine's state dir and
+/// keychain accounts, so nothing else is accepted.
+pub fn check_store_id(store_id: &str) -> Result<()> {
+    if store_id.len() == 16
+        && store_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Error::integrity(
+            FILE_NAME,
+            format!(
+                "the store id {} is not 16 lowercase hex digits",
+                escape(store_id)
+            ),
+        ))
+    }
+}
+
 /// Parse the header: the lines before the first table.
 pub fn header(text: &str) -> Result<Header> {
     let end = text.find("\n[").map_or(text.len(), |i| i + 1);
     let header: Header = toml::from_str(&text[..end]).map_err(toml_error)?;
+    check_store_id(&header.store_id)?;
     if header.format != FORMAT {
         return Err(Error::integrity(
             FILE_NAME,

@@ -6,8 +6,13 @@
 //! first use, as ssh does with host keys) turns such a swap into an integrity error on every
 //! machine that has used the store before. `AGENTCRED_STORE_FINGERPRINT` pins it up front,
 //! for CI runners that start fresh every time.
+//!
+//! The store id comes from the manifest, which an attacker can write too: a whole new store
+//! (new id, new key) put in place of a known one would otherwise look like a first use. So
+//! the id is also remembered per store path, and a known path showing another id is refused
+//! until the user says it was deliberate (`agentcred doctor --trust`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +36,42 @@ fn dir() -> Option<PathBuf> {
     Some(base.join("stores"))
 }
 
+/// Which store this machine last saw at a path.
+#[derive(Debug, Serialize, Deserialize)]
+struct AtPath {
+    path: PathBuf,
+    store_id: String,
+}
+
+/// The file name remembering a store path: a hash of its canonical form.
+fn path_record(root: &Path) -> Option<(PathBuf, String)> {
+    let canonical = std::fs::canonicalize(root).ok()?;
+    let digest = crate::integrity::sha256_hex(canonical.as_os_str().as_encoded_bytes());
+    Some((canonical, format!("path-{}.json", &digest[..32])))
+}
+
+fn load_at_path(root: &Path) -> Option<AtPath> {
+    let (_, file) = path_record(root)?;
+    let bytes = fsutil::read_optional(&dir()?.join(file)).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn save_at_path(root: &Path, store_id: &str) {
+    let (Some(dir), Some((path, file))) = (dir(), path_record(root)) else {
+        return;
+    };
+    if fsutil::create_private_dir(&dir).is_err() {
+        return;
+    }
+    let record = AtPath {
+        path,
+        store_id: store_id.to_string(),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&record) {
+        let _ = fsutil::write_atomic(&dir, &file, &bytes);
+    }
+}
+
 fn load(store_id: &str) -> Option<Seen> {
     let path = dir()?.join(format!("{store_id}.json"));
     let bytes = fsutil::read_optional(&path).ok()??;
@@ -48,8 +89,22 @@ fn save(store_id: &str, seen: &Seen) {
     }
 }
 
-/// Check the store key against the pin and what this machine saw before, and remember it.
-pub fn check_store_key(store_id: &str, fingerprint: &str) -> Result<()> {
+/// Check the store at `root` against what this machine saw there before: the same store id
+/// (not another store put in its place) and the same store key; remember both on first use.
+pub fn check_store_key(root: &Path, store_id: &str, fingerprint: &str) -> Result<()> {
+    match load_at_path(root) {
+        Some(seen) if seen.store_id != store_id => {
+            return Err(Error::Untrusted {
+                detail: format!(
+                    "another store (id {store_id}) is at {} since this machine last used it (id {})",
+                    seen.path.display(),
+                    seen.store_id
+                ),
+            });
+        }
+        Some(_) => {}
+        None => save_at_path(root, store_id),
+    }
     if let Ok(pinned) = std::env::var(ENV_FINGERPRINT)
         && !pinned.is_empty()
         && pinned != fingerprint
@@ -62,13 +117,12 @@ pub fn check_store_key(store_id: &str, fingerprint: &str) -> Result<()> {
         ));
     }
     match load(store_id) {
-        Some(seen) if seen.store_key_fingerprint != fingerprint => Err(Error::integrity(
-            "storekey.age",
-            format!(
+        Some(seen) if seen.store_key_fingerprint != fingerprint => Err(Error::Untrusted {
+            detail: format!(
                 "the store key changed since this machine last used the store (fingerprint {} before, {fingerprint} now)",
                 seen.store_key_fingerprint
             ),
-        )),
+        }),
         Some(_) => Ok(()),
         None => {
             save(
@@ -81,6 +135,19 @@ pub fn check_store_key(store_id: &str, fingerprint: &str) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Trust the store at `root` as it is now: its id at this path, its key, its generation
+/// (`doctor --trust`, after a deliberate replacement, key change or rollback).
+pub fn trust(root: &Path, store_id: &str, fingerprint: &str, generation: u64) {
+    save_at_path(root, store_id);
+    save(
+        store_id,
+        &Seen {
+            store_key_fingerprint: fingerprint.to_string(),
+            generation,
+        },
+    );
 }
 
 /// Note a verified generation; returns the higher generation seen before, if this one is older.

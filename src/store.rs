@@ -116,7 +116,7 @@ impl Store {
         // The manifest last: until it exists, this is not a store.
         fsutil::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
         let fingerprint = key.fingerprint();
-        state::check_store_key(&manifest.store_id, &fingerprint)?;
+        state::check_store_key(root, &manifest.store_id, &fingerprint)?;
         Ok((store, fingerprint))
     }
 
@@ -162,14 +162,30 @@ impl Store {
         Ok(Some(file))
     }
 
+    /// The manifest's text with line ends normalized once, here, so the seal check and every
+    /// parse (including the fast paths that look for `[table.NAME]\n`) see the same bytes.
+    /// A Windows checkout's CRLF reads as LF; a lone CR has no business in it and is refused.
     pub(crate) fn read_manifest(&self) -> Result<String> {
         let bytes = fsutil::read_nofollow(&self.root.join(manifest::FILE_NAME))
             .map_err(|e| self.io_err("read the manifest", e))?;
-        String::from_utf8(bytes)
-            .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))?;
+        manifest::normalize_line_ends(text)
     }
 
     pub(crate) fn store_key(&self, identity: &Identity, store_id: &str) -> Result<StoreKey> {
+        let key = self.store_key_untrusted(identity, store_id)?;
+        state::check_store_key(&self.root, store_id, &key.fingerprint())?;
+        Ok(key)
+    }
+
+    /// The store key without checking it against what this machine remembers: only for
+    /// `doctor --trust`, which shows it to the user before remembering it.
+    pub(crate) fn store_key_untrusted(
+        &self,
+        identity: &Identity,
+        store_id: &str,
+    ) -> Result<StoreKey> {
         let bytes = fsutil::read_nofollow(&self.root.join(STORE_KEY)).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 Error::integrity(STORE_KEY, "it is missing")
@@ -177,9 +193,7 @@ impl Store {
                 self.io_err("read the store key", e)
             }
         })?;
-        let key = integrity::decrypt_store_key(identity, store_id, &bytes)?;
-        state::check_store_key(store_id, &key.fingerprint())?;
-        Ok(key)
+        integrity::decrypt_store_key(identity, store_id, &bytes)
     }
 
     /// The recipients and the hash of `recipients.txt`.
@@ -245,6 +259,22 @@ impl Store {
         Ok(self.begin_with(identity, false)?.0)
     }
 
+    /// What `doctor --trust` would remember: the store id, its key's fingerprint and the
+    /// generation, from a store whose seal verifies under that key.
+    pub fn trust_preview(&self, identity: &Identity) -> Result<(String, String, u64)> {
+        let _lock = self.lock(false)?;
+        let text = self.read_manifest()?;
+        let header = manifest::header(&text)?;
+        let key = self.store_key_untrusted(identity, &header.store_id)?;
+        if !manifest::seal_ok(&text, &key)? {
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "its seal does not match; check it and `agentcred doctor --reseal` first",
+            ));
+        }
+        Ok((header.store_id, key.fingerprint(), header.generation))
+    }
+
     /// Begin a transaction over a manifest that may have been edited by hand, for
     /// `doctor --reseal`: nothing is verified but that it parses and the store key opens.
     /// Returns what the edit changed, for the caller to show and confirm before committing.
@@ -273,7 +303,11 @@ impl Store {
         } else {
             (Manifest::load(&text, Some(&key))?, None)
         };
-        warn_if_rolled_back(&header);
+        if reseal {
+            warn_if_rolled_back(&header);
+        } else {
+            refuse_if_rolled_back(&header)?;
+        }
         let (recipients, recipients_sha256) = self.recipients()?;
         let mut changes = changes;
         if recipients_sha256 != manifest.recipients_sha256 {
@@ -318,7 +352,7 @@ impl Store {
 }
 
 /// What `doctor --reseal` is about to accept.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reseal {
     /// The seal already matched: there is nothing to reseal.
     pub seal_matched: bool,
@@ -334,6 +368,18 @@ fn warn_if_rolled_back(header: &Header) {
             "warning: this store is at generation {}, older than generation {seen} seen on this machine (an old git checkout, or a rollback)",
             header.generation
         );
+    }
+}
+
+/// Writes are refused on a store older than one this machine has seen: building on a
+/// rollback could re-encrypt to a removed recipient or restore an agent's old rights.
+fn refuse_if_rolled_back(header: &Header) -> Result<()> {
+    match state::note_generation(&header.store_id, header.generation) {
+        Some(seen) => Err(Error::RolledBack {
+            generation: header.generation,
+            seen,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -284,4 +284,124 @@ fn older_generation_warns() {
         .stderr(predicate::str::contains(
             "warning: this store is at generation",
         ));
+    // Reading an old checkout is fine; writing over a rollback is refused until accepted.
+    let before = env.snapshot();
+    env.cmd()
+        .args(["add", "b"])
+        .write_stdin("x")
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains(
+            "refusing to write over a rollback",
+        ))
+        .stderr(predicate::str::contains("doctor --trust"));
+    assert_eq!(env.snapshot(), before);
+    env.cmd().args(["doctor", "--trust"]).assert().code(2);
+    env.cmd()
+        .args(["doctor", "--trust", "--yes"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["add", "b"])
+        .write_stdin("x")
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_whole_new_store_put_in_place_of_a_known_one_is_refused() {
+    // An attacker with only the victim's public recipient makes a fresh store (new id, new
+    // key) whose values and recipients they chose, and puts it where the victim's was.
+    let victim = TestEnv::init();
+    victim.add("openai-api-key", b"the-real-key");
+    let attacker = TestEnv::new();
+    attacker
+        .cmd()
+        .args(["init", "--recipient", &victim.recipient()])
+        .assert()
+        .success();
+    attacker.add("openai-api-key", b"attacker-value");
+    fs::remove_dir_all(&victim.store).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&attacker.store)
+        .arg(&victim.store)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = victim
+        .cmd()
+        .args(["get", "openai-api-key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr_of(&out).contains("another store"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(stderr_of(&out).contains("doctor --trust"));
+    victim
+        .cmd()
+        .args(["add", "new-key"])
+        .write_stdin("secret")
+        .assert()
+        .code(6);
+}
+
+#[test]
+fn crlf_line_ends_cannot_hide_an_agent_from_exec() {
+    let env = TestEnv::init();
+    env.add("a", b"allowed");
+    env.add("b", b"forbidden");
+    env.cmd()
+        .args(["agent", "add", "printenv", "--allow", "a"])
+        .assert()
+        .success();
+    let original = fs::read_to_string(env.manifest_path()).unwrap();
+    let script = ["exec", "--", "printenv", "B"];
+    // Only the agent's header line, then the whole file, in CRLF: the agent still applies.
+    fs::write(
+        env.manifest_path(),
+        original.replace("[agents.printenv]\n", "[agents.printenv]\r\n"),
+    )
+    .unwrap();
+    env.cmd().args(script).assert().code(1).stdout("");
+    fs::write(env.manifest_path(), original.replace('\n', "\r\n")).unwrap();
+    env.cmd().args(script).assert().code(1).stdout("");
+    env.cmd()
+        .args(["exec", "--", "printenv", "A"])
+        .assert()
+        .success()
+        .stdout("allowed\n");
+    // A lone carriage return is refused outright.
+    fs::write(
+        env.manifest_path(),
+        original.replace("[agents.printenv]\n", "[agents.printenv]\r"),
+    )
+    .unwrap();
+    env.cmd().args(script).assert().code(6);
+}
+
+#[test]
+fn a_store_id_that_is_not_hex_is_refused_before_it_names_any_file() {
+    let env = TestEnv::init();
+    env.add("a", b"1");
+    let text = fs::read_to_string(env.manifest_path()).unwrap();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("store_id = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let escape = env.dir.path().join("PWNED");
+    let evil = format!("../../../../../../../../..{}", escape.display());
+    fs::write(env.manifest_path(), text.replace(&id, &evil)).unwrap();
+    env.cmd()
+        .args(["get", "a"])
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains("not 16 lowercase hex digits"));
+    assert!(!env.dir.path().join("PWNED.json").exists());
 }

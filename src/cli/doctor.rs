@@ -24,15 +24,20 @@ Examples:
 )]
 pub struct DoctorArgs {
     /// One JSON document on stdout
-    #[arg(long, conflicts_with = "reseal")]
+    #[arg(long, conflicts_with_all = ["reseal", "trust"])]
     json: bool,
 
     /// Re-sign the manifest after a deliberate hand edit (shows what changed, then asks)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trust")]
     reseal: bool,
 
-    /// With --reseal: do not ask for confirmation
-    #[arg(short, long, requires = "reseal")]
+    /// Trust the store as it is now on this machine (after a deliberate replacement, store
+    /// key change or rollback that other commands refuse; shows it, then asks)
+    #[arg(long)]
+    trust: bool,
+
+    /// With --reseal or --trust: do not ask for confirmation
+    #[arg(short, long)]
     yes: bool,
 }
 
@@ -47,6 +52,9 @@ impl DoctorArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         if self.reseal {
             return self.reseal(ctx);
+        }
+        if self.trust {
+            return self.trust(ctx);
         }
         let report = doctor::check(&ctx.store_dir, ctx.identity());
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -95,6 +103,25 @@ impl DoctorArgs {
         Ok(())
     }
 
+    /// Remember the store as it is now as the trusted one on this machine: its id at this
+    /// path, its key's fingerprint, its generation. For a deliberate replacement, key change
+    /// or rollback that other commands refuse.
+    fn trust(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        let (store_id, fingerprint, generation) = store.trust_preview(identity)?;
+        eprintln!(
+            "Trust the store at {} on this machine from now on?\n  store id:              {store_id}\n  store key fingerprint: {fingerprint}\n  generation:            {generation}",
+            ctx.store_dir.display()
+        );
+        if !self.yes {
+            confirm(ctx, "Trust this store?", "trust")?;
+        }
+        crate::state::trust(&ctx.store_dir, &store_id, &fingerprint, generation);
+        eprintln!("trusted: the next commands compare the store against these");
+        Ok(())
+    }
+
     fn reseal(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("reseal");
         let store = ctx.open_store()?;
@@ -130,31 +157,49 @@ impl DoctorArgs {
             }
         }
         drop(err);
-        if !self.yes {
-            if !ctx.may_prompt() {
-                return Err(Error::Usage(
-                    "refusing to reseal without --yes: there is no terminal to confirm on".into(),
-                )
-                .into());
+        let txn = if self.yes {
+            txn
+        } else {
+            // Ask with the store unlocked: a question left unanswered must not block every
+            // other agentcred. Then lock again and reseal only if nothing changed meanwhile.
+            drop(txn);
+            confirm(ctx, "Reseal the store with these changes?", "reseal")?;
+            let (txn, again) = store.begin_reseal(identity)?;
+            if again != changes {
+                anyhow::bail!(
+                    "the store changed while you were deciding; nothing was resealed (run doctor --reseal again)"
+                );
             }
-            let confirmed = dialoguer::Confirm::new()
-                .with_prompt("Reseal the store with these changes?")
-                .default(false)
-                .interact()
-                .map_err(|e| {
-                    Error::io(
-                        "cannot read the answer",
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-            if !confirmed {
-                anyhow::bail!("not resealed");
-            }
-        }
+            txn
+        };
         ctx.audit.ok()?;
         let generation = txn.manifest.generation + 1;
         txn.commit()?;
         eprintln!("resealed the store at generation {generation}");
         Ok(())
     }
+}
+
+/// Ask a yes/no question on the terminal; refuse (exit 2) where no one can answer.
+fn confirm(ctx: &Ctx, question: &str, what: &str) -> anyhow::Result<()> {
+    if !ctx.may_prompt() {
+        return Err(Error::Usage(format!(
+            "refusing to {what} without --yes: there is no terminal to confirm on"
+        ))
+        .into());
+    }
+    let confirmed = dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| {
+            Error::io(
+                "cannot read the answer",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+    if !confirmed {
+        anyhow::bail!("nothing was changed");
+    }
+    Ok(())
 }
