@@ -104,8 +104,12 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
     file.lock().map_err(log_error)?;
     let len = file.metadata().map_err(log_error)?.len();
     let last = last_line(&file, len).map_err(log_error)?;
+    let seq = last.seq.checked_add(1).ok_or_else(|| Error::AuditChain {
+        line: 0,
+        detail: "its last sequence number cannot grow (the log was edited)".into(),
+    })?;
     let event = Event {
-        seq: last.seq + 1,
+        seq,
         time: Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string(),
@@ -352,11 +356,14 @@ impl Recorder {
         };
         match append(&store, &draft, "ok") {
             Ok(_) => {}
+            // Only a store this user cannot write at all (a read-only checkout or mount, or
+            // someone else's store) goes unaudited; a log made read-only inside a writable
+            // store is a refusal, not a way to switch auditing off.
             Err(Error::Io { cause, .. })
                 if matches!(
                     cause.kind(),
                     io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-                ) =>
+                ) && !dir_writable(&store) =>
             {
                 eprintln!("warning: not audited: the store is read-only here ({cause})");
             }
@@ -376,6 +383,11 @@ impl Recorder {
             eprintln!("warning: the failure was not audited: {e}");
         }
     }
+}
+
+/// Whether this process may create files in `dir`.
+fn dir_writable(dir: &Path) -> bool {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
 #[cfg(test)]

@@ -165,10 +165,48 @@ const REFUSED_EXACT: &[&str] = &[
     "VISUAL",
     "PAGER",
     "HOME",
+    "GLIBC_TUNABLES",
+    "LUA_INIT",
+    "LUA_PATH",
+    "LUA_CPATH",
+    "PYTHONWARNINGS",
+    "PYTHONBREAKPOINT",
+    "PERL5DB",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PAGER",
+    "GIT_EDITOR",
+    "GIT_PROXY_COMMAND",
+    "GIT_DIR",
+    "GIT_TEMPLATE_DIR",
+    "DOTNET_STARTUP_HOOKS",
+    "PHPRC",
+    "GEM_PATH",
+    "GEM_HOME",
+    "BUNDLE_GEMFILE",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "BROWSER",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    // Proxy variables stay allowed: a proxy URL with credentials is a real secret, and
+    // with TLS trust pinned by the refusals above a proxy sees host names, not traffic.
 ];
 
 /// Prefixes refused as injection targets. Compared upper-cased.
-const REFUSED_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "GIT_CONFIG", "AGENTCRED_"];
+const REFUSED_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "MALLOC_",
+    "GIT_CONFIG",
+    "AGENTCRED_",
+    "CORECLR_",
+    "COMPLUS_",
+    "DOTNET_",
+];
 
 impl EnvVarName {
     pub fn parse(input: &str) -> Result<Self> {

@@ -55,18 +55,31 @@ pub struct Injection {
 pub fn check_injection(injection: &Injection) -> Result<()> {
     match injection.kind {
         // An oauth2 credential's injection holds the access token minted for it.
-        Kind::Secret | Kind::Oauth2 => {
-            check_value(&injection.name, injection.value.expose_secret())
-        }
+        Kind::Secret | Kind::Oauth2 => check_env_value(
+            &injection.name,
+            Some(&injection.env),
+            injection.value.expose_secret(),
+        ),
         Kind::File => Ok(()),
     }
 }
 
 /// Refuse a value that cannot travel as an environment variable, naming the credential.
 pub fn check_value(name: &CredentialName, value: &[u8]) -> Result<()> {
+    check_env_value(name, None, value)
+}
+
+/// Like [`check_value`], counting the whole `VAR=value\0` string against the kernel's limit
+/// when the variable is known.
+pub fn check_env_value(
+    name: &CredentialName,
+    env: Option<&EnvVarName>,
+    value: &[u8],
+) -> Result<()> {
+    let overhead = env.map_or(1, |e| e.as_str().len() + 2);
     let reason = if value.contains(&0) {
         "it contains a NUL byte"
-    } else if value.len() + 1 > MAX_ENV_VALUE {
+    } else if value.len() + overhead > MAX_ENV_VALUE {
         "it is larger than 128 KiB"
     } else {
         return Ok(());

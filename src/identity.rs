@@ -84,6 +84,19 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Whether this identity was unlocked from the session keyring (`agentcred unlock`).
+    /// Every process of the login session can read it there, including programs `exec`
+    /// starts: exec says so, since an agent could take the whole identity.
+    pub fn unlocked_in_session(&self) -> bool {
+        match &self.source {
+            Source::EnvFile(path) | Source::DefaultFile(path) => std::fs::read(path)
+                .ok()
+                .filter(|bytes| is_age_encrypted(bytes))
+                .is_some_and(|bytes| unlock_cache::get(&bytes).is_some()),
+            Source::Env | Source::Keychain => false,
+        }
+    }
+
     pub fn source(&self) -> &Source {
         &self.source
     }

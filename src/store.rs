@@ -27,6 +27,8 @@ pub const RECIPIENTS: &str = "recipients.txt";
 pub const STORE_KEY: &str = "storekey.age";
 pub const SECRETS: &str = "secrets";
 const LOCK: &str = ".lock";
+/// How long a command waits for another one's store lock before giving up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 const GITIGNORE: &str = ".gitignore";
 const GITIGNORE_TEXT: &str = "\
 # Written by agentcred init: machine-local files that do not belong in git.
@@ -69,8 +71,14 @@ impl Store {
             Err(e) => return Err(store.io_err("read the manifest", e)),
         }
         for dir in [store.root.clone(), store.secrets_dir()] {
-            let meta =
-                std::fs::symlink_metadata(&dir).map_err(|e| store.io_err("inspect the store", e));
+            // The store path itself may be a symlink the user made (~/.local/share/agentcred
+            // pointing elsewhere): follow it. Inside the store, nothing is followed.
+            let meta = if dir == store.root {
+                std::fs::metadata(&dir)
+            } else {
+                std::fs::symlink_metadata(&dir)
+            }
+            .map_err(|e| store.io_err("inspect the store", e));
             let meta = match meta {
                 Ok(meta) => meta,
                 // A store whose secrets/ was never created (no credential yet in git).
@@ -153,13 +161,34 @@ impl Store {
             }
             Err(e) => return Err(self.io_err("lock the store", e)),
         };
-        let locked = if exclusive {
-            file.lock()
-        } else {
-            file.lock_shared()
-        };
-        locked.map_err(|e| self.io_err("lock the store", e))?;
-        Ok(Some(file))
+        // Writers hold the lock for milliseconds (seconds when re-encrypting a large store),
+        // so a wait this long means something is stuck: say so rather than hang.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::io(
+                        format!("cannot lock the store in {}", self.root.display()),
+                        io::Error::other(format!(
+                            "another agentcred has held its lock for {} s",
+                            LOCK_WAIT.as_secs()
+                        )),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(self.io_err("lock the store", e));
+                }
+            }
+        }
     }
 
     /// The manifest's text with line ends normalized once, here, so the seal check and every
@@ -602,13 +631,21 @@ impl Txn<'_> {
         if !self.staged.is_empty() {
             fsutil::sync_dir(&dir).map_err(err)?;
         }
-        // A removed keychain credential loses its item first: once the manifest forgets
-        // the item, nothing would find it again. Deleting is idempotent, so an `rm`
-        // interrupted here is finished by running it again.
-        for (name, account) in &self.committed_items {
-            if self.manifest.entry(name).is_none() {
-                keychain::delete(name, account)?;
-            }
+        // A removed keychain credential's item is deleted only after the commit (below):
+        // deleting first would destroy the value when the commit then fails (a full disk),
+        // leaving the store naming an item that is gone. So the keychain must answer now,
+        // before anything changes; an item a later failure leaves behind carries a label
+        // naming its store and credential.
+        if let Some(name) = self
+            .committed_items
+            .keys()
+            .find(|name| self.manifest.entry(name).is_none())
+        {
+            crate::keychain::probe().map_err(|reason| Error::Keychain {
+                action: format!("delete credential {name} from"),
+                reason,
+                for_identity: false,
+            })?;
         }
         self.manifest.generation += 1;
         let text = self.manifest.render(&self.key);
@@ -653,8 +690,8 @@ impl Txn<'_> {
         // but not kept. The commit has happened, so a failure is only worth a warning.
         let mut superseded: Vec<(&CredentialName, &String)> = Vec::new();
         for (name, account) in &self.committed_items {
-            if self.manifest.entry(name).is_some()
-                && self.final_item(name).as_ref() != Some(account)
+            if self.manifest.entry(name).is_none()
+                || self.final_item(name).as_ref() != Some(account)
             {
                 superseded.push((name, account));
             }

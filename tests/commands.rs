@@ -483,3 +483,26 @@ fn help_has_examples_and_usage_errors_exit_2() {
     env.cmd().arg("frobnicate").assert().code(2);
     env.cmd().assert().code(2);
 }
+
+#[test]
+fn import_errors_never_echo_what_may_be_a_value() {
+    let env = TestEnv::init();
+    let path = env.dir.path().join(".env");
+    for line in [
+        "DATABASE_URL postgres://app:Sup3rS3cretPw@db.internal/app?sslmode=require",
+        "WEBHOOK_SECRET: whsec_Sup3rS3cretPw==",
+        "c3VwM3JzM2NyZXRQdw==Sup3rS3cretPw",
+    ] {
+        fs::write(&path, format!("OK=1\n{line}\n")).unwrap();
+        let out = env.cmd().arg("import").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{line}");
+        let err = stderr_of(&out);
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("Sup3rS3cretPw"), "{err}");
+    }
+    env.cmd()
+        .args(["import", "-", "--rotated-at", "2999-01-01"])
+        .write_stdin("A=1\n")
+        .assert()
+        .code(2);
+}

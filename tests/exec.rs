@@ -212,3 +212,47 @@ fn two_credentials_for_one_variable_must_be_chosen_between() {
         .success()
         .stdout("dev\n");
 }
+
+#[test]
+fn a_mistyped_option_is_a_usage_error_not_a_missing_program() {
+    let env = store_with_two();
+    env.cmd()
+        .args(["exec", "--mak", "--", "true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown option --mak"));
+}
+
+#[test]
+fn the_size_limit_counts_the_variable_name_too() {
+    let env = TestEnv::init();
+    // Fits alone, but not as LONG_VARIABLE_NAME=value plus its NUL.
+    let value = vec![b'x'; 128 * 1024 - 2];
+    let path = env.dir.path().join("v");
+    std::fs::write(&path, &value).unwrap();
+    env.cmd()
+        .args(["add", "big", "--env", "LONG_VARIABLE_NAME", "--from-file"])
+        .arg(&path)
+        .assert()
+        .success();
+    env.cmd()
+        .args(["exec", "--", "true"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "value of big cannot be an environment variable",
+        ));
+}
+
+#[test]
+fn a_symlinked_store_directory_is_followed() {
+    let env = store_with_two();
+    let link = env.dir.path().join("store-link");
+    std::os::unix::fs::symlink(&env.store, &link).unwrap();
+    env.cmd()
+        .args(["get", "db"])
+        .env("AGENTCRED_STORE", &link)
+        .assert()
+        .success()
+        .stdout("pw two");
+}

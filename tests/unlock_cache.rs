@@ -57,12 +57,25 @@ fn lock_forgets_it_at_once_and_twice_is_fine() {
         .env("AGENTCRED_PASSPHRASE", PASS)
         .assert()
         .success();
-    env.cmd().args(["exec", "--", "true"]).assert().success();
+    // exec warns that the program could read the unlocked identity from the keyring.
+    env.cmd()
+        .args(["exec", "--", "true"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "unlocked in this login session's kernel keyring",
+        ));
     env.cmd()
         .arg("lock")
         .assert()
         .success()
         .stderr(predicate::str::contains("locked"));
+    env.cmd()
+        .args(["exec", "--", "true"])
+        .env("AGENTCRED_PASSPHRASE", PASS)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("kernel keyring").not());
     assert_eq!(get_without_passphrase(&env).status.code(), Some(5));
     env.cmd()
         .arg("lock")

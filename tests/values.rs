@@ -70,6 +70,11 @@ fn hostile_env_names_are_refused_with_exit_2() {
         "RUBYOPT",
         "GIT_SSH_COMMAND",
         "AGENTCRED_IDENTITY",
+        "GLIBC_TUNABLES",
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "DOTNET_STARTUP_HOOKS",
+        "ld_preload",
     ] {
         env.cmd()
             .args(["add", "x", "--env", var])

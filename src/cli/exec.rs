@@ -74,6 +74,14 @@ impl ExecArgs {
             .command
             .split_first()
             .ok_or_else(|| anyhow::anyhow!("no command given"))?;
+        // A mistyped flag lands here as the program; say so instead of "command not found".
+        if program.as_encoded_bytes().starts_with(b"-") {
+            return Err(Error::Usage(format!(
+                "unknown option {} for exec (the program goes after --; a program named like an option needs ./)",
+                crate::output::escape(&program.to_string_lossy())
+            ))
+            .into());
+        }
         ctx.audit.note(|d| {
             d.program = Some(
                 agent::program_basename(program)
@@ -206,6 +214,12 @@ impl ExecArgs {
             mask: self.mask || selection.policy.mask,
             agent: selection.agent.map(|chosen| chosen.name),
         };
+        if ctx.identity()?.unlocked_in_session() {
+            eprintln!(
+                "warning: your identity is unlocked in this login session's kernel keyring (agentcred unlock), where {} can read it; run `agentcred lock` before running programs you do not trust",
+                crate::output::escape(&program.to_string_lossy())
+            );
+        }
         ctx.audit.ok()?;
         let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
         // Spawn mode: the program has ended and its files are gone; end with its status.

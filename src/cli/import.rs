@@ -36,24 +36,45 @@ pub struct ImportArgs {
 impl ImportArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("import");
+        // A .env file is small; a bound keeps `import /dev/zero` from eating the memory.
+        const MAX_FILE: u64 = 64 * 1024 * 1024;
         let mut text = zeroize::Zeroizing::new(String::new());
         if self.file.as_os_str() == "-" {
             std::io::stdin()
+                .take(MAX_FILE + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| Error::io("cannot read stdin", e))?;
         } else {
             std::fs::File::open(&self.file)
-                .and_then(|mut f| f.read_to_string(&mut text))
+                .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
                 .map_err(|e| Error::io(format!("cannot read {}", self.file.display()), e))?;
+        }
+        if text.len() as u64 > MAX_FILE {
+            return Err(Error::Usage("the .env file is larger than 64 MiB".into()).into());
         }
         let pairs = envfile::parse(&text)?;
         let mut seen = BTreeSet::new();
         let mut items = Vec::with_capacity(pairs.len());
         for pair in pairs {
-            let env = EnvVarName::parse(&pair.key)
-                .map_err(|e| Error::Usage(format!("line {}: {e}", pair.line)))?;
-            let name = CredentialName::parse(&pair.key)
-                .map_err(|e| Error::Usage(format!("line {}: {e}", pair.line)))?;
+            // The text before `=` is not echoed: on a malformed line it is often the value.
+            let env = EnvVarName::parse(&pair.key).map_err(|e| {
+                Error::Usage(match e {
+                    Error::RefusedEnvVar { var } if var.len() <= 64 => format!(
+                        "line {}: {var} cannot be set by agentcred: it changes how programs load or run",
+                        pair.line
+                    ),
+                    _ => format!(
+                        "line {}: the text before '=' is not a variable name (A-Z, a-z, 0-9, '_', not starting with a digit)",
+                        pair.line
+                    ),
+                })
+            })?;
+            let name = CredentialName::parse(&pair.key).map_err(|_| {
+                Error::Usage(format!(
+                    "line {}: the variable cannot be a credential name (at most 64 characters, and names are lowercase or all-uppercase)",
+                    pair.line
+                ))
+            })?;
             if !seen.insert(name.clone()) {
                 return Err(Error::Usage(format!(
                     "line {}: {} is defined twice",
@@ -78,6 +99,9 @@ impl ImportArgs {
         });
         let now = crate::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
+        if rotated_at > now {
+            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+        }
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
         if !self.force

@@ -20,9 +20,11 @@ pub fn read_value(
     from_file: Option<&Path>,
 ) -> Result<SecretSlice<u8>> {
     let value = if let Some(path) = from_file {
-        let bytes = std::fs::read(path)
+        let mut bytes = Zeroizing::new(Vec::new());
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_VALUE as u64 + 1).read_to_end(&mut bytes))
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        Zeroizing::new(bytes)
+        bytes
     } else if std::io::stdin().is_terminal() {
         if !ctx.may_prompt() {
             return Err(Error::Usage(
