@@ -49,26 +49,51 @@ fn save(store_id: &str, seen: &Seen) {
 }
 
 /// Check the store key against the pin and what this machine saw before, and remember it.
-pub fn check_store_key(store_id: &str, fingerprint: &str) -> Result<()> {
+///
+/// `previous` are the fingerprints of the earlier keys the key file carries (computed here
+/// from the keys themselves, which only holders of those keys can write): a key rotated by
+/// `recipients rm` is accepted where the pinned or remembered key is one of them.
+pub fn check_store_key(store_id: &str, fingerprint: &str, previous: &[String]) -> Result<()> {
     if let Ok(pinned) = std::env::var(ENV_FINGERPRINT)
         && !pinned.is_empty()
         && pinned != fingerprint
     {
-        return Err(Error::integrity(
-            "storekey.age",
-            format!(
-                "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}"
-            ),
-        ));
+        if !previous.contains(&pinned) {
+            return Err(Error::integrity(
+                "storekey.age",
+                format!(
+                    "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}"
+                ),
+            ));
+        }
+        eprintln!(
+            "warning: {ENV_FINGERPRINT} pins {pinned}, an earlier key of this store; its key was rotated (recipients rm): pin {fingerprint} instead"
+        );
     }
     match load(store_id) {
-        Some(seen) if seen.store_key_fingerprint != fingerprint => Err(Error::integrity(
-            "storekey.age",
-            format!(
-                "the store key changed since this machine last used the store (fingerprint {} before, {fingerprint} now)",
+        Some(seen) if seen.store_key_fingerprint != fingerprint => {
+            if !previous.contains(&seen.store_key_fingerprint) {
+                return Err(Error::integrity(
+                    "storekey.age",
+                    format!(
+                        "the store key changed since this machine last used the store (fingerprint {} before, {fingerprint} now)",
+                        seen.store_key_fingerprint
+                    ),
+                ));
+            }
+            eprintln!(
+                "note: this store's key was rotated since this machine last used it (fingerprint {} before, {fingerprint} now)",
                 seen.store_key_fingerprint
-            ),
-        )),
+            );
+            save(
+                store_id,
+                &Seen {
+                    store_key_fingerprint: fingerprint.to_string(),
+                    generation: seen.generation,
+                },
+            );
+            Ok(())
+        }
         Some(_) => Ok(()),
         None => {
             save(
@@ -81,6 +106,19 @@ pub fn check_store_key(store_id: &str, fingerprint: &str) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Remember a store key this machine just made (`recipients rm` rotates it), so it is not
+/// announced as a rotation at the next read.
+pub fn remember_store_key(store_id: &str, fingerprint: &str) {
+    let generation = load(store_id).map_or(0, |seen| seen.generation);
+    save(
+        store_id,
+        &Seen {
+            store_key_fingerprint: fingerprint.to_string(),
+            generation,
+        },
+    );
 }
 
 /// Note a verified generation; returns the higher generation seen before, if this one is older.

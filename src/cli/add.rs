@@ -226,6 +226,7 @@ impl AddArgs {
             }
             .into(),
             by: user_at_host(),
+            detail: None,
         });
         let entry = Entry {
             env,

@@ -107,6 +107,7 @@ impl ImportArgs {
                 }
                 .into(),
                 by: by.clone(),
+                detail: None,
             });
             let entry = Entry {
                 env: env.clone(),

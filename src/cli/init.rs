@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::identity::{self, Identity};
 use crate::keychain;
-use crate::output::escape;
+use crate::recipient::Recipient;
 use crate::store::Store;
 
 /// Where a newly created identity is kept.
@@ -36,7 +36,7 @@ pub struct InitArgs {
     #[arg(long)]
     passphrase: bool,
 
-    /// Also encrypt to this age recipient (repeatable)
+    /// Also encrypt to this recipient: age1... or an SSH public key (repeatable)
     #[arg(long = "recipient", value_name = "R")]
     recipients: Vec<String>,
 }
@@ -51,14 +51,7 @@ impl InitArgs {
         }
         let mut extra = Vec::new();
         for r in &self.recipients {
-            extra.push(
-                r.parse::<age::x25519::Recipient>()
-                    .map_err(|_| Error::InvalidValue {
-                        what: "recipient",
-                        input: escape(r),
-                        reason: "expected an age X25519 recipient (age1...)".into(),
-                    })?,
-            );
+            extra.push(Recipient::parse(r)?);
         }
         if ctx.store_dir.join(crate::manifest::FILE_NAME).exists() {
             return Err(Error::StoreExists {
@@ -83,10 +76,7 @@ impl InitArgs {
         }
         let mut recipients = identity.recipients();
         for r in extra {
-            if !recipients
-                .iter()
-                .any(|have| have.to_string() == r.to_string())
-            {
+            if !recipients.contains(&r) {
                 recipients.push(r);
             }
         }

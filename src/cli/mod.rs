@@ -15,6 +15,7 @@ mod import;
 mod init;
 mod input;
 mod list;
+mod recipients;
 mod rm;
 mod rotate;
 mod show;
@@ -73,6 +74,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Recipients(recipients::RecipientsArgs),
     Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
@@ -95,6 +97,7 @@ impl Command {
             Command::Exec(args) => args.run(ctx),
             Command::Token(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
+            Command::Recipients(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
             Command::Doctor(args) => args.run(ctx),

@@ -140,6 +140,7 @@ fn store_value(
         at: now,
         action: "rotated".into(),
         by: user_at_host(),
+        detail: None,
     });
     let defaults = &txn.manifest.defaults;
     let summary = format!("rotated {name} ({})", due_summary(&entry, defaults));

@@ -31,6 +31,8 @@ struct HistoryJson<'a> {
     at: String,
     action: &'a str,
     by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +63,7 @@ impl ShowArgs {
                     at: output::rfc3339(e.at),
                     action: &e.action,
                     by: &e.by,
+                    detail: e.detail.as_deref(),
                 })
                 .collect();
             serde_json::to_writer_pretty(
@@ -165,9 +168,14 @@ impl ShowArgs {
         if !entry.history.is_empty() {
             writeln!(out, "history:")?;
             for event in &entry.history {
+                let detail = event
+                    .detail
+                    .as_deref()
+                    .map(|d| format!("  {}", escape(d)))
+                    .unwrap_or_default();
                 writeln!(
                     out,
-                    "  {}  {:<9} {}",
+                    "  {}  {:<9} {}{detail}",
                     output::date(event.at),
                     event.action,
                     escape(&event.by)
