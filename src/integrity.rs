@@ -87,7 +87,7 @@ impl StoreKey {
     }
 
     /// The tag the manifest records for a value kept outside the store (in the OS
-    /// keychain), so a value changed there is noticed. Keyed, unlike a plain hash: the
+    /// keychain, or in Vault), so a value changed there is noticed. Keyed, unlike a plain hash: the
     /// manifest goes to git, and a hash would let anyone test guesses of a short value.
     pub fn value_tag(&self, store_id: &str, name: &str, value: &[u8]) -> String {
         hex(&self.mac(
@@ -97,15 +97,16 @@ impl StoreKey {
     }
 
     /// The tag stored with a value in Vault: it binds the value to its store, its name and
-    /// when it was written, so a value put there by anyone without the store key, or moved
-    /// from another credential, is refused (see [`crate::backend::vault`]).
-    pub fn vault_tag(&self, store_id: &str, name: &str, written_at: &str, value: &[u8]) -> String {
+    /// the KV version it was written as, so a value put there by anyone without the store
+    /// key, moved from another credential, or an old version put back, is refused (see
+    /// [`crate::backend::vault`]).
+    pub fn vault_tag(&self, store_id: &str, name: &str, version: u64, value: &[u8]) -> String {
         hex(&self.mac(
             VAULT_VALUE_DOMAIN,
             &[
                 store_id.as_bytes(),
                 name.as_bytes(),
-                written_at.as_bytes(),
+                version.to_string().as_bytes(),
                 value,
             ],
         ))
@@ -356,9 +357,9 @@ mod tests {
         assert_ne!(tag, k1.value_tag("s", "a", b"w"));
         assert_ne!(tag, sha256_hex(b"v"));
         assert!(!tags_equal("abc", "abd"));
-        let vault = k1.vault_tag("s", "a", "2026-01-01T00:00:00Z", b"v");
-        assert_ne!(vault, tag, "a keychain tag never passes for a vault tag");
-        assert_ne!(vault, k1.vault_tag("s", "a", "2026-01-01T00:00:01Z", b"v"));
+        let vault = k1.vault_tag("s", "a", 1, b"v");
+        assert_ne!(vault, tag, "a value tag never passes for a vault tag");
+        assert_ne!(vault, k1.vault_tag("s", "a", 2, b"v"));
         assert_eq!(k1.duplicate().fingerprint(), k1.fingerprint());
     }
 

@@ -87,9 +87,13 @@ pub struct Entry {
     pub rotate_every: Option<RotateEvery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<Timestamp>,
-    /// SHA-256 of `secrets/NAME.age` (age backend).
+    /// SHA-256 of `secrets/NAME.age` (age backend); the value's tag (keychain, vault).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The KV version the value was last written as (vault backend): an older one found
+    /// there was put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_version: Option<u64>,
     /// What was read from the value (a token's expiry, a key's id), never the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_info: Option<ValueInfo>,
@@ -731,6 +735,7 @@ mod tests {
             rotate_every: Some(RotateEvery::Every("30d".parse().unwrap())),
             due: None,
             sha256: Some("00".repeat(32)),
+            vault_version: None,
             value_info: Some(ValueInfo {
                 format: crate::value_info::ValueFormat::GoogleServiceAccount,
                 expires_at: Some(at),
@@ -784,7 +789,9 @@ mod tests {
             mount: "kv".into(),
             prefix: "team/agentcred".into(),
         });
-        m.credentials.get_mut("z").unwrap().backend = BackendKind::Vault;
+        let z = m.credentials.get_mut("z").unwrap();
+        z.backend = BackendKind::Vault;
+        z.vault_version = Some(7);
         let text = m.render(key);
         (m, text)
     }
@@ -819,6 +826,7 @@ mod tests {
         );
         assert_eq!(sealed["vault"]["prefix"], "team/agentcred");
         assert_eq!(sealed["credentials"]["z"]["backend"], "vault");
+        assert_eq!(sealed["credentials"]["z"]["vault_version"], 7);
         assert_eq!(
             find_vault(&text).unwrap().unwrap().addr.as_deref(),
             Some("https://vault.example.com:8200")

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::backend::{self, LazyVault, age_file, keychain};
+use crate::backend::{self, LazyVault, age_file, keychain, vault};
 use crate::credential::{AgentName, BackendKind, CredentialName};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -97,7 +97,12 @@ impl Store {
 
     /// Create a new store: directories, recipients, store key, empty manifest. Returns the
     /// store and its key's fingerprint (for `AGENTCRED_STORE_FINGERPRINT`).
-    pub fn create(root: &Path, recipients: &[Recipient]) -> Result<(Store, String)> {
+    /// `vault` is where `vault` credentials will live (`init --vault-addr`).
+    pub fn create(
+        root: &Path,
+        recipients: &[Recipient],
+        vault: Option<vault::Requested>,
+    ) -> Result<(Store, String)> {
         let store = Store {
             root: root.to_path_buf(),
         };
@@ -106,14 +111,18 @@ impl Store {
                 path: root.to_path_buf(),
             });
         }
+        let store_id = manifest::new_store_id()?;
+        let vault = vault
+            .map(|v| vault::Settings::new(Some(v.addr), v.mount, v.prefix, &store_id))
+            .transpose()?;
         let err = |e| store.io_err("create the store", e);
         fsutil::create_private_dir(root).map_err(err)?;
         fsutil::create_private_dir(&store.secrets_dir()).map_err(err)?;
         let recipients_text = recipient::render_file(recipients);
-        let store_id = manifest::new_store_id()?;
         let key = StoreKey::generate()?;
         let key_file = integrity::encrypt_store_key(&key, &[], &store_id, recipients)?;
         let mut manifest = Manifest::new(store_id, sha256_hex(recipients_text.as_bytes()));
+        manifest.vault = vault;
         let text = manifest.render(&key);
         fsutil::write_atomic(root, RECIPIENTS, recipients_text.as_bytes()).map_err(err)?;
         fsutil::write_atomic(root, STORE_KEY, &key_file).map_err(err)?;
@@ -705,10 +714,13 @@ impl Txn<'_> {
         if lines.is_empty() {
             return Err(Error::Usage("a store needs at least one recipient".into()));
         }
+        // The old key joins the chain at once: an undo on the way out needs it.
         let old_key = if new_key {
             let old = std::mem::replace(&mut self.key, StoreKey::generate()?);
+            let copy = old.duplicate();
+            self.previous_keys.insert(0, old);
             self.key_rotated = true;
-            Some(old)
+            Some(copy)
         } else {
             None
         };
@@ -752,9 +764,6 @@ impl Txn<'_> {
                 entry.sha256 = Some(sha256);
             }
             progress(done + 1, total);
-        }
-        if let Some(old_key) = old_key {
-            self.previous_keys.insert(0, old_key);
         }
         let key_file = integrity::encrypt_store_key(
             &self.key,
@@ -848,6 +857,15 @@ impl Txn<'_> {
         for (name, account) in &self.committed_items {
             if self.manifest.entry(name).is_none() {
                 keychain::delete(name, account)?;
+            }
+        }
+        // The entry of a value written to Vault records the version written.
+        for (name, written) in &self.staged_vault {
+            if let Some(entry) = self.manifest.credentials.get_mut(name.as_str())
+                && entry.backend == BackendKind::Vault
+                && entry.sha256.as_deref() == Some(written.tag.as_str())
+            {
+                entry.vault_version = Some(written.version);
             }
         }
         // Likewise a removed vault credential's path; and the rotation dates of every
@@ -973,9 +991,19 @@ impl Drop for Txn<'_> {
                     let _ = keychain::delete(name, account);
                 }
             }
-            // Put back what each Vault write replaced, newest first.
+            // Put back what each Vault write replaced, newest first, tagged under the
+            // key that stays (not a new one this transaction made).
+            let key = match (self.key_rotated, self.previous_keys.first()) {
+                (true, Some(old)) => old,
+                _ => &self.key,
+            };
+            let store_id = &self.manifest.store_id;
             for (name, written) in self.staged_vault.iter().rev() {
-                if let Err(e) = self.vault.get().and_then(|v| v.restore(name, written)) {
+                let restored = self
+                    .vault
+                    .get()
+                    .and_then(|v| v.restore(key, store_id, name, written));
+                if let Err(e) = restored {
                     eprintln!(
                         "warning: the new value of {name} stays in Vault, though nothing was committed: {e}"
                     );

@@ -3,22 +3,24 @@
 //! git-shared store.
 //!
 //! A value lives at `<mount>/data/<prefix>/<name>` as the KV fields `value_b64` (the bytes,
-//! base64, so binary values round-trip), `written_at` (RFC 3339) and `tag`:
-//! `HMAC-SHA256(store key, "agentcred/vault-value/v1", store_id, name, written_at, value)`.
+//! base64, so binary values round-trip), `version` (the KV version it was written as) and
+//! `tag`: `HMAC-SHA256(store key, "agentcred/vault-value/v1", store_id, name, version,
+//! value)`.
 //!
 //! Why a tag in Vault rather than a version pinned in the manifest: the manifest travels
 //! by git, so another machine's copy may be older than the value in Vault. A rotation on
-//! one machine must be seen by every other at its next read, so readers take the newest
-//! version, whatever their manifest says. What they refuse is a value written by anyone
-//! without the store key (a `bao kv put` by hand, a value moved from another credential):
-//! its tag does not verify (exit 6). The manifest entry's `sha256` holds the tag of the
-//! value it last wrote; a value with another valid tag is a newer one, unless it was
-//! written well before the entry's `rotated_at` (an old version put back, `bao kv
-//! rollback`): refused too.
+//! one machine must be seen by every other at its next read, so readers take the latest
+//! version, whatever their manifest says. What they refuse (exit 6) is a value written by
+//! anyone without the store key (a `bao kv put` by hand, a value moved from another
+//! credential: the tag does not verify), and an old version put back (`bao kv rollback`
+//! writes old fields as a new version: the version they claim is not the one they are).
+//! The manifest entry records the value's tag (`sha256`, as for the keychain) and the
+//! version it wrote (`vault_version`): a value of a lower version is refused too, and a
+//! value with another tag is a newer one (rotated on another machine).
 //!
 //! Writes happen before the manifest commit (see [`crate::store::Txn`]): the new version
 //! is written (check-and-set against the version read just before), then the manifest is
-//! committed; a transaction that does not commit writes the previous data back. A writer
+//! committed; a transaction that does not commit writes the previous value back. A writer
 //! killed in between leaves Vault one version ahead of the manifest: readers use it (as
 //! they would a rotation from another machine), and `doctor` says so.
 //!
@@ -32,7 +34,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -49,9 +50,6 @@ use crate::rotation::Policy;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read (a value is at most 16 MiB, base64 makes it larger).
 const MAX_RESPONSE: u64 = 32 * 1024 * 1024;
-/// How much earlier than the entry's `rotated_at` a different value may have been written
-/// before it is taken for an old version put back (clocks of machines differ).
-const CLOCK_SKEW: SignedDuration = SignedDuration::from_secs(600);
 
 pub const ENV_ROLE_ID: &str = "AGENTCRED_VAULT_ROLE_ID";
 pub const ENV_SECRET_ID: &str = "AGENTCRED_VAULT_SECRET_ID";
@@ -98,6 +96,13 @@ impl Settings {
         check_path("Vault mount", &self.mount)?;
         check_path("Vault prefix", &self.prefix)
     }
+}
+
+/// What `init --vault-addr URL [--vault-mount M] [--vault-prefix P]` asks for.
+pub struct Requested {
+    pub addr: String,
+    pub mount: Option<String>,
+    pub prefix: Option<String>,
 }
 
 pub fn default_prefix(store_id: &str) -> String {
@@ -188,6 +193,54 @@ pub fn kv_path(settings: Option<&Settings>, store_id: &str, name: &CredentialNam
     format!("{mount}/{prefix}/{name}")
 }
 
+/// The settings in effect and where each came from, for `vault show` (nothing is sent).
+#[derive(Serialize)]
+pub struct Effective {
+    pub addr: Option<String>,
+    /// `VAULT_ADDR`, `BAO_ADDR` or `manifest`.
+    pub addr_from: Option<String>,
+    pub mount: String,
+    pub prefix: String,
+    pub namespace: Option<String>,
+    /// `VAULT_TOKEN`, `BAO_TOKEN`, `approle`, `~/.vault-token`, or null when there is none.
+    pub token_from: Option<String>,
+}
+
+pub fn effective(settings: Option<&Settings>, store_id: &str) -> Effective {
+    let (addr, addr_from) = match env(&ENV_ADDR) {
+        Some((var, addr)) => (Some(addr), Some(var.to_string())),
+        None => match settings.and_then(|s| s.addr.clone()) {
+            Some(addr) => (Some(addr), Some("manifest".to_string())),
+            None => (None, None),
+        },
+    };
+    let (mount, prefix) = mount_and_prefix(settings, store_id);
+    let token_from = if let Some((var, _)) = env(&ENV_TOKEN) {
+        Some(var.to_string())
+    } else if env(&[ENV_ROLE_ID]).is_some() && env(&[ENV_SECRET_ID]).is_some() {
+        Some("approle".to_string())
+    } else {
+        token_file()
+            .filter(|p| p.exists())
+            .map(|_| "~/.vault-token".to_string())
+    };
+    Effective {
+        addr,
+        addr_from,
+        mount,
+        prefix,
+        namespace: env(&ENV_NAMESPACE).map(|(_, v)| v),
+        token_from,
+    }
+}
+
+/// The file `vault login` and `bao login` keep their token in.
+fn token_file() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| PathBuf::from(home).join(".vault-token"))
+}
+
 /// Where the token comes from (named in messages; the token itself never is).
 #[derive(Clone, Debug)]
 enum TokenSource {
@@ -255,7 +308,7 @@ impl Answer {
 #[derive(Serialize, Deserialize)]
 struct Fields {
     value_b64: String,
-    written_at: String,
+    version: u64,
     tag: String,
 }
 
@@ -269,10 +322,12 @@ impl Drop for Fields {
 /// and its number (also known for a deleted latest version).
 type Current = (Option<Zeroizing<Vec<u8>>>, Option<u64>);
 
-/// What a write replaced, to put it back if the transaction does not commit.
+/// A write, and what it replaced (to put it back if the transaction does not commit).
 pub struct Written {
+    /// The value's tag, for the entry's `sha256`.
     pub tag: String,
-    version: Option<u64>,
+    /// The KV version written, for the entry's `vault_version`.
+    pub version: u64,
     /// The previous version's fields (JSON), or `None` when there was no value.
     previous: Option<Zeroizing<Vec<u8>>>,
 }
@@ -399,18 +454,17 @@ impl Vault {
                 .approle_login(&role_id, &secret_id)
                 .map(|t| (t, TokenSource::AppRole));
         }
-        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            let path = PathBuf::from(home).join(".vault-token");
-            if let Ok(Some(bytes)) = crate::fsutil::read_optional(&path) {
-                let bytes = Zeroizing::new(bytes);
-                if let Ok(text) = std::str::from_utf8(&bytes)
-                    && !text.trim().is_empty()
-                {
-                    return Ok((
-                        Zeroizing::new(text.trim().to_string()),
-                        TokenSource::File(path),
-                    ));
-                }
+        if let Some(path) = token_file()
+            && let Ok(Some(bytes)) = crate::fsutil::read_optional(&path)
+        {
+            let bytes = Zeroizing::new(bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes)
+                && !text.trim().is_empty()
+            {
+                return Ok((
+                    Zeroizing::new(text.trim().to_string()),
+                    TokenSource::File(path),
+                ));
             }
         }
         Err(Error::VaultNoToken)
@@ -539,11 +593,7 @@ impl Vault {
 
     /// The current version's fields (raw JSON) and number; `None` fields when the path
     /// has no live version (never written, or its latest version deleted).
-    fn current(
-        &self,
-        op: &str,
-        name: &CredentialName,
-    ) -> Result<Current> {
+    fn current(&self, op: &str, name: &CredentialName) -> Result<Current> {
         let answer = self.call(op, "GET", &self.data_path(name), None)?;
         let json = answer.json();
         let version = json
@@ -573,7 +623,7 @@ impl Vault {
         entry: &Entry,
     ) -> Result<Read> {
         let op = format!("read credential {name} from Vault");
-        let (fields, _) = self.current(&op, name)?;
+        let (fields, version) = self.current(&op, name)?;
         let fields = fields.ok_or_else(|| Error::VaultValueMissing {
             name: name.to_string(),
             path: self.kv_path(name),
@@ -584,41 +634,45 @@ impl Vault {
             detail: detail.into(),
         };
         let fields: Fields = serde_json::from_slice(&fields).map_err(|_| {
-            changed("it does not hold an agentcred value (value_b64, written_at, tag)")
+            changed("it does not hold an agentcred value (value_b64, version, tag)")
         })?;
         let value = Zeroizing::new(
             BASE64
                 .decode(&fields.value_b64)
                 .map_err(|_| changed("its value_b64 is not base64"))?,
         );
-        let expected = key.vault_tag(store_id, name.as_str(), &fields.written_at, &value);
+        let expected = key.vault_tag(store_id, name.as_str(), fields.version, &value);
         if !tags_equal(&fields.tag, &expected) {
             return Err(changed(
                 "its tag does not verify: it was written without the store key (changed outside agentcred), or the store key was replaced on another machine (pull the store)",
             ));
         }
-        let newer = entry.sha256.as_deref() != Some(fields.tag.as_str());
-        if newer {
-            let written_at: Timestamp = fields
-                .written_at
-                .parse()
-                .map_err(|_| changed("its written_at is not a date"))?;
-            if written_at < entry.rotated_at - CLOCK_SKEW {
-                return Err(changed(&format!(
-                    "it holds a value written {}, before the rotation the manifest records ({}): an old version was put back",
-                    output::date(written_at),
-                    output::date(entry.rotated_at)
-                )));
-            }
+        if version != Some(fields.version) {
+            return Err(changed(&format!(
+                "version {} holds the value agentcred wrote as version {}: an old version was put back (bao kv rollback?)",
+                version.map_or_else(|| "?".into(), |v| v.to_string()),
+                fields.version
+            )));
         }
+        if let Some(recorded) = entry.vault_version
+            && fields.version < recorded
+        {
+            return Err(changed(&format!(
+                "it holds version {}, but the manifest records a later write (version {recorded}): an old value was put back, or the credential was removed and added again elsewhere (pull the store)",
+                fields.version
+            )));
+        }
+        let tag = key.value_tag(store_id, name.as_str(), &value);
+        let newer = !entry.sha256.as_deref().is_some_and(|t| tags_equal(t, &tag));
         Ok(Read {
             value: SecretSlice::from(value.to_vec()),
             newer,
         })
     }
 
-    /// Write a new version holding `value`; returns its tag (for the entry's `sha256`)
-    /// and what it replaced (for [`Vault::restore`]).
+    /// Write a new version holding `value` (check-and-set against the version read just
+    /// before); returns what the entry records and what the write replaced, for
+    /// [`Vault::restore`].
     pub fn write(
         &self,
         key: &StoreKey,
@@ -627,22 +681,39 @@ impl Vault {
         value: &[u8],
     ) -> Result<Written> {
         let op = format!("write credential {name} to Vault");
-        let (previous, version) = self.current(&op, name)?;
-        let written_at = Timestamp::now().to_string();
-        let tag = key.vault_tag(store_id, name.as_str(), &written_at, value);
-        let fields = Fields {
-            value_b64: BASE64.encode(value),
-            written_at,
-            tag: tag.clone(),
-        };
-        // Check-and-set: nobody else wrote since the read (0: the path must be empty).
-        let cas = version.unwrap_or(0);
-        let written = self.put(&op, name, &fields, Some(cas))?;
+        let (previous, current) = self.current(&op, name)?;
+        let version = self.put_value(&op, key, store_id, name, value, current.unwrap_or(0))?;
         Ok(Written {
-            tag,
-            version: written,
+            tag: key.value_tag(store_id, name.as_str(), value),
+            version,
             previous,
         })
+    }
+
+    /// Write `value` as the version after `cas`; returns that version.
+    fn put_value(
+        &self,
+        op: &str,
+        key: &StoreKey,
+        store_id: &str,
+        name: &CredentialName,
+        value: &[u8],
+        cas: u64,
+    ) -> Result<u64> {
+        let version = cas + 1;
+        let fields = Fields {
+            value_b64: BASE64.encode(value),
+            version,
+            tag: key.vault_tag(store_id, name.as_str(), version, value),
+        };
+        match self.put(op, name, &fields, cas)? {
+            Some(written) if written != version => Err(Error::VaultFailed {
+                detail: format!(
+                    "cannot {op}: Vault wrote version {written}, not {version}; write it again"
+                ),
+            }),
+            _ => Ok(version),
+        }
     }
 
     fn put(
@@ -650,12 +721,9 @@ impl Vault {
         op: &str,
         name: &CredentialName,
         fields: &impl Serialize,
-        cas: Option<u64>,
+        cas: u64,
     ) -> Result<Option<u64>> {
-        let mut body = serde_json::json!({ "data": fields });
-        if let Some(cas) = cas {
-            body["options"] = serde_json::json!({ "cas": cas });
-        }
+        let mut body = serde_json::json!({ "data": fields, "options": { "cas": cas } });
         let bytes = Zeroizing::new(
             serde_json::to_vec(&body).map_err(|e| Error::io("cannot encode a value", e.into()))?,
         );
@@ -676,20 +744,39 @@ impl Vault {
         }
     }
 
-    /// Undo a write whose transaction did not commit: put the previous fields back as a
-    /// new version (or delete a value that did not exist before).
-    pub fn restore(&self, name: &CredentialName, written: &Written) -> Result<()> {
+    /// Undo a write whose transaction did not commit: write the previous value again
+    /// (tagged for its new version, under `key`, the committed store key), or delete a
+    /// value that did not exist before. Fields that were not agentcred's go back as they
+    /// were.
+    pub fn restore(
+        &self,
+        key: &StoreKey,
+        store_id: &str,
+        name: &CredentialName,
+        written: &Written,
+    ) -> Result<()> {
         let op = format!("restore the previous value of {name} in Vault");
-        match &written.previous {
-            Some(previous) => {
-                let fields: serde_json::Value = serde_json::from_slice(previous)
+        let Some(previous) = &written.previous else {
+            return self.delete(name);
+        };
+        let ours = serde_json::from_slice::<Fields>(previous)
+            .ok()
+            .and_then(|fields| {
+                let value = Zeroizing::new(BASE64.decode(&fields.value_b64).ok()?);
+                let tag = key.vault_tag(store_id, name.as_str(), fields.version, &value);
+                tags_equal(&fields.tag, &tag).then_some(value)
+            });
+        match ours {
+            Some(value) => self
+                .put_value(&op, key, store_id, name, &value, written.version)
+                .map(|_| ()),
+            None => {
+                let mut fields: serde_json::Value = serde_json::from_slice(previous)
                     .map_err(|e| Error::io("cannot decode a value", e.into()))?;
-                let mut fields = fields;
                 let result = self.put(&op, name, &fields, written.version);
                 zero_json(&mut fields);
                 result.map(|_| ())
             }
-            None => self.delete(name),
         }
     }
 

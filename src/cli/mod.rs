@@ -21,6 +21,7 @@ mod rotate;
 mod show;
 mod token;
 mod unlock;
+mod vault;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ pub enum Command {
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
     Recipients(recipients::RecipientsArgs),
+    Vault(vault::VaultArgs),
     Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
@@ -98,6 +100,7 @@ impl Command {
             Command::Token(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
             Command::Recipients(args) => args.run(ctx),
+            Command::Vault(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
             Command::Doctor(args) => args.run(ctx),
