@@ -179,11 +179,11 @@ fn recipients_rm_completes_the_store_recipients() {
     std::fs::remove_file(env.identity_path()).unwrap();
     assert_eq!(
         bash_complete(&env, &["agentcred", "recipients", "rm", "age1"], &[]),
-        [own.clone()]
+        std::slice::from_ref(&own)
     );
     assert_eq!(
         bash_complete(&env, &["agentcred", "recipients", "rm", "SHA"], &[]),
-        [fingerprint.clone()]
+        std::slice::from_ref(&fingerprint)
     );
     let all = bash_complete(&env, &["agentcred", "recipients", "rm", ""], &[]);
     assert!(all.contains(&own) && all.contains(&fingerprint), "{all:?}");
