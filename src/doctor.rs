@@ -423,7 +423,7 @@ impl Secrets<'_> {
                                 "{name}: Vault holds a newer value than this manifest records (rotated on another machine, or a rotation cut short before its commit)"
                             ),
                             format!(
-                                "pull the store; if it is up to date, `agentcred rotate {name}` records a rotation"
+                                "pull the store; if it is up to date, a rotation was cut short: run `agentcred rotate {name}` again"
                             ),
                         );
                     }

@@ -251,7 +251,7 @@ impl Error {
             Error::VaultUnavailable { .. } => "check VAULT_ADDR and that the server is up and unsealed (`bao status`)".into(),
             Error::VaultRefused { hint: Some(hint), .. } => hint.clone(),
             Error::VaultValueMissing { name, .. } => format!("store it again with `agentcred add {name} --backend vault --force`, or drop it with `agentcred rm {name}`"),
-            Error::VaultValueChanged { name, .. } => format!("pull the store if the key was replaced elsewhere; if someone changed the value by hand, store it through agentcred: `agentcred rotate {name}`"),
+            Error::VaultValueChanged { name, .. } => format!("pull the store if its key was replaced elsewhere; if the value was changed by hand, store the right one through agentcred: `agentcred add {name} --backend vault --force`"),
             Error::RecipientNotFound { .. } => {
                 "`agentcred recipients list` shows them".into()
             }
