@@ -52,23 +52,28 @@ fn save(store_id: &str, seen: &Seen) {
 ///
 /// `previous` are the fingerprints of the earlier keys the key file carries (computed here
 /// from the keys themselves, which only holders of those keys can write): a key rotated by
-/// `recipients rm` is accepted where the pinned or remembered key is one of them.
+/// `recipients rm` is accepted where the remembered key is one of them. A pinned key must
+/// match exactly.
 pub fn check_store_key(store_id: &str, fingerprint: &str, previous: &[String]) -> Result<()> {
+    // A pin is exact: an earlier key in the chain is not enough, since a removed member
+    // knows that key and could make such a chain.
     if let Ok(pinned) = std::env::var(ENV_FINGERPRINT)
         && !pinned.is_empty()
         && pinned != fingerprint
     {
-        if !previous.contains(&pinned) {
-            return Err(Error::integrity(
-                "storekey.age",
-                format!(
-                    "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}"
-                ),
-            ));
-        }
-        eprintln!(
-            "warning: {ENV_FINGERPRINT} pins {pinned}, an earlier key of this store; its key was rotated (recipients rm): pin {fingerprint} instead"
-        );
+        let earlier = if previous.contains(&pinned) {
+            format!(
+                " ({pinned} is an earlier key of this store, replaced by `recipients rm`: pin {fingerprint} if that change is known to you)"
+            )
+        } else {
+            String::new()
+        };
+        return Err(Error::integrity(
+            "storekey.age",
+            format!(
+                "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}{earlier}"
+            ),
+        ));
     }
     match load(store_id) {
         Some(seen) if seen.store_key_fingerprint != fingerprint => {

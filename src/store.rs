@@ -674,6 +674,11 @@ impl Txn<'_> {
         }
     }
 
+    /// The fingerprint of the store key this transaction commits with.
+    pub fn key_fingerprint(&self) -> String {
+        self.key.fingerprint()
+    }
+
     /// The Vault client of this store (for checks before anything is staged).
     pub fn vault(&self) -> Result<&backend::vault::Vault> {
         self.vault.get()

@@ -214,15 +214,21 @@ fn a_store_in_git_works_for_every_member_and_ci_and_a_removed_member_loses_it() 
 
     // Ana removes Bob: every file is re-encrypted without him, the key is replaced, and
     // what he could read is due now.
-    ana.cmd()
+    let out = ana
+        .cmd()
         .args(["recipients", "rm", &bob_recipient])
-        .assert()
-        .success()
-        .stderr(predicate::str::contains(
-            "no terminal to ask on: marking the 4 credentials",
-        ))
-        .stderr(predicate::str::contains("the store key was replaced"))
-        .stderr(predicate::str::contains("git history keeps them"));
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let removed = stderr_of(&out);
+    for said in [
+        "no terminal to ask on: marking the 4 credentials",
+        "the store key was replaced",
+        "git history keeps them",
+        "update AGENTCRED_STORE_FINGERPRINT where it is pinned",
+    ] {
+        assert!(removed.contains(said), "{removed}");
+    }
     commit(&ana, "bob left");
     let json = list_json(&ana);
     for credential in json["credentials"].as_array().unwrap() {
@@ -260,28 +266,35 @@ fn a_store_in_git_works_for_every_member_and_ci_and_a_removed_member_loses_it() 
             .stderr(predicate::str::contains("not encrypted to your identity"));
     }
 
-    // The runner pinned the old key: it still works, told to pin the new one; a machine
-    // that remembered the old key accepts the new one once, saying so.
+    // The runner pinned the old key: a pin is exact, so it stops, naming the new key,
+    // until the pin is updated (a removed member knows the old key).
     git(&ci, &ci.store, &["pull", "-q", "--ff-only"]);
-    let out = deploy(&pinned);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(stdout_of(&out), "deploy-secret|");
+    let new_pin = fingerprint(&ana);
+    assert_ne!(new_pin, pinned);
     assert!(
-        stderr_of(&out).contains("an earlier key of this store"),
+        removed.contains(&format!("fingerprint is {new_pin}")),
+        "{removed}"
+    );
+    let out = deploy(&pinned);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "", "the program never started");
+    assert!(
+        stderr_of(&out).contains(&format!(
+            "{pinned} is an earlier key of this store, replaced by `recipients rm`: pin {new_pin}"
+        )),
         "{}",
         stderr_of(&out)
     );
-    let new_pin = fingerprint(&ana);
-    assert_ne!(new_pin, pinned);
     let out = deploy(&new_pin);
     assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "deploy-secret|");
+    let out = deploy("0123456789abcdef0123456789abcdef");
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
     assert!(
         !stderr_of(&out).contains("earlier key"),
         "{}",
         stderr_of(&out)
     );
-    let out = deploy("0123456789abcdef0123456789abcdef");
-    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
 }
 
 #[test]

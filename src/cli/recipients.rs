@@ -291,6 +291,7 @@ impl RmArgs {
             .credentials
             .values()
             .any(|e| e.backend == BackendKind::Vault);
+        let fingerprint = txn.key_fingerprint();
         ctx.audit.ok()?;
         txn.commit()?;
         let mut err = std::io::stderr().lock();
@@ -328,6 +329,10 @@ impl RmArgs {
                 "values in Vault are readable by whoever Vault lets read them: revoke its Vault token or policy there too"
             )?;
         }
+        writeln!(
+            err,
+            "the new store key's fingerprint is {fingerprint}: update AGENTCRED_STORE_FINGERPRINT where it is pinned"
+        )?;
         writeln!(err, "commit the store so the change reaches everyone")?;
         Ok(())
     }
