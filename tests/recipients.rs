@@ -338,7 +338,7 @@ fn a_machine_that_remembers_the_old_key_accepts_its_rotation_once() {
         .assert()
         .success()
         .stderr(predicate::str::contains(
-            "--keep-due: 1 credential it could read was not marked due",
+            "1 credential it could read was not marked due",
         ));
     assert_eq!(list_json(&ana)["credentials"][0]["status"], "ok");
     std::fs::remove_dir_all(&carol.store).unwrap();
@@ -846,4 +846,41 @@ fn a_change_cut_between_its_commit_and_its_renames_is_read_and_finished() {
             );
         }
     }
+}
+
+#[test]
+fn on_a_terminal_rm_asks_before_marking_credentials_due() {
+    let ana = TestEnv::init();
+    ana.add("k", b"v");
+    let rm = |answer: &str| {
+        let bob = member().recipient();
+        ana.cmd()
+            .args(["recipients", "add", &bob])
+            .assert()
+            .success();
+        let mut cmd = StdCommand::new(TestEnv::bin());
+        cmd.args(["recipients", "rm", &bob])
+            .env_clear()
+            .env("HOME", &ana.home)
+            .env("AGENTCRED_STORE", &ana.store)
+            .env("TERM", "dumb");
+        let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+        session
+            .exp_string("could read 1 credential. Mark them due for rotation now?")
+            .unwrap();
+        session.send_line(answer).unwrap();
+        session.exp_eof().unwrap()
+    };
+    let said = rm("n");
+    assert!(
+        said.contains("1 credential it could read was not marked due"),
+        "{said:?}"
+    );
+    assert_eq!(list_json(&ana)["credentials"][0]["status"], "ok");
+    let said = rm("y");
+    assert!(
+        said.contains("marked 1 credential due for rotation now: k"),
+        "{said:?}"
+    );
+    assert_eq!(list_json(&ana)["credentials"][0]["status"], "overdue");
 }

@@ -317,7 +317,7 @@ impl RmArgs {
         } else {
             writeln!(
                 err,
-                "--keep-due: {} credential{} it could read {} not marked due; rotate them if it may have kept copies",
+                "{} credential{} it could read {} not marked due; rotate them if it may have kept copies",
                 exposed.len(),
                 plural(exposed.len()),
                 if exposed.len() == 1 { "was" } else { "were" }
