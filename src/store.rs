@@ -2,8 +2,9 @@
 //!
 //! [`Reader`] takes a shared lock, verifies the seal and hands out entries and values.
 //! [`Txn`] takes the exclusive lock, verifies everything, stages new values (secret files,
-//! keychain items), and commits by renaming a new manifest into place. A failure before the
-//! commit removes what was staged, so the store is left byte-for-byte as it was.
+//! keychain items, Vault versions, a new store key and recipients), and commits by renaming
+//! a new manifest into place. A failure before the commit removes what was staged, so the
+//! store is left byte-for-byte as it was.
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -558,11 +559,13 @@ impl Reader<'_> {
 ///
 /// Values are staged where they will live: an age value as `secrets/NAME.age.pending`, a
 /// keychain value as a new item whose account carries a version (see
-/// [`backend::keychain`]). The manifest rename is the commit point. After it, pending
-/// files are renamed into place and superseded keychain items deleted; without it
-/// (an error, or the `Txn` dropped), staged files and items are removed again. The one
-/// exception is `rm` of a keychain credential: a keychain has no rename, so its item is
-/// deleted just before the commit, and a failure there leaves the manifest unchanged.
+/// [`backend::keychain`]), a vault value as a new KV version (see [`backend::vault`]); a
+/// recipients change also stages `storekey.age.pending` and `recipients.txt.pending`. The
+/// manifest rename is the commit point. After it, pending files are renamed into place
+/// and superseded keychain items deleted; without it (an error, or the `Txn` dropped),
+/// staged files and items are removed again and vault writes undone. The exception is
+/// `rm` of a keychain or vault credential: neither has a rename, so its value is deleted
+/// just before the commit, and a failure there leaves the manifest unchanged.
 pub struct Txn<'a> {
     store: &'a Store,
     identity: &'a Identity,
