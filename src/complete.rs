@@ -50,6 +50,10 @@ const AGENT_ARGS: &[(&[&str], &str)] = &[
 /// The parser's command with value completers attached.
 pub fn command() -> Command {
     let mut cmd = Cli::command();
+    // `recipients rm`: the store's recipients, an SSH key by its fingerprint (no spaces).
+    cmd = attach(cmd, &["recipients", "rm"], "recipient", || {
+        ArgValueCompleter::new(recipients)
+    });
     for (path, arg) in CREDENTIAL_ARGS {
         cmd = attach(cmd, path, arg, || {
             ArgValueCompleter::new(|current: &OsStr| names(current, "credentials"))
@@ -104,6 +108,40 @@ fn names(current: &OsStr, table: &str) -> Vec<CompletionCandidate> {
         .into_iter()
         .filter(|name| name.starts_with(partial))
         .map(|name| CompletionCandidate::new(format!("{done}{name}")))
+        .collect()
+}
+
+/// Candidates for `recipients rm`, read from `recipients.txt` (public keys, nothing to
+/// unlock): an age recipient as it is, an SSH key as its `SHA256:` fingerprint, with the
+/// key's comment as help.
+fn recipients(current: &OsStr) -> Vec<CompletionCandidate> {
+    let current = current.to_string_lossy();
+    let path = store_dir().join(crate::store::RECIPIENTS);
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(lines) = crate::recipient::parse_file(&text) else {
+        return Vec::new();
+    };
+    lines
+        .into_iter()
+        .filter_map(|line| {
+            let (value, help) = match &line.recipient {
+                crate::recipient::Recipient::X25519(r) => (r.to_string(), None),
+                ssh => {
+                    let short = ssh.short();
+                    let fingerprint = short.rsplit(' ').next()?.to_string();
+                    let help = match &line.comment {
+                        Some(c) => format!("{} {}", ssh.kind(), crate::output::escape(c)),
+                        None => ssh.kind().to_string(),
+                    };
+                    (fingerprint, Some(help))
+                }
+            };
+            value
+                .starts_with(current.as_ref())
+                .then(|| CompletionCandidate::new(value).help(help.map(Into::into)))
+        })
         .collect()
 }
 

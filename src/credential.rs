@@ -295,6 +295,8 @@ pub enum BackendKind {
     Age,
     /// The OS keychain (Secret Service, macOS Keychain, Windows Credential Manager).
     Keychain,
+    /// A HashiCorp Vault or OpenBao KV v2 engine, shared by a fleet.
+    Vault,
 }
 
 impl BackendKind {
@@ -302,6 +304,7 @@ impl BackendKind {
         match self {
             BackendKind::Age => "age",
             BackendKind::Keychain => "keychain",
+            BackendKind::Vault => "vault",
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::backend;
+use crate::backend::{self, LazyVault};
 use crate::credential::{BackendKind, CredentialName};
 use crate::error::Error;
 use crate::exit::Exit;
@@ -160,25 +160,34 @@ pub fn check(root: &Path, identity: Result<&Identity, Error>) -> Report {
             return report;
         }
     };
-    let key = identity.and_then(
-        |identity| match store.store_key(identity, &header.store_id) {
-            Ok(key) => {
-                report.ok(
-                    "store key",
-                    format!("opens; fingerprint {}", key.fingerprint()),
-                );
-                Some(key)
-            }
-            Err(e) => {
-                report.error("store key", &e);
-                None
-            }
-        },
-    );
+    let key = identity.and_then(|identity| match store.key_for(identity, &header, &text) {
+        Ok((file, _)) => {
+            let key = file.key;
+            report.ok(
+                "store key",
+                format!("opens; fingerprint {}", key.fingerprint()),
+            );
+            Some(key)
+        }
+        Err(e) => {
+            report.error("store key", &e);
+            None
+        }
+    });
     let manifest = check_manifest(&text, key.as_ref(), &mut report);
-    check_recipients(&store, manifest.as_ref(), &mut report);
+    let recipients = check_recipients(&store, manifest.as_ref(), &mut report);
     if let (Some(manifest), Some(identity), Some(key)) = (&manifest, identity, &key) {
-        check_secrets(&store, identity, key, manifest, &mut report);
+        let vault = LazyVault::new(manifest.vault.clone(), &manifest.store_id);
+        let vault_ok = check_vault(&vault, manifest, &mut report);
+        let secrets = Secrets {
+            store: &store,
+            identity,
+            key,
+            manifest,
+            recipients,
+            vault: vault_ok.then_some(&vault),
+        };
+        secrets.check(&mut report);
     } else {
         report.warn(
             "secrets",
@@ -295,81 +304,207 @@ fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Op
     Some(manifest)
 }
 
-fn check_recipients(store: &Store, manifest: Option<&Manifest>, report: &mut Report) {
-    match store.recipients() {
-        Err(e) => report.error("recipients", &e),
-        Ok((recipients, sha)) => match manifest {
-            Some(m) if m.recipients_sha256 != sha => report.problem(
-                "recipients",
-                "recipients.txt was changed outside agentcred: nothing is encrypted to it until that is resolved",
-                Some("restore recipients.txt from git, or accept the change with `agentcred doctor --reseal`".into()),
-                Exit::Integrity,
-            ),
-            _ => report.ok("recipients", format!("{} recipient{}", recipients.len(), plural(recipients.len()))),
-        },
+/// Check `recipients.txt` against the manifest; returns how many recipients it names.
+fn check_recipients(store: &Store, manifest: Option<&Manifest>, report: &mut Report) -> usize {
+    let file = match manifest {
+        Some(m) => store.committed_recipients(&m.recipients_sha256),
+        None => store.recipients(),
+    };
+    match file {
+        Err(e) => {
+            report.error("recipients", &e);
+            0
+        }
+        Ok(file) => {
+            let count = file.lines.len();
+            match manifest {
+                Some(m) if m.recipients_sha256 != file.sha256 => report.problem(
+                    "recipients",
+                    "recipients.txt was changed outside agentcred: nothing is encrypted to it until that is resolved",
+                    Some("restore recipients.txt from git, or accept the change with `agentcred doctor --reseal`".into()),
+                    Exit::Integrity,
+                ),
+                _ => {
+                    let ssh = file
+                        .lines
+                        .iter()
+                        .filter(|l| l.recipient.kind() != "x25519")
+                        .count();
+                    report.ok(
+                        "recipients",
+                        format!(
+                            "{count} recipient{}{}",
+                            plural(count),
+                            if ssh > 0 {
+                                format!(" ({ssh} SSH key{})", plural(ssh))
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
+                }
+            }
+            count
+        }
     }
 }
 
-fn check_secrets(
-    store: &Store,
-    identity: &Identity,
-    key: &StoreKey,
-    manifest: &Manifest,
-    report: &mut Report,
-) {
-    let recipients = store.recipients().map(|(r, _)| r.len()).unwrap_or(0);
-    let mut checked = 0;
-    let mut failed = 0;
-    for (name, entry) in &manifest.credentials {
-        let Ok(credential) = CredentialName::parse(name) else {
-            continue;
-        };
-        match backend::read(store, identity, key, &manifest.store_id, &credential, entry) {
-            Ok(_) => checked += 1,
-            Err(e) => {
-                failed += 1;
-                report.problem(
-                    "secrets",
-                    format!("{name}: {e}"),
-                    Some(e.hint().unwrap_or_else(|| {
-                        format!("store a good value with `agentcred rotate {name}`")
-                    })),
-                    e.exit(),
-                );
+/// When the store has `vault` credentials: can Vault be reached with the token at hand?
+/// Returns whether their values can be checked.
+fn check_vault(vault: &LazyVault, manifest: &Manifest, report: &mut Report) -> bool {
+    let count = manifest
+        .credentials
+        .values()
+        .filter(|e| e.backend == BackendKind::Vault)
+        .count();
+    if count == 0 {
+        return false;
+    }
+    match vault
+        .get()
+        .and_then(|v| Ok((v.addr().to_string(), v.check_token()?)))
+    {
+        Ok((addr, source)) => {
+            report.ok(
+                "vault",
+                format!(
+                    "Vault at {} answers and accepts {source} ({count} credential{} there)",
+                    escape(&addr),
+                    plural(count)
+                ),
+            );
+            true
+        }
+        Err(e) => {
+            report.problem(
+                "vault",
+                format!("{e} ({count} credential{} live there)", plural(count)),
+                e.hint(),
+                e.exit(),
+            );
+            false
+        }
+    }
+}
+
+/// What checking every value needs.
+struct Secrets<'a> {
+    store: &'a Store,
+    identity: &'a Identity,
+    key: &'a StoreKey,
+    manifest: &'a Manifest,
+    /// How many recipients the store has.
+    recipients: usize,
+    /// The Vault client, when Vault answered.
+    vault: Option<&'a LazyVault>,
+}
+
+impl Secrets<'_> {
+    fn check(&self, report: &mut Report) {
+        let manifest = self.manifest;
+        let mut checked = 0;
+        let mut failed = 0;
+        let mut unreachable = 0;
+        for (name, entry) in &manifest.credentials {
+            let Ok(credential) = CredentialName::parse(name) else {
+                continue;
+            };
+            if entry.backend == BackendKind::Vault && self.vault.is_none() {
+                unreachable += 1;
                 continue;
             }
+            match self.read(&credential, entry) {
+                Ok(newer) => {
+                    checked += 1;
+                    if newer {
+                        report.warn(
+                            "secrets",
+                            format!(
+                                "{name}: Vault holds a newer value than this manifest records (rotated on another machine, or a rotation cut short before its commit)"
+                            ),
+                            format!(
+                                "pull the store; if it is up to date, a rotation was cut short: run `agentcred rotate {name}` again"
+                            ),
+                        );
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    report.problem(
+                        "secrets",
+                        format!("{name}: {e}"),
+                        Some(e.hint().unwrap_or_else(|| {
+                            format!("store a good value with `agentcred rotate {name}`")
+                        })),
+                        e.exit(),
+                    );
+                    continue;
+                }
+            }
+            if entry.backend == BackendKind::Age {
+                self.check_stanzas(&credential, entry, report);
+            }
         }
-        if entry.backend == BackendKind::Age {
-            let path = store
-                .secrets_dir()
-                .join(backend::age_file::file_name(&credential));
-            let stanzas = std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| recipient_stanzas(&bytes));
-            if let Some(stanzas) = stanzas
-                && stanzas != recipients
-            {
-                report.warn(
-                    "secrets",
-                    format!(
-                        "{name} is encrypted to {stanzas} recipient{}, the store has {recipients}",
-                        plural(stanzas)
-                    ),
-                    format!(
-                        "re-encrypt it to the current recipients with `agentcred rotate {name}`"
-                    ),
-                );
+        if unreachable > 0 {
+            report.warn(
+                "secrets",
+                format!(
+                    "{unreachable} value{} in Vault not checked: Vault cannot be used (see above)",
+                    plural(unreachable)
+                ),
+                "fix the Vault problem above, then run doctor again",
+            );
+        }
+        if failed == 0 {
+            report.ok(
+                "secrets",
+                format!(
+                    "all {checked} value{} can be read and verify",
+                    plural(checked)
+                ),
+            );
+        }
+    }
+
+    /// Read one value; `Ok(true)` for a Vault value newer than the manifest records.
+    fn read(&self, name: &CredentialName, entry: &manifest::Entry) -> Result<bool, Error> {
+        let store_id = &self.manifest.store_id;
+        match (entry.backend, self.vault) {
+            (BackendKind::Vault, Some(vault)) => {
+                Ok(vault.get()?.read(self.key, store_id, name, entry)?.newer)
+            }
+            _ => {
+                backend::read(
+                    self.store,
+                    self.identity,
+                    self.key,
+                    store_id,
+                    name,
+                    entry,
+                    &|| Err(Error::VaultNotConfigured),
+                )?;
+                Ok(false)
             }
         }
     }
-    if failed == 0 {
-        report.ok(
-            "secrets",
-            format!(
-                "all {checked} value{} decrypt with your identity",
-                plural(checked)
-            ),
-        );
+
+    fn check_stanzas(&self, name: &CredentialName, entry: &manifest::Entry, report: &mut Report) {
+        let recipients = self.recipients;
+        let stanzas = backend::age_file::committed_ciphertext(self.store, name, entry)
+            .ok()
+            .and_then(|bytes| recipient_stanzas(&bytes));
+        if let Some(stanzas) = stanzas
+            && stanzas != recipients
+        {
+            report.warn(
+                "secrets",
+                format!(
+                    "{name} is encrypted to {stanzas} recipient{}, the store has {recipients}",
+                    plural(stanzas)
+                ),
+                format!("re-encrypt it to the current recipients with `agentcred rotate {name}`"),
+            );
+        }
     }
 }
 
@@ -401,7 +536,7 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") || name.ends_with(".age.pending") {
+            if name.starts_with(".tmp-") || name.ends_with(".pending") {
                 leftovers.push(entry.path());
             } else if dir != store.root()
                 && let Some(stem) = name.strip_suffix(".age")
@@ -418,7 +553,7 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
         report.warn(
             "leftovers",
             format!("{} was left by an interrupted write", path.display()),
-            "the next change to the store (add, rotate, rm) finishes or removes it",
+            "the next change to the store (add, rotate, rm, recipients) finishes or removes it",
         );
     }
     for path in orphans {
@@ -520,8 +655,8 @@ mod tests {
 
     #[test]
     fn counts_recipient_stanzas() {
-        let a = age::x25519::Identity::generate().to_public();
-        let b = age::x25519::Identity::generate().to_public();
+        let a = crate::recipient::Recipient::X25519(age::x25519::Identity::generate().to_public());
+        let b = crate::recipient::Recipient::X25519(age::x25519::Identity::generate().to_public());
         let one = crate::integrity::encrypt_to(std::slice::from_ref(&a), b"x").unwrap();
         let two = crate::integrity::encrypt_to(&[a, b], b"x").unwrap();
         assert_eq!(recipient_stanzas(&one), Some(1));

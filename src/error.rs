@@ -106,6 +106,39 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    #[error("this store has no Vault address")]
+    VaultNotConfigured,
+
+    #[error("no Vault token: none of VAULT_TOKEN, BAO_TOKEN, an AppRole login or ~/.vault-token")]
+    VaultNoToken,
+
+    #[error("{detail}")]
+    VaultUnavailable { detail: String },
+
+    #[error("{detail}")]
+    VaultRefused {
+        detail: String,
+        hint: Option<String>,
+    },
+
+    #[error("{detail}")]
+    VaultFailed { detail: String },
+
+    #[error(
+        "the value of credential {name} is missing in Vault ({path}: deleted outside agentcred?)"
+    )]
+    VaultValueMissing { name: String, path: String },
+
+    #[error("the value of credential {name} in Vault ({path}) is not agentcred's: {detail}")]
+    VaultValueChanged {
+        name: String,
+        path: String,
+        detail: String,
+    },
+
+    #[error("{recipient} is not a recipient of this store")]
+    RecipientNotFound { recipient: String },
+
     #[error("{what} is not encrypted to your identity")]
     NotARecipient { what: String },
 
@@ -173,6 +206,7 @@ impl Error {
         match self {
             Error::Unhealthy { exit, .. } => *exit,
             Error::Usage(_)
+            | Error::VaultNotConfigured
             | Error::InvalidName { .. }
             | Error::InvalidAgentName { .. }
             | Error::InvalidEnvVar { .. }
@@ -183,6 +217,7 @@ impl Error {
             | Error::StoreExists { .. }
             | Error::NotEnvSafe { .. }
             | Error::OAuth { .. }
+            | Error::VaultFailed { .. }
             | Error::Unsupported(_) => Exit::Failure,
             Error::Io { .. }
             | Error::RotationCommand { .. }
@@ -193,6 +228,8 @@ impl Error {
             | Error::AgentNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. }
+            | Error::RecipientNotFound { .. }
+            | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
             Error::NotAllowed { .. }
             | Error::WrongProgram { .. }
@@ -205,13 +242,17 @@ impl Error {
             | Error::PassphraseNeeded { .. }
             | Error::BadIdentity { .. }
             | Error::NotARecipient { .. }
+            | Error::VaultNoToken
+            | Error::VaultUnavailable { .. }
+            | Error::VaultRefused { .. }
             | Error::OAuthClientRejected { .. } => Exit::Locked,
             Error::Integrity { .. }
             | Error::RolledBack { .. }
             | Error::Untrusted { .. }
             | Error::AuditChain { .. }
             | Error::StoreTooOpen { .. }
-            | Error::KeychainItemChanged { .. } => Exit::Integrity,
+            | Error::KeychainItemChanged { .. }
+            | Error::VaultValueChanged { .. } => Exit::Integrity,
             Error::CommandNotFound { .. } => Exit::CommandNotFound,
             Error::NotExecutable { .. } => Exit::NotExecutable,
         }
@@ -223,6 +264,15 @@ impl Error {
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
             Error::AgentExists { .. } => "use --force to replace it".into(),
             Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),
+            Error::VaultNotConfigured => "give it one with `agentcred vault set --addr URL` (or `init --vault-addr`), or set VAULT_ADDR".into(),
+            Error::VaultNoToken => "set VAULT_TOKEN (or BAO_TOKEN), or AGENTCRED_VAULT_ROLE_ID and AGENTCRED_VAULT_SECRET_ID for an AppRole login".into(),
+            Error::VaultUnavailable { .. } => "check VAULT_ADDR and that the server is up and unsealed (`bao status`)".into(),
+            Error::VaultRefused { hint: Some(hint), .. } => hint.clone(),
+            Error::VaultValueMissing { name, .. } => format!("store it again with `agentcred add {name} --backend vault --force`, or drop it with `agentcred rm {name}`"),
+            Error::VaultValueChanged { name, .. } => format!("pull the store if its key was replaced elsewhere; if the value was changed by hand, store the right one through agentcred: `agentcred add {name} --backend vault --force`"),
+            Error::RecipientNotFound { .. } => {
+                "`agentcred recipients list` shows them".into()
+            }
             Error::NotAllowed { agent, name } => {
                 format!("`agentcred agent grant {agent} {name}` allows it")
             }

@@ -345,6 +345,7 @@ mod tests {
             rotate_every: None,
             due: Some(due.parse().unwrap()),
             sha256: None,
+            vault_version: None,
             value_info: None,
             oauth2: None,
             history: Vec::new(),

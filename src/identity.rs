@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::keychain::{self, Keychain, Subject};
+use crate::recipient::Recipient;
 use crate::unlock_cache;
 
 pub const ENV_IDENTITY: &str = "AGENTCRED_IDENTITY";
@@ -77,9 +78,15 @@ impl Unlock {
     }
 }
 
-/// A loaded identity: one or more X25519 keys. Deliberately not `Debug`.
+/// One private key: an age X25519 identity, or an unencrypted SSH key.
+enum Key {
+    X25519(x25519::Identity),
+    Ssh(Box<age::ssh::Identity>),
+}
+
+/// A loaded identity: one or more keys. Deliberately not `Debug`.
 pub struct Identity {
-    keys: Vec<x25519::Identity>,
+    keys: Vec<Key>,
     source: Source,
 }
 
@@ -101,13 +108,32 @@ impl Identity {
         &self.source
     }
 
-    pub fn recipients(&self) -> Vec<x25519::Recipient> {
-        self.keys.iter().map(x25519::Identity::to_public).collect()
+    pub fn recipients(&self) -> Vec<Recipient> {
+        self.keys
+            .iter()
+            .filter_map(|key| match key {
+                Key::X25519(k) => Some(Recipient::X25519(k.to_public())),
+                Key::Ssh(k) => age::ssh::Recipient::try_from(k.as_ref().clone())
+                    .ok()
+                    .map(Recipient::Ssh),
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub fn from_text_for_tests(key: &x25519::Identity) -> Identity {
+        Identity {
+            keys: vec![Key::X25519(key.clone())],
+            source: Source::Env,
+        }
     }
 
     /// The keys as `age` identities, for a decryptor.
     pub fn as_age(&self) -> impl Iterator<Item = &dyn age::Identity> {
-        self.keys.iter().map(|k| k as &dyn age::Identity)
+        self.keys.iter().map(|k| match k {
+            Key::X25519(k) => k as &dyn age::Identity,
+            Key::Ssh(k) => k.as_ref() as &dyn age::Identity,
+        })
     }
 }
 
@@ -260,9 +286,15 @@ fn is_age_encrypted(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
 }
 
-/// Parse `AGE-SECRET-KEY-1...` lines, skipping blanks and `#` comments. The error never
-/// quotes a line: it may be a key.
-fn parse_keys(text: &str, source: &Source) -> Result<Vec<x25519::Identity>> {
+/// Parse `AGE-SECRET-KEY-1...` lines, skipping blanks and `#` comments, or one unencrypted
+/// SSH private key (ed25519 or RSA, as `ssh-keygen` writes it). The error never quotes a
+/// line: it may be a key.
+fn parse_keys(text: &str, source: &Source) -> Result<Vec<Key>> {
+    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
+        || text.contains("-----BEGIN RSA PRIVATE KEY-----")
+    {
+        return parse_ssh_key(text, source).map(|key| vec![key]);
+    }
     let mut keys = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -276,7 +308,7 @@ fn parse_keys(text: &str, source: &Source) -> Result<Vec<x25519::Identity>> {
                 index + 1
             ),
         })?;
-        keys.push(key);
+        keys.push(Key::X25519(key));
     }
     if keys.is_empty() {
         return Err(Error::BadIdentity {
@@ -285,6 +317,27 @@ fn parse_keys(text: &str, source: &Source) -> Result<Vec<x25519::Identity>> {
         });
     }
     Ok(keys)
+}
+
+/// An SSH private key, as age reads them. Passphrase-protected keys are refused: agentcred
+/// would have to ask for a second passphrase, and an age identity (which can have one) is
+/// the better tool there.
+fn parse_ssh_key(text: &str, source: &Source) -> Result<Key> {
+    let bad = |detail: &str| Error::BadIdentity {
+        source_name: source.to_string(),
+        detail: detail.into(),
+    };
+    let identity = age::ssh::Identity::from_buffer(text.as_bytes(), None)
+        .map_err(|_| bad("it is not a valid SSH private key"))?;
+    match identity {
+        age::ssh::Identity::Unencrypted(_) => Ok(Key::Ssh(Box::new(identity))),
+        age::ssh::Identity::Encrypted(_) => Err(bad(
+            "it is a passphrase-protected SSH key; agentcred reads unencrypted SSH keys only (use an age identity with a passphrase instead)",
+        )),
+        age::ssh::Identity::Unsupported(_) => Err(bad(
+            "it is an SSH key of a type age does not support (use ssh-ed25519 or ssh-rsa)",
+        )),
+    }
 }
 
 /// The passphrase from `AGENTCRED_PASSPHRASE`, else a hidden prompt where allowed.
@@ -366,7 +419,7 @@ pub fn create_file(path: &Path, with_passphrase: bool, unlock: Unlock) -> Result
     let (key, text) = generate();
     write_identity_file(path, &text, with_passphrase, unlock)?;
     Ok(Identity {
-        keys: vec![key],
+        keys: vec![Key::X25519(key)],
         source: Source::DefaultFile(path.to_path_buf()),
     })
 }
@@ -382,7 +435,7 @@ pub fn create_in_keychain() -> Result<Identity> {
         Subject::Identity,
     )?;
     Ok(Identity {
-        keys: vec![key],
+        keys: vec![Key::X25519(key)],
         source: Source::Keychain,
     })
 }
@@ -424,7 +477,14 @@ mod tests {
         let (key, text) = generate();
         let keys = parse_keys(&text, &Source::Env).unwrap();
         assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0].to_public().to_string(), key.to_public().to_string());
+        let identity = Identity {
+            keys,
+            source: Source::Env,
+        };
+        assert_eq!(
+            identity.recipients()[0].to_string(),
+            key.to_public().to_string()
+        );
 
         let err = parse_keys("AGE-SECRET-KEY-1NOTAKEY\n", &Source::Env)
             .err()

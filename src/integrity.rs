@@ -10,7 +10,6 @@
 
 use std::io::{Read, Write};
 
-use age::x25519;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
@@ -20,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::identity::Identity;
+use crate::recipient::Recipient;
 
 const SECRET_MAGIC: &str = "agentcred-secret/v1";
 const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";
@@ -28,6 +28,9 @@ const ENTRY_DOMAIN: &[u8] = b"agentcred/entry/v1";
 const AGENT_DOMAIN: &[u8] = b"agentcred/agent/v1";
 const FINGERPRINT_DOMAIN: &[u8] = b"agentcred/fingerprint/v1";
 const KEYCHAIN_VALUE_DOMAIN: &[u8] = b"agentcred/keychain-value/v1";
+const VAULT_VALUE_DOMAIN: &[u8] = b"agentcred/vault-value/v1";
+/// The line of `storekey.age` that carries an earlier store key.
+const PREVIOUS_PREFIX: &str = "previous ";
 
 /// The store's MAC key. Not `Debug`, zeroized on drop.
 pub struct StoreKey(SecretBox<[u8; 32]>);
@@ -84,13 +87,34 @@ impl StoreKey {
     }
 
     /// The tag the manifest records for a value kept outside the store (in the OS
-    /// keychain), so a value changed there is noticed. Keyed, unlike a plain hash: the
+    /// keychain, or in Vault), so a value changed there is noticed. Keyed, unlike a plain hash: the
     /// manifest goes to git, and a hash would let anyone test guesses of a short value.
     pub fn value_tag(&self, store_id: &str, name: &str, value: &[u8]) -> String {
         hex(&self.mac(
             KEYCHAIN_VALUE_DOMAIN,
             &[store_id.as_bytes(), name.as_bytes(), value],
         ))
+    }
+
+    /// The tag stored with a value in Vault: it binds the value to its store, its name and
+    /// the KV version it was written as, so a value put there by anyone without the store
+    /// key, moved from another credential, or an old version put back, is refused (see
+    /// [`crate::backend::vault`]).
+    pub fn vault_tag(&self, store_id: &str, name: &str, version: u64, value: &[u8]) -> String {
+        hex(&self.mac(
+            VAULT_VALUE_DOMAIN,
+            &[
+                store_id.as_bytes(),
+                name.as_bytes(),
+                version.to_string().as_bytes(),
+                value,
+            ],
+        ))
+    }
+
+    /// A copy of the key (for the chain of earlier keys in a new `storekey.age`).
+    pub fn duplicate(&self) -> StoreKey {
+        StoreKey(SecretBox::new(Box::new(*self.0.expose_secret())))
     }
 
     /// A public fingerprint of the key, to notice when a store's key is replaced.
@@ -127,11 +151,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Encrypt `plaintext` to every recipient, ASCII-armored.
-pub fn encrypt_to(recipients: &[x25519::Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {
+pub fn encrypt_to(recipients: &[Recipient], plaintext: &[u8]) -> Result<Vec<u8>> {
     let err = |e: std::io::Error| Error::io("cannot encrypt", e);
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(Recipient::as_age))
+        .map_err(|e| err(std::io::Error::other(e.to_string())))?;
     let mut out = Vec::with_capacity(plaintext.len() * 4 / 3 + 512);
     let armored = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
         .map_err(err)?;
@@ -218,48 +241,80 @@ pub fn open_value(plain: &[u8], store_id: &str, name: &str, file: &str) -> Resul
     Ok(SecretSlice::from(plain[newline + 1..].to_vec()))
 }
 
-/// The armored `storekey.age` for a key.
+/// What `storekey.age` holds: the store key, and every earlier key of the store, newest
+/// first (after `recipients rm` rotated it). A machine that remembers an earlier key's
+/// fingerprint accepts the new key when the file proves knowledge of that earlier key.
+pub struct StoreKeyFile {
+    pub key: StoreKey,
+    pub previous: Vec<StoreKey>,
+}
+
+impl StoreKeyFile {
+    pub fn previous_fingerprints(&self) -> Vec<String> {
+        self.previous.iter().map(StoreKey::fingerprint).collect()
+    }
+}
+
+/// The armored `storekey.age` for a key and its predecessors.
 pub fn encrypt_store_key(
     key: &StoreKey,
+    previous: &[StoreKey],
     store_id: &str,
-    recipients: &[x25519::Recipient],
+    recipients: &[Recipient],
 ) -> Result<Vec<u8>> {
-    let text = Zeroizing::new(format!(
+    let mut text = Zeroizing::new(format!(
         "{STORE_KEY_MAGIC} {store_id}\n{}\n",
         BASE64.encode(key.0.expose_secret())
     ));
+    for earlier in previous {
+        text.push_str(PREVIOUS_PREFIX);
+        text.push_str(&BASE64.encode(earlier.0.expose_secret()));
+        text.push('\n');
+    }
     encrypt_to(recipients, text.as_bytes())
 }
 
+/// Decrypt `storekey.age` (or its pending replacement, named by `file`).
 pub fn decrypt_store_key(
     identity: &Identity,
     store_id: &str,
     ciphertext: &[u8],
-) -> Result<StoreKey> {
-    const FILE: &str = "storekey.age";
+    file: &str,
+) -> Result<StoreKeyFile> {
     let plain = decrypt(identity, ciphertext).map_err(|f| match f {
         DecryptFailure::NotForUs => Error::NotARecipient {
             what: "this store".into(),
         },
         DecryptFailure::Damaged => {
-            Error::integrity(FILE, "it is not a valid age file for this identity")
+            Error::integrity(file, "it is not a valid age file for this identity")
         }
     })?;
     let text = std::str::from_utf8(&plain)
-        .map_err(|_| Error::integrity(FILE, "the payload is not text"))?;
+        .map_err(|_| Error::integrity(file, "the payload is not text"))?;
     let mut lines = text.lines();
     if lines.next() != Some(&format!("{STORE_KEY_MAGIC} {store_id}")) {
-        return Err(Error::integrity(FILE, "it is not this store's key"));
+        return Err(Error::integrity(file, "it is not this store's key"));
     }
+    let key = parse_key(lines.next().unwrap_or_default(), file)?;
+    let mut previous = Vec::new();
+    for line in lines {
+        if let Some(encoded) = line.strip_prefix(PREVIOUS_PREFIX) {
+            previous.push(parse_key(encoded, file)?);
+        }
+    }
+    Ok(StoreKeyFile { key, previous })
+}
+
+fn parse_key(encoded: &str, file: &str) -> Result<StoreKey> {
     let decoded = Zeroizing::new(
         BASE64
-            .decode(lines.next().unwrap_or_default())
-            .map_err(|_| Error::integrity(FILE, "the key is not base64"))?,
+            .decode(encoded)
+            .map_err(|_| Error::integrity(file, "the key is not base64"))?,
     );
     let bytes: [u8; 32] = decoded
         .as_slice()
         .try_into()
-        .map_err(|_| Error::integrity(FILE, "the key is not 32 bytes"))?;
+        .map_err(|_| Error::integrity(file, "the key is not 32 bytes"))?;
     Ok(StoreKey(SecretBox::new(Box::new(bytes))))
 }
 
@@ -302,5 +357,33 @@ mod tests {
         assert_ne!(tag, k1.value_tag("s", "a", b"w"));
         assert_ne!(tag, sha256_hex(b"v"));
         assert!(!tags_equal("abc", "abd"));
+        let vault = k1.vault_tag("s", "a", 1, b"v");
+        assert_ne!(vault, tag, "a value tag never passes for a vault tag");
+        assert_ne!(vault, k1.vault_tag("s", "a", 2, b"v"));
+        assert_eq!(k1.duplicate().fingerprint(), k1.fingerprint());
+    }
+
+    #[test]
+    fn store_key_files_carry_earlier_keys() {
+        let age_key = age::x25519::Identity::generate();
+        let identity = crate::identity::Identity::from_text_for_tests(&age_key);
+        let recipients = identity.recipients();
+        let (k1, k2, k3) = (
+            StoreKey::generate().unwrap(),
+            StoreKey::generate().unwrap(),
+            StoreKey::generate().unwrap(),
+        );
+        let file =
+            encrypt_store_key(&k3, &[k2.duplicate(), k1.duplicate()], "s1", &recipients).unwrap();
+        let opened = decrypt_store_key(&identity, "s1", &file, "storekey.age").unwrap();
+        assert_eq!(opened.key.fingerprint(), k3.fingerprint());
+        assert_eq!(
+            opened.previous_fingerprints(),
+            [k2.fingerprint(), k1.fingerprint()]
+        );
+        let first = encrypt_store_key(&k1, &[], "s1", &recipients).unwrap();
+        let opened = decrypt_store_key(&identity, "s1", &first, "storekey.age").unwrap();
+        assert!(opened.previous.is_empty());
+        assert!(decrypt_store_key(&identity, "s2", &first, "storekey.age").is_err());
     }
 }

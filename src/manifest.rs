@@ -14,6 +14,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::vault::Settings as VaultSettings;
 use crate::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
 use crate::error::{Error, Result};
 use crate::integrity::{StoreKey, tags_equal};
@@ -45,6 +46,9 @@ pub struct Manifest {
     pub seal: String,
     #[serde(default)]
     pub defaults: Defaults,
+    /// Where `vault` credentials live (address, mount, prefix); nothing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultSettings>,
     #[serde(default)]
     pub credentials: BTreeMap<String, Entry>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -83,9 +87,13 @@ pub struct Entry {
     pub rotate_every: Option<RotateEvery>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<Timestamp>,
-    /// SHA-256 of `secrets/NAME.age` (age backend).
+    /// SHA-256 of `secrets/NAME.age` (age backend); the value's tag (keychain, vault).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The KV version the value was last written as (vault backend): an older one found
+    /// there was put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_version: Option<u64>,
     /// What was read from the value (a token's expiry, a key's id), never the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_info: Option<ValueInfo>,
@@ -272,6 +280,12 @@ struct DefaultsOut<'a> {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaultTable {
+    vault: VaultSettings,
+}
+
+#[derive(Serialize, Deserialize)]
 struct EntryTable<'a> {
     #[serde(borrow)]
     credentials: BTreeMap<Cow<'a, str>, Entry>,
@@ -298,6 +312,7 @@ impl Manifest {
             recipients_sha256,
             seal: String::new(),
             defaults: Defaults::default(),
+            vault: None,
             credentials: BTreeMap::new(),
             agents: BTreeMap::new(),
         }
@@ -324,6 +339,12 @@ impl Manifest {
         body.push_str(&toml_string(&DefaultsOut {
             defaults: &self.defaults,
         }));
+        if let Some(vault) = &self.vault {
+            body.push('\n');
+            body.push_str(&toml_string(&VaultTable {
+                vault: vault.clone(),
+            }));
+        }
         for (name, entry) in &self.credentials {
             body.push('\n');
             let table = EntryTable {
@@ -364,6 +385,7 @@ impl Manifest {
         #[serde(deny_unknown_fields)]
         struct Section {
             defaults: Option<Defaults>,
+            vault: Option<VaultSettings>,
             #[serde(default)]
             credentials: BTreeMap<String, Entry>,
             #[serde(default)]
@@ -377,6 +399,7 @@ impl Manifest {
             recipients_sha256: header.recipients_sha256,
             seal: header.seal,
             defaults: Defaults::default(),
+            vault: None,
             credentials: BTreeMap::new(),
             agents: BTreeMap::new(),
         };
@@ -390,6 +413,9 @@ impl Manifest {
             let section: Section = toml::from_str(&text[pair[0]..pair[1]]).map_err(toml_error)?;
             if let Some(defaults) = section.defaults {
                 manifest.defaults = defaults;
+            }
+            if section.vault.is_some() {
+                manifest.vault = section.vault;
             }
             for (name, entry) in section.credentials {
                 if manifest.credentials.insert(name, entry).is_some() {
@@ -708,6 +734,21 @@ struct DefaultsIn {
     defaults: Defaults,
 }
 
+/// The `[vault]` table of a manifest known (by its seal) to be in canonical layout, for
+/// readers on the fast path; `None` when the store has none.
+pub fn find_vault(text: &str) -> Result<Option<VaultSettings>> {
+    const HEADING: &str = "[vault]\n";
+    let Some(start) = text.find(&format!("\n{HEADING}")).map(|i| i + 1) else {
+        return Ok(None);
+    };
+    let body = start + HEADING.len();
+    let end = text[body..]
+        .find("\n[")
+        .map_or(text.len(), |i| body + i + 1);
+    let table: VaultTable = toml::from_str(&text[start..end]).map_err(toml_error)?;
+    Ok(Some(table.vault))
+}
+
 /// A fresh random store id (hex).
 pub fn new_store_id() -> Result<String> {
     let mut bytes = [0u8; 8];
@@ -732,6 +773,7 @@ mod tests {
             rotate_every: Some(RotateEvery::Every("30d".parse().unwrap())),
             due: None,
             sha256: Some("00".repeat(32)),
+            vault_version: None,
             value_info: Some(ValueInfo {
                 format: crate::value_info::ValueFormat::GoogleServiceAccount,
                 expires_at: Some(at),
@@ -788,6 +830,14 @@ mod tests {
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
         m.agents.insert("ci.v2".into(), agent(&[], None));
+        m.vault = Some(VaultSettings {
+            addr: Some("https://vault.example.com:8200".into()),
+            mount: "kv".into(),
+            prefix: "team/agentcred".into(),
+        });
+        let z = m.credentials.get_mut("z").unwrap();
+        z.backend = BackendKind::Vault;
+        z.vault_version = Some(7);
         let text = m.render(key);
         (m, text)
     }
@@ -819,6 +869,13 @@ mod tests {
         assert_eq!(
             sealed["credentials"]["a.b"]["oauth2"]["auth_method"],
             "post"
+        );
+        assert_eq!(sealed["vault"]["prefix"], "team/agentcred");
+        assert_eq!(sealed["credentials"]["z"]["backend"], "vault");
+        assert_eq!(sealed["credentials"]["z"]["vault_version"], 7);
+        assert_eq!(
+            find_vault(&text).unwrap().unwrap().addr.as_deref(),
+            Some("https://vault.example.com:8200")
         );
         assert!(text.contains("\n[credentials.\"a.b\".oauth2]\n"), "{text}");
         assert!(starts_section("[credentials.\"a.b\"]\n"));
@@ -886,6 +943,8 @@ mod tests {
             find_defaults(&text).unwrap().rotate_every.to_string(),
             "90d"
         );
+        let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
+        assert!(find_vault(&m.render(&key)).unwrap().is_none());
     }
 
     #[test]

@@ -18,7 +18,6 @@
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ use zeroize::Zeroizing;
 use crate::credential::{CredentialName, Kind};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::http;
 use crate::identity::Identity;
 use crate::integrity::{self, tags_equal};
 use crate::manifest::Entry;
@@ -137,29 +137,11 @@ pub fn check_token_url(url: &str) -> Result<()> {
     }
     match scheme {
         "https" => Ok(()),
-        "http" if is_loopback(authority.host()) => Ok(()),
+        "http" if http::is_loopback(authority.host()) => Ok(()),
         "http" => Err(invalid(
             "client secrets are only sent over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
         )),
         _ => Err(invalid("only https:// token URLs are supported")),
-    }
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    match bare.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.is_loopback(),
-        Ok(IpAddr::V6(v6)) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        Err(_) => false,
     }
 }
 
@@ -547,22 +529,9 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
         .token_url
         .parse()
         .map_err(|_| Failure::Other("the token URL is not valid".into()))?;
-    let loopback = uri.host().is_some_and(is_loopback);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .https_only(!loopback)
-        // A token request is never sent anywhere but the configured endpoint.
-        .max_redirects(0)
-        .http_status_as_error(false)
-        // Proxies from the environment apply, but never to the machine itself.
-        .proxy(if loopback {
-            None
-        } else {
-            ureq::Proxy::try_from_env()
-        })
-        .user_agent(concat!("agentcred/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    let loopback = uri.host().is_some_and(http::is_loopback);
+    // No redirects: a token request is never sent anywhere but the configured endpoint.
+    let agent = http::agent(loopback, REQUEST_TIMEOUT);
     let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
     for (key, value) in [("scope", &config.scope), ("audience", &config.audience)] {
         if let Some(value) = value {
@@ -737,28 +706,8 @@ fn truncate(text: &str, max: usize) -> String {
     short
 }
 
-/// A transport failure in words: no secret can be in these (ureq's errors name the URL at
-/// most, and the URL has no credentials).
 fn describe_transport(endpoint: &str, e: ureq::Error) -> String {
-    match e {
-        ureq::Error::Timeout(_) => format!(
-            "{endpoint} did not answer within {} s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
-        ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            format!("{endpoint} refused the connection")
-        }
-        ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => format!(
-            "{endpoint} did not answer within {} s",
-            REQUEST_TIMEOUT.as_secs()
-        ),
-        ureq::Error::HostNotFound => format!("cannot find the host of {endpoint}"),
-        ureq::Error::BodyExceedsLimit(_) => {
-            format!("{endpoint} answered with more than {MAX_RESPONSE} bytes")
-        }
-        ureq::Error::RequireHttpsOnly(_) => format!("{endpoint} is not https"),
-        e => format!("cannot reach {endpoint}: {}", escape(&e.to_string())),
-    }
+    http::describe_transport(endpoint, e, REQUEST_TIMEOUT, MAX_RESPONSE)
 }
 
 #[cfg(test)]

@@ -91,7 +91,17 @@ fn save(store_id: &str, seen: &Seen) {
 
 /// Check the store at `root` against what this machine saw there before: the same store id
 /// (not another store put in its place) and the same store key; remember both on first use.
-pub fn check_store_key(root: &Path, store_id: &str, fingerprint: &str) -> Result<()> {
+///
+/// `previous` are the fingerprints of the earlier keys the key file carries (computed here
+/// from the keys themselves, which only holders of those keys can write): a key rotated by
+/// `recipients rm` is accepted where the remembered key is one of them. A pinned key must
+/// match exactly.
+pub fn check_store_key(
+    root: &Path,
+    store_id: &str,
+    fingerprint: &str,
+    previous: &[String],
+) -> Result<()> {
     match load_at_path(root) {
         Some(seen) if seen.store_id != store_id => {
             return Err(Error::Untrusted {
@@ -105,24 +115,49 @@ pub fn check_store_key(root: &Path, store_id: &str, fingerprint: &str) -> Result
         Some(_) => {}
         None => save_at_path(root, store_id),
     }
+    // A pin is exact: an earlier key in the chain is not enough, since a removed member
+    // knows that key and could make such a chain.
     if let Ok(pinned) = std::env::var(ENV_FINGERPRINT)
         && !pinned.is_empty()
         && pinned != fingerprint
     {
+        let earlier = if previous.contains(&pinned) {
+            format!(
+                " ({pinned} is an earlier key of this store, replaced by `recipients rm`: pin {fingerprint} if that change is known to you)"
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::integrity(
             "storekey.age",
             format!(
-                "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}"
+                "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}{earlier}"
             ),
         ));
     }
     match load(store_id) {
-        Some(seen) if seen.store_key_fingerprint != fingerprint => Err(Error::Untrusted {
-            detail: format!(
-                "the store key changed since this machine last used the store (fingerprint {} before, {fingerprint} now)",
+        Some(seen) if seen.store_key_fingerprint != fingerprint => {
+            if !previous.contains(&seen.store_key_fingerprint) {
+                return Err(Error::Untrusted {
+                    detail: format!(
+                        "the store key changed since this machine last used the store (fingerprint {} before, {fingerprint} now)",
+                        seen.store_key_fingerprint
+                    ),
+                });
+            }
+            eprintln!(
+                "note: this store's key was rotated since this machine last used it (fingerprint {} before, {fingerprint} now)",
                 seen.store_key_fingerprint
-            ),
-        }),
+            );
+            save(
+                store_id,
+                &Seen {
+                    store_key_fingerprint: fingerprint.to_string(),
+                    generation: seen.generation,
+                },
+            );
+            Ok(())
+        }
         Some(_) => Ok(()),
         None => {
             save(
@@ -141,6 +176,19 @@ pub fn check_store_key(root: &Path, store_id: &str, fingerprint: &str) -> Result
 /// (`doctor --trust`, after a deliberate replacement, key change or rollback).
 pub fn trust(root: &Path, store_id: &str, fingerprint: &str, generation: u64) {
     save_at_path(root, store_id);
+    save(
+        store_id,
+        &Seen {
+            store_key_fingerprint: fingerprint.to_string(),
+            generation,
+        },
+    );
+}
+
+/// Remember a store key this machine just made (`recipients rm` rotates it), so it is not
+/// announced as a rotation at the next read.
+pub fn remember_store_key(store_id: &str, fingerprint: &str) {
+    let generation = load(store_id).map_or(0, |seen| seen.generation);
     save(
         store_id,
         &Seen {

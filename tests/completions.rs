@@ -150,3 +150,41 @@ fn completion_never_unlocks_or_decrypts() {
         ["elsewhere"]
     );
 }
+
+#[test]
+fn recipients_rm_completes_the_store_recipients() {
+    let env = TestEnv::init();
+    let own = env.recipient();
+    let key = env.dir.path().join("id_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "bob@laptop", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen (Debian package openssh-client) is installed");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    env.cmd()
+        .args(["recipients", "add", public.trim()])
+        .assert()
+        .success();
+    let fingerprint = {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()
+            .unwrap();
+        stdout_of(&out).split(' ').nth(1).unwrap().to_string()
+    };
+    // Without an identity: recipients are public, nothing is unlocked.
+    std::fs::remove_file(env.identity_path()).unwrap();
+    assert_eq!(
+        bash_complete(&env, &["agentcred", "recipients", "rm", "age1"], &[]),
+        std::slice::from_ref(&own)
+    );
+    assert_eq!(
+        bash_complete(&env, &["agentcred", "recipients", "rm", "SHA"], &[]),
+        std::slice::from_ref(&fingerprint)
+    );
+    let all = bash_complete(&env, &["agentcred", "recipients", "rm", ""], &[]);
+    assert!(all.contains(&own) && all.contains(&fingerprint), "{all:?}");
+}

@@ -699,3 +699,48 @@ fn import_over_a_keychain_credential_keeps_it_in_the_keychain() {
     assert!(!env.secret_file("token").exists());
     assert!(env.secret_file("other").exists());
 }
+
+#[test]
+fn removing_a_recipient_tags_keychain_values_under_the_new_store_key() {
+    let env = keychain_store();
+    add_keychain(&env, "api-token", b"kept in the keychain");
+    agentcred(&env, Bus::Unlocked)
+        .args(["add", "file-value"])
+        .write_stdin("in an age file")
+        .assert()
+        .success();
+    let key = env.dir.path().join("teammate.txt");
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let teammate = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(String::from))
+        .unwrap();
+    agentcred(&env, Bus::Unlocked)
+        .args(["recipients", "add", &teammate])
+        .assert()
+        .success();
+    let before = account(&env, "api-token");
+    agentcred(&env, Bus::Unlocked)
+        .args(["recipients", "rm", &teammate, "--yes"])
+        .assert()
+        .success()
+        // Keychain values were never encrypted to the teammate: only the age value is due.
+        .stderr(predicate::str::contains(
+            "marked 1 credential due for rotation now: file-value",
+        ));
+    // Same value, a new item named by its tag under the new key; the old item is gone.
+    let after = account(&env, "api-token");
+    assert_ne!(after, before);
+    assert_eq!(get(&env, "api-token"), b"kept in the keychain");
+    assert_eq!(
+        lookup(&env, &after).as_deref(),
+        Some(&b"kept in the keychain"[..])
+    );
+    assert_eq!(lookup(&env, &before), None);
+}

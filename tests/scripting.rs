@@ -162,6 +162,29 @@ fn every_read_command_prints_its_documented_json() {
     let verify = json(&env, &["audit", "--verify", "--json"]);
     has_fields(&verify, &["intact", "events", "head"], "audit --verify");
 
+    let recipients = json(&env, &["recipients", "list", "--json"]);
+    has_fields(&recipients, &["verified", "recipients"], "recipients list");
+    has_fields(
+        &recipients["recipients"][0],
+        &["recipient", "type", "short", "comment", "you"],
+        "recipient",
+    );
+    let vault = json(&env, &["vault", "show", "--json"]);
+    has_fields(
+        &vault,
+        &[
+            "verified",
+            "addr",
+            "addr_from",
+            "mount",
+            "prefix",
+            "namespace",
+            "token_from",
+            "credentials",
+        ],
+        "vault show",
+    );
+
     // doctor exits 3 here (one credential is overdue) but still prints its document.
     let out = env.cmd().args(["doctor", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));

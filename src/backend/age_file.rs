@@ -32,6 +32,24 @@ pub fn read(
     entry: &Entry,
 ) -> Result<SecretSlice<u8>> {
     let file = format!("secrets/{}", file_name(name));
+    let ciphertext = committed_ciphertext(store, name, entry)?;
+    let plain = integrity::decrypt(identity, &ciphertext).map_err(|failure| match failure {
+        DecryptFailure::NotForUs => Error::NotARecipient {
+            what: format!("credential {name}"),
+        },
+        DecryptFailure::Damaged => Error::integrity(&file, "it does not decrypt"),
+    })?;
+    integrity::open_value(&plain, store_id, name.as_str(), &file)
+}
+
+/// The bytes of the file the manifest names for `name`: `NAME.age`, or the pending file a
+/// writer killed after its commit left, when that is the one whose hash is recorded.
+pub fn committed_ciphertext(
+    store: &Store,
+    name: &CredentialName,
+    entry: &Entry,
+) -> Result<Vec<u8>> {
+    let file = format!("secrets/{}", file_name(name));
     let expected = entry
         .sha256
         .as_deref()
@@ -42,24 +60,15 @@ pub fn read(
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))
     };
     let current = read(file_name(name))?;
-    let ciphertext = match current {
-        Some(bytes) if sha256_hex(&bytes) == expected => bytes,
+    match current {
+        Some(bytes) if sha256_hex(&bytes) == expected => Ok(bytes),
         current => match read(pending_name(name))? {
-            Some(bytes) if sha256_hex(&bytes) == expected => bytes,
-            _ if current.is_none() => return Err(Error::integrity(&file, "it is missing")),
-            _ => {
-                return Err(Error::integrity(
-                    &file,
-                    "it does not match the manifest (replaced, swapped or damaged)",
-                ));
-            }
+            Some(bytes) if sha256_hex(&bytes) == expected => Ok(bytes),
+            _ if current.is_none() => Err(Error::integrity(&file, "it is missing")),
+            _ => Err(Error::integrity(
+                &file,
+                "it does not match the manifest (replaced, swapped or damaged)",
+            )),
         },
-    };
-    let plain = integrity::decrypt(identity, &ciphertext).map_err(|failure| match failure {
-        DecryptFailure::NotForUs => Error::NotARecipient {
-            what: format!("credential {name}"),
-        },
-        DecryptFailure::Damaged => Error::integrity(&file, "it does not decrypt"),
-    })?;
-    integrity::open_value(&plain, store_id, name.as_str(), &file)
+    }
 }

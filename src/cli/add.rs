@@ -26,6 +26,7 @@ use super::input::read_value;
   agentcred add github-token --rotate-every 30d --description 'bot PAT'
   agentcred add gcp-key --kind file --env GOOGLE_APPLICATION_CREDENTIALS --from-file sa.json
   agentcred add slack-token --backend keychain       # value in the OS keychain
+  agentcred add db-password --backend vault          # value in Vault/OpenBao (see `vault`)
   agentcred add api --kind oauth2 --token-url https://auth.example.com/oauth/token \\
       --client-id my-bot --scope 'read write' --env API_TOKEN   # the value is the client secret")]
 pub struct AddArgs {
@@ -196,7 +197,11 @@ impl AddArgs {
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         // Check before asking for the value, so a typo costs no typing.
-        match store.reader(identity)?.entry(&name) {
+        let reader = store.reader(identity)?;
+        if self.backend == BackendKind::Vault {
+            reader.vault()?.get()?;
+        }
+        match reader.entry(&name) {
             Ok(_) if !self.force => {
                 return Err(Error::Exists {
                     name: name.to_string(),
@@ -206,6 +211,7 @@ impl AddArgs {
             Ok(_) | Err(Error::CredentialNotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        drop(reader);
         let value = read_value(ctx, &name, self.from_file.as_deref())?;
         let mut txn = store.begin(identity)?;
         let previous = txn.manifest.entry(&name).cloned();
@@ -243,6 +249,7 @@ impl AddArgs {
             },
             due: self.due,
             sha256: Some(sha256),
+            vault_version: None,
             value_info: crate::value_info::inspect(value.expose_secret()),
             oauth2,
             history,

@@ -146,7 +146,7 @@ impl DoctorArgs {
             )?;
         }
         if changes.recipients_changed {
-            let (recipients, _) = store.recipients()?;
+            let recipients = store.recipients()?.recipients();
             writeln!(
                 err,
                 "  - recipients.txt now lists {} recipient(s); new values will be encrypted to:",

@@ -144,6 +144,7 @@ impl ImportArgs {
                 rotate_every: previous.as_ref().and_then(|p| p.rotate_every),
                 due: previous.as_ref().and_then(|p| p.due),
                 sha256: Some(sha256),
+                vault_version: None,
                 value_info: crate::value_info::inspect(value),
                 oauth2: None,
                 history,

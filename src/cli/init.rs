@@ -5,11 +5,12 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
+use crate::backend::vault;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::identity::{self, Identity};
 use crate::keychain;
-use crate::output::escape;
+use crate::recipient::Recipient;
 use crate::store::Store;
 
 /// Where a newly created identity is kept.
@@ -26,7 +27,8 @@ pub enum IdentityStorage {
 #[command(after_help = "Examples:
   agentcred init                       # identity in the OS keychain if one is reachable
   agentcred init --identity file --passphrase
-  agentcred --store ./team-store init --recipient age1teammate...")]
+  agentcred --store ./team-store init --recipient age1teammate...
+  agentcred init --vault-addr https://vault.example.com:8200   # for --backend vault")]
 pub struct InitArgs {
     /// Where to keep a new identity [default: keychain when one is reachable, else file]
     #[arg(long, value_enum, value_name = "WHERE")]
@@ -36,10 +38,24 @@ pub struct InitArgs {
     #[arg(long)]
     passphrase: bool,
 
-    /// Also encrypt to this age recipient (repeatable)
+    /// Also encrypt to this recipient: age1... or an SSH public key (repeatable)
     #[arg(long = "recipient", value_name = "R")]
     recipients: Vec<String>,
+
+    /// The Vault or OpenBao server for `--backend vault` credentials (VAULT_ADDR overrides)
+    #[arg(long, value_name = "URL", help_heading = VAULT_HEADING)]
+    vault_addr: Option<String>,
+
+    /// The KV v2 mount [default: secret]
+    #[arg(long, value_name = "MOUNT", requires = "vault_addr", help_heading = VAULT_HEADING)]
+    vault_mount: Option<String>,
+
+    /// The path under the mount [default: agentcred/STORE_ID]
+    #[arg(long, value_name = "PATH", requires = "vault_addr", help_heading = VAULT_HEADING)]
+    vault_prefix: Option<String>,
 }
+
+const VAULT_HEADING: &str = "Vault/OpenBao (for --backend vault)";
 
 impl InitArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
@@ -51,14 +67,21 @@ impl InitArgs {
         }
         let mut extra = Vec::new();
         for r in &self.recipients {
-            extra.push(
-                r.parse::<age::x25519::Recipient>()
-                    .map_err(|_| Error::InvalidValue {
-                        what: "recipient",
-                        input: escape(r),
-                        reason: "expected an age X25519 recipient (age1...)".into(),
-                    })?,
-            );
+            extra.push(Recipient::parse(r)?);
+        }
+        // Checked before anything is created (the prefix's default needs the store id).
+        let vault = self.vault_addr.clone().map(|addr| vault::Requested {
+            addr,
+            mount: self.vault_mount.clone(),
+            prefix: self.vault_prefix.clone(),
+        });
+        if let Some(requested) = &vault {
+            vault::Settings::new(
+                Some(requested.addr.clone()),
+                requested.mount.clone(),
+                requested.prefix.clone(),
+                "0",
+            )?;
         }
         if ctx.store_dir.join(crate::manifest::FILE_NAME).exists() {
             return Err(Error::StoreExists {
@@ -83,14 +106,11 @@ impl InitArgs {
         }
         let mut recipients = identity.recipients();
         for r in extra {
-            if !recipients
-                .iter()
-                .any(|have| have.to_string() == r.to_string())
-            {
+            if !recipients.contains(&r) {
                 recipients.push(r);
             }
         }
-        let (store, fingerprint) = Store::create(&ctx.store_dir, &recipients)
+        let (store, fingerprint) = Store::create(&ctx.store_dir, &recipients, vault)
             .with_context(|| format!("cannot create a store at {}", ctx.store_dir.display()))?;
         writeln!(out, "Created store {}", store.root().display())?;
         if created {
@@ -103,6 +123,15 @@ impl InitArgs {
             out,
             "Store key fingerprint: {fingerprint} (pin it on CI runners with AGENTCRED_STORE_FINGERPRINT)"
         )?;
+        if let Some(settings) = store.manifest_unverified()?.vault {
+            writeln!(
+                out,
+                "Vault: {} (values of --backend vault credentials under {}/{}/)",
+                settings.addr.as_deref().unwrap_or("-"),
+                settings.mount,
+                settings.prefix
+            )?;
+        }
         Ok(())
     }
 }

@@ -15,12 +15,14 @@ mod import;
 mod init;
 mod input;
 mod list;
+mod recipients;
 mod rm;
 mod rotate;
 mod scan;
 mod show;
 mod token;
 mod unlock;
+mod vault;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -74,6 +76,8 @@ pub enum Command {
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
+    Recipients(recipients::RecipientsArgs),
+    Vault(vault::VaultArgs),
     Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
@@ -97,6 +101,8 @@ impl Command {
             Command::Exec(args) => args.run(ctx),
             Command::Token(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
+            Command::Recipients(args) => args.run(ctx),
+            Command::Vault(args) => args.run(ctx),
             Command::Export(args) => args.run(ctx),
             Command::Identity(args) => args.run(ctx),
             Command::Doctor(args) => args.run(ctx),

@@ -92,6 +92,12 @@ impl ShowArgs {
                 format!("service {}, account {account}", crate::keychain::SERVICE),
             ));
         }
+        if entry.backend == crate::credential::BackendKind::Vault {
+            lines.push((
+                "vault path",
+                crate::backend::vault::kv_path(manifest.vault.as_ref(), &manifest.store_id, &name),
+            ));
+        }
         if let Some(text) = info.description {
             lines.push(("description", escape(text)));
         }

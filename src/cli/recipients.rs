@@ -1,0 +1,432 @@
+//! `agentcred recipients`: who can decrypt the store. Adding or removing one re-encrypts
+//! every `age` value and the store key in one transaction (see
+//! [`crate::store::Txn::change_recipients`]); removing one also replaces the store key and
+//! marks what the removed member could read due for rotation.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::context::{Ctx, user_at_host};
+use crate::credential::BackendKind;
+use crate::error::Error;
+use crate::manifest::Event;
+use crate::output::escape;
+use crate::recipient::{self, Recipient};
+use crate::store::RecipientsFile;
+
+/// Who can decrypt the store: list, add or remove recipients
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A recipient is an age public key (age1..., from `agentcred identity --public`)
+or an SSH public key (ssh-ed25519 or ssh-rsa, as in ~/.ssh/id_ed25519.pub). Adding or
+removing one re-encrypts every age value and the store key, all or nothing; commit the
+store to git afterwards so the others get the change.
+
+Examples:
+  agentcred recipients list
+  agentcred recipients add age1teammate...
+  agentcred recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"
+  agentcred recipients rm age1leaver...            # marks what they could read due now"
+)]
+pub struct RecipientsArgs {
+    #[command(subcommand)]
+    command: RecipientsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RecipientsCommand {
+    List(ListArgs),
+    Add(AddArgs),
+    Rm(RmArgs),
+}
+
+/// List the store's recipients
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred recipients list
+  agentcred recipients list --json | jq -r '.recipients[].recipient'")]
+struct ListArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+/// Add a recipient and re-encrypt the store to it
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred recipients add age1teammate...
+  agentcred recipients add \"$(cat ~/.ssh/id_ed25519.pub)\"     # an SSH key, comment kept
+  agentcred recipients add \"$(cat ci.pub)\" && git commit -am 'CI can read the store'")]
+struct AddArgs {
+    /// age1... or an SSH public key (quote it: it has spaces)
+    recipient: String,
+}
+
+/// Remove a recipient: re-encrypt without it, replace the store key, mark its credentials due
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The removed member can no longer decrypt the store as re-encrypted now,
+nor anything added later. They may have kept copies of the old files (git history keeps
+them) and of the values, so every credential they could read is marked due for rotation
+now (on a terminal, after asking), unless --keep-due.
+
+Examples:
+  agentcred recipients rm age1leaver...
+  agentcred recipients rm 'ssh-ed25519 AAAA...' --yes       # no question, mark due
+  agentcred recipients rm SHA256:abc...                     # an SSH key by its fingerprint
+  agentcred recipients rm age1old... --keep-due             # a key retired, nobody left"
+)]
+struct RmArgs {
+    /// The recipient, as listed (an SSH key also by its SHA256: fingerprint)
+    recipient: String,
+
+    /// Do not mark the credentials it could read due for rotation
+    #[arg(long, conflicts_with = "yes")]
+    keep_due: bool,
+
+    /// Mark them due without asking
+    #[arg(short, long)]
+    yes: bool,
+
+    /// Allow removing your own recipient (you lose access to the store)
+    #[arg(long)]
+    force: bool,
+}
+
+impl RecipientsArgs {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        match self.command {
+            RecipientsCommand::List(args) => args.run(ctx),
+            RecipientsCommand::Add(args) => args.run(ctx),
+            RecipientsCommand::Rm(args) => args.run(ctx),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RecipientJson {
+    recipient: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    short: String,
+    comment: Option<String>,
+    you: bool,
+}
+
+#[derive(Serialize)]
+struct ListJson {
+    verified: bool,
+    recipients: Vec<RecipientJson>,
+}
+
+impl ListArgs {
+    fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        let store = ctx.open_store()?;
+        let identity = ctx.identity_if_unlocked()?;
+        let (file, verified) = match identity {
+            Some(identity) => (store.reader(identity)?.recipients()?, true),
+            None => {
+                eprintln!(
+                    "note: integrity not verified: the identity is locked (set AGENTCRED_PASSPHRASE or AGENTCRED_IDENTITY)"
+                );
+                let manifest = store.manifest_unverified()?;
+                (
+                    store.committed_recipients(&manifest.recipients_sha256)?,
+                    false,
+                )
+            }
+        };
+        let mine = identity.map(|i| i.recipients()).unwrap_or_default();
+        let recipients: Vec<RecipientJson> = file
+            .lines
+            .iter()
+            .map(|line| RecipientJson {
+                recipient: line.recipient.to_string(),
+                kind: line.recipient.kind(),
+                short: line.recipient.short(),
+                comment: line.comment.clone(),
+                you: mine.contains(&line.recipient),
+            })
+            .collect();
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &ListJson {
+                    verified,
+                    recipients,
+                },
+            )?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        for r in recipients {
+            let comment = r
+                .comment
+                .map(|c| format!(" {}", escape(&c)))
+                .unwrap_or_default();
+            let you = if r.you { "  (you)" } else { "" };
+            writeln!(out, "{}{comment}{you}", r.recipient)?;
+        }
+        Ok(())
+    }
+}
+
+/// The recipient in the file that `query` names.
+fn find(file: &RecipientsFile, query: &str) -> Result<Recipient, Error> {
+    file.lines
+        .iter()
+        .map(|line| &line.recipient)
+        .find(|r| r.matches(query))
+        .cloned()
+        .ok_or_else(|| Error::RecipientNotFound {
+            recipient: escape(query.trim()),
+        })
+}
+
+/// Never the last recipient; never your own without `--force`.
+fn check_removable(
+    file: &RecipientsFile,
+    removed: &Recipient,
+    identity: &crate::identity::Identity,
+    force: bool,
+) -> Result<(), Error> {
+    if identity.recipients().contains(removed) && !force {
+        return Err(Error::Usage(format!(
+            "{} is your own recipient: without it you cannot decrypt the store (pass --force if that is what you want)",
+            removed.short()
+        )));
+    }
+    if file.lines.len() == 1 {
+        return Err(Error::Usage(format!(
+            "{} is the store's only recipient; add another first",
+            removed.short()
+        )));
+    }
+    Ok(())
+}
+
+impl AddArgs {
+    fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("recipients-add");
+        let recipient = Recipient::parse(&self.recipient)?;
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        let mut txn = store.begin(identity)?;
+        let current = store.recipients()?;
+        if current.lines.iter().any(|l| l.recipient == recipient) {
+            eprintln!(
+                "{} is already a recipient; nothing changed",
+                recipient.short()
+            );
+            return Ok(());
+        }
+        let text = recipient::add_to_file(
+            &current.text,
+            &recipient,
+            recipient::comment_of(&self.recipient),
+        );
+        let reencrypted = age_names(&txn.manifest);
+        ctx.audit.note(|d| d.credentials = reencrypted.clone());
+        let mut progress = Progress::new();
+        txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
+        progress.finish();
+        ctx.audit.ok()?;
+        txn.commit()?;
+        eprintln!(
+            "added {}: it can decrypt the store's {} age value{} and the store key; commit the store so it reaches them",
+            recipient.short(),
+            reencrypted.len(),
+            plural(reencrypted.len())
+        );
+        Ok(())
+    }
+}
+
+impl RmArgs {
+    fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("recipients-rm");
+        let store = ctx.open_store()?;
+        let identity = ctx.identity()?;
+        // Find what to do and ask first, holding no lock.
+        let (removed, exposed) = {
+            let reader = store.reader(identity)?;
+            let file = reader.recipients()?;
+            let removed = find(&file, &self.recipient)?;
+            check_removable(&file, &removed, identity, self.force)?;
+            (removed, exposed_names(&reader.manifest()?))
+        };
+        let mark_due = self.mark_due(ctx, &removed, exposed.len())?;
+        let mut txn = store.begin(identity)?;
+        let current = store.recipients()?;
+        let removed = find(&current, &self.recipient)?;
+        check_removable(&current, &removed, identity, self.force)?;
+        let text = recipient::remove_from_file(&current.text, &removed);
+        let exposed = exposed_names(&txn.manifest);
+        ctx.audit.note(|d| d.credentials = exposed.clone());
+        let mut progress = Progress::new();
+        txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
+        progress.finish();
+        let now = crate::rotation::now();
+        let by = user_at_host();
+        for name in &exposed {
+            let Some(entry) = txn.manifest.credentials.get_mut(name) else {
+                continue;
+            };
+            if mark_due {
+                entry.due = Some(entry.due.map_or(now, |due| due.min(now)));
+            }
+            entry.history.push(Event {
+                at: now,
+                action: "recipient-removed".into(),
+                by: by.clone(),
+                reason: Some(removed.short()),
+            });
+        }
+        let vault = txn
+            .manifest
+            .credentials
+            .values()
+            .any(|e| e.backend == BackendKind::Vault);
+        let fingerprint = txn.key_fingerprint();
+        ctx.audit.ok()?;
+        txn.commit()?;
+        let mut err = std::io::stderr().lock();
+        writeln!(
+            err,
+            "removed {}: it cannot decrypt the store as re-encrypted now, nor anything added from now on; the store key was replaced",
+            removed.short()
+        )?;
+        writeln!(
+            err,
+            "it may have kept the old files (git history keeps them) and the values in them"
+        )?;
+        if exposed.is_empty() {
+            // Nothing it could read is stored.
+        } else if mark_due {
+            writeln!(
+                err,
+                "marked {} credential{} due for rotation now: {} (`agentcred due` lists them)",
+                exposed.len(),
+                plural(exposed.len()),
+                exposed.join(", ")
+            )?;
+        } else {
+            writeln!(
+                err,
+                "{} credential{} it could read {} not marked due; rotate them if it may have kept copies",
+                exposed.len(),
+                plural(exposed.len()),
+                if exposed.len() == 1 { "was" } else { "were" }
+            )?;
+        }
+        if vault {
+            writeln!(
+                err,
+                "values in Vault are readable by whoever Vault lets read them: revoke its Vault token or policy there too"
+            )?;
+        }
+        writeln!(
+            err,
+            "the new store key's fingerprint is {fingerprint}: update AGENTCRED_STORE_FINGERPRINT where it is pinned"
+        )?;
+        writeln!(err, "commit the store so the change reaches everyone")?;
+        Ok(())
+    }
+
+    /// Whether to mark the exposed credentials due: `--keep-due` no, `--yes` yes, a
+    /// terminal asks, and without one they are marked (the safe default), saying so.
+    fn mark_due(&self, ctx: &Ctx, removed: &Recipient, count: usize) -> anyhow::Result<bool> {
+        if self.keep_due {
+            return Ok(false);
+        }
+        if self.yes || count == 0 {
+            return Ok(true);
+        }
+        if !ctx.may_prompt() {
+            eprintln!(
+                "note: no terminal to ask on: marking the {count} credential{} {} could read due now (--keep-due does not)",
+                plural(count),
+                removed.short()
+            );
+            return Ok(true);
+        }
+        dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "{} could read {count} credential{}. Mark them due for rotation now?",
+                removed.short(),
+                plural(count)
+            ))
+            .default(true)
+            .interact()
+            .map_err(|e| {
+                Error::io(
+                    "cannot read the answer",
+                    std::io::Error::other(e.to_string()),
+                )
+                .into()
+            })
+    }
+}
+
+/// The `age` credentials: what a recipients change re-encrypts.
+fn age_names(manifest: &crate::manifest::Manifest) -> Vec<String> {
+    manifest
+        .credentials
+        .iter()
+        .filter(|(_, e)| e.backend == BackendKind::Age)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// What a removed member could read: every `age` value (each was encrypted to them), and
+/// every `vault` value (they held the store key and, most likely, a Vault token). Keychain
+/// values live on one machine and were never encrypted to them.
+fn exposed_names(manifest: &crate::manifest::Manifest) -> Vec<String> {
+    manifest
+        .credentials
+        .iter()
+        .filter(|(_, e)| matches!(e.backend, BackendKind::Age | BackendKind::Vault))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A counter on stderr, shown only on a terminal, outside CI, once the work has taken more
+/// than a second.
+struct Progress {
+    start: Instant,
+    enabled: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
+        Progress {
+            start: Instant::now(),
+            enabled: !ci && std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, done: usize, total: usize) {
+        if !self.enabled || self.start.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.shown = true;
+        eprint!("\rre-encrypting: {done}/{total}");
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}
