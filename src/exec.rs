@@ -187,12 +187,16 @@ impl ExecPlan {
 /// or 128+N when signal N killed it), after removing the files it wrote.
 pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
     let base = filecred::base_dir();
-    let stale = filecred::remove_stale(&base);
-    if verbose && stale > 0 {
-        eprintln!(
-            "agentcred: removed {stale} file-credential director{} left by an agentcred that was killed",
-            if stale == 1 { "y" } else { "ies" }
-        );
+    // Directories a killed agentcred left are cleaned by the next run that writes file
+    // credentials (not by every exec: that would list the temp dir each time).
+    if plan.injections.iter().any(|i| i.kind == Kind::File) {
+        let stale = filecred::remove_stale(&base);
+        if verbose && stale > 0 {
+            eprintln!(
+                "agentcred: removed {stale} file-credential director{} left by an agentcred that was killed",
+                if stale == 1 { "y" } else { "ies" }
+            );
+        }
     }
     if plan.mode() == RunMode::Replace {
         let mut env = child_env(

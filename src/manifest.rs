@@ -96,10 +96,10 @@ pub struct Entry {
     pub vault_version: Option<u64>,
     /// What was read from the value (a token's expiry, a key's id), never the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_info: Option<ValueInfo>,
+    pub value_info: Option<Box<ValueInfo>>,
     /// The token endpoint of an `oauth2` credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth2: Option<ClientConfig>,
+    pub oauth2: Option<Box<ClientConfig>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -774,12 +774,12 @@ mod tests {
             due: None,
             sha256: Some("00".repeat(32)),
             vault_version: None,
-            value_info: Some(ValueInfo {
+            value_info: Some(Box::new(ValueInfo {
                 format: crate::value_info::ValueFormat::GoogleServiceAccount,
                 expires_at: Some(at),
                 client_email: Some("bot@p.iam.gserviceaccount.com".into()),
                 private_key_id: Some("0a1b".into()),
-            }),
+            })),
             oauth2: None,
             history: vec![
                 Event {
@@ -820,13 +820,13 @@ mod tests {
         }
         let client = m.credentials.get_mut("a.b").unwrap();
         client.kind = Kind::Oauth2;
-        client.oauth2 = Some(ClientConfig {
+        client.oauth2 = Some(Box::new(ClientConfig {
             token_url: "https://auth.example.com/oauth/token".into(),
             client_id: "bot \"one\"".into(),
             scope: Some("read write".into()),
             audience: None,
             auth_method: crate::oauth::AuthMethod::Post,
-        });
+        }));
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
         m.agents.insert("ci.v2".into(), agent(&[], None));

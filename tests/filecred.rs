@@ -155,7 +155,7 @@ fn a_killed_agentcreds_directory_is_removed_by_the_next_run() {
     fs::create_dir(&live).unwrap();
     env.cmd()
         .env("XDG_RUNTIME_DIR", &run)
-        .args(["-v", "exec", "--only", "api-key", "--", "true"])
+        .args(["-v", "exec", "--only", "gcp-sa", "--", "true"])
         .assert()
         .success()
         .stderr(predicate::str::contains(

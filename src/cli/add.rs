@@ -250,8 +250,8 @@ impl AddArgs {
             due: self.due,
             sha256: Some(sha256),
             vault_version: None,
-            value_info: crate::value_info::inspect(value.expose_secret()),
-            oauth2,
+            value_info: crate::value_info::inspect(value.expose_secret()).map(Box::new),
+            oauth2: oauth2.map(Box::new),
             history,
             mac: String::new(),
         };

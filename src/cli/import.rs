@@ -145,7 +145,7 @@ impl ImportArgs {
                 due: previous.as_ref().and_then(|p| p.due),
                 sha256: Some(sha256),
                 vault_version: None,
-                value_info: crate::value_info::inspect(value),
+                value_info: crate::value_info::inspect(value).map(Box::new),
                 oauth2: None,
                 history,
                 mac: String::new(),

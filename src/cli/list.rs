@@ -90,7 +90,7 @@ impl<'a> CredentialJson<'a> {
             due_at: due.map(output::rfc3339),
             status: rotation::status(due, now, defaults.due_soon_window).as_str(),
             value_info,
-            oauth2: entry.oauth2.as_ref(),
+            oauth2: entry.oauth2.as_deref(),
         }
     }
 }

@@ -137,7 +137,7 @@ fn store_value(
     }
     entry.rotated_at = now;
     entry.sha256 = Some(sha256);
-    entry.value_info = crate::value_info::inspect(value.expose_secret());
+    entry.value_info = crate::value_info::inspect(value.expose_secret()).map(Box::new);
     entry.history.push(Event {
         at: now,
         action: "rotated".into(),
