@@ -546,7 +546,8 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
             }
         }
     }
-    if leftovers.is_empty() && orphans.is_empty() {
+    let stale = crate::filecred::stale_dirs(&crate::filecred::base_dir());
+    if leftovers.is_empty() && orphans.is_empty() && stale.is_empty() {
         report.ok("leftovers", "no temporary, pending or orphaned files");
     }
     for path in leftovers {
@@ -554,6 +555,20 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
             "leftovers",
             format!("{} was left by an interrupted write", path.display()),
             "the next change to the store (add, rotate, rm, recipients) finishes or removes it",
+        );
+    }
+    // File-credential directories (holding plain values) left by an agentcred that was
+    // killed: the next exec with a file credential removes them, but until then they are
+    // secrets on disk.
+    for path in stale {
+        report.problem(
+            "leftovers",
+            format!(
+                "{} holds file credentials of an agentcred that was killed",
+                path.display()
+            ),
+            Some(format!("rm -r {}", path.display())),
+            Exit::Failure,
         );
     }
     for path in orphans {

@@ -168,11 +168,20 @@ fn parse_dir_name(name: &str) -> Option<(Pid, u64)> {
 /// or a machine that crashed while `/tmp` survives). Only directories owned by this user
 /// are touched; symlinks never are. Returns how many were removed.
 pub fn remove_stale(base: &Path) -> usize {
+    stale_dirs(base)
+        .iter()
+        .filter(|path| fs::remove_dir_all(path).is_ok())
+        .count()
+}
+
+/// This user's file-credential directories in `base` whose agentcred is gone (killed
+/// before it could clean up). Never a symlink, never another user's.
+pub fn stale_dirs(base: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = fs::read_dir(base) else {
-        return 0;
+        return Vec::new();
     };
     let uid = geteuid().as_raw();
-    let mut removed = 0;
+    let mut stale = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some((pid, start)) = name.to_str().and_then(parse_dir_name) else {
@@ -182,14 +191,11 @@ pub fn remove_stale(base: &Path) -> usize {
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
-        if !meta.is_dir() || meta.uid() != uid || owner_alive(pid, start) {
-            continue;
-        }
-        if fs::remove_dir_all(&path).is_ok() {
-            removed += 1;
+        if meta.is_dir() && meta.uid() == uid && !owner_alive(pid, start) {
+            stale.push(path);
         }
     }
-    removed
+    stale
 }
 
 #[cfg(test)]

@@ -277,3 +277,29 @@ fn overdue_is_a_problem_and_due_soon_a_warning() {
     assert_eq!(code, 3);
     assert!(find(&findings, "rotation", "problem")[0].2.contains("late"));
 }
+
+#[test]
+fn file_credentials_left_by_a_killed_agentcred_are_a_problem() {
+    let env = healthy_store();
+    let run = env.dir.path().join("run");
+    fs::create_dir(&run).unwrap();
+    // The directory name records a pid that no longer exists (pid_max is far below this).
+    let stale = run.join(format!("agentcred-999999999-1-{}", "0".repeat(16)));
+    fs::create_dir(&stale).unwrap();
+    fs::write(stale.join("sa"), b"{}").unwrap();
+    let out = env
+        .cmd()
+        .args(["doctor", "--json"])
+        .env("XDG_RUNTIME_DIR", &run)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "leftovers" && f["level"] == "problem")
+        .expect("a leftovers problem");
+    assert!(finding["fix"].as_str().unwrap().starts_with("rm -r "));
+}
