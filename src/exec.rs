@@ -153,7 +153,11 @@ pub fn child_env(
 /// What `exec` is to do. Built by the `exec` command; an agent's policy may turn `mask` or
 /// `clean_env` on before it runs.
 pub struct ExecPlan {
+    /// The file to run: CMD as already resolved along `PATH` (so the kernel is not asked
+    /// again, one failed `execve` per `PATH` entry), or an agent's pinned program.
     pub program: OsString,
+    /// The program's `argv[0]`: CMD as the user typed it.
+    pub argv0: OsString,
     pub args: Vec<OsString>,
     pub injections: Vec<Injection>,
     pub clean_env: bool,
@@ -207,7 +211,13 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         );
         crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
         drop(plan.injections);
-        return Err(replace_process(&plan.program, &plan.args, env, core_limit));
+        return Err(replace_process(
+            &plan.program,
+            &plan.argv0,
+            &plan.args,
+            env,
+            core_limit,
+        ));
     }
     let patterns = if plan.mask {
         masking_patterns(&plan.injections, verbose)?
@@ -239,6 +249,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
     drop(plan.injections);
     let program = Program {
         program: &plan.program,
+        argv0: &plan.argv0,
         args: &plan.args,
         env,
     };
@@ -268,21 +279,23 @@ fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Ar
     Ok(built.patterns.map(Arc::new))
 }
 
-/// Replace this process with `program`. Returns only on failure, with 126/127 errors
-/// like env(1).
+/// Replace this process with `program`, whose `argv[0]` is `argv0`. Returns only on
+/// failure, with 126/127 errors like env(1).
 pub fn replace_process(
     program: &OsStr,
+    argv0: &OsStr,
     args: &[OsString],
     env: Vec<(OsString, OsString)>,
     core_limit: &Saved,
 ) -> Error {
     core_limit.restore();
     let error = Command::new(program)
+        .arg0(argv0)
         .args(args)
         .env_clear()
         .envs(env)
         .exec();
-    launch_error(program, error)
+    launch_error(argv0, error)
 }
 
 /// Why a program could not be started, as env(1) reports it: 127 not found, 126 otherwise.

@@ -34,7 +34,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -85,7 +85,10 @@ impl Signals {
 
 /// The program to run.
 pub struct Program<'a> {
+    /// The file to run.
     pub program: &'a OsStr,
+    /// Its `argv[0]`, as the user typed it; errors name this.
+    pub argv0: &'a OsStr,
     pub args: &'a [OsString],
     pub env: Vec<(OsString, OsString)>,
 }
@@ -131,12 +134,18 @@ pub fn run(
 ) -> Result<i32> {
     let terminals = Terminals::detect();
     let use_pty = mask.is_some() && (terminals.stdout || terminals.stderr);
-    let Program { program, args, env } = command;
+    let Program {
+        program,
+        argv0,
+        args,
+        env,
+    } = command;
     let (mut child, pty) = if use_pty {
         let (pty, pts) = pty_process::blocking::open().map_err(|e| pty_error(&e))?;
         let screen = terminals.output();
         copy_terminal(terminals, screen.as_ref(), &pts, &pty);
         let mut cmd = pty_process::blocking::Command::new(program)
+            .arg0(argv0)
             .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)));
@@ -151,13 +160,14 @@ pub fn run(
         }
         let child = core_limit.while_restored(|| cmd.spawn(pts));
         let child = child.map_err(|e| match e {
-            pty_process::Error::Io(e) => crate::exec::launch_error(program, e),
+            pty_process::Error::Io(e) => crate::exec::launch_error(argv0, e),
             other => pty_error(&other),
         })?;
         (child, Some((Arc::new(pty), screen)))
     } else {
         let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
+        cmd.arg0(argv0)
+            .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)));
         if mask.is_some() {
@@ -165,7 +175,7 @@ pub fn run(
         }
         let child = core_limit.while_restored(|| cmd.spawn());
         (
-            child.map_err(|e| crate::exec::launch_error(program, e))?,
+            child.map_err(|e| crate::exec::launch_error(argv0, e))?,
             None,
         )
     };

@@ -256,3 +256,57 @@ fn a_symlinked_store_directory_is_followed() {
         .success()
         .stdout("pw two");
 }
+
+/// exec runs the file it found along PATH (the kernel is not asked to search again), but
+/// the program still sees CMD as typed in argv[0], in both modes and for a pinned agent.
+#[test]
+fn the_program_sees_its_name_as_typed() {
+    let env = store_with_two();
+    let argv0 = ["sh", "-c", "printf '%s' \"$0\""];
+    for mode in [&[][..], &["--mask"][..]] {
+        env.cmd()
+            .arg("exec")
+            .args(mode)
+            .arg("--")
+            .args(argv0)
+            .assert()
+            .success()
+            .stdout("sh");
+    }
+    env.cmd()
+        .args(["agent", "add", "shell", "--allow", "db", "--program", "sh"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["exec", "--agent", "shell", "--"])
+        .args(argv0)
+        .assert()
+        .success()
+        .stdout("sh");
+}
+
+/// An empty PATH entry means the current directory, as for execvp.
+#[test]
+fn an_empty_path_entry_finds_programs_in_the_current_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = store_with_two();
+    let tool = env.dir.path().join("localtool");
+    std::fs::write(&tool, "#!/bin/sh\nprintf 'local:%s' \"${#DB_PASSWORD}\"\n").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(":{}", std::env::var("PATH").unwrap());
+    for mode in [&[][..], &["--mask"][..]] {
+        env.cmd()
+            .env("PATH", &path)
+            .arg("exec")
+            .args(mode)
+            .args(["--", "localtool"])
+            .assert()
+            .success()
+            .stdout("local:6");
+    }
+    // Without the empty entry it is not found, as before.
+    env.cmd()
+        .args(["exec", "--", "localtool"])
+        .assert()
+        .code(127);
+}

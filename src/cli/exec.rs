@@ -131,11 +131,10 @@ impl ExecArgs {
             d.credentials = selected.iter().map(|(n, _)| n.to_string()).collect();
         });
         // An agent's credentials go only to its pinned program: run the path checked.
+        // Otherwise run the file found along PATH, as execvp would have.
         let run_path = match &selection.agent {
-            Some(chosen) if chosen.agent.program.is_some() => {
-                Some(agent::check_program(chosen, &resolved)?)
-            }
-            _ => None,
+            Some(chosen) => agent::check_program(chosen, &resolved)?,
+            None => resolved.found.clone(),
         };
         let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
         for (name, entry) in &selected {
@@ -206,8 +205,8 @@ impl ExecArgs {
             );
         }
         let plan = ExecPlan {
-            // An agent's credentials go only to its pinned program: run the path checked.
-            program: run_path.map_or_else(|| program.clone(), PathBuf::into_os_string),
+            program: runnable(run_path),
+            argv0: program.clone(),
             args: args.to_vec(),
             injections,
             clean_env: selection.policy.clean_env,
@@ -224,6 +223,16 @@ impl ExecArgs {
         let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
         // Spawn mode: the program has ended and its files are gone; end with its status.
         std::process::exit(code)
+    }
+}
+
+/// A path to hand to `execve` as it is: one found through an empty `PATH` entry (the
+/// current directory) has no `/`, and would be searched for along `PATH` again.
+fn runnable(path: PathBuf) -> OsString {
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        path.into_os_string()
+    } else {
+        PathBuf::from(".").join(path).into_os_string()
     }
 }
 
