@@ -15,12 +15,12 @@ use std::io::{IsTerminal, Read};
 use std::iter;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use age::x25519;
 use zeroize::Zeroizing;
 
+use crate::age_key::X25519Key;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::keychain::{self, Keychain, Subject};
@@ -80,7 +80,7 @@ impl Unlock {
 
 /// One private key: an age X25519 identity, or an unencrypted SSH key.
 enum Key {
-    X25519(x25519::Identity),
+    X25519(X25519Key),
     Ssh(Box<age::ssh::Identity>),
 }
 
@@ -123,7 +123,7 @@ impl Identity {
     #[cfg(test)]
     pub fn from_text_for_tests(key: &x25519::Identity) -> Identity {
         Identity {
-            keys: vec![Key::X25519(key.clone())],
+            keys: vec![Key::X25519(X25519Key::from_age(key.clone()))],
             source: Source::Env,
         }
     }
@@ -301,7 +301,7 @@ fn parse_keys(text: &str, source: &Source) -> Result<Vec<Key>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let key = x25519::Identity::from_str(line).map_err(|_| Error::BadIdentity {
+        let key = X25519Key::parse(line).map_err(|_| Error::BadIdentity {
             source_name: source.to_string(),
             detail: format!(
                 "line {} is not an age X25519 identity (AGE-SECRET-KEY-1...)",
@@ -419,7 +419,7 @@ pub fn create_file(path: &Path, with_passphrase: bool, unlock: Unlock) -> Result
     let (key, text) = generate();
     write_identity_file(path, &text, with_passphrase, unlock)?;
     Ok(Identity {
-        keys: vec![Key::X25519(key)],
+        keys: vec![Key::X25519(X25519Key::from_age(key))],
         source: Source::DefaultFile(path.to_path_buf()),
     })
 }
@@ -435,7 +435,7 @@ pub fn create_in_keychain() -> Result<Identity> {
         Subject::Identity,
     )?;
     Ok(Identity {
-        keys: vec![Key::X25519(key)],
+        keys: vec![Key::X25519(X25519Key::from_age(key))],
         source: Source::Keychain,
     })
 }

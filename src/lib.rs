@@ -4,6 +4,7 @@
 //! identity, and exec are plain modules that tests and the man-page generator can reach.
 #![forbid(unsafe_code)]
 
+pub mod age_key;
 pub mod agent;
 pub mod audit;
 pub mod backend;
