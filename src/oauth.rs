@@ -200,15 +200,9 @@ pub fn access_token(
     secret: &SecretSlice<u8>,
     verbose: bool,
 ) -> Result<SecretSlice<u8>> {
-    let config = entry.oauth2.as_ref().ok_or_else(|| {
-        Error::integrity(
-            crate::manifest::FILE_NAME,
-            format!("credential {name} is of kind oauth2 but has no token endpoint"),
-        )
-    })?;
     let client = Client {
         name,
-        config,
+        config: config_of(name, entry)?,
         secret,
     };
     let say = |text: String| {
@@ -252,6 +246,31 @@ pub fn access_token(
         None => say("not cached: the endpoint did not say when it expires".into()),
     }
     Ok(token.into_value())
+}
+
+/// A new access token minted with `secret`, neither taken from the cache nor put in it:
+/// for `rotate --verify`, which must show that a new client secret works before it is
+/// stored (and the cache is keyed with the secret in use).
+pub fn mint(
+    name: &CredentialName,
+    entry: &Entry,
+    secret: &SecretSlice<u8>,
+) -> Result<SecretSlice<u8>> {
+    let client = Client {
+        name,
+        config: config_of(name, entry)?,
+        secret,
+    };
+    Ok(request(&client)?.into_value())
+}
+
+fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientConfig> {
+    entry.oauth2.as_deref().ok_or_else(|| {
+        Error::integrity(
+            crate::manifest::FILE_NAME,
+            format!("credential {name} is of kind oauth2 but has no token endpoint"),
+        )
+    })
 }
 
 /// Remove a credential's cached token (after `rm`). Best effort: a stale file can never be

@@ -941,3 +941,49 @@ fn collect(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
+
+/// `rotate --verify` on an oauth2 credential: the new client secret must obtain a token,
+/// and the command gets that token, never the secret. A secret the endpoint refuses is
+/// not stored and the command never runs.
+#[test]
+fn rotate_verify_checks_a_new_client_secret_by_minting_a_token() {
+    const NEW_SECRET: &str = "cs-rotated-77aa";
+    let server = Server::start_for(CLIENT_ID, &[SECRET, NEW_SECRET], |_, n| {
+        token(n, Some(3600))
+    });
+    let env = store_for(&server.url, &[]);
+    let verify = format!("touch marker; test \"$API_TOKEN\" = {}", token_text(1));
+    env.cmd()
+        .args(["rotate", "api", "--verify", &verify])
+        .write_stdin(NEW_SECRET)
+        .assert()
+        .success();
+    assert!(marker(&env).exists(), "the verify command ran");
+    assert_eq!(
+        server.requests()[0].client(),
+        Some((CLIENT_ID.into(), NEW_SECRET.into()))
+    );
+    assert_eq!(env.get("api"), NEW_SECRET.as_bytes());
+    // The token minted to verify is not cached: exec asks again, with the new secret.
+    assert_token(&exec_printing(&env), 2);
+
+    fs::remove_file(marker(&env)).unwrap();
+    let before = env.snapshot();
+    let out = env
+        .cmd()
+        .args(["rotate", "api", "--verify", "touch marker"])
+        .write_stdin("cs-not-registered")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.starts_with(
+            "error: api keeps its old value: its new client secret did not obtain an access token"
+        ) && err.contains("invalid_client"),
+        "{err}"
+    );
+    assert!(!err.contains("cs-not-registered"), "{err}");
+    assert!(!marker(&env).exists(), "the verify command never ran");
+    assert_eq!(env.snapshot(), before, "the store is unchanged");
+}

@@ -13,11 +13,12 @@ use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
 
 use crate::context::{Ctx, user_at_host};
-use crate::credential::CredentialName;
+use crate::credential::{CredentialName, Kind};
 use crate::error::Error;
 use crate::exec::{self, Injection};
 use crate::identity::Identity;
 use crate::manifest::{Entry, Event};
+use crate::oauth;
 use crate::output;
 use crate::rotate;
 use crate::store::Store;
@@ -36,7 +37,8 @@ use super::input::read_value;
 
 The new value comes from a hidden prompt on a terminal, else stdin, else --from-file, or
 from the stdout of --generate CMD. --verify CMD runs with the new value in the credential's
-variable (for a file credential, in a private file whose path is the variable); if it
+variable (for a file credential, in a private file whose path is the variable; for an
+oauth2 credential, an access token the new client secret must first obtain); if it
 fails, the old value is kept (exit 1). Both run under `sh -c`, before
 anything is written: no reader ever sees an unverified value. A due date set with --due
 applied to the old value; after a rotation the credential follows its period again.")]
@@ -84,11 +86,22 @@ impl RotateArgs {
         }
         drop(old_value);
         if let Some(command) = &self.verify {
+            // A program given an oauth2 credential gets access tokens, never the client
+            // secret: the new secret must mint one, and CMD gets that token.
+            let value = if before.kind == Kind::Oauth2 {
+                oauth::mint(&name, &before, &new_value).map_err(|e| {
+                    anyhow::Error::from(e).context(format!(
+                        "{name} keeps its old value: its new client secret did not obtain an access token"
+                    ))
+                })?
+            } else {
+                SecretSlice::from(new_value.expose_secret().to_vec())
+            };
             let injection = Injection {
                 name: name.clone(),
                 env: before.env.clone(),
                 kind: before.kind,
-                value: SecretSlice::from(new_value.expose_secret().to_vec()),
+                value,
             };
             exec::check_injection(&injection)?;
             rotate::verify(command, &injection)?;
