@@ -212,7 +212,9 @@ pub fn program_basename(program: &OsStr) -> Option<&str> {
 }
 
 /// A program as `exec` runs it: the path found (like `execvp`: CMD with a `/` as given,
-/// else the first executable `dir/CMD` along `PATH`) and its canonical form.
+/// else the first executable `dir/CMD` along `PATH`, `./CMD` for an empty entry) and its
+/// canonical form. `found` always has a `/`, so it is run as it is, never searched for
+/// along `PATH` again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Program {
     pub found: PathBuf,
@@ -234,7 +236,7 @@ pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<Prog
         std::env::split_paths(path_var)
             .map(|dir| {
                 if dir.as_os_str().is_empty() {
-                    PathBuf::from(program)
+                    Path::new(".").join(program)
                 } else {
                     dir.join(program)
                 }

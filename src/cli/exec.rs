@@ -1,7 +1,6 @@
 //! `agentcred exec`: run a program with credentials in its environment.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 use clap::Args;
 
@@ -134,7 +133,7 @@ impl ExecArgs {
         // Otherwise run the file found along PATH, as execvp would have.
         let run_path = match &selection.agent {
             Some(chosen) => agent::check_program(chosen, &resolved)?,
-            None => resolved.found.clone(),
+            None => resolved.found,
         };
         let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
         for (name, entry) in &selected {
@@ -205,7 +204,7 @@ impl ExecArgs {
             );
         }
         let plan = ExecPlan {
-            program: runnable(run_path),
+            program: run_path.into_os_string(),
             argv0: program.clone(),
             args: args.to_vec(),
             injections,
@@ -223,16 +222,6 @@ impl ExecArgs {
         let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
         // Spawn mode: the program has ended and its files are gone; end with its status.
         std::process::exit(code)
-    }
-}
-
-/// A path to hand to `execve` as it is: one found through an empty `PATH` entry (the
-/// current directory) has no `/`, and would be searched for along `PATH` again.
-fn runnable(path: PathBuf) -> OsString {
-    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
-        path.into_os_string()
-    } else {
-        PathBuf::from(".").join(path).into_os_string()
     }
 }
 
