@@ -106,6 +106,14 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    #[error(
+        "agentcred {command} cannot run inside a sandboxed agent (exec --sandbox): the store and identity are out of its reach"
+    )]
+    Sandboxed { command: String },
+
+    #[error("--sandbox cannot be enforced on this system: {reason}")]
+    SandboxUnavailable { reason: String, need: String },
+
     #[error("this store has no Vault address")]
     VaultNotConfigured,
 
@@ -218,7 +226,8 @@ impl Error {
             | Error::NotEnvSafe { .. }
             | Error::OAuth { .. }
             | Error::VaultFailed { .. }
-            | Error::Unsupported(_) => Exit::Failure,
+            | Error::Unsupported(_)
+            | Error::SandboxUnavailable { .. } => Exit::Failure,
             Error::Io { .. }
             | Error::RotationCommand { .. }
             | Error::Unchanged { .. }
@@ -245,7 +254,8 @@ impl Error {
             | Error::VaultNoToken
             | Error::VaultUnavailable { .. }
             | Error::VaultRefused { .. }
-            | Error::OAuthClientRejected { .. } => Exit::Locked,
+            | Error::OAuthClientRejected { .. }
+            | Error::Sandboxed { .. } => Exit::Locked,
             Error::Integrity { .. }
             | Error::RolledBack { .. }
             | Error::Untrusted { .. }
@@ -261,6 +271,8 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::Exists { .. } => "use --force to replace it".into(),
+            Error::SandboxUnavailable { need, .. } => format!("needed: {need}; `agentcred doctor` shows what this system supports"),
+            Error::Sandboxed { .. } => "ask for the credential in the agent's policy (agentcred agent grant), outside the sandbox".into(),
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
             Error::AgentExists { .. } => "use --force to replace it".into(),
             Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),

@@ -31,6 +31,7 @@ pub mod output;
 pub mod recipient;
 pub mod rotate;
 pub mod rotation;
+pub mod sandbox;
 pub mod scan;
 pub mod spawn;
 pub mod state;
