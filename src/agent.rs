@@ -58,6 +58,7 @@ pub struct ExecPolicy {
     pub clean_env: bool,
     pub mask: bool,
     pub deny_overdue: bool,
+    pub sandbox: bool,
 }
 
 impl ExecPolicy {
@@ -66,6 +67,7 @@ impl ExecPolicy {
             clean_env: self.clean_env || agent.clean_env,
             mask: self.mask || agent.mask,
             deny_overdue: self.deny_overdue || agent.deny_overdue,
+            sandbox: self.sandbox || agent.sandbox,
         }
     }
 }
@@ -350,6 +352,7 @@ mod tests {
             clean_env: false,
             mask: false,
             deny_overdue: false,
+            sandbox: false,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
             mac: String::new(),
@@ -446,7 +449,8 @@ mod tests {
             ExecPolicy {
                 clean_env: true,
                 mask: true,
-                deny_overdue: false
+                deny_overdue: false,
+                sandbox: false
             }
         );
         let flags = ExecPolicy {

@@ -79,6 +79,11 @@ struct AddArgs {
     #[arg(long)]
     deny_overdue: bool,
 
+    /// exec runs it in a sandbox: it cannot read the store or the identity, nor reach the
+    /// unlock cache, the keychain or agentcred (see `exec --sandbox`)
+    #[arg(long)]
+    sandbox: bool,
+
     /// Replace an existing agent
     #[arg(long)]
     force: bool,
@@ -227,6 +232,7 @@ impl AddArgs {
             clean_env: self.clean_env,
             mask: self.mask,
             deny_overdue: self.deny_overdue,
+            sandbox: self.sandbox,
             created_at: crate::rotation::now(),
             created_by: user_at_host(),
             mac: String::new(),
@@ -354,6 +360,7 @@ struct AgentJson<'a> {
     clean_env: bool,
     mask: bool,
     deny_overdue: bool,
+    sandbox: bool,
     created_at: String,
     created_by: &'a str,
 }
@@ -368,6 +375,7 @@ impl<'a> AgentJson<'a> {
             clean_env: agent.clean_env,
             mask: agent.mask,
             deny_overdue: agent.deny_overdue,
+            sandbox: agent.sandbox,
             created_at: output::rfc3339(agent.created_at),
             created_by: &agent.created_by,
         }
@@ -380,6 +388,7 @@ fn policy_text(agent: &Agent) -> String {
         (agent.clean_env, "clean-env"),
         (agent.mask, "mask"),
         (agent.deny_overdue, "deny-overdue"),
+        (agent.sandbox, "sandbox"),
     ]
     .into_iter()
     .filter_map(|(on, text)| on.then_some(text))
@@ -485,6 +494,7 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
         ("clean env", yes_no(agent.clean_env)),
         ("mask", yes_no(agent.mask)),
         ("deny overdue", yes_no(agent.deny_overdue)),
+        ("sandbox", yes_no(agent.sandbox)),
         (
             "created",
             format!(
