@@ -165,6 +165,8 @@ pub struct ExecPlan {
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
     pub agent: Option<crate::credential::AgentName>,
+    /// Run the program in a sandbox ([`crate::sandbox`]), already checked to be possible.
+    pub sandbox: Option<crate::sandbox::Spec>,
 }
 
 /// How a plan is carried out.
@@ -210,11 +212,12 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             &FileSet::default(),
         );
         crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+        let launch = Launch::new(&plan, &mut env);
         drop(plan.injections);
         return Err(replace_process(
-            &plan.program,
-            &plan.argv0,
-            &plan.args,
+            &launch.program,
+            &launch.argv0,
+            &launch.args,
             env,
             core_limit,
         ));
@@ -246,11 +249,12 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         &files,
     );
     crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+    let launch = Launch::new(&plan, &mut env);
     drop(plan.injections);
     let program = Program {
-        program: &plan.program,
-        argv0: &plan.argv0,
-        args: &plan.args,
+        program: &launch.program,
+        argv0: &launch.argv0,
+        args: &launch.args,
         env,
     };
     let dir = files.dir().map(std::path::Path::to_path_buf);
@@ -259,6 +263,36 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         eprintln!("warning: cannot remove {}: {e}", dir.display());
     }
     outcome
+}
+
+/// What is executed for a plan: the program itself, or, with a sandbox, agentcred's
+/// trampoline, which restricts itself and then executes the program
+/// ([`crate::sandbox`]). A sandboxed program is told so in its environment.
+struct Launch {
+    program: OsString,
+    argv0: OsString,
+    args: Vec<OsString>,
+}
+
+impl Launch {
+    fn new(plan: &ExecPlan, env: &mut Vec<(OsString, OsString)>) -> Launch {
+        match &plan.sandbox {
+            None => Launch {
+                program: plan.program.clone(),
+                argv0: plan.argv0.clone(),
+                args: plan.args.clone(),
+            },
+            Some(spec) => {
+                env.retain(|(key, _)| key != crate::sandbox::ENV_SANDBOXED);
+                env.push((crate::sandbox::ENV_SANDBOXED.into(), "1".into()));
+                Launch {
+                    program: "/proc/self/exe".into(),
+                    argv0: "agentcred".into(),
+                    args: spec.trampoline_args(&plan.program, &plan.argv0, &plan.args),
+                }
+            }
+        }
+    }
 }
 
 /// The automaton for `--mask`; short values are named on stderr with `-v`.

@@ -51,6 +51,12 @@ pub struct ExecArgs {
     #[arg(long)]
     deny_overdue: bool,
 
+    /// Run the program in a sandbox: it and everything it starts cannot read the store,
+    /// the identity or agentcred's config, use the unlock cache, reach the keychain, or
+    /// read agentcred's memory; refuses (exit 1) where the system cannot enforce that
+    #[arg(long)]
+    sandbox: bool,
+
     /// Replace injected values (and their base64 and URL-encoded forms) in the program's
     /// stdout and stderr with <agentcred:NAME>; a terminal stays a terminal
     #[arg(long)]
@@ -111,6 +117,7 @@ impl ExecArgs {
         let flags = ExecPolicy {
             clean_env: self.clean_env,
             deny_overdue: self.deny_overdue,
+            sandbox: self.sandbox,
             ..ExecPolicy::default()
         };
         let selection = agent::select(only, chosen, flags)?;
@@ -162,6 +169,19 @@ impl ExecArgs {
         for warning in overdue {
             eprintln!("{warning}");
         }
+        // Checked before any value is decrypted: a system that cannot sandbox refuses early.
+        let sandbox = if selection.policy.sandbox {
+            let spec = crate::sandbox::Spec::for_store(&ctx.store_dir)
+                .and_then(|spec| crate::sandbox::check(&spec).map(|mechanism| (spec, mechanism)))
+                .and_then(|found| crate::sandbox::keep_undumpable().map(|()| found))
+                .map_err(|e| not_starting(e.into(), program))?;
+            if ctx.verbose {
+                eprintln!("agentcred: sandbox: {}", spec.1);
+            }
+            Some(spec.0)
+        } else {
+            None
+        };
         let mut values = Vec::with_capacity(selected.len());
         for (name, entry) in selected {
             let value = reader.value(&name, &entry)?;
@@ -211,8 +231,10 @@ impl ExecArgs {
             clean_env: selection.policy.clean_env,
             mask: self.mask || selection.policy.mask,
             agent: selection.agent.map(|chosen| chosen.name),
+            sandbox,
         };
-        if ctx.identity()?.unlocked_in_session() {
+        // A sandboxed program cannot reach the keyring, so there is nothing to warn about.
+        if plan.sandbox.is_none() && ctx.identity()?.unlocked_in_session() {
             eprintln!(
                 "warning: your identity is unlocked in this login session's kernel keyring (agentcred unlock), where {} can read it; run `agentcred lock` before running programs you do not trust",
                 crate::output::escape(&program.to_string_lossy())

@@ -88,6 +88,17 @@ pub enum Command {
 }
 
 impl Command {
+    /// The subcommand's name, for the sandbox's refusal.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Get(_) => "get",
+            Command::Export(_) => "export",
+            Command::Exec(_) => "exec",
+            Command::Token(_) => "token",
+            _ => "",
+        }
+    }
+
     fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         match self {
             Command::Init(args) => args.run(ctx),
@@ -118,6 +129,9 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
+    if let Some(code) = crate::sandbox::trampoline_if_asked() {
+        return code;
+    }
     crate::complete::complete_if_asked();
     let core_limit = hardening::protect();
     let cli = match Cli::try_parse() {
@@ -131,6 +145,9 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    if let Some(e) = crate::sandbox::refuse_inside(cli.command.name()) {
+        return report(&e.into()).into();
+    }
     let ctx = match Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit) {
         Ok(ctx) => ctx,
         Err(e) => return report(&e.into()).into(),
