@@ -414,6 +414,24 @@ fn sandbox_refuses_rather_than_degrades() {
         );
         assert!(!marker.exists(), "the program ran");
     }
+    // doctor says what is missing; the store is not unhealthy for it.
+    let out = s.agentcred(force, &["doctor"]);
+    let doctor = ok(&out);
+    let line = doctor
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("sandbox"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with(
+            "warning  sandbox      exec --sandbox refuses to run here: this kernel has no Landlock"
+        ),
+        "{doctor}"
+    );
+    let doctor = ok(&s.agentcred(pass, &["doctor"]));
+    assert!(
+        doctor.contains("ok       sandbox      exec --sandbox would use Landlock ABI"),
+        "{doctor}"
+    );
     // An agent's policy asks for it too.
     ok(&s.agentcred(
         pass,

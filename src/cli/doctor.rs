@@ -56,7 +56,15 @@ impl DoctorArgs {
         if self.trust {
             return self.trust(ctx);
         }
-        let report = doctor::check(&ctx.store_dir, ctx.identity());
+        let mut report = doctor::check(&ctx.store_dir, ctx.identity());
+        let (works, message, fix) = crate::sandbox::doctor(&ctx.store_dir);
+        report.findings.push(Finding {
+            check: "sandbox",
+            level: if works { Level::Ok } else { Level::Warning },
+            message,
+            fix,
+            exit: crate::exit::Exit::Success,
+        });
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.json {
             serde_json::to_writer_pretty(

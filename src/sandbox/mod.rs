@@ -388,6 +388,44 @@ fn bubblewrap() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What `doctor` says about the sandbox: whether `exec --sandbox` works here, the one
+/// line saying with what (Landlock ABI, user namespaces, bubblewrap, the mechanism), and,
+/// when it does not work, what is needed.
+pub fn doctor(store_dir: &Path) -> (bool, String, Option<String>) {
+    let support = Support::probe();
+    let facts = format!(
+        "Landlock {}, unprivileged user namespaces {}, bubblewrap {}",
+        support
+            .landlock_abi
+            .map_or_else(|| "no".to_string(), |abi| format!("ABI {abi}")),
+        if support.user_namespaces { "yes" } else { "no" },
+        if support.bubblewrap.is_some() {
+            "installed (not needed)"
+        } else {
+            "not installed (not needed)"
+        },
+    );
+    let mechanism = Spec::for_store(store_dir).and_then(|spec| {
+        support.mechanism(
+            &spec,
+            abstract_bus(std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref()),
+        )
+    });
+    match mechanism {
+        Ok(mechanism) => (
+            true,
+            format!("exec --sandbox would use {mechanism} ({facts})"),
+            None,
+        ),
+        Err(Error::SandboxUnavailable { reason, need }) => (
+            false,
+            format!("exec --sandbox refuses to run here: {reason} ({facts})"),
+            Some(format!("needed: {need}")),
+        ),
+        Err(e) => (false, format!("exec --sandbox: {e} ({facts})"), e.hint()),
+    }
+}
+
 /// Refuse `--sandbox` (exit 1, saying why and what is needed) unless this machine can
 /// provide all of it; on success, the mechanism to be used.
 pub fn check(spec: &Spec) -> Result<String> {
