@@ -474,3 +474,33 @@ fn the_trampoline_is_not_a_way_around() {
             .starts_with("error: __sandbox-exec is agentcred's own")
     );
 }
+
+/// On a terminal (script(1) gives it one): job control works inside, and TIOCSTI, which
+/// would type `agentcred get ...` for the shell to run after the program, does not.
+#[test]
+fn the_program_keeps_job_control_but_cannot_type_into_its_terminal() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let typing =
+        r#"perl -e 'my $c = "x"; ioctl(STDIN, 0x5412, $c) or die "ioctl: $!\n"; print "typed\n"'"#;
+    for (flag, expect) in [
+        ("", "typed"),
+        ("--sandbox", "ioctl: Operation not permitted"),
+    ] {
+        let command = format!("agentcred exec {flag} --only allowed -- {typing}");
+        let out = s.run(pass, "script", &["-qec", &command, "/dev/null"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(expect), "{flag}: {stdout}");
+    }
+    let command =
+        "agentcred exec --sandbox --only allowed -- bash -ic 'sleep 0.1 & fg; echo fg-ok'";
+    let out = s.run(pass, "script", &["-qec", command, "/dev/null"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("sleep 0.1") && stdout.contains("fg-ok"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("no job control"), "{stdout}");
+}
