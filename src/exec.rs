@@ -212,8 +212,14 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             &FileSet::default(),
         );
         crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
-        let launch = Launch::new(&plan, &mut env);
+        let launch = Launch::new(&plan, &mut env, true);
         drop(plan.injections);
+        if launch.sandbox_here
+            && let Some(spec) = &plan.sandbox
+            && let Err(e) = crate::sandbox::apply(spec)
+        {
+            return Err(e);
+        }
         return Err(replace_process(
             &launch.program,
             &launch.argv0,
@@ -249,7 +255,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         &files,
     );
     crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
-    let launch = Launch::new(&plan, &mut env);
+    let launch = Launch::new(&plan, &mut env, false);
     drop(plan.injections);
     let program = Program {
         program: &launch.program,
@@ -268,29 +274,43 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
 /// What is executed for a plan: the program itself, or, with a sandbox, agentcred's
 /// trampoline, which restricts itself and then executes the program
 /// ([`crate::sandbox`]). A sandboxed program is told so in its environment.
+///
+/// In exec-replace mode without a bus socket to hide, agentcred restricts itself right
+/// before `execve` instead (`sandbox_here`): the same restrictions, one `execve` fewer.
+/// Landlock and seccomp bind the calling thread, the one that executes the program; the
+/// other threads end at `execve`. Hiding a socket needs a user namespace, which only a
+/// single-threaded process may enter: that is done in the trampoline.
 struct Launch {
     program: OsString,
     argv0: OsString,
     args: Vec<OsString>,
+    sandbox_here: bool,
 }
 
 impl Launch {
-    fn new(plan: &ExecPlan, env: &mut Vec<(OsString, OsString)>) -> Launch {
-        match &plan.sandbox {
-            None => Launch {
-                program: plan.program.clone(),
-                argv0: plan.argv0.clone(),
-                args: plan.args.clone(),
-            },
-            Some(spec) => {
-                env.retain(|(key, _)| key != crate::sandbox::ENV_SANDBOXED);
-                env.push((crate::sandbox::ENV_SANDBOXED.into(), "1".into()));
-                Launch {
-                    program: "/proc/self/exe".into(),
-                    argv0: "agentcred".into(),
-                    args: spec.trampoline_args(&plan.program, &plan.argv0, &plan.args),
-                }
-            }
+    fn new(plan: &ExecPlan, env: &mut Vec<(OsString, OsString)>, replace: bool) -> Launch {
+        let direct = Launch {
+            program: plan.program.clone(),
+            argv0: plan.argv0.clone(),
+            args: plan.args.clone(),
+            sandbox_here: false,
+        };
+        let Some(spec) = &plan.sandbox else {
+            return direct;
+        };
+        env.retain(|(key, _)| key != crate::sandbox::ENV_SANDBOXED);
+        env.push((crate::sandbox::ENV_SANDBOXED.into(), "1".into()));
+        if replace && spec.hidden_sockets.is_empty() {
+            return Launch {
+                sandbox_here: true,
+                ..direct
+            };
+        }
+        Launch {
+            program: "/proc/self/exe".into(),
+            argv0: "agentcred".into(),
+            args: spec.trampoline_args(&plan.program, &plan.argv0, &plan.args),
+            sandbox_here: false,
         }
     }
 }

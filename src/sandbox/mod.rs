@@ -483,7 +483,7 @@ pub fn trampoline_if_asked() -> Option<ExitCode> {
 }
 
 fn trampoline(invocation: Invocation) -> Error {
-    if let Err(e) = check(&invocation.spec).and_then(|_| apply(&invocation.spec)) {
+    if let Err(e) = apply(&invocation.spec) {
         return e;
     }
     use std::os::unix::process::CommandExt;
@@ -494,17 +494,26 @@ fn trampoline(invocation: Invocation) -> Error {
     crate::exec::launch_error(&invocation.argv0, error)
 }
 
-/// Restrict this process (and whatever it will run) as `spec` says: the mount namespace
-/// first (it needs the mount rights Landlock then takes away), then seccomp, then Landlock.
+/// Restrict this process (and whatever it will run) as `spec` says, or fail: the mount
+/// namespace first (it needs the mount rights Landlock then takes away), then seccomp,
+/// then Landlock.
 #[cfg(target_os = "linux")]
 pub fn apply(spec: &Spec) -> Result<()> {
     let failed = |what: &str, e: std::io::Error| Error::SandboxUnavailable {
         reason: format!("cannot {what}: {e}"),
         need: "see `agentcred doctor`".into(),
     };
+    // First, while this process is sure to be single-threaded (probing Landlock below runs
+    // a thread, and a process that has had one may not enter a user namespace for a
+    // moment after it ends).
     if !spec.hidden_sockets.is_empty() {
         namespace::hide(&spec.hidden_sockets).map_err(|e| failed("hide the session bus", e))?;
     }
+    // The parent's check again, as this process sees the machine (the socket part is done).
+    check(&Spec {
+        hidden_sockets: Vec::new(),
+        ..spec.clone()
+    })?;
     keyring::deny().map_err(|e| failed("install the seccomp filter", e))?;
     landlock::restrict(&spec.protected).map_err(|e| failed("restrict file access", e))?;
     Ok(())
