@@ -11,7 +11,7 @@ fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut cmd = agentcred::cli::Cli::command();
     cmd.build();
-    for shell in agentcred::complete::Shell::ALL {
+    for shell in agentcred::cli::complete::Shell::ALL {
         files.insert(
             Path::new("completions").join(shell.file_name()),
             shell.script(),

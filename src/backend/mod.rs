@@ -3,7 +3,7 @@
 //! The age backend is a file in the store, the keychain backend an OS keychain item, the
 //! vault backend a path in a Vault or OpenBao KV v2 engine.
 
-pub mod age_file;
+pub mod age;
 pub mod keychain;
 pub mod vault;
 
@@ -11,11 +11,11 @@ use std::cell::OnceCell;
 
 use secrecy::SecretSlice;
 
-use crate::credential::{BackendKind, CredentialName};
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::StoreKey;
 use crate::error::Result;
-use crate::identity::Identity;
-use crate::integrity::StoreKey;
 use crate::manifest::Entry;
+use crate::model::credential::{BackendKind, CredentialName};
 use crate::store::Store;
 
 /// A Vault client made on first use: most commands never need one, and those that read
@@ -61,7 +61,7 @@ pub fn read<'v>(
     vault: &dyn Fn() -> Result<&'v vault::Vault>,
 ) -> Result<SecretSlice<u8>> {
     match entry.backend {
-        BackendKind::Age => age_file::read(store, identity, store_id, name, entry),
+        BackendKind::Age => age::read(store, identity, store_id, name, entry),
         BackendKind::Keychain => keychain::read(key, store_id, name, entry),
         BackendKind::Vault => Ok(vault()?.read(key, store_id, name, entry)?.value),
     }

@@ -17,9 +17,9 @@ use secrecy::{ExposeSecret, SecretBox, SecretSlice};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::crypto::identity::Identity;
+use crate::crypto::recipient::Recipient;
 use crate::error::{Error, Result};
-use crate::identity::Identity;
-use crate::recipient::Recipient;
 
 const SECRET_MAGIC: &str = "agentcred-secret/v1";
 const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";
@@ -227,7 +227,7 @@ pub fn open_value(plain: &[u8], store_id: &str, name: &str, file: &str) -> Resul
                 file,
                 format!(
                     "it holds the value of credential {}, not {name}",
-                    crate::output::escape(bound)
+                    crate::util::output::escape(bound)
                 ),
             ));
         }
@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn store_key_files_carry_earlier_keys() {
         let age_key = age::x25519::Identity::generate();
-        let identity = crate::identity::Identity::from_text_for_tests(&age_key);
+        let identity = crate::crypto::identity::Identity::from_text_for_tests(&age_key);
         let recipients = identity.recipients();
         let (k1, k2, k3) = (
             StoreKey::generate().unwrap(),

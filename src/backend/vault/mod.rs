@@ -38,13 +38,13 @@ use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::credential::CredentialName;
+use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::error::{Error, Result};
-use crate::http;
-use crate::integrity::{StoreKey, tags_equal};
 use crate::manifest::{Defaults, Entry};
-use crate::output::{self, escape};
-use crate::rotation::Policy;
+use crate::model::credential::CredentialName;
+use crate::model::rotation::Policy;
+use crate::util::http;
+use crate::util::output::{self, escape};
 
 /// Every request, from connecting to the last byte of the answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -455,7 +455,7 @@ impl Vault {
                 .map(|t| (t, TokenSource::AppRole));
         }
         if let Some(path) = token_file()
-            && let Ok(Some(bytes)) = crate::fsutil::read_optional(&path)
+            && let Ok(Some(bytes)) = crate::util::fs::read_optional(&path)
         {
             let bytes = Zeroizing::new(bytes);
             if let Ok(text) = std::str::from_utf8(&bytes)

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::util::output::escape;
 
 pub const MAX_NAME_LEN: usize = 64;
 const MAX_ENV_LEN: usize = 128;

@@ -56,8 +56,8 @@ use signal_hook::low_level::siginfo::{Cause, Origin};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
-use crate::hardening::Saved;
 use crate::mask::{Patterns, Piece, Redactor};
+use crate::util::hardening::Saved;
 
 /// The signals passed on to the child.
 pub const FORWARDED: [i32; 7] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];

@@ -6,6 +6,8 @@
 //! a new manifest into place. A failure before the commit removes what was staged, so the
 //! store is left byte-for-byte as it was.
 
+pub mod state;
+
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -15,15 +17,14 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::backend::{self, LazyVault, age_file, keychain, vault};
-use crate::credential::{AgentName, BackendKind, CredentialName};
+use crate::backend::{self, LazyVault, age, keychain, vault};
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
+use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::identity::Identity;
-use crate::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
 use crate::manifest::{self, Agent, Defaults, Entry, Header, Manifest};
-use crate::recipient::{self, Recipient};
-use crate::state;
+use crate::model::credential::{AgentName, BackendKind, CredentialName};
+use crate::util;
 
 pub const RECIPIENTS: &str = "recipients.txt";
 pub const STORE_KEY: &str = "storekey.age";
@@ -125,19 +126,19 @@ impl Store {
             .map(|v| vault::Settings::new(Some(v.addr), v.mount, v.prefix, &store_id))
             .transpose()?;
         let err = |e| store.io_err("create the store", e);
-        fsutil::create_private_dir(root).map_err(err)?;
-        fsutil::create_private_dir(&store.secrets_dir()).map_err(err)?;
+        util::fs::create_private_dir(root).map_err(err)?;
+        util::fs::create_private_dir(&store.secrets_dir()).map_err(err)?;
         let recipients_text = recipient::render_file(recipients);
         let key = StoreKey::generate()?;
         let key_file = integrity::encrypt_store_key(&key, &[], &store_id, recipients)?;
         let mut manifest = Manifest::new(store_id, sha256_hex(recipients_text.as_bytes()));
         manifest.vault = vault;
         let text = manifest.render(&key);
-        fsutil::write_atomic(root, RECIPIENTS, recipients_text.as_bytes()).map_err(err)?;
-        fsutil::write_atomic(root, STORE_KEY, &key_file).map_err(err)?;
-        fsutil::write_atomic(root, GITIGNORE, GITIGNORE_TEXT.as_bytes()).map_err(err)?;
+        util::fs::write_atomic(root, RECIPIENTS, recipients_text.as_bytes()).map_err(err)?;
+        util::fs::write_atomic(root, STORE_KEY, &key_file).map_err(err)?;
+        util::fs::write_atomic(root, GITIGNORE, GITIGNORE_TEXT.as_bytes()).map_err(err)?;
         // The manifest last: until it exists, this is not a store.
-        fsutil::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
+        util::fs::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
         let fingerprint = key.fingerprint();
         state::check_store_key(root, &manifest.store_id, &fingerprint, &[])?;
         Ok((store, fingerprint))
@@ -210,7 +211,7 @@ impl Store {
     /// parse (including the fast paths that look for `[table.NAME]\n`) see the same bytes.
     /// A Windows checkout's CRLF reads as LF; a lone CR has no business in it and is refused.
     pub(crate) fn read_manifest(&self) -> Result<String> {
-        let bytes = fsutil::read_nofollow(&self.root.join(manifest::FILE_NAME))
+        let bytes = util::fs::read_nofollow(&self.root.join(manifest::FILE_NAME))
             .map_err(|e| self.io_err("read the manifest", e))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))?;
@@ -224,7 +225,7 @@ impl Store {
         store_id: &str,
         file: &str,
     ) -> Result<Option<StoreKeyFile>> {
-        let Some(bytes) = fsutil::read_optional(&self.root.join(file))
+        let Some(bytes) = util::fs::read_optional(&self.root.join(file))
             .map_err(|e| self.io_err("read the store key", e))?
         else {
             return Ok(None);
@@ -284,7 +285,7 @@ impl Store {
     /// pending `recipients.txt` is the one the manifest names.
     fn change_committed(&self, recipients_sha256: &str) -> bool {
         matches!(
-            fsutil::read_optional(&self.root.join(PENDING_RECIPIENTS)),
+            util::fs::read_optional(&self.root.join(PENDING_RECIPIENTS)),
             Ok(Some(bytes)) if sha256_hex(&bytes) == recipients_sha256
         )
     }
@@ -309,7 +310,7 @@ impl Store {
     }
 
     fn recipients_file(&self, file: &str) -> Result<Option<RecipientsFile>> {
-        let Some(bytes) = fsutil::read_optional(&self.root.join(file))
+        let Some(bytes) = util::fs::read_optional(&self.root.join(file))
             .map_err(|e| self.io_err("read recipients.txt", e))?
         else {
             return Ok(None);
@@ -343,19 +344,19 @@ impl Store {
         if self.change_committed(recipients_sha256) {
             // The order of the commit: the key file first, then the recipients.
             if self.root.join(PENDING_STORE_KEY).exists() {
-                fsutil::rename_durable(&self.root, PENDING_STORE_KEY, STORE_KEY).map_err(err)?;
+                util::fs::rename_durable(&self.root, PENDING_STORE_KEY, STORE_KEY).map_err(err)?;
             }
-            fsutil::rename_durable(&self.root, PENDING_RECIPIENTS, RECIPIENTS).map_err(err)?;
+            util::fs::rename_durable(&self.root, PENDING_RECIPIENTS, RECIPIENTS).map_err(err)?;
         } else {
             for file in [PENDING_STORE_KEY, PENDING_RECIPIENTS] {
-                fsutil::remove_if_exists(&self.root.join(file)).map_err(err)?;
+                util::fs::remove_if_exists(&self.root.join(file)).map_err(err)?;
             }
         }
         let entries = std::fs::read_dir(&self.root).map_err(err)?;
         for dirent in entries {
             let dirent = dirent.map_err(err)?;
             if dirent.file_name().to_string_lossy().starts_with(".tmp-") {
-                fsutil::remove_if_exists(&dirent.path()).map_err(err)?;
+                util::fs::remove_if_exists(&dirent.path()).map_err(err)?;
             }
         }
         Ok(())
@@ -694,7 +695,7 @@ impl Txn<'_> {
                 continue;
             };
             if file_name.starts_with(".tmp-") {
-                fsutil::remove_if_exists(&dirent.path()).map_err(err)?;
+                util::fs::remove_if_exists(&dirent.path()).map_err(err)?;
                 continue;
             }
             let Some(stem) = file_name.strip_suffix(".age.pending") else {
@@ -703,11 +704,11 @@ impl Txn<'_> {
             let expected = CredentialName::parse(stem)
                 .ok()
                 .and_then(|name| self.manifest.entry(&name).and_then(|e| e.sha256.clone()));
-            let bytes = fsutil::read_nofollow(&dirent.path()).map_err(err)?;
+            let bytes = util::fs::read_nofollow(&dirent.path()).map_err(err)?;
             if expected.is_some_and(|sha| sha == sha256_hex(&bytes)) {
-                fsutil::rename_durable(&dir, file_name, &format!("{stem}.age")).map_err(err)?;
+                util::fs::rename_durable(&dir, file_name, &format!("{stem}.age")).map_err(err)?;
             } else {
-                fsutil::remove_if_exists(&dirent.path()).map_err(err)?;
+                util::fs::remove_if_exists(&dirent.path()).map_err(err)?;
             }
         }
         Ok(())
@@ -772,9 +773,9 @@ impl Txn<'_> {
         let ciphertext = integrity::encrypt_to(&self.recipients, &plain)?;
         let dir = self.store.secrets_dir();
         let err = |e| self.store.io_err("write a secret", e);
-        fsutil::create_private_dir(&dir).map_err(err)?;
-        let temp = fsutil::write_temp(&dir, &ciphertext).map_err(err)?;
-        temp.persist(dir.join(age_file::pending_name(name)))
+        util::fs::create_private_dir(&dir).map_err(err)?;
+        let temp = util::fs::write_temp(&dir, &ciphertext).map_err(err)?;
+        temp.persist(dir.join(age::pending_name(name)))
             .map_err(|e| err(e.error))?;
         self.staged.push(name.clone());
         Ok(sha256_hex(&ciphertext))
@@ -823,8 +824,7 @@ impl Txn<'_> {
         for (done, (name, entry)) in entries.into_iter().enumerate() {
             let sha256 = match (entry.backend, &old_key) {
                 (BackendKind::Age, _) => {
-                    let value =
-                        age_file::read(self.store, self.identity, &store_id, &name, &entry)?;
+                    let value = age::read(self.store, self.identity, &store_id, &name, &entry)?;
                     Some(self.stage_age_file(&name, value.expose_secret())?)
                 }
                 (BackendKind::Keychain, Some(old_key)) => {
@@ -873,7 +873,7 @@ impl Txn<'_> {
     ) -> Result<()> {
         let root = self.store.root();
         let err = |e| self.store.io_err("write a pending file", e);
-        let temp = fsutil::write_temp(root, bytes).map_err(err)?;
+        let temp = util::fs::write_temp(root, bytes).map_err(err)?;
         self.staged_root.push((pending, target));
         temp.persist(root.join(pending)).map_err(|e| err(e.error))?;
         Ok(())
@@ -933,10 +933,10 @@ impl Txn<'_> {
         let dir = self.store.secrets_dir();
         let err = |e| self.store.io_err("commit", e);
         if !self.staged.is_empty() {
-            fsutil::sync_dir(&dir).map_err(err)?;
+            util::fs::sync_dir(&dir).map_err(err)?;
         }
         if !self.staged_root.is_empty() {
-            fsutil::sync_dir(self.store.root()).map_err(err)?;
+            util::fs::sync_dir(self.store.root()).map_err(err)?;
         }
         // A removed keychain credential's item is deleted only after the commit (below):
         // deleting first would destroy the value when the commit then fails (a full disk),
@@ -948,7 +948,7 @@ impl Txn<'_> {
             .keys()
             .find(|name| self.manifest.entry(name).is_none())
         {
-            crate::keychain::probe().map_err(|reason| Error::Keychain {
+            crate::crypto::os_keychain::probe().map_err(|reason| Error::Keychain {
                 action: format!("delete credential {name} from"),
                 reason,
                 for_identity: false,
@@ -985,7 +985,7 @@ impl Txn<'_> {
         }
         self.manifest.generation += 1;
         let text = self.manifest.render(&self.key);
-        fsutil::write_atomic(self.store.root(), manifest::FILE_NAME, text.as_bytes())
+        util::fs::write_atomic(self.store.root(), manifest::FILE_NAME, text.as_bytes())
             .map_err(err)?;
         self.committed = true;
 
@@ -1003,29 +1003,24 @@ impl Txn<'_> {
                 .entry(name)
                 .is_some_and(|entry| entry.backend == BackendKind::Age);
             if self.staged.contains(name) && age_now {
-                fsutil::rename_durable(
-                    &dir,
-                    &age_file::pending_name(name),
-                    &age_file::file_name(name),
-                )
-                .map_err(err)?;
+                util::fs::rename_durable(&dir, &age::pending_name(name), &age::file_name(name))
+                    .map_err(err)?;
             } else {
                 if self.staged.contains(name) {
-                    fsutil::remove_if_exists(&dir.join(age_file::pending_name(name)))
-                        .map_err(err)?;
+                    util::fs::remove_if_exists(&dir.join(age::pending_name(name))).map_err(err)?;
                 }
                 if !age_now {
-                    files_changed |= fsutil::remove_if_exists(&dir.join(age_file::file_name(name)))
-                        .map_err(err)?;
+                    files_changed |=
+                        util::fs::remove_if_exists(&dir.join(age::file_name(name))).map_err(err)?;
                 }
             }
         }
         if files_changed {
-            fsutil::sync_dir(&dir).map_err(err)?;
+            util::fs::sync_dir(&dir).map_err(err)?;
         }
         // The store key before recipients.txt: `roll_forward_root` relies on this order.
         for (pending, target) in &self.staged_root {
-            fsutil::rename_durable(self.store.root(), pending, target).map_err(err)?;
+            util::fs::rename_durable(self.store.root(), pending, target).map_err(err)?;
         }
         if self.key_rotated {
             state::remember_store_key(&self.manifest.store_id, &self.key.fingerprint());
@@ -1051,7 +1046,7 @@ impl Txn<'_> {
             if let Err(e) = keychain::delete(name, account) {
                 eprintln!(
                     "warning: the old keychain item {}/{account} of {name} is left behind: {e}",
-                    crate::keychain::SERVICE
+                    crate::crypto::os_keychain::SERVICE
                 );
             }
         }
@@ -1074,11 +1069,11 @@ impl Drop for Txn<'_> {
     fn drop(&mut self) {
         if !self.committed {
             for (pending, _) in &self.staged_root {
-                let _ = fsutil::remove_if_exists(&self.store.root().join(pending));
+                let _ = util::fs::remove_if_exists(&self.store.root().join(pending));
             }
             for name in &self.staged {
-                let _ = fsutil::remove_if_exists(
-                    &self.store.secrets_dir().join(age_file::pending_name(name)),
+                let _ = util::fs::remove_if_exists(
+                    &self.store.secrets_dir().join(age::pending_name(name)),
                 );
             }
             for (name, account) in &self.staged_items {

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::process::{Pid, geteuid, getpid, test_kill_process};
 
-use crate::credential::CredentialName;
 use crate::error::{Error, Result};
+use crate::model::credential::CredentialName;
 
 /// Every directory this module makes starts with this.
 pub const PREFIX: &str = "agentcred-";

@@ -23,7 +23,7 @@ use keyring_core::{CredentialStore, Entry};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// The service name of every agentcred item.
 pub const SERVICE: &str = "agentcred";

@@ -120,19 +120,19 @@ fn recipients(current: &OsStr) -> Vec<CompletionCandidate> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    let Ok(lines) = crate::recipient::parse_file(&text) else {
+    let Ok(lines) = crate::crypto::recipient::parse_file(&text) else {
         return Vec::new();
     };
     lines
         .into_iter()
         .filter_map(|line| {
             let (value, help) = match &line.recipient {
-                crate::recipient::Recipient::X25519(r) => (r.to_string(), None),
+                crate::crypto::recipient::Recipient::X25519(r) => (r.to_string(), None),
                 ssh => {
                     let short = ssh.short();
                     let fingerprint = short.rsplit(' ').next()?.to_string();
                     let help = match &line.comment {
-                        Some(c) => format!("{} {}", ssh.kind(), crate::output::escape(c)),
+                        Some(c) => format!("{} {}", ssh.kind(), crate::util::output::escape(c)),
                         None => ssh.kind().to_string(),
                     };
                     (fingerprint, Some(help))

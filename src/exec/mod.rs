@@ -3,12 +3,15 @@
 //! When nothing has to happen after the program ends, agentcred replaces itself with it
 //! (`execve`), so signals, job control and the exit status are the program's own and no
 //! agentcred process lingers holding secrets. When something does (file credentials to
-//! remove, output to mask), it runs the program as a child instead: see [`crate::spawn`].
+//! remove, output to mask), it runs the program as a child instead: see [`crate::exec::spawn`].
 //! An [`ExecPlan`] says which ([`ExecPlan::mode`]); whoever builds the plan (the `exec`
 //! command, an agent's policy) only sets what it wants, never how it is done.
 //!
 //! The environment is built here, in full, and handed over with `env_clear`: the identity
 //! and passphrase variables never reach the child.
+
+pub mod filecred;
+pub mod spawn;
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -20,16 +23,16 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::credential::{CredentialName, EnvVarName, Kind};
+use crate::crypto::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::error::{Error, Result};
-use crate::filecred::{self, FileSet};
-use crate::hardening::Saved;
-use crate::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::manifest::{Defaults, Entry};
 use crate::mask::{self, Patterns};
-use crate::output::{self, escape};
-use crate::rotation::{self, Status};
-use crate::spawn::{self, Program, Signals};
+use crate::model::credential::{CredentialName, EnvVarName, Kind};
+use crate::model::rotation::{self, Status};
+use crate::util::hardening::Saved;
+use crate::util::output::{self, escape};
+use filecred::FileSet;
+use spawn::{Program, Signals};
 
 /// Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN).
 pub const MAX_ENV_VALUE: usize = 128 * 1024;
@@ -164,7 +167,7 @@ pub struct ExecPlan {
     /// Mask every injected value in the program's stdout and stderr.
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
-    pub agent: Option<crate::credential::AgentName>,
+    pub agent: Option<crate::model::credential::AgentName>,
 }
 
 /// How a plan is carried out.
@@ -209,7 +212,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             &plan.injections,
             &FileSet::default(),
         );
-        crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+        crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
         drop(plan.injections);
         return Err(replace_process(
             &plan.program,
@@ -245,7 +248,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         &plan.injections,
         &files,
     );
-    crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+    crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
     drop(plan.injections);
     let program = Program {
         program: &plan.program,
@@ -354,8 +357,8 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let entry = |due: &str| Entry {
             env: EnvVarName::parse("A").unwrap(),
-            kind: crate::credential::Kind::Secret,
-            backend: crate::credential::BackendKind::Age,
+            kind: crate::model::credential::Kind::Secret,
+            backend: crate::model::credential::BackendKind::Age,
             description: None,
             created_at: at,
             rotated_at: at,

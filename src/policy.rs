@@ -10,11 +10,11 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::credential::{AgentName, CredentialName};
+use crate::crypto::integrity;
 use crate::error::{Error, Result};
-use crate::integrity;
 use crate::manifest::Agent;
-use crate::output::escape;
+use crate::model::credential::{AgentName, CredentialName};
+use crate::util::output::escape;
 
 /// The variable that names the agent: read by `exec`, and set for the child it starts.
 pub const ENV_AGENT: &str = "AGENTCRED_AGENT";

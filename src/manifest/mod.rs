@@ -15,13 +15,13 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::vault::Settings as VaultSettings;
-use crate::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
+use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::error::{Error, Result};
-use crate::integrity::{StoreKey, tags_equal};
+use crate::model::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
+use crate::model::rotation::{self, Period, Policy};
+use crate::model::value_info::ValueInfo;
 use crate::oauth::ClientConfig;
-use crate::output::escape;
-use crate::rotation::{self, Period, Policy};
-use crate::value_info::ValueInfo;
+use crate::util::output::escape;
 
 pub const FILE_NAME: &str = "agentcred.toml";
 pub const FORMAT: u32 = 1;
@@ -775,7 +775,7 @@ mod tests {
             sha256: Some("00".repeat(32)),
             vault_version: None,
             value_info: Some(Box::new(ValueInfo {
-                format: crate::value_info::ValueFormat::GoogleServiceAccount,
+                format: crate::model::value_info::ValueFormat::GoogleServiceAccount,
                 expires_at: Some(at),
                 client_email: Some("bot@p.iam.gserviceaccount.com".into()),
                 private_key_id: Some("0a1b".into()),

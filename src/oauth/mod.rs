@@ -31,15 +31,15 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::credential::{CredentialName, Kind};
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::{self, tags_equal};
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::http;
-use crate::identity::Identity;
-use crate::integrity::{self, tags_equal};
 use crate::manifest::Entry;
-use crate::output::{self, escape};
+use crate::model::credential::{CredentialName, Kind};
 use crate::store::Store;
+use crate::util;
+use crate::util::http;
+use crate::util::output::{self, escape};
 
 /// The whole token request, from connecting to the last byte of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -278,7 +278,7 @@ fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientCo
 pub fn forget(store: &Store, name: &CredentialName) {
     let dir = store.root().join(CACHE_DIR).join(TOKENS_DIR);
     for file in [token_file(name), lock_file(name)] {
-        let _ = fsutil::remove_if_exists(&dir.join(file));
+        let _ = util::fs::remove_if_exists(&dir.join(file));
     }
 }
 
@@ -313,7 +313,10 @@ impl Token {
 
     fn expiry(&self) -> String {
         match self.expires_at {
-            Some(at) => format!("expires {}", output::relative(at, crate::rotation::now())),
+            Some(at) => format!(
+                "expires {}",
+                output::relative(at, crate::model::rotation::now())
+            ),
             None => "no expiry given".into(),
         }
     }
@@ -386,7 +389,7 @@ impl<'a> TokenCache<'a> {
     /// The cached token, if there is one for exactly this client and it is fresh. Anything
     /// else (no file, another identity's, damaged, planted, stale) is a miss.
     fn fresh(&self, client: &Client) -> Option<Token> {
-        let bytes = fsutil::read_optional(&self.dir.join(token_file(client.name))).ok()??;
+        let bytes = util::fs::read_optional(&self.dir.join(token_file(client.name))).ok()??;
         let plain = integrity::decrypt(self.identity, &bytes).ok()?;
         let body = plain.strip_prefix(self.header(client.name).as_bytes())?;
         let record: Record = serde_json::from_slice(body).ok()?;
@@ -396,7 +399,7 @@ impl<'a> TokenCache<'a> {
         if !is_fresh(
             record.obtained_at,
             record.expires_at,
-            crate::rotation::now(),
+            crate::model::rotation::now(),
         ) {
             return None;
         }
@@ -422,7 +425,7 @@ impl<'a> TokenCache<'a> {
             .map_err(|e| Error::io("cannot cache the token", e.into()))?;
         let ciphertext = integrity::encrypt_to(&self.identity.recipients(), &plain)?;
         self.make_dir()?;
-        fsutil::write_atomic(&self.dir, &token_file(client.name), &ciphertext)
+        util::fs::write_atomic(&self.dir, &token_file(client.name), &ciphertext)
             .map_err(|e| Error::io(format!("cannot write {}", self.dir.display()), e))
     }
 
@@ -440,7 +443,7 @@ impl<'a> TokenCache<'a> {
                     ));
                 }
                 Ok(meta) if meta.mode() & 0o077 == 0 => continue,
-                _ => fsutil::create_private_dir(dir)
+                _ => util::fs::create_private_dir(dir)
                     .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?,
             }
         }
@@ -574,7 +577,7 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
         }
     }
     let endpoint = format!("the token endpoint {}", escape(&config.token_url));
-    let obtained_at = crate::rotation::now();
+    let obtained_at = crate::model::rotation::now();
     let mut response = post
         .send(body.as_bytes())
         .map_err(|e| Failure::Other(describe_transport(&endpoint, e)))?;

@@ -1,5 +1,5 @@
 //! The `age` backend: `secrets/NAME.age`, an armored age file encrypted to every recipient,
-//! whose plaintext is the envelope of [`crate::integrity::seal_value`].
+//! whose plaintext is the envelope of [`crate::crypto::integrity::seal_value`].
 //!
 //! A write first lands as `NAME.age.pending`; the manifest rename is the commit point, and
 //! the pending file is renamed into place after it. A reader that finds `NAME.age` not
@@ -8,13 +8,13 @@
 
 use secrecy::SecretSlice;
 
-use crate::credential::CredentialName;
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::{self, DecryptFailure, sha256_hex};
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::identity::Identity;
-use crate::integrity::{self, DecryptFailure, sha256_hex};
 use crate::manifest::Entry;
+use crate::model::credential::CredentialName;
 use crate::store::Store;
+use crate::util;
 
 pub fn file_name(name: &CredentialName) -> String {
     format!("{name}.age")
@@ -56,7 +56,7 @@ pub fn committed_ciphertext(
         .ok_or_else(|| Error::integrity(&file, "the manifest records no hash for it"))?;
     let read = |file_name: String| {
         let path = store.secrets_dir().join(file_name);
-        fsutil::read_optional(&path)
+        util::fs::read_optional(&path)
             .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))
     };
     let current = read(file_name(name))?;

@@ -1,0 +1,7 @@
+//! Helpers with no knowledge of credentials: files, hashing, HTTP policy, output escaping,
+//! process hardening.
+
+pub mod fs;
+pub mod hardening;
+pub mod http;
+pub mod output;
