@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::integrity::sha256_hex;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::util;
+use crate::util::hash::sha256_hex;
 
 pub const FILE_NAME: &str = "audit.jsonl";
 
@@ -119,7 +119,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         credentials: draft.credentials.clone(),
         program: draft.program.clone(),
         pid: std::process::id(),
-        user: crate::cli::context::user_at_host(),
+        user: crate::util::host::user_at_host(),
         prev: last.hash,
     };
     let mut line = Vec::with_capacity(256);

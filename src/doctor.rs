@@ -475,7 +475,7 @@ impl Secrets<'_> {
             }
             _ => {
                 backend::read(
-                    self.store,
+                    &self.store.secrets_dir(),
                     self.identity,
                     self.key,
                     store_id,
@@ -490,7 +490,7 @@ impl Secrets<'_> {
 
     fn check_stanzas(&self, name: &CredentialName, entry: &manifest::Entry, report: &mut Report) {
         let recipients = self.recipients;
-        let stanzas = backend::age::committed_ciphertext(self.store, name, entry)
+        let stanzas = backend::age::committed_ciphertext(&self.store.secrets_dir(), name, entry)
             .ok()
             .and_then(|bytes| recipient_stanzas(&bytes));
         if let Some(stanzas) = stanzas

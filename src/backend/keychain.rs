@@ -12,7 +12,7 @@
 //! A keychain has no transactions, so a write mirrors the `*.age.pending` design: the new
 //! value goes to a new item (its own version) before the manifest is committed, and the
 //! old item is deleted after. A writer that dies in between leaves an unreferenced item,
-//! never an entry without its value. See [`crate::store::Txn`].
+//! never an entry without its value. See `store::Txn`.
 
 use secrecy::SecretSlice;
 

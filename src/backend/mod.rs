@@ -1,5 +1,5 @@
 //! Where credential values live. The manifest records each credential's backend; reads go
-//! through [`read`], which dispatches on it; writes are staged by [`crate::store::Txn`].
+//! through [`read`], which dispatches on it; writes are staged by `store::Txn`.
 //! The age backend is a file in the store, the keychain backend an OS keychain item, the
 //! vault backend a path in a Vault or OpenBao KV v2 engine.
 
@@ -8,6 +8,7 @@ pub mod keychain;
 pub mod vault;
 
 use std::cell::OnceCell;
+use std::path::Path;
 
 use secrecy::SecretSlice;
 
@@ -16,7 +17,6 @@ use crate::crypto::integrity::StoreKey;
 use crate::error::Result;
 use crate::manifest::Entry;
 use crate::model::credential::{BackendKind, CredentialName};
-use crate::store::Store;
 
 /// A Vault client made on first use: most commands never need one, and those that read
 /// several `vault` values share one (one connection, one AppRole login).
@@ -52,7 +52,7 @@ impl LazyVault {
 /// Vault client, asked for only when the entry is a `vault` one.
 #[allow(clippy::too_many_arguments)]
 pub fn read<'v>(
-    store: &Store,
+    secrets_dir: &Path,
     identity: &Identity,
     key: &StoreKey,
     store_id: &str,
@@ -61,7 +61,7 @@ pub fn read<'v>(
     vault: &dyn Fn() -> Result<&'v vault::Vault>,
 ) -> Result<SecretSlice<u8>> {
     match entry.backend {
-        BackendKind::Age => age::read(store, identity, store_id, name, entry),
+        BackendKind::Age => age::read(secrets_dir, identity, store_id, name, entry),
         BackendKind::Keychain => keychain::read(key, store_id, name, entry),
         BackendKind::Vault => Ok(vault()?.read(key, store_id, name, entry)?.value),
     }

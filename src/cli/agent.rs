@@ -11,7 +11,6 @@ use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
 use crate::manifest::{Agent, Manifest};
 use crate::model::credential::{AgentName, CredentialName};
-use crate::policy;
 use crate::store::Txn;
 use crate::util::output::{self, escape};
 
@@ -187,14 +186,16 @@ impl AddArgs {
         });
         let (program, program_sha256) = match &self.program {
             Some(path) => {
-                let pinned = policy::pin_program(path, std::env::var_os("PATH").as_deref())?;
+                let pinned =
+                    crate::exec::program::pin_program(path, std::env::var_os("PATH").as_deref())?;
                 let sha = if self.pin_sha256 {
-                    Some(policy::program_sha256(pinned.as_ref())?)
+                    Some(crate::exec::program::program_sha256(pinned.as_ref())?)
                 } else {
                     None
                 };
                 ctx.audit.note(|d| {
-                    d.program = policy::program_basename(pinned.as_ref()).map(String::from);
+                    d.program =
+                        crate::exec::program::program_basename(pinned.as_ref()).map(String::from);
                 });
                 (Some(pinned), sha)
             }

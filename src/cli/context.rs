@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::util::hardening::Saved;
 
+pub use crate::util::host::user_at_host;
+
 pub struct Ctx {
     pub store_dir: PathBuf,
     pub no_input: bool,
@@ -94,14 +96,4 @@ impl Ctx {
     pub fn may_prompt(&self) -> bool {
         self.unlock().may_prompt
     }
-}
-
-/// `user@host`, for rotation history.
-pub fn user_at_host() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy().into_owned();
-    crate::util::output::escape(&format!("{user}@{host}"))
 }

@@ -83,7 +83,7 @@ impl ExecArgs {
         }
         ctx.audit.note(|d| {
             d.program = Some(
-                policy::program_basename(program)
+                crate::exec::program::program_basename(program)
                     .map_or_else(|| program.to_string_lossy().into_owned(), String::from),
             );
         });
@@ -91,7 +91,8 @@ impl ExecArgs {
         ctx.audit
             .note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
         let store = ctx.open_store()?;
-        let resolved = policy::resolve_program(program, std::env::var_os("PATH").as_deref())?;
+        let resolved =
+            crate::exec::program::resolve_program(program, std::env::var_os("PATH").as_deref())?;
         let env_agent = std::env::var_os(ENV_AGENT).filter(|v| !v.is_empty());
         ctx.audit.note(|d| {
             d.agent = self

@@ -120,7 +120,7 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
-    crate::cli::complete::complete_if_asked();
+    complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

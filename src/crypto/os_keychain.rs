@@ -12,7 +12,7 @@
 //!
 //! Items live under service `agentcred`; the account names the item (`identity` for the
 //! age identity, `STORE_ID/NAME/VERSION` for credential values, see
-//! [`crate::backend::keychain`]). Values are bytes and round-trip exactly.
+//! the keychain backend). Values are bytes and round-trip exactly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,8 +15,8 @@
 
 use zeroize::Zeroizing;
 
-use crate::crypto::integrity::sha256_hex;
 use crate::error::Result;
+use crate::util::hash::sha256_hex;
 
 /// The key description for an identity file with these bytes.
 fn description(file_bytes: &[u8]) -> String {

@@ -11,10 +11,10 @@
 //! and passphrase variables never reach the child.
 
 pub mod filecred;
+pub mod program;
 pub mod spawn;
 
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -27,15 +27,14 @@ use crate::crypto::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::error::{Error, Result};
 use crate::manifest::{Defaults, Entry};
 use crate::mask::{self, Patterns};
+pub use crate::model::credential::MAX_ENV_VALUE;
 use crate::model::credential::{CredentialName, EnvVarName, Kind};
 use crate::model::rotation::{self, Status};
 use crate::util::hardening::Saved;
-use crate::util::output::{self, escape};
+use crate::util::output;
 use filecred::FileSet;
+use program::launch_error;
 use spawn::{Program, Signals};
-
-/// Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN).
-pub const MAX_ENV_VALUE: usize = 128 * 1024;
 
 /// Variables kept by `--clean-env`.
 pub const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "USER", "LANG", "TERM", "TMPDIR"];
@@ -299,18 +298,6 @@ pub fn replace_process(
         .envs(env)
         .exec();
     launch_error(argv0, error)
-}
-
-/// Why a program could not be started, as env(1) reports it: 127 not found, 126 otherwise.
-pub fn launch_error(program: &OsStr, error: io::Error) -> Error {
-    let program = escape(&program.to_string_lossy());
-    match error.kind() {
-        io::ErrorKind::NotFound => Error::CommandNotFound { program },
-        io::ErrorKind::PermissionDenied => Error::NotExecutable { program },
-        _ => Error::NotExecutable {
-            program: format!("{program}: {error}"),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -160,7 +160,7 @@ pub fn run(
         }
         let child = core_limit.while_restored(|| cmd.spawn(pts));
         let child = child.map_err(|e| match e {
-            pty_process::Error::Io(e) => crate::exec::launch_error(argv0, e),
+            pty_process::Error::Io(e) => crate::exec::program::launch_error(argv0, e),
             other => pty_error(&other),
         })?;
         (child, Some((Arc::new(pty), screen)))
@@ -175,7 +175,7 @@ pub fn run(
         }
         let child = core_limit.while_restored(|| cmd.spawn());
         (
-            child.map_err(|e| crate::exec::launch_error(argv0, e))?,
+            child.map_err(|e| crate::exec::program::launch_error(argv0, e))?,
             None,
         )
     };

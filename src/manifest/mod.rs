@@ -14,13 +14,13 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::vault::Settings as VaultSettings;
 use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::error::{Error, Result};
 use crate::model::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
 use crate::model::rotation::{self, Period, Policy};
+use crate::model::settings::ClientConfig;
+use crate::model::settings::VaultSettings;
 use crate::model::value_info::ValueInfo;
-use crate::oauth::ClientConfig;
 use crate::util::output::escape;
 
 pub const FILE_NAME: &str = "agentcred.toml";
@@ -825,7 +825,7 @@ mod tests {
             client_id: "bot \"one\"".into(),
             scope: Some("read write".into()),
             audience: None,
-            auth_method: crate::oauth::AuthMethod::Post,
+            auth_method: crate::model::settings::AuthMethod::Post,
         }));
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));

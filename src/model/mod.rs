@@ -3,4 +3,5 @@
 
 pub mod credential;
 pub mod rotation;
+pub mod settings;
 pub mod value_info;

@@ -41,6 +41,8 @@ use crate::util;
 use crate::util::http;
 use crate::util::output::{self, escape};
 
+pub use crate::model::settings::{AuthMethod, ClientConfig, check_text, check_token_url};
+
 /// The whole token request, from connecting to the last byte of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for another process refreshing the same credential's token: its
@@ -60,103 +62,6 @@ const CACHE_DIR: &str = "cache";
 const TOKENS_DIR: &str = "oauth2";
 const TOKEN_MAGIC: &str = "agentcred-oauth2-token/v1";
 const TOKEN_MAC_DOMAIN: &[u8] = b"agentcred/oauth2-token/v1";
-
-/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    /// HTTP Basic with the form-encoded id and secret (client_secret_basic)
-    #[default]
-    Basic,
-    /// client_id and client_secret in the request body (client_secret_post)
-    Post,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Basic => "basic",
-            AuthMethod::Post => "post",
-        }
-    }
-}
-
-/// An `oauth2` credential's token endpoint, in its manifest entry (so covered by the entry
-/// MAC and the seal). Nothing here is secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub token_url: String,
-    pub client_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
-    #[serde(default)]
-    pub auth_method: AuthMethod,
-}
-
-impl ClientConfig {
-    /// Check every field as `add` does.
-    pub fn validate(&self) -> Result<()> {
-        check_token_url(&self.token_url)?;
-        check_text("client id", &self.client_id)?;
-        if let Some(scope) = &self.scope {
-            check_text("scope", scope)?;
-        }
-        if let Some(audience) = &self.audience {
-            check_text("audience", audience)?;
-        }
-        Ok(())
-    }
-}
-
-/// Refuse a token URL that is not `https://`, except `http://` to a loopback address
-/// (127.0.0.0/8, ::1, localhost), where nothing leaves the machine.
-pub fn check_token_url(url: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidValue {
-        what: "token URL",
-        input: escape(url),
-        reason: reason.into(),
-    };
-    if url.len() > 2048 {
-        return Err(invalid("it is longer than 2048 characters"));
-    }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| invalid("it is not a URL like https://auth.example.com/oauth/token"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(invalid(
-            "it is not a URL like https://auth.example.com/oauth/token",
-        ));
-    };
-    if authority.as_str().contains('@') {
-        return Err(invalid(
-            "it holds a user name or password; give the client id with --client-id",
-        ));
-    }
-    match scheme {
-        "https" => Ok(()),
-        "http" if http::is_loopback(authority.host()) => Ok(()),
-        "http" => Err(invalid(
-            "client secrets are only sent over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
-        )),
-        _ => Err(invalid("only https:// token URLs are supported")),
-    }
-}
-
-/// Client ids, scopes and audiences are shown to people and sent in requests: one line,
-/// no control characters.
-pub fn check_text(what: &'static str, text: &str) -> Result<()> {
-    if text.is_empty() || text.len() > 1024 || text.chars().any(char::is_control) {
-        return Err(Error::InvalidValue {
-            what,
-            input: escape(text),
-            reason: "it must be one line of 1 to 1024 bytes, without control characters".into(),
-        });
-    }
-    Ok(())
-}
 
 /// Whether a token obtained at `obtained_at` and expiring at `expires_at` may still be
 /// handed out at `now`: more than max(60 s, 10% of its lifetime) must be left.
@@ -642,7 +547,8 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
             )));
         }
     };
-    if access_token.contains('\0') || access_token.len() >= crate::exec::MAX_ENV_VALUE {
+    if access_token.contains('\0') || access_token.len() >= crate::model::credential::MAX_ENV_VALUE
+    {
         return Err(Failure::Other(format!(
             "{endpoint} issued an access token that cannot be an environment variable"
         )));

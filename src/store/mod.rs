@@ -624,7 +624,7 @@ impl Reader<'_> {
 
     pub fn value(&self, name: &CredentialName, entry: &Entry) -> Result<SecretSlice<u8>> {
         backend::read(
-            self.store,
+            &self.store.secrets_dir(),
             self.identity,
             &self.key,
             &self.header.store_id,
@@ -824,7 +824,13 @@ impl Txn<'_> {
         for (done, (name, entry)) in entries.into_iter().enumerate() {
             let sha256 = match (entry.backend, &old_key) {
                 (BackendKind::Age, _) => {
-                    let value = age::read(self.store, self.identity, &store_id, &name, &entry)?;
+                    let value = age::read(
+                        &self.store.secrets_dir(),
+                        self.identity,
+                        &store_id,
+                        &name,
+                        &entry,
+                    )?;
                     Some(self.stage_age_file(&name, value.expose_secret())?)
                 }
                 (BackendKind::Keychain, Some(old_key)) => {

@@ -46,7 +46,7 @@ struct AtPath {
 /// The file name remembering a store path: a hash of its canonical form.
 fn path_record(root: &Path) -> Option<(PathBuf, String)> {
     let canonical = std::fs::canonicalize(root).ok()?;
-    let digest = crate::crypto::integrity::sha256_hex(canonical.as_os_str().as_encoded_bytes());
+    let digest = crate::util::hash::sha256_hex(canonical.as_os_str().as_encoded_bytes());
     Some((canonical, format!("path-{}.json", &digest[..32])))
 }
 

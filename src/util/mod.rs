@@ -3,5 +3,7 @@
 
 pub mod fs;
 pub mod hardening;
+pub mod hash;
+pub mod host;
 pub mod http;
 pub mod output;

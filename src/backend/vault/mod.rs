@@ -18,7 +18,7 @@
 //! version it wrote (`vault_version`): a value of a lower version is refused too, and a
 //! value with another tag is a newer one (rotated on another machine).
 //!
-//! Writes happen before the manifest commit (see [`crate::store::Txn`]): the new version
+//! Writes happen before the manifest commit (see `store::Txn`): the new version
 //! is written (check-and-set against the version read just before), then the manifest is
 //! committed; a transaction that does not commit writes the previous value back. A writer
 //! killed in between leaves Vault one version ahead of the manifest: readers use it (as
@@ -46,6 +46,10 @@ use crate::model::rotation::Policy;
 use crate::util::http;
 use crate::util::output::{self, escape};
 
+pub use crate::model::settings::{
+    DEFAULT_MOUNT, Requested, VaultSettings as Settings, check_addr, check_path, default_prefix,
+};
+
 /// Every request, from connecting to the last byte of the answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read (a value is at most 16 MiB, base64 makes it larger).
@@ -59,119 +63,10 @@ pub const ENV_PREFIX: &str = "AGENTCRED_VAULT_PREFIX";
 const ENV_ADDR: [&str; 2] = ["VAULT_ADDR", "BAO_ADDR"];
 const ENV_TOKEN: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
 const ENV_NAMESPACE: [&str; 2] = ["VAULT_NAMESPACE", "BAO_NAMESPACE"];
-pub const DEFAULT_MOUNT: &str = "secret";
-
-/// The non-secret parts, in the manifest's `[vault]` table (sealed with the rest).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub addr: Option<String>,
-    pub mount: String,
-    pub prefix: String,
-}
-
-impl Settings {
-    /// Settings for a store, the defaults filled in: mount `secret`, prefix
-    /// `agentcred/STORE_ID`.
-    pub fn new(
-        addr: Option<String>,
-        mount: Option<String>,
-        prefix: Option<String>,
-        store_id: &str,
-    ) -> Result<Settings> {
-        let settings = Settings {
-            addr,
-            mount: mount.unwrap_or_else(|| DEFAULT_MOUNT.into()),
-            prefix: prefix.unwrap_or_else(|| default_prefix(store_id)),
-        };
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        if let Some(addr) = &self.addr {
-            check_addr(addr)?;
-        }
-        check_path("Vault mount", &self.mount)?;
-        check_path("Vault prefix", &self.prefix)
-    }
-}
-
-/// What `init --vault-addr URL [--vault-mount M] [--vault-prefix P]` asks for.
-pub struct Requested {
-    pub addr: String,
-    pub mount: Option<String>,
-    pub prefix: Option<String>,
-}
-
-pub fn default_prefix(store_id: &str) -> String {
-    format!("agentcred/{store_id}")
-}
-
 fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
     names
         .iter()
         .find_map(|&name| Some((name, std::env::var(name).ok().filter(|v| !v.is_empty())?)))
-}
-
-/// Refuse an address that is not `https://`, except `http://` to a loopback address.
-pub fn check_addr(url: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidValue {
-        what: "Vault address",
-        input: escape(url),
-        reason: reason.into(),
-    };
-    if url.len() > 2048 {
-        return Err(invalid("it is longer than 2048 characters"));
-    }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| invalid("it is not a URL like https://vault.example.com:8200"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(invalid(
-            "it is not a URL like https://vault.example.com:8200",
-        ));
-    };
-    if authority.as_str().contains('@') {
-        return Err(invalid(
-            "it holds a user name or password; give the token with VAULT_TOKEN",
-        ));
-    }
-    if uri.query().is_some() {
-        return Err(invalid("it has a query string"));
-    }
-    match scheme {
-        "https" => Ok(()),
-        "http" if http::is_loopback(authority.host()) => Ok(()),
-        "http" => Err(invalid(
-            "Vault tokens and values only travel over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
-        )),
-        _ => Err(invalid("only https:// Vault addresses are supported")),
-    }
-}
-
-/// A mount or prefix: `/`-separated segments of `A-Z a-z 0-9 . _ -`, none `.` or `..`.
-fn check_path(what: &'static str, path: &str) -> Result<()> {
-    let ok = !path.is_empty()
-        && path.len() <= 256
-        && path.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidValue {
-            what,
-            input: escape(path),
-            reason: "it must be /-separated names of A-Z, a-z, 0-9, '.', '_' and '-'".into(),
-        })
-    }
 }
 
 /// The mount and prefix in effect: the environment's, else the manifest's, else the
