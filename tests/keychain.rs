@@ -4,7 +4,7 @@
 //! with the command. `scripts/test` installs gnome-keyring, dbus and libsecret-tools.
 //! One test reads what agentcred wrote with `secret-tool`, a client we did not write.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! the cache (reuse, refresh, binding, one request for concurrent execs), every failure the
 //! contract names, and no secret or token in plain text anywhere.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
