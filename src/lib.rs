@@ -8,21 +8,21 @@
 //! and `crypto` -> `error`/`exit` -> `util`. tests/layers.rs fails on an upward import.
 #![forbid(unsafe_code)]
 
-pub mod audit;
-pub mod backend;
+pub(crate) mod audit;
+pub(crate) mod backend;
 pub mod cli;
-pub mod crypto;
-pub mod doctor;
-pub mod envfile;
-pub mod error;
-pub mod exec;
-pub mod exit;
-pub mod manifest;
-pub mod mask;
-pub mod model;
-pub mod oauth;
-pub mod policy;
-pub mod rotate;
-pub mod scan;
-pub mod store;
-pub mod util;
+pub(crate) mod crypto;
+pub(crate) mod doctor;
+pub(crate) mod envfile;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod exit;
+pub(crate) mod manifest;
+pub(crate) mod mask;
+pub(crate) mod model;
+pub(crate) mod oauth;
+pub(crate) mod policy;
+pub(crate) mod rotate;
+pub(crate) mod scan;
+pub(crate) mod store;
+pub(crate) mod util;

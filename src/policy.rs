@@ -1,4 +1,5 @@
-//! Agents at `exec`: which credentials a program gets, and why (CONTRACT sections 2 and 6).
+//! Agents at `exec`: which credentials a program gets, and why (README, "Agents: least
+//! privilege per program").
 //!
 //! Selection is kept here as plain functions over the manifest's agents, so that every rule
 //! of the precedence (`--only` > `--agent` > `AGENTCRED_AGENT` > an agent named like the

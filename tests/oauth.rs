@@ -1,6 +1,6 @@
 //! OAuth 2.0 client credentials against a real HTTP server on loopback: the grant as sent,
 //! the cache (reuse, refresh, binding, one request for concurrent execs), every failure the
-//! contract names, and no secret or token in plain text anywhere.
+//! README names, and no secret or token in plain text anywhere.
 
 use crate::common;
 

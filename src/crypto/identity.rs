@@ -1,4 +1,4 @@
-//! Where the user's age identity comes from (CONTRACT section 4), in order:
+//! Where the user's age identity comes from (README, "Unlocking"), in order:
 //! `AGENTCRED_IDENTITY` (the text), `AGENTCRED_IDENTITY_FILE` (a path), the OS keychain
 //! item made by `init` (service `agentcred`, account `identity`), then the default
 //! identity file in the config dir. A keychain that cannot be reached is passed over

@@ -21,7 +21,7 @@ use crate::crypto::identity::Identity;
 use crate::crypto::recipient::Recipient;
 use crate::error::{Error, Result};
 use crate::util::hash::hex;
-pub use crate::util::hash::{sha256_hex, sha256_reader};
+pub use crate::util::hash::sha256_hex;
 
 const SECRET_MAGIC: &str = "agentcred-secret/v1";
 const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";

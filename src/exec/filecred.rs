@@ -1,4 +1,4 @@
-//! File credentials (`--kind file`, CONTRACT section 6).
+//! File credentials (`--kind file`, README "File credentials").
 //!
 //! Some programs want a key *file*, not a variable: a Google service-account JSON through
 //! `GOOGLE_APPLICATION_CREDENTIALS`, a PEM key, a kubeconfig. While the program runs, each

@@ -1,4 +1,4 @@
-//! Run a program with credentials in its environment (CONTRACT section 6).
+//! Run a program with credentials in its environment (README, "exec").
 //!
 //! When nothing has to happen after the program ends, agentcred replaces itself with it
 //! (`execve`), so signals, job control and the exit status are the program's own and no
@@ -67,6 +67,7 @@ pub fn check_injection(injection: &Injection) -> Result<()> {
 }
 
 /// Refuse a value that cannot travel as an environment variable, naming the credential.
+#[cfg(test)]
 pub fn check_value(name: &CredentialName, value: &[u8]) -> Result<()> {
     check_env_value(name, None, value)
 }
@@ -92,7 +93,7 @@ pub fn check_env_value(
     })
 }
 
-/// Overdue credentials among those about to be injected (CONTRACT section 6): one warning
+/// Overdue credentials among those about to be injected (README, "exec"): one warning
 /// line each (name and how long overdue, never a value), or, when `deny` (`--deny-overdue`
 /// or an agent's policy), an error (exit 3) so the program is never started.
 pub fn overdue_check<'a>(

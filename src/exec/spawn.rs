@@ -1,4 +1,4 @@
-//! Spawn mode (CONTRACT section 6): run the program as a child when something must happen
+//! Spawn mode (README, "Spawn mode"): run the program as a child when something must happen
 //! after it ends (file credentials to remove) or while it runs (`--mask`).
 //!
 //! agentcred stays in front of the child, so it must pass on what would have reached the

@@ -41,7 +41,7 @@ use crate::util;
 use crate::util::http;
 use crate::util::output::{self, escape};
 
-pub use crate::model::settings::{AuthMethod, ClientConfig, check_text, check_token_url};
+pub use crate::model::settings::{AuthMethod, ClientConfig, check_token_url};
 
 /// The whole token request, from connecting to the last byte of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
