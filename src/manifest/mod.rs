@@ -26,9 +26,9 @@ use crate::model::settings::VaultSettings;
 use crate::model::value_info::ValueInfo;
 use crate::util::output::escape;
 
+use fastpath::starts_section;
 pub use fastpath::{find_agent, find_defaults, find_entry, find_vault, header, table_names};
 pub use render::{hand_edits, normalize_line_ends, seal_ok};
-use fastpath::starts_section;
 
 pub const FILE_NAME: &str = "agentcred.toml";
 pub const FORMAT: u32 = 1;
