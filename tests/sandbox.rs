@@ -12,15 +12,13 @@
 //!
 //! `scripts/test` installs keyutils (keyctl), util-linux (setpriv) and gnome-keyring.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::TestEnv;
+use crate::common::TestEnv;
 
 const USER: &str = "agentcred-sbx";
 const PASS: &str = "correct horse battery staple";

@@ -1,7 +1,7 @@
 //! A seccomp filter: no kernel keyring, no typing into the terminal.
 //!
 //! - `keyctl`, `add_key` and `request_key` fail with EPERM. The unlock cache
-//!   ([`crate::unlock_cache`]) is a key in the session keyring, or, for a process without a
+//!   ([`crate::crypto::unlock_cache`]) is a key in the session keyring, or, for a process without a
 //!   login session, in the per-user session keyring; a fresh session keyring would hide the
 //!   first but not the second, which any process of the user may open by its special ID
 //!   (`@us`, and `@u` likewise). No keyring at all hides both, whatever the kernel or the

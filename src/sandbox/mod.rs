@@ -18,7 +18,7 @@
 //!   `/dev/null` in a private mount namespace, inside an unprivileged user namespace, see
 //!   [`namespace`]. Landlock forbids the program to mount or unmount anything afterwards.
 //! - **agentcred's memory** (the broker and spawn mode keep it alive): agentcred is
-//!   non-dumpable for its whole life ([`crate::hardening`]), and Landlock lets a sandboxed
+//!   non-dumpable for its whole life ([`crate::util::hardening`]), and Landlock lets a sandboxed
 //!   process ptrace (and so open `/proc/PID/mem` or `environ` of) only processes in its
 //!   own sandbox.
 //! - **Typing into the terminal** (`TIOCSTI`), which would let the program queue
@@ -87,11 +87,11 @@ impl Spec {
     pub fn for_store(store_dir: &Path) -> Result<Spec> {
         let mut protected = vec![store_dir.to_path_buf()];
         if let Some(file) =
-            std::env::var_os(crate::identity::ENV_IDENTITY_FILE).filter(|f| !f.is_empty())
+            std::env::var_os(crate::crypto::identity::ENV_IDENTITY_FILE).filter(|f| !f.is_empty())
         {
             protected.push(PathBuf::from(file));
         }
-        protected.extend(crate::identity::default_file());
+        protected.extend(crate::crypto::identity::default_file());
         if let Some(dirs) = directories::ProjectDirs::from("", "", "agentcred") {
             protected.push(dirs.config_dir().to_path_buf());
             protected.push(dirs.data_dir().to_path_buf());
@@ -437,7 +437,7 @@ pub fn check(spec: &Spec) -> Result<String> {
 
 /// Make sure agentcred itself is non-dumpable (no ptrace, no `/proc/PID/mem`, no core),
 /// as it stays while a sandboxed program runs beside it in spawn mode.
-/// [`crate::hardening`] already asked for it at start; this refuses if it did not stick.
+/// [`crate::util::hardening`] already asked for it at start; this refuses if it did not stick.
 pub fn keep_undumpable() -> Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -491,7 +491,21 @@ fn trampoline(invocation: Invocation) -> Error {
         .arg0(&invocation.argv0)
         .args(&invocation.args)
         .exec();
-    crate::exec::launch_error(&invocation.argv0, error)
+    launch_error(&invocation.argv0, error)
+}
+
+/// Why the program could not be started, as exec reports it (127 not found, 126
+/// otherwise). The same as `exec::program::launch_error`, which this module, a layer
+/// peer that exec uses, cannot import without a cycle.
+fn launch_error(program: &OsStr, error: std::io::Error) -> Error {
+    let program = crate::util::output::escape(&program.to_string_lossy());
+    match error.kind() {
+        std::io::ErrorKind::NotFound => Error::CommandNotFound { program },
+        std::io::ErrorKind::PermissionDenied => Error::NotExecutable { program },
+        _ => Error::NotExecutable {
+            program: format!("{program}: {error}"),
+        },
+    }
 }
 
 /// Restrict this process (and whatever it will run) as `spec` says, or fail: the mount
