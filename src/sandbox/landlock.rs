@@ -71,8 +71,11 @@ enum Grant {
 
 /// Restrict this process: no access to `protected` (absolute, canonical paths), full
 /// access to everything else. Fails unless the kernel enforces all of it.
-pub fn restrict(protected: &[PathBuf]) -> io::Result<()> {
-    let abi_number = abi().ok_or_else(|| io::Error::other("this kernel has no Landlock"))?;
+/// `abi_number` is what [`abi`] found.
+pub fn restrict(protected: &[PathBuf], abi_number: i32) -> io::Result<()> {
+    if abi_number < 1 {
+        return Err(io::Error::other("this kernel has no Landlock"));
+    }
     let abi = ABI::from(abi_number);
     let everything = AccessFs::from_all(abi);
     let file = AccessFs::from_file(abi);

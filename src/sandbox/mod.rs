@@ -523,13 +523,28 @@ pub fn apply(spec: &Spec) -> Result<()> {
     if !spec.hidden_sockets.is_empty() {
         namespace::hide(&spec.hidden_sockets).map_err(|e| failed("hide the session bus", e))?;
     }
-    // The parent's check again, as this process sees the machine (the socket part is done).
-    check(&Spec {
-        hidden_sockets: Vec::new(),
-        ..spec.clone()
-    })?;
+    // The parent's check again, as this process sees the machine (the socket part is done,
+    // and bubblewrap does not matter): one Landlock probe, reused below.
+    let support = if forced_unsupported() {
+        Support::probe()
+    } else {
+        Support {
+            landlock_abi: landlock::abi(),
+            user_namespaces: true,
+            seccomp: keyring::available(),
+            bubblewrap: None,
+        }
+    };
+    support.mechanism(
+        &Spec {
+            hidden_sockets: Vec::new(),
+            ..spec.clone()
+        },
+        abstract_bus(std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref()),
+    )?;
+    let abi = support.landlock_abi.unwrap_or_default();
     keyring::deny().map_err(|e| failed("install the seccomp filter", e))?;
-    landlock::restrict(&spec.protected).map_err(|e| failed("restrict file access", e))?;
+    landlock::restrict(&spec.protected, abi).map_err(|e| failed("restrict file access", e))?;
     Ok(())
 }
 
