@@ -474,15 +474,10 @@ impl Secrets<'_> {
                 Ok(vault.get()?.read(self.key, store_id, name, entry)?.newer)
             }
             _ => {
-                backend::read(
-                    &self.store.secrets_dir(),
-                    self.identity,
-                    self.key,
-                    store_id,
-                    name,
-                    entry,
-                    &|| Err(Error::VaultNotConfigured),
-                )?;
+                let ctx = self
+                    .store
+                    .backend_ctx(self.identity, self.key, store_id, &[]);
+                backend::read(&ctx, name, entry, &|| Err(Error::VaultNotConfigured))?;
                 Ok(false)
             }
         }

@@ -198,9 +198,7 @@ impl AddArgs {
         let identity = ctx.identity()?;
         // Check before asking for the value, so a typo costs no typing.
         let reader = store.reader(identity)?;
-        if self.backend == BackendKind::Vault {
-            reader.vault()?.get()?;
-        }
+        reader.check_backend(self.backend)?;
         match reader.entry(&name) {
             Ok(_) if !self.force => {
                 return Err(Error::Exists {

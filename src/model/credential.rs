@@ -303,6 +303,9 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every kind, in the order a transaction finishes them.
+    pub const ALL: [BackendKind; 3] = [BackendKind::Age, BackendKind::Keychain, BackendKind::Vault];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Age => "age",

@@ -19,13 +19,12 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::backend::{self, LazyVault, keychain, vault};
+use crate::backend::{self, vault};
 use crate::crypto::identity::Identity;
 use crate::crypto::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Header, Manifest};
-use crate::model::credential::{BackendKind, CredentialName};
 use crate::util;
 
 pub const RECIPIENTS: &str = "recipients.txt";
@@ -59,6 +58,24 @@ impl Store {
 
     pub fn secrets_dir(&self) -> PathBuf {
         self.root.join(SECRETS)
+    }
+
+    /// What a backend needs from this store.
+    pub fn backend_ctx<'a>(
+        &self,
+        identity: &'a Identity,
+        key: &'a StoreKey,
+        store_id: &str,
+        recipients: &'a [Recipient],
+    ) -> backend::Ctx<'a> {
+        backend::Ctx {
+            root: self.root.clone(),
+            secrets_dir: self.secrets_dir(),
+            identity,
+            key,
+            store_id: store_id.to_string(),
+            recipients,
+        }
     }
 
     fn io_err(&self, what: &str, e: io::Error) -> Error {
@@ -472,32 +489,11 @@ impl Store {
                 }
             }
         }
-        let committed_items = manifest
-            .credentials
-            .iter()
-            .filter(|(_, entry)| entry.backend == BackendKind::Keychain)
-            .filter_map(|(name, entry)| {
-                let name = CredentialName::parse(name).ok()?;
-                let account = keychain::entry_account(&manifest.store_id, &name, entry)?;
-                Some((name, account))
-            })
-            .collect();
-        let vault_before = manifest
-            .credentials
-            .iter()
-            .filter(|(_, entry)| entry.backend == BackendKind::Vault)
-            .filter_map(|(name, entry)| {
-                let name = CredentialName::parse(name).ok()?;
-                Some((name, backend::vault::metadata(entry, &manifest.defaults)))
-            })
-            .collect();
-        let vault = LazyVault::new(manifest.vault.clone(), &manifest.store_id);
+        let backends = backend::open_all(&manifest)?;
         let txn = Txn {
             store: self,
             identity,
-            vault,
-            vault_before,
-            staged_vault: Vec::new(),
+            backends,
             _lock: lock,
             key,
             previous_keys: previous,
@@ -505,9 +501,6 @@ impl Store {
             recipients,
             manifest,
             staged_root: Vec::new(),
-            staged: Vec::new(),
-            staged_items: Vec::new(),
-            committed_items,
             removed: Vec::new(),
             committed: false,
         };
