@@ -7,12 +7,13 @@ use clap::Args;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::manifest::{Defaults, Entry, Event, RotateEvery};
+use crate::manifest::{Defaults, Entry, RotateEvery};
 use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 use crate::model::rotation::{Period, parse_date};
 use crate::oauth::{AuthMethod, ClientConfig};
+use crate::store::NewEntry;
 use crate::util::output::{self, escape};
 
 use super::input::read_value;
@@ -212,33 +213,17 @@ impl AddArgs {
         drop(reader);
         let value = read_value(ctx, &name, self.from_file.as_deref())?;
         let mut txn = store.begin(identity)?;
-        let previous = txn.manifest.entry(&name).cloned();
-        if previous.is_some() && !self.force {
+        if txn.entry(&name).is_some() && !self.force {
             return Err(Error::Exists {
                 name: name.to_string(),
             }
             .into());
         }
-        let sha256 = txn.stage_value_for(self.backend, &name, value.expose_secret())?;
-        let created_at = previous.as_ref().map_or(now, |p| p.created_at);
-        let mut history = previous.map(|p| p.history).unwrap_or_default();
-        history.push(Event {
-            at: now,
-            action: if history.is_empty() {
-                "created"
-            } else {
-                "replaced"
-            }
-            .into(),
-            by: user_at_host(),
-            reason: None,
-        });
-        let entry = Entry {
+        let new = NewEntry {
             env,
             kind: self.kind,
             backend: self.backend,
             description: self.description,
-            created_at,
             rotated_at,
             rotate_every: if self.no_rotation {
                 Some(RotateEvery::Never)
@@ -246,14 +231,12 @@ impl AddArgs {
                 self.rotate_every.map(RotateEvery::Every)
             },
             due: self.due,
-            sha256: Some(sha256),
-            vault_version: None,
-            value_info: crate::model::value_info::inspect(value.expose_secret()).map(Box::new),
             oauth2: oauth2.map(Box::new),
-            history,
-            mac: String::new(),
         };
-        let defaults = &txn.manifest.defaults;
+        let entry = txn
+            .put_value(&name, value.expose_secret(), new, now, "created")?
+            .clone();
+        let defaults = &txn.manifest().defaults;
         let summary = format!(
             "stored {name} as {} ({}, {})",
             entry.env,
@@ -261,7 +244,6 @@ impl AddArgs {
             due_summary(&entry, defaults)
         );
         let note = expiry_note(&name, &entry, defaults);
-        txn.manifest.credentials.insert(name.to_string(), entry);
         ctx.audit.ok()?;
         txn.commit()?;
         let mut stderr = std::io::stderr().lock();

@@ -173,7 +173,7 @@ impl DoctorArgs {
             txn
         };
         ctx.audit.ok()?;
-        let generation = txn.manifest.generation + 1;
+        let generation = txn.manifest().generation + 1;
         txn.commit()?;
         eprintln!("resealed the store at generation {generation}");
         Ok(())

@@ -50,16 +50,7 @@ impl RmArgs {
             }
         }
         let mut txn = store.begin(identity)?;
-        txn.remove(&name).ok_or_else(|| Error::CredentialNotFound {
-            name: name.to_string(),
-        })?;
-        // An agent never allows a credential that does not exist.
-        let mut agents = Vec::new();
-        for (agent_name, agent) in &mut txn.manifest.agents {
-            if agent.allow.remove(name.as_str()) {
-                agents.push(agent_name.clone());
-            }
-        }
+        let agents = txn.remove_credential(&name)?;
         ctx.audit.ok()?;
         txn.commit()?;
         crate::oauth::forget(&store, &name);

@@ -6,10 +6,14 @@
 //! a new manifest into place. A failure before the commit removes what was staged, so the
 //! store is left byte-for-byte as it was.
 
+mod domain;
 mod reader;
 pub mod state;
 mod txn;
 
+// `EntryEdit` is for `agentcred edit` (issue 15).
+#[allow(unused_imports)]
+pub use domain::{EntryEdit, NewEntry};
 pub use reader::Reader;
 pub use txn::Txn;
 

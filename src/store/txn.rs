@@ -40,7 +40,7 @@ pub struct Txn<'a> {
     /// `key` is a new one, made by [`Txn::change_recipients`].
     pub(super) key_rotated: bool,
     pub(super) recipients: Vec<Recipient>,
-    pub manifest: Manifest,
+    pub(super) manifest: Manifest,
     /// Pending files in the store's root written by this transaction (the store key and
     /// `recipients.txt`), in the order they are renamed after the commit.
     pub(super) staged_root: Vec<(&'static str, &'static str)>,
@@ -67,6 +67,15 @@ impl Txn<'_> {
             &self.manifest.store_id,
             &self.recipients,
         )
+    }
+
+    /// A value as the committed `entry` records it.
+    pub(super) fn read_value(
+        &self,
+        name: &CredentialName,
+        entry: &Entry,
+    ) -> Result<secrecy::SecretSlice<u8>> {
+        self.read_value_with(&self.key, name, entry)
     }
 
     /// A value, checked against tags made with `key`.
