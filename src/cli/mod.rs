@@ -172,9 +172,5 @@ fn report(err: &anyhow::Error) -> Exit {
 
 /// Parse a comma-separated or repeated list of credential names.
 fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
-    raw.iter()
-        .flat_map(|s| s.split(','))
-        .filter(|s| !s.is_empty())
-        .map(crate::model::credential::CredentialName::parse)
-        .collect()
+    crate::model::credential::CredentialName::parse_list(raw)
 }

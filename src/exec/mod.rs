@@ -11,6 +11,7 @@
 //! and passphrase variables never reach the child.
 
 pub mod filecred;
+pub mod plan;
 pub mod program;
 pub mod spawn;
 
@@ -168,7 +169,23 @@ pub struct ExecPlan {
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
     pub agent: Option<crate::model::credential::AgentName>,
+    /// Broker routes instead of raw values (`exec --broker`, issue 16): always `None` until
+    /// the broker exists.
+    pub broker: Option<BrokerPlan>,
+    /// The sandbox to run the program in (`exec --sandbox`, issue 17): always `None` until
+    /// the sandbox exists.
+    pub sandbox: Option<SandboxPlan>,
 }
+
+/// Where `exec --broker` will route a program's requests (issue 16). A placeholder: no
+/// plan carries one yet.
+#[derive(Debug, Default)]
+pub struct BrokerPlan {}
+
+/// The sandbox `exec --sandbox` will run a program in (issue 17). A placeholder: no plan
+/// carries one yet.
+#[derive(Debug, Default)]
+pub struct SandboxPlan {}
 
 /// How a plan is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +210,11 @@ impl ExecPlan {
 /// [`RunMode::Spawn`] it returns the exit code agentcred should end with (the program's,
 /// or 128+N when signal N killed it), after removing the files it wrote.
 pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
+    if plan.broker.is_some() || plan.sandbox.is_some() {
+        return Err(Error::Unsupported(
+            "exec through the broker or in a sandbox is not built yet".into(),
+        ));
+    }
     let base = filecred::base_dir();
     // Directories a killed agentcred left are cleaned by the next run that writes file
     // credentials (not by every exec: that would list the temp dir each time).
