@@ -193,7 +193,10 @@ impl AddArgs {
         let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
-            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+            return Err(Error::FutureDate {
+                flag: "--rotated-at",
+            }
+            .into());
         }
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;

@@ -183,9 +183,9 @@ impl DoctorArgs {
 /// Ask a yes/no question on the terminal; refuse (exit 2) where no one can answer.
 fn confirm(ctx: &Ctx, question: &str, what: &str) -> anyhow::Result<()> {
     if !ctx.may_prompt() {
-        return Err(Error::Usage(format!(
-            "refusing to {what} without --yes: there is no terminal to confirm on"
-        ))
+        return Err(Error::NeedsConfirmation {
+            what: what.to_string(),
+        }
         .into());
     }
     let confirmed = dialoguer::Confirm::new()

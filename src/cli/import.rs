@@ -100,7 +100,10 @@ impl ImportArgs {
         let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
-            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+            return Err(Error::FutureDate {
+                flag: "--rotated-at",
+            }
+            .into());
         }
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;

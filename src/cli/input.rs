@@ -27,9 +27,7 @@ pub fn read_value(
         bytes
     } else if std::io::stdin().is_terminal() {
         if !ctx.may_prompt() {
-            return Err(Error::Usage(
-                "no value: pipe it on stdin or use --from-file (prompting is off)".into(),
-            ));
+            return Err(Error::NoValue);
         }
         let typed = dialoguer::Password::new()
             .with_prompt(format!("Value for {name}"))
@@ -59,12 +57,14 @@ pub fn read_value(
         bytes
     };
     if value.is_empty() {
-        return Err(Error::Usage(format!("the value for {name} is empty")));
+        return Err(Error::EmptyValue {
+            name: name.to_string(),
+        });
     }
     if value.len() > MAX_VALUE {
-        return Err(Error::Usage(format!(
-            "the value for {name} is larger than 16 MiB"
-        )));
+        return Err(Error::ValueTooLarge {
+            name: name.to_string(),
+        });
     }
     Ok(SecretSlice::from(value.to_vec()))
 }

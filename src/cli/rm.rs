@@ -30,9 +30,9 @@ impl RmArgs {
         store.reader(identity)?.entry(&name)?;
         if !self.yes {
             if !ctx.may_prompt() {
-                return Err(Error::Usage(format!(
-                    "refusing to delete {name} without --yes: there is no terminal to confirm on"
-                ))
+                return Err(Error::NeedsConfirmation {
+                    what: format!("delete {name}"),
+                }
                 .into());
             }
             let confirmed = dialoguer::Confirm::new()

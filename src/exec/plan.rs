@@ -65,10 +65,9 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         .ok_or_else(|| anyhow::anyhow!("no command given"))?;
     // A mistyped flag lands here as the program; say so instead of "command not found".
     if program.as_encoded_bytes().starts_with(b"-") {
-        return Err(Error::Usage(format!(
-            "unknown option {} for exec (the program goes after --; a program named like an option needs ./)",
-            escape(&program.to_string_lossy())
-        ))
+        return Err(Error::UnknownExecOption {
+            program: escape(&program.to_string_lossy()),
+        }
         .into());
     }
     audit.note(|d| {
@@ -126,10 +125,11 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
     let mut targets: BTreeMap<&str, &CredentialName> = BTreeMap::new();
     for (name, entry) in &selected {
         if let Some(other) = targets.insert(entry.env.as_str(), name) {
-            return Err(Error::Usage(format!(
-                "credentials {other} and {name} are both injected as {}; choose one with --only",
-                entry.env
-            ))
+            return Err(Error::DuplicateEnv {
+                first: other.to_string(),
+                second: name.to_string(),
+                env: entry.env.to_string(),
+            }
             .into());
         }
     }

@@ -215,13 +215,10 @@ impl Store {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::io(
-                        format!("cannot lock the store in {}", self.root.display()),
-                        io::Error::other(format!(
-                            "another agentcred has held its lock for {} s",
-                            LOCK_WAIT.as_secs()
-                        )),
-                    ));
+                    return Err(Error::StoreBusy {
+                        path: self.root.clone(),
+                        seconds: LOCK_WAIT.as_secs(),
+                    });
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(self.io_err("lock the store", e));
