@@ -56,7 +56,11 @@ impl DoctorArgs {
         if self.trust {
             return self.trust(ctx);
         }
-        let report = doctor::check(&ctx.store_dir, ctx.identity());
+        let report = doctor::check(
+            &ctx.store_dir,
+            ctx.identity(),
+            crate::cli::context::say_on_stderr(),
+        );
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.json {
             serde_json::to_writer_pretty(

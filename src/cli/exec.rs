@@ -85,7 +85,9 @@ impl ExecArgs {
             },
         )?;
         ctx.audit.ok()?;
-        let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
+        let code = exec::run(plan, &ctx.core_limit, ctx.verbose, &|line| {
+            eprintln!("{line}")
+        })?;
         // Spawn mode: the program has ended and its files are gone; end with its status.
         std::process::exit(code)
     }

@@ -209,7 +209,8 @@ impl ExecPlan {
 /// Carry out a plan. In [`RunMode::Replace`] this returns only on failure; in
 /// [`RunMode::Spawn`] it returns the exit code agentcred should end with (the program's,
 /// or 128+N when signal N killed it), after removing the files it wrote.
-pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
+/// `say` hears the warnings and `-v` notes (the caller prints them).
+pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)) -> Result<i32> {
     if plan.broker.is_some() || plan.sandbox.is_some() {
         return Err(Error::Unsupported(
             "exec through the broker or in a sandbox is not built yet".into(),
@@ -221,10 +222,10 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
     if plan.injections.iter().any(|i| i.kind == Kind::File) {
         let stale = filecred::remove_stale(&base);
         if verbose && stale > 0 {
-            eprintln!(
+            say(&format!(
                 "agentcred: removed {stale} file-credential director{} left by an agentcred that was killed",
                 if stale == 1 { "y" } else { "ies" }
-            );
+            ));
         }
     }
     if plan.mode() == RunMode::Replace {
@@ -245,7 +246,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         ));
     }
     let patterns = if plan.mask {
-        masking_patterns(&plan.injections, verbose)?
+        masking_patterns(&plan.injections, verbose, say)?
     } else {
         None
     };
@@ -259,10 +260,10 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             .map(|i| (&i.name, i.value.expose_secret())),
     )?;
     if verbose && let Some(dir) = files.dir() {
-        eprintln!(
+        say(&format!(
             "agentcred: file credentials are in {} until the program ends",
             dir.display()
-        );
+        ));
     }
     let mut env = child_env(
         std::env::vars_os(),
@@ -281,13 +282,17 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
     let dir = files.dir().map(std::path::Path::to_path_buf);
     let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
     if let (Err(e), Some(dir)) = (files.remove(), dir) {
-        eprintln!("warning: cannot remove {}: {e}", dir.display());
+        say(&format!("warning: cannot remove {}: {e}", dir.display()));
     }
     outcome
 }
 
 /// The automaton for `--mask`; short values are named on stderr with `-v`.
-fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Arc<Patterns>>> {
+fn masking_patterns(
+    injections: &[Injection],
+    verbose: bool,
+    say: &dyn Fn(&str),
+) -> Result<Option<Arc<Patterns>>> {
     let built = Patterns::build(
         injections
             .iter()
@@ -295,10 +300,10 @@ fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Ar
     )?;
     if verbose {
         for name in &built.too_short {
-            eprintln!(
+            say(&format!(
                 "agentcred: not masking {name}: its value is shorter than {} bytes",
                 mask::MIN_LEN
-            );
+            ));
         }
     }
     Ok(built.patterns.map(Arc::new))

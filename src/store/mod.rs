@@ -22,6 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::backend::{self, vault};
 use crate::crypto::identity::Identity;
@@ -30,6 +31,7 @@ use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Header, Manifest};
 use crate::util;
+use crate::util::output::Say;
 
 pub const RECIPIENTS: &str = "recipients.txt";
 pub const STORE_KEY: &str = "storekey.age";
@@ -53,6 +55,8 @@ const GITIGNORE_TEXT: &str = "\
 
 pub struct Store {
     root: PathBuf,
+    /// Where warnings go (see [`Say`]).
+    say: Say,
 }
 
 impl Store {
@@ -82,14 +86,25 @@ impl Store {
         }
     }
 
+    /// Give a warning or note to the caller.
+    pub fn say(&self, line: &str) {
+        (self.say)(line)
+    }
+
+    /// Where this store's warnings go, for a feature working on it.
+    pub fn sayer(&self) -> Say {
+        Rc::clone(&self.say)
+    }
+
     fn io_err(&self, what: &str, e: io::Error) -> Error {
         Error::io(format!("cannot {what} in {}", self.root.display()), e)
     }
 
     /// Open an existing store, refusing one that others could write to.
-    pub fn open(root: &Path) -> Result<Store> {
+    pub fn open(root: &Path, say: Say) -> Result<Store> {
         let store = Store {
             root: root.to_path_buf(),
+            say,
         };
         match std::fs::symlink_metadata(root.join(manifest::FILE_NAME)) {
             Ok(_) => {}
@@ -135,9 +150,11 @@ impl Store {
         root: &Path,
         recipients: &[Recipient],
         vault: Option<vault::Requested>,
+        say: Say,
     ) -> Result<(Store, String)> {
         let store = Store {
             root: root.to_path_buf(),
+            say,
         };
         if root.join(manifest::FILE_NAME).exists() {
             return Err(Error::StoreExists {
@@ -163,7 +180,7 @@ impl Store {
         // The manifest last: until it exists, this is not a store.
         util::fs::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
         let fingerprint = key.fingerprint();
-        state::check_store_key(root, &manifest.store_id, &fingerprint, &[])?;
+        state::check_store_key(root, &manifest.store_id, &fingerprint, &[], &*store.say)?;
         Ok((store, fingerprint))
     }
 
@@ -270,6 +287,7 @@ impl Store {
             &header.store_id,
             &file.key.fingerprint(),
             &file.previous_fingerprints(),
+            &*self.say,
         )?;
         Ok((file, sealed))
     }
@@ -397,7 +415,7 @@ impl Store {
                 "the seal does not match",
             ));
         }
-        warn_if_rolled_back(&header);
+        warn_if_rolled_back(self, &header);
         Ok(Reader {
             store: self,
             identity,
@@ -468,7 +486,7 @@ impl Store {
             (Manifest::load(&text, Some(&key))?, None)
         };
         if reseal {
-            warn_if_rolled_back(&header);
+            warn_if_rolled_back(self, &header);
         } else {
             refuse_if_rolled_back(&header)?;
         }
@@ -521,12 +539,12 @@ pub struct Reseal {
     pub recipients_changed: bool,
 }
 
-fn warn_if_rolled_back(header: &Header) {
+fn warn_if_rolled_back(store: &Store, header: &Header) {
     if let Some(seen) = state::note_generation(&header.store_id, header.generation) {
-        eprintln!(
+        store.say(&format!(
             "warning: this store is at generation {}, older than generation {seen} seen on this machine (an old git checkout, or a rollback)",
             header.generation
-        );
+        ));
     }
 }
 

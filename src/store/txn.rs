@@ -284,7 +284,7 @@ impl Txn<'_> {
             .iter_mut()
             .try_for_each(|backend| backend.finish(&ctx, &self.manifest, &touched, &mut warnings));
         for warning in warnings {
-            eprintln!("warning: {warning}");
+            self.store.say(&format!("warning: {warning}"));
         }
         finished?;
         // The store key before recipients.txt: `roll_forward_root` relies on this order.
@@ -346,7 +346,7 @@ impl Drop for Txn<'_> {
                 backend.undo(&ctx, &mut warnings);
             }
             for warning in warnings {
-                eprintln!("warning: {warning}");
+                self.store.say(&format!("warning: {warning}"));
             }
         }
     }
