@@ -19,6 +19,8 @@ pub struct Ctx {
     /// The audit event of a command that reads or changes a secret (see [`audit::Recorder`]).
     pub audit: audit::Recorder,
     identity: OnceCell<Identity>,
+    /// Why [`Ctx::identity_if_unlocked`] found none: a note for the user.
+    no_identity_note: OnceCell<&'static str>,
 }
 
 impl Ctx {
@@ -47,6 +49,7 @@ impl Ctx {
             core_limit,
             audit: audit::Recorder::default(),
             identity: OnceCell::new(),
+            no_identity_note: OnceCell::new(),
         })
     }
 
@@ -75,13 +78,28 @@ impl Ctx {
         }
         match identity::load(Unlock { may_prompt: false }) {
             Ok(identity) => Ok(Some(self.identity.get_or_init(|| identity))),
-            Err(
-                Error::NoIdentity
-                | Error::NoIdentityKeychainDown { .. }
-                | Error::PassphraseNeeded { .. },
-            ) => Ok(None),
+            Err(Error::NoIdentity | Error::NoIdentityKeychainDown { .. }) => {
+                let _ = self.no_identity_note.set(
+                    "note: integrity not verified: there is no identity here (`agentcred init` creates one; or set AGENTCRED_IDENTITY_FILE)",
+                );
+                Ok(None)
+            }
+            Err(Error::PassphraseNeeded { .. }) => {
+                let _ = self.no_identity_note.set(
+                    "note: integrity not verified: the identity is locked (run `agentcred unlock`, or set AGENTCRED_PASSPHRASE)",
+                );
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// What to tell the user after [`Ctx::identity_if_unlocked`] found no identity.
+    pub fn unverified_note(&self) -> &'static str {
+        self.no_identity_note
+            .get()
+            .copied()
+            .unwrap_or("note: integrity not verified: the identity is locked")
     }
 
     pub fn open_store(&self) -> Result<Store> {
@@ -96,11 +114,29 @@ impl Ctx {
     }
 }
 
+/// This process's user name from `/etc/passwd` (as `id -un` finds it when `$USER` is
+/// unset, in containers and cron), else `uid N`.
+fn user_from_passwd() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
 /// `user@host`, for rotation history.
 pub fn user_at_host() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(user_from_passwd);
     let uname = rustix::system::uname();
     let host = uname.nodename().to_string_lossy().into_owned();
     crate::output::escape(&format!("{user}@{host}"))

@@ -28,6 +28,7 @@ pub mod manifest;
 pub mod mask;
 pub mod oauth;
 pub mod output;
+pub mod prompt;
 pub mod recipient;
 pub mod rotate;
 pub mod rotation;

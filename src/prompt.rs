@@ -1,0 +1,108 @@
+//! Asking a person. Like age, ssh and gpg, a question goes to the terminal even when stdin
+//! is a pipe (`printf %s "$KEY" | agentcred add k` with a passphrase identity): the data
+//! comes on stdin, the answer from the keyboard through `/dev/tty`. Never in CI, never with
+//! `--no-input`, never without a terminal: then the caller fails at once and says what to set.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Whether `CI` is set (to anything but empty, `false` or `0`).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// The controlling terminal, when this process has one.
+fn tty() -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()
+        .filter(|f| f.is_terminal())
+}
+
+/// Whether a person can be asked: no `--no-input`, not CI, and a terminal to ask on (stdin,
+/// or the controlling terminal when stdin is a pipe).
+pub fn may_prompt(no_input: bool) -> bool {
+    !no_input && !in_ci() && (io::stdin().is_terminal() || tty().is_some())
+}
+
+/// Where to show a question: stderr when it is the terminal, else the terminal itself.
+fn term() -> Result<dialoguer::console::Term> {
+    if io::stderr().is_terminal() {
+        return Ok(dialoguer::console::Term::stderr());
+    }
+    let tty = tty().ok_or_else(|| Error::Usage("there is no terminal to ask on".into()))?;
+    let write = tty
+        .try_clone()
+        .map_err(|e| Error::io("cannot open the terminal", e))?;
+    Ok(dialoguer::console::Term::read_write_pair(tty, write))
+}
+
+fn answer_error(what: &str, e: dialoguer::Error) -> Error {
+    Error::io(
+        format!("cannot read {what}"),
+        io::Error::other(e.to_string()),
+    )
+}
+
+/// A hidden line (a secret or passphrase). An empty answer is asked again, saying so;
+/// with `confirm`, it is asked twice and must match.
+pub fn hidden(prompt: &str, confirm: Option<&str>, what: &str) -> Result<Zeroizing<String>> {
+    let term = term()?;
+    loop {
+        let first = Zeroizing::new(
+            dialoguer::Password::new()
+                .with_prompt(prompt)
+                .allow_empty_password(true)
+                .interact_on(&term)
+                .map_err(|e| answer_error(what, e))?,
+        );
+        if first.is_empty() {
+            let _ = term.write_line(&format!(
+                "{what} is empty: type it (nothing is shown), or press Ctrl-C to stop"
+            ));
+            continue;
+        }
+        let Some(again) = confirm else {
+            return Ok(first);
+        };
+        let second = Zeroizing::new(
+            dialoguer::Password::new()
+                .with_prompt(again)
+                .allow_empty_password(true)
+                .interact_on(&term)
+                .map_err(|e| answer_error(what, e))?,
+        );
+        if *first == *second {
+            return Ok(first);
+        }
+        let _ = term.write_line("the two entries differ; once more");
+    }
+}
+
+/// A yes/no question.
+pub fn confirm(prompt: &str, default: bool) -> Result<bool> {
+    let term = term()?;
+    dialoguer::Confirm::new()
+        .with_prompt(prompt)
+        .default(default)
+        .interact_on(&term)
+        .map_err(|e| answer_error("the answer", e))
+}
+
+/// Ask before a destructive change (`rm`, `recipients rm`, `doctor --reseal`). Without a
+/// terminal to ask on, refuse (exit 2): there, destructive means `--yes`. `Ok(false)`
+/// when the person said no.
+pub fn confirm_destructive(may_prompt: bool, question: &str, what: &str) -> Result<bool> {
+    if !may_prompt {
+        return Err(Error::Usage(format!(
+            "refusing to {what} without --yes: there is no terminal to confirm on"
+        )));
+    }
+    confirm(question, false)
+}
