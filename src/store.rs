@@ -67,8 +67,15 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
+        let not_a_store = || Error::NotAStore {
+            path: root.to_path_buf(),
+        };
+        if std::fs::metadata(root).is_ok_and(|meta| !meta.is_dir()) {
+            return Err(not_a_store());
+        }
         match std::fs::symlink_metadata(root.join(manifest::FILE_NAME)) {
             Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(not_a_store()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::StoreNotFound {
                     path: root.to_path_buf(),
@@ -884,6 +891,52 @@ impl Txn<'_> {
         let entry = self.manifest.credentials.remove(name.as_str())?;
         self.removed.push(name.clone());
         Some(entry)
+    }
+
+    /// Rename a credential: its value moves to the new name in the same backend (an `age`
+    /// file binds its name, so it is encrypted again; a keychain item or vault path is
+    /// named after the credential), its entry, history and agents' grants follow, and the
+    /// old value goes at commit as for [`Txn::remove`]. `event` is appended to the history.
+    /// Returns the agents whose grants were moved.
+    pub fn rename(
+        &mut self,
+        old: &CredentialName,
+        new: &CredentialName,
+        event: manifest::Event,
+    ) -> Result<Vec<String>> {
+        let Some(mut entry) = self.manifest.entry(old).cloned() else {
+            return Err(Error::CredentialNotFound {
+                name: old.to_string(),
+            });
+        };
+        if self.manifest.entry(new).is_some() {
+            return Err(Error::Exists {
+                name: new.to_string(),
+            });
+        }
+        let store_id = self.manifest.store_id.clone();
+        let value = backend::read(
+            self.store,
+            self.identity,
+            &self.key,
+            &store_id,
+            old,
+            &entry,
+            &|| self.vault.get(),
+        )?;
+        entry.sha256 = Some(self.stage_value_for(entry.backend, new, value.expose_secret())?);
+        entry.vault_version = None;
+        entry.history.push(event);
+        self.remove(old);
+        self.manifest.credentials.insert(new.to_string(), entry);
+        let mut agents = Vec::new();
+        for (agent_name, agent) in &mut self.manifest.agents {
+            if agent.allow.remove(old.as_str()) {
+                agent.allow.insert(new.to_string());
+                agents.push(agent_name.clone());
+            }
+        }
+        Ok(agents)
     }
 
     /// Refuse to commit an entry whose backend is not where its value was staged (a value

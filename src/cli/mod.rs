@@ -7,6 +7,7 @@ mod audit;
 mod completions;
 mod doctor;
 mod due;
+mod edit;
 mod exec;
 mod export;
 mod get;
@@ -16,6 +17,7 @@ mod init;
 mod input;
 mod list;
 mod recipients;
+mod rename;
 mod rm;
 mod rotate;
 mod scan;
@@ -68,6 +70,8 @@ pub enum Command {
     Get(get::GetArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
+    Edit(edit::EditArgs),
+    Rename(rename::RenameArgs),
     Rm(rm::RmArgs),
     Rotate(rotate::RotateArgs),
     Due(due::DueArgs),
@@ -95,6 +99,8 @@ impl Command {
             Command::Get(args) => args.run(ctx),
             Command::List(args) => args.run(ctx),
             Command::Show(args) => args.run(ctx),
+            Command::Edit(args) => args.run(ctx),
+            Command::Rename(args) => args.run(ctx),
             Command::Rm(args) => args.run(ctx),
             Command::Rotate(args) => args.run(ctx),
             Command::Due(args) => args.run(ctx),
@@ -123,6 +129,10 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(message) = usage_hint(&e) {
+                eprint!("{message}");
+                return Exit::Usage.into();
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
                 Exit::Usage.code()
@@ -133,12 +143,12 @@ pub fn main() -> ExitCode {
     };
     let ctx = match Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit) {
         Ok(ctx) => ctx,
-        Err(e) => return report(&e.into()).into(),
+        Err(e) => return report(&e.into(), || None).into(),
     };
     match cli.command.run(&ctx) {
         Ok(()) => Exit::Success.into(),
         Err(e) => {
-            let exit = report(&e);
+            let exit = report(&e, || similar_name(&ctx, &e));
             if exit != Exit::Success {
                 ctx.audit.failed(exit);
             }
@@ -147,8 +157,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Print an error as one line (plus a hint) and choose the exit code.
-fn report(err: &anyhow::Error) -> Exit {
+/// Print an error as one line (plus a hint) and choose the exit code. `similar` may
+/// offer a better hint (a name like the one not found).
+fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit {
     let broken_pipe = err
         .chain()
         .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
@@ -162,7 +173,7 @@ fn report(err: &anyhow::Error) -> Exit {
     let mut stderr = io::stderr().lock();
     let message = format!("{err:#}").replace('\n', " ");
     let _ = writeln!(stderr, "error: {message}");
-    if let Some(hint) = core.and_then(Error::hint) {
+    if let Some(hint) = similar().or_else(|| core.and_then(Error::hint)) {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     core.map_or(Exit::Failure, Error::exit)
@@ -175,4 +186,119 @@ fn parse_names(raw: &[String]) -> Result<Vec<crate::credential::CredentialName>,
         .filter(|s| !s.is_empty())
         .map(crate::credential::CredentialName::parse)
         .collect()
+}
+
+/// Words people bring from other tools (`op run`, `pass rm`, `gh secret set`), with the
+/// command that does it here. clap's own guess goes by spelling: `set` -> `get`.
+const OTHER_TOOLS: &[(&str, &str, &str)] = &[
+    (
+        "run",
+        "agentcred exec -- CMD",
+        "runs CMD with its credentials, as `op run` does",
+    ),
+    (
+        "env",
+        "agentcred exec -- CMD",
+        "runs CMD with its credentials",
+    ),
+    ("delete", "agentcred rm NAME", "deletes a credential"),
+    ("remove", "agentcred rm NAME", "deletes a credential"),
+    ("del", "agentcred rm NAME", "deletes a credential"),
+    (
+        "set",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    (
+        "put",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    (
+        "insert",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    (
+        "create",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    ("ls", "agentcred list", "lists the credentials"),
+    ("mv", "agentcred rename OLD NEW", "renames a credential"),
+    ("move", "agentcred rename OLD NEW", "renames a credential"),
+    (
+        "info",
+        "agentcred show NAME",
+        "shows a credential's metadata",
+    ),
+];
+
+/// Flags people try for a value on the command line, which agentcred never takes.
+const VALUE_FLAGS: &[&str] = &["--value", "--secret", "--password", "--token", "--key"];
+
+/// A better message than clap's for a usage error a newcomer makes: a subcommand from
+/// another tool, or a value on the command line (clap would suggest `-- --value`).
+fn usage_hint(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    match err.kind() {
+        ErrorKind::InvalidSubcommand => {
+            let typed = context(ContextKind::InvalidSubcommand)?;
+            let (_, command, what) = OTHER_TOOLS.iter().find(|(word, ..)| *word == typed)?;
+            Some(format!(
+                "error: unrecognized subcommand '{typed}'\nhint: did you mean `{command}`? It {what}\n"
+            ))
+        }
+        ErrorKind::UnknownArgument => {
+            let typed = context(ContextKind::InvalidArg)?;
+            // Never echo what follows `=`: it is the value.
+            let flag = typed.split('=').next().unwrap_or_default();
+            VALUE_FLAGS.contains(&flag).then(|| {
+                format!(
+                    "error: there is no {flag} option: agentcred never takes a value on the command line (shell history and `ps` would keep it)\n\
+                     hint: pipe it (printf %s \"$VALUE\" | agentcred add NAME), use --from-file PATH, or run at a terminal to be asked\n"
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// "did you mean NAME?" for a credential or agent that is not there, from the names the
+/// store has (read without unlocking: names are not secret).
+fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
+    let (wanted, credential) = err.chain().find_map(|c| match c.downcast_ref::<Error>() {
+        Some(Error::CredentialNotFound { name }) => Some((name.clone(), true)),
+        Some(Error::AgentNotFound { name }) => Some((name.clone(), false)),
+        _ => None,
+    })?;
+    let manifest = crate::store::Store::open(&ctx.store_dir)
+        .and_then(|store| store.manifest_unverified())
+        .ok()?;
+    let names: Vec<&String> = if credential {
+        manifest.credentials.keys().collect()
+    } else {
+        manifest.agents.keys().collect()
+    };
+    let best = closest(&wanted, names.iter().map(|n| n.as_str()))?;
+    let list = if credential { "list" } else { "agent list" };
+    Some(format!(
+        "did you mean {best}? (`agentcred {list}` shows them all)"
+    ))
+}
+
+/// The candidate most like `typed`, when it is like enough to be the one meant.
+pub(crate) fn closest<'a>(
+    typed: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(typed, c), c))
+        .filter(|(score, c)| *score > 0.8 && *c != typed)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
