@@ -618,3 +618,42 @@ fn small_output_things() {
         "{err}"
     );
 }
+
+// 6. scan says what it searched and what .gitignore kept out -------------------------------
+
+#[test]
+fn scan_counts_files_and_names_what_was_ignored() {
+    let env = TestEnv::init();
+    env.add("api-key", b"sk-live-0123456789abcdef");
+    let tree = env.dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("logs")).unwrap();
+    std::fs::create_dir_all(tree.join("src")).unwrap();
+    std::fs::write(tree.join(".gitignore"), ".env\nlogs/\n").unwrap();
+    std::fs::write(tree.join("src/main.py"), "print('hi')\n").unwrap();
+    std::fs::write(tree.join(".env"), "API_KEY=sk-live-0123456789abcdef\n").unwrap();
+    std::fs::write(tree.join("logs/1.log"), "ok\n").unwrap();
+    std::fs::write(tree.join("logs/2.log"), "sk-live-0123456789abcdef\n").unwrap();
+    let out = env.cmd().args(["scan", "tree"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "");
+    assert_eq!(
+        stderr_of(&out),
+        "nothing found: searched 2 files; not searched, ignored by .gitignore or the like: tree/.env, tree/logs/ (--no-ignore searches them)\n"
+    );
+    let out = env
+        .cmd()
+        .args(["scan", "--no-ignore", "tree"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout_of(&out),
+        "tree/.env:1: api-key\ntree/logs/2.log:1: api-key\n"
+    );
+    assert!(
+        stderr_of(&out)
+            .starts_with("searched 5 files\nerror: stored values found in 2 places: api-key\n"),
+        "{}",
+        stderr_of(&out)
+    );
+}
