@@ -657,3 +657,75 @@ fn scan_counts_files_and_names_what_was_ignored() {
         stderr_of(&out)
     );
 }
+
+// 8. help and man pages --------------------------------------------------------------------
+
+#[test]
+fn help_has_examples_environment_exit_status_and_separate_global_options() {
+    let env = TestEnv::new();
+    let (code, out, _) = run(&env, &["-h"]);
+    assert_eq!(code, 0);
+    snapshot(None, "help-short", &out);
+    let (code, out, _) = run(&env, &["--help"]);
+    assert_eq!(code, 0);
+    for section in ["Examples:", "Environment:", "Exit status:"] {
+        assert!(out.contains(section), "{out}");
+    }
+    for variable in [
+        "AGENTCRED_IDENTITY ",
+        "AGENTCRED_IDENTITY_FILE",
+        "AGENTCRED_PASSPHRASE",
+        "AGENTCRED_STORE ",
+        "AGENTCRED_AGENT",
+        "AGENTCRED_STORE_FINGERPRINT",
+    ] {
+        assert!(out.contains(variable), "{variable}: {out}");
+    }
+    // A subcommand's own options first, the global ones under their own heading; the
+    // default store follows XDG_DATA_HOME; no `[env: X=]` for an unset variable.
+    let out = env
+        .cmd()
+        .args(["rm", "--help"])
+        .env_remove("AGENTCRED_STORE")
+        .env("XDG_DATA_HOME", "/srv/data")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = stdout_of(&out);
+    snapshot(None, "help-rm", &help);
+    assert!(help.contains("[default: /srv/data/agentcred]"), "{help}");
+    assert!(!help.contains("AGENTCRED_STORE="), "{help}");
+    let (options, global) = help.split_once("Global options:").unwrap();
+    assert!(
+        options.contains("--yes") && !options.contains("--store"),
+        "{help}"
+    );
+    assert!(
+        global.contains("--store") && global.contains("--no-input"),
+        "{help}"
+    );
+    // exec's synopsis shows the `--`.
+    let (_, out, _) = run(&env, &["exec", "--help"]);
+    assert!(
+        out.contains("Usage: agentcred exec [OPTIONS] -- <CMD> [ARGS]..."),
+        "{out}"
+    );
+
+    // The man pages (checked in; tests/generated.rs keeps them current).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let top = std::fs::read_to_string(root.join("man/agentcred.1")).unwrap();
+    for section in [
+        ".SH \"EXAMPLES\"",
+        ".SH \"ENVIRONMENT\"",
+        ".SH \"EXIT STATUS\"",
+    ] {
+        assert!(top.contains(section), "{section}");
+    }
+    let exec = std::fs::read_to_string(root.join("man/agentcred-exec.1")).unwrap();
+    assert!(exec.contains("\\-\\- <CMD>"), "{exec}");
+    for page in std::fs::read_dir(root.join("man")).unwrap() {
+        let text = std::fs::read_to_string(page.unwrap().path()).unwrap();
+        assert!(!text.contains(".SH EXTRA"));
+        assert!(text.contains(".SH \"EXIT STATUS\""));
+    }
+}

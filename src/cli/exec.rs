@@ -16,12 +16,13 @@ use super::parse_names;
 /// Run a program with credentials injected as environment variables
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "agentcred exec [OPTIONS] -- <CMD> [ARGS]...",
     after_help = "Which credentials: --only, else --agent, else $AGENTCRED_AGENT, else an agent
 named like the program, else every credential. With an agent, --only may only narrow
 what it allows.
 
 Examples:
-  agentcred exec -- python bot.py
+  agentcred exec -- python3 bot.py
   agentcred exec -- mybot                 # the agent named mybot, if there is one
   agentcred exec --agent ci -- ./deploy
   agentcred exec --only openai-api-key -- ./mybot --verbose

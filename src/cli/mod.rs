@@ -27,10 +27,10 @@ mod unlock;
 mod vault;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::context::Ctx;
 use crate::error::Error;
@@ -44,24 +44,75 @@ use crate::hardening;
     name = "agentcred",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = format!("{EXAMPLES}\n`agentcred --help` also lists the environment variables and exit codes."),
+    after_long_help = format!("{EXAMPLES}\n{ENVIRONMENT}\n{EXIT_STATUS}")
 )]
 pub struct Cli {
-    /// The store directory [default: ~/.local/share/agentcred]
-    #[arg(long, global = true, value_name = "DIR", env = "AGENTCRED_STORE")]
+    /// The store directory [default: $XDG_DATA_HOME/agentcred, else ~/.local/share/agentcred]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "AGENTCRED_STORE",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     pub store: Option<PathBuf>,
 
     /// Never prompt; fail instead when input would be needed
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_input: bool,
 
     /// Say more on stderr (never values)
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
 }
+
+const GLOBAL: &str = "Global options";
+
+/// The top-level examples (also the man page's EXAMPLES).
+pub const EXAMPLES: &str = "Examples:
+  agentcred init                                      # a store, and your identity
+  printf %s \"$OPENAI_API_KEY\" | agentcred add openai-api-key
+  agentcred exec -- python3 bot.py                    # the bot gets OPENAI_API_KEY
+  agentcred agent add bot --allow openai-api-key      # only what this bot needs
+  agentcred exec --agent bot -- ./bot
+  agentcred edit openai-api-key --rotate-every 30d
+  agentcred due --check                               # in CI: exit 3 when one is overdue
+";
+
+/// The variables agentcred reads (`--help` and the man pages' ENVIRONMENT).
+pub const ENVIRONMENT: &str = "Environment:
+  AGENTCRED_STORE              the store directory, as --store
+  AGENTCRED_IDENTITY           the text of an age identity (AGE-SECRET-KEY-1...)
+  AGENTCRED_IDENTITY_FILE      a path to an identity file, plain or passphrase-protected
+  AGENTCRED_PASSPHRASE         the passphrase of a protected identity file (else a prompt
+                               on the terminal; `agentcred unlock` asks once per session)
+  AGENTCRED_AGENT              the agent exec and export use when none is named
+  AGENTCRED_STORE_FINGERPRINT  refuse a store whose key has another fingerprint (pin in CI)
+  VAULT_ADDR, VAULT_TOKEN      the vault backend (also BAO_ADDR, BAO_TOKEN, and an AppRole
+                               in AGENTCRED_VAULT_ROLE_ID, AGENTCRED_VAULT_SECRET_ID)
+  CI                           when set (not empty, 0 or false), nothing ever prompts
+  NO_COLOR                     no color in output
+  XDG_DATA_HOME, XDG_CONFIG_HOME  where the default store and identity file live
+";
+
+/// The exit codes (`--help` and the man pages' EXIT STATUS); pinned by CONTRACT section 7.
+pub const EXIT_STATUS: &str = "Exit status:
+  0    success
+  1    an error not listed below (a name that exists without --force, a network failure)
+  2    usage error (unknown flag, bad duration, invalid name or variable)
+  3    a credential is overdue (due --check, exec --deny-overdue)
+  4    not found (credential, agent, store)
+  5    cannot unlock (no identity, wrong passphrase, keychain or vault unreachable)
+  6    integrity (damaged or swapped secret file, bad manifest, broken audit chain)
+  7    denied (the agent is not allowed that credential)
+  126  exec: the program is not executable;  127: not found;  else the program's own status
+";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -126,7 +177,10 @@ impl Command {
 pub fn main() -> ExitCode {
     crate::complete::complete_if_asked();
     let core_limit = hardening::protect();
-    let cli = match Cli::try_parse() {
+    let cli = match with_default_store(Cli::command())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         Err(e) => {
             if let Some(message) = usage_hint(&e) {
@@ -155,6 +209,26 @@ pub fn main() -> ExitCode {
             exit.into()
         }
     }
+}
+
+/// Help that names this machine's default store (which follows `XDG_DATA_HOME`), not
+/// the generic text the man pages carry.
+fn with_default_store(command: clap::Command) -> clap::Command {
+    let Some(dirs) = directories::ProjectDirs::from("", "", "agentcred") else {
+        return command;
+    };
+    let dir = dirs.data_dir();
+    let shown = match std::env::var_os("HOME").map(PathBuf::from) {
+        Some(home) if !home.as_os_str().is_empty() && dir.starts_with(&home) => {
+            Path::new("~").join(dir.strip_prefix(&home).unwrap_or(dir))
+        }
+        _ => dir.to_path_buf(),
+    };
+    let help = format!(
+        "The store directory [default: {}]",
+        crate::output::escape(&shown.display().to_string())
+    );
+    command.mut_arg("store", |arg| arg.help(help))
 }
 
 /// Print an error as one line (plus a hint) and choose the exit code. `similar` may

@@ -15,7 +15,7 @@ pub struct RmArgs {
     /// Credential name
     name: String,
 
-    /// Do not ask for confirmation
+    /// Do not ask for confirmation (needed without a terminal)
     #[arg(short, long)]
     yes: bool,
 }
