@@ -729,3 +729,53 @@ fn help_has_examples_environment_exit_status_and_separate_global_options() {
         assert!(text.contains(".SH \"EXIT STATUS\""));
     }
 }
+
+// 10. README, scripts ----------------------------------------------------------------------
+
+#[test]
+fn readme_first_screen_answers_what_install_run_and_llm_agents() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let first_screen: String = readme.lines().take(45).collect::<Vec<_>>().join("\n");
+    for answer in [
+        "## Getting started",
+        "cargo install --locked --path .",
+        "agentcred add openai-api-key",
+        "agentcred exec -- python3 bot.py",
+        "[Give an LLM agent a key it cannot leak](#give-an-llm-agent-a-key-it-cannot-leak)",
+    ] {
+        assert!(first_screen.contains(answer), "{answer}");
+    }
+    assert!(!readme.contains("-- python bot"), "python3, not python");
+    assert!(readme.contains("`bash-completion`"));
+    assert!(readme.contains("sudo scripts/test"));
+    // scripts/demo shows cargo's progress and says where the binary is.
+    let demo = std::fs::read_to_string(root.join("scripts/demo")).unwrap();
+    assert!(!demo.contains("--quiet"));
+    assert!(demo.contains("built in $((SECONDS - started))s: $PWD/target/release/agentcred"));
+    let test = std::fs::read_to_string(root.join("scripts/test")).unwrap();
+    assert!(test.contains("must run as root"));
+}
+
+#[test]
+fn bash_completion_loads_without_the_bash_completion_package() {
+    let env = TestEnv::init();
+    env.add("gh-token", b"v");
+    // The README's line for a bash without bash-completion: a bare bash (--norc, no
+    // /usr/share/bash-completion) that sources the script, then completes a name.
+    let bin_dir = TestEnv::bin().parent().unwrap().to_path_buf();
+    let script = "source <(agentcred completions bash) && complete -p agentcred >/dev/null && \
+        COMP_WORDS=(agentcred get gh) COMP_CWORD=2 COMP_TYPE=9 && \
+        _clap_complete_agentcred agentcred gh agentcred && printf '%s\\n' \"${COMPREPLY[@]}\"";
+    let out = env
+        .command("bash")
+        .args(["--norc", "--noprofile", "-c", script])
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).trim(), "gh-token");
+}
