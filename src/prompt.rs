@@ -51,10 +51,12 @@ fn answer_error(what: &str, e: dialoguer::Error) -> Error {
 }
 
 /// A hidden line (a secret or passphrase). An empty answer is asked again, saying so;
-/// with `confirm`, it is asked twice and must match.
+/// with `confirm`, it is asked twice and must match. Three tries, as sudo gives: a
+/// terminal that answers nothing (closed, or a script) must not loop forever.
 pub fn hidden(prompt: &str, confirm: Option<&str>, what: &str) -> Result<Zeroizing<String>> {
+    const TRIES: usize = 3;
     let term = term()?;
-    loop {
+    for _ in 0..TRIES {
         let first = Zeroizing::new(
             dialoguer::Password::new()
                 .with_prompt(prompt)
@@ -83,14 +85,19 @@ pub fn hidden(prompt: &str, confirm: Option<&str>, what: &str) -> Result<Zeroizi
         }
         let _ = term.write_line("the two entries differ; once more");
     }
+    Err(Error::Usage(format!(
+        "{what} was not given after {TRIES} tries"
+    )))
 }
 
-/// A yes/no question.
+/// A yes/no question, answered with Enter (so a typed-ahead `y` is not lost, nor a
+/// stray newline taken as the answer to the next question).
 pub fn confirm(prompt: &str, default: bool) -> Result<bool> {
     let term = term()?;
     dialoguer::Confirm::new()
         .with_prompt(prompt)
         .default(default)
+        .wait_for_newline(true)
         .interact_on(&term)
         .map_err(|e| answer_error("the answer", e))
 }

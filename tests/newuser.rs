@@ -256,12 +256,13 @@ fn the_rotated_at_date_stays_in_the_history_after_a_rotation() {
         .success();
     let shown = show_json(&env, "k");
     let history = shown["history"].as_array().unwrap();
-    assert!(
-        history.iter().any(
-            |e| e["action"] == "rotated" && e["at"].as_str().unwrap().starts_with("2025-01-01")
-        ),
-        "{history:?}"
+    assert_eq!(history[0]["action"], "created");
+    assert_eq!(
+        history[0]["reason"],
+        "last rotated 2025-01-01 (--rotated-at)"
     );
+    assert_eq!(history[1]["action"], "rotated");
+    assert_eq!(history.len(), 2);
     // import --rotated-at too.
     std::fs::write(env.dir.path().join("a.env"), "A_KEY=1\n").unwrap();
     env.cmd()
@@ -269,7 +270,11 @@ fn the_rotated_at_date_stays_in_the_history_after_a_rotation() {
         .assert()
         .success();
     let history = show_json(&env, "a-key")["history"].clone();
-    assert_eq!(history[0]["at"].as_str().unwrap()[..10], *"2025-02-01");
+    assert_eq!(history[0]["action"], "imported");
+    assert_eq!(
+        history[0]["reason"],
+        "last rotated 2025-02-01 (--rotated-at)"
+    );
 }
 
 // 3. exit codes and messages ---------------------------------------------------------------
@@ -778,4 +783,29 @@ fn bash_completion_loads_without_the_bash_completion_package() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(stdout_of(&out).trim(), "gh-token");
+}
+
+#[test]
+fn on_a_terminal_rm_asks_and_says_what_it_did() {
+    let env = TestEnv::init();
+    env.add("k", b"v");
+    let mut session = on_a_terminal(&env, "\"$AGENTCRED\" rm k; echo rc=$?");
+    session.exp_string("Delete credential k?").unwrap();
+    session.send_line("n").unwrap();
+    let rest = session.exp_eof().unwrap();
+    assert!(
+        rest.contains("error: not deleted") && rest.contains("rc=1"),
+        "{rest:?}"
+    );
+    assert_eq!(env.get("k"), b"v");
+    // The question comes on the terminal also when stdin is a pipe.
+    let mut session = on_a_terminal(&env, "true | \"$AGENTCRED\" rm k; echo rc=$?");
+    session.exp_string("Delete credential k?").unwrap();
+    session.send_line("y").unwrap();
+    let rest = session.exp_eof().unwrap();
+    assert!(
+        rest.contains("deleted k") && rest.contains("rc=0"),
+        "{rest:?}"
+    );
+    env.cmd().args(["get", "k"]).assert().code(4);
 }

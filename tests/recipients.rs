@@ -865,9 +865,9 @@ fn on_a_terminal_rm_asks_before_marking_credentials_due() {
             .env("AGENTCRED_STORE", &ana.store)
             .env("TERM", "dumb");
         let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
-        // Destructive: asked first (one key, no Enter), then whether to mark due.
+        // Destructive: asked first, then whether to mark due.
         session.exp_string("Remove recipient").unwrap();
-        session.send("y").unwrap();
+        session.send_line("y").unwrap();
         session
             .exp_string("could read 1 credential. Mark them due for rotation now?")
             .unwrap();

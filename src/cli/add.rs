@@ -244,16 +244,12 @@ impl AddArgs {
         let sha256 = txn.stage_value_for(self.backend, &name, value.expose_secret())?;
         let created_at = previous.as_ref().map_or(now, |p| p.created_at);
         let mut history = previous.map(|p| p.history).unwrap_or_default();
-        let by = user_at_host();
         // The date given survives a later `rotate` in the history.
-        if let Some(at) = self.rotated_at.filter(|at| *at < now) {
-            history.push(Event {
-                at,
-                action: "rotated".into(),
-                by: by.clone(),
-                reason: Some("date given with --rotated-at".into()),
-            });
-        }
+        let reasons: Vec<String> = (self.rotated_at.filter(|at| *at < now))
+            .map(|at| format!("last rotated {} (--rotated-at)", output::date(at)))
+            .into_iter()
+            .chain(same_value.then(|| "same value; the rotation clock keeps running".into()))
+            .collect();
         history.push(Event {
             at: now,
             action: if history.is_empty() {
@@ -262,8 +258,8 @@ impl AddArgs {
                 "replaced"
             }
             .into(),
-            by,
-            reason: same_value.then(|| "same value; the rotation clock keeps running".into()),
+            by: user_at_host(),
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         });
         let entry = Entry {
             env,

@@ -131,15 +131,6 @@ impl ImportArgs {
                 .as_ref()
                 .map(|p| p.history.clone())
                 .unwrap_or_default();
-            // The date given survives a later `rotate` in the history.
-            if rotated_at < now {
-                history.push(Event {
-                    at: rotated_at,
-                    action: "rotated".into(),
-                    by: by.clone(),
-                    reason: Some("date given with --rotated-at".into()),
-                });
-            }
             history.push(Event {
                 at: now,
                 action: if previous.is_some() {
@@ -149,7 +140,13 @@ impl ImportArgs {
                 }
                 .into(),
                 by: by.clone(),
-                reason: None,
+                // The date given survives a later `rotate` in the history.
+                reason: (rotated_at < now).then(|| {
+                    format!(
+                        "last rotated {} (--rotated-at)",
+                        crate::output::date(rotated_at)
+                    )
+                }),
             });
             let entry = Entry {
                 env: env.clone(),
