@@ -312,6 +312,18 @@ fn mistakes_get_the_documented_exit_code_and_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(5));
     snapshot(Some(&env), "not-a-recipient", &stderr_of(&out));
+    let out = env
+        .cmd()
+        .arg("list")
+        .env("AGENTCRED_IDENTITY", other.identity_text())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        stderr_of(&out).contains("is not encrypted to your identity (from $AGENTCRED_IDENTITY)"),
+        "{}",
+        stderr_of(&out)
+    );
 
     // CI with empty stdin: how to give a value, not "the value is empty".
     let out = env.cmd().args(["add", "new"]).output().unwrap();
