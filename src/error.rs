@@ -2,7 +2,7 @@
 //!
 //! Each variant knows its exit code and, where a fix is known, a one-line hint. `main` finds
 //! the first `Error` in an `anyhow` chain to choose both. Errors carry names and paths, never
-//! a secret value: names from users are escaped (see [`crate::output::escape`]) before they
+//! a secret value: names from users are escaped (see [`crate::util::output::escape`]) before they
 //! are stored here, so printing an error can never move a terminal's cursor or reorder text.
 
 use std::io;
@@ -299,7 +299,7 @@ impl Error {
             Error::KeychainItemChanged { name } => format!("if you changed it, store it through agentcred: `agentcred add {name} --backend keychain --force`"),
             Error::KeychainItemMissing { name } => format!("store it again with `agentcred add {name} --backend keychain --force`, or drop it with `agentcred rm {name}`"),
             Error::IdentityTooOpen { path } => format!("chmod 600 {}", path.display()),
-            Error::PassphraseNeeded { .. } if crate::prompt::in_ci() => {
+            Error::PassphraseNeeded { .. } if crate::util::prompt::in_ci() => {
                 "set AGENTCRED_PASSPHRASE (CI never prompts)".into()
             }
             Error::PassphraseNeeded { .. } => {
@@ -342,7 +342,7 @@ impl Error {
     pub fn overdue(items: &[(&str, jiff::Timestamp)], now: jiff::Timestamp) -> Self {
         let list: Vec<String> = items
             .iter()
-            .map(|(name, due)| format!("{name} (due {})", crate::output::relative(*due, now)))
+            .map(|(name, due)| format!("{name} (due {})", crate::util::output::relative(*due, now)))
             .collect();
         Error::Overdue {
             count: items.len(),

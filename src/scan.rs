@@ -176,14 +176,14 @@ fn for_each_entry(
                 })
         });
     for entry in builder.build() {
-        each(entry.map_err(|e| crate::output::escape(&e.to_string())));
+        each(entry.map_err(|e| crate::util::output::escape(&e.to_string())));
     }
 }
 
 /// How a path is reported: as walked, without a leading `./`, escaped for terminals.
 fn shown(path: &Path) -> String {
     let path = path.strip_prefix(".").unwrap_or(path);
-    crate::output::escape(&path.to_string_lossy())
+    crate::util::output::escape(&path.to_string_lossy())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! is compared with files under tests/snapshots/ (`UPDATE_SNAPSHOTS=1` rewrites them; the
 //! diff is then reviewed like code).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -5,11 +5,11 @@
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::{CredentialName, EnvVarName};
+use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
 use crate::manifest::{Event, RotateEvery};
-use crate::rotation::Period;
+use crate::model::credential::{CredentialName, EnvVarName};
+use crate::model::rotation::Period;
 
 use super::add::{check_description, due_summary, parse_period, parse_timestamp};
 
@@ -97,7 +97,7 @@ impl EditArgs {
             changed.push("rotation policy");
         }
         entry.history.push(Event {
-            at: crate::rotation::now(),
+            at: crate::model::rotation::now(),
             action: "edited".into(),
             by: user_at_host(),
             reason: Some(changed.join(", ")),

@@ -7,9 +7,10 @@ use std::path::Path;
 use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
-use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::cli::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::credential::CredentialName;
+use crate::util::prompt;
 
 /// Largest value accepted: secrets, not payloads.
 const MAX_VALUE: usize = 16 * 1024 * 1024;
@@ -29,8 +30,8 @@ pub fn read_value(
         if !ctx.may_prompt() {
             return Err(no_value(name, "prompting is off"));
         }
-        let typed =
-            crate::prompt::hidden(&format!("Value for {name}"), Some("Again"), "the value")?;
+        let typed = prompt::hidden(&format!("Value for {name}"), Some("Again"), "the value")
+            .map_err(|e| Error::io("cannot read the value", e))?;
         Zeroizing::new(typed.as_bytes().to_vec())
     } else {
         let mut bytes = Zeroizing::new(Vec::new());
@@ -71,4 +72,21 @@ fn no_value(name: &CredentialName, why: &str) -> Error {
     Error::Usage(format!(
         "no value for {name} ({why}): pipe it on stdin or use --from-file"
     ))
+}
+
+/// Ask before a destructive change (`rm`, `recipients rm`, `doctor --reseal`). Without a
+/// terminal to ask on, refuse (exit 2): there, destructive means `--yes`. `Ok(false)`
+/// when the person said no.
+pub fn confirm_destructive(may_prompt: bool, question: &str, what: &str) -> Result<bool> {
+    if !may_prompt {
+        return Err(Error::Usage(format!(
+            "refusing to {what} without --yes: there is no terminal to confirm on"
+        )));
+    }
+    confirm(question, false)
+}
+
+/// A yes/no question on the terminal.
+pub fn confirm(question: &str, default: bool) -> Result<bool> {
+    prompt::confirm(question, default).map_err(|e| Error::io("cannot read the answer", e))
 }

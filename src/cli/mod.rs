@@ -4,7 +4,9 @@
 mod add;
 mod agent;
 mod audit;
+pub mod complete;
 mod completions;
+pub mod context;
 mod doctor;
 mod due;
 mod edit;
@@ -32,10 +34,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::hardening;
+use crate::util::hardening;
 
 /// Credentials for AI agents and bots: an age-encrypted store, least privilege per agent,
 /// rotation dates, and `agentcred exec -- mybot` to run a program with its keys.
@@ -175,7 +177,7 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
-    crate::complete::complete_if_asked();
+    complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
     let cli = match with_default_store(Cli::command())
         .try_get_matches()
@@ -226,7 +228,7 @@ fn with_default_store(command: clap::Command) -> clap::Command {
     };
     let help = format!(
         "The store directory [default: {}]",
-        crate::output::escape(&shown.display().to_string())
+        crate::util::output::escape(&shown.display().to_string())
     );
     command.mut_arg("store", |arg| arg.help(help))
 }
@@ -254,11 +256,11 @@ fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit
 }
 
 /// Parse a comma-separated or repeated list of credential names.
-fn parse_names(raw: &[String]) -> Result<Vec<crate::credential::CredentialName>, Error> {
+fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
     raw.iter()
         .flat_map(|s| s.split(','))
         .filter(|s| !s.is_empty())
-        .map(crate::credential::CredentialName::parse)
+        .map(crate::model::credential::CredentialName::parse)
         .collect()
 }
 

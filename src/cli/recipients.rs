@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::BackendKind;
+use crate::cli::context::{Ctx, user_at_host};
+use crate::crypto::recipient::{self, Recipient};
 use crate::error::Error;
 use crate::manifest::Event;
-use crate::output::escape;
-use crate::recipient::{self, Recipient};
+use crate::model::credential::BackendKind;
 use crate::store::RecipientsFile;
+use crate::util::output::escape;
 
 /// Who can decrypt the store: list, add or remove recipients
 #[derive(Debug, Args)]
@@ -190,7 +190,7 @@ fn find(file: &RecipientsFile, query: &str) -> Result<Recipient, Error> {
 fn check_removable(
     file: &RecipientsFile,
     removed: &Recipient,
-    identity: &crate::identity::Identity,
+    identity: &crate::crypto::identity::Identity,
     force: bool,
 ) -> Result<(), Error> {
     if identity.recipients().contains(removed) && !force {
@@ -269,7 +269,7 @@ impl RmArgs {
         let mut progress = Progress::new();
         txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
         progress.finish();
-        let now = crate::rotation::now();
+        let now = crate::model::rotation::now();
         let by = user_at_host();
         for name in &exposed {
             let Some(entry) = txn.manifest.credentials.get_mut(name) else {
@@ -342,7 +342,7 @@ impl RmArgs {
     fn mark_due(&self, ctx: &Ctx, removed: &Recipient, count: usize) -> anyhow::Result<bool> {
         let who = removed.short();
         if !self.yes
-            && !crate::prompt::confirm_destructive(
+            && !super::input::confirm_destructive(
                 ctx.may_prompt(),
                 &format!(
                     "Remove recipient {who}? The store is re-encrypted without it, with a new key"
@@ -358,7 +358,7 @@ impl RmArgs {
         if self.yes || count == 0 {
             return Ok(true);
         }
-        Ok(crate::prompt::confirm(
+        Ok(super::input::confirm(
             &format!(
                 "{who} could read {count} credential{}. Mark them due for rotation now?",
                 plural(count)

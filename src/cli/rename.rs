@@ -3,10 +3,10 @@
 
 use clap::Args;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::{CredentialName, EnvVarName};
+use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
 use crate::manifest::Event;
+use crate::model::credential::{CredentialName, EnvVarName};
 
 /// Rename a credential (its value, history and agents' grants follow)
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ impl RenameArgs {
             &old,
             &new,
             Event {
-                at: crate::rotation::now(),
+                at: crate::model::rotation::now(),
                 action: "renamed".into(),
                 by: user_at_host(),
                 reason: Some(format!("from {old}")),

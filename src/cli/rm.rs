@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::cli::context::Ctx;
 use crate::error::Error;
+use crate::model::credential::CredentialName;
 
 /// Delete a credential (its value and its metadata)
 #[derive(Debug, Args)]
@@ -29,7 +29,7 @@ impl RmArgs {
         let identity = ctx.identity()?;
         store.reader(identity)?.entry(&name)?;
         if !self.yes
-            && !crate::prompt::confirm_destructive(
+            && !super::input::confirm_destructive(
                 ctx.may_prompt(),
                 &format!("Delete credential {name}?"),
                 &format!("delete {name}"),
