@@ -17,9 +17,9 @@ pub enum Error {
 
     /// A mistyped flag given where the program goes (`exec --bogus`).
     #[error(
-        "unknown option {program} for exec (the program goes after --; a program named like an option needs ./)"
+        "unknown option {option} for exec{guess} (the program goes after --; a program named like an option needs ./)"
     )]
-    UnknownExecOption { program: String },
+    UnknownExecOption { option: String, guess: String },
 
     /// Two selected credentials would set the same variable.
     #[error("credentials {first} and {second} are both injected as {env}; choose one with --only")]
@@ -33,12 +33,9 @@ pub enum Error {
     #[error("refusing to {what} without --yes: there is no terminal to confirm on")]
     NeedsConfirmation { what: String },
 
-    /// No value given, and no prompt allowed.
-    #[error("no value: pipe it on stdin or use --from-file (prompting is off)")]
-    NoValue,
-
-    #[error("the value for {name} is empty")]
-    EmptyValue { name: String },
+    /// No value given (stdin empty or closed, no prompt allowed).
+    #[error("no value for {name} ({why}): pipe it on stdin or use --from-file")]
+    NoValue { name: String, why: &'static str },
 
     #[error("the value for {name} is larger than 16 MiB")]
     ValueTooLarge { name: String },
@@ -96,6 +93,9 @@ pub enum Error {
 
     #[error("no store at {}", path.display())]
     StoreNotFound { path: PathBuf },
+
+    #[error("{} is not a store directory", path.display())]
+    NotAStore { path: PathBuf },
 
     #[error("a store already exists at {}", path.display())]
     StoreExists { path: PathBuf },
@@ -171,8 +171,8 @@ pub enum Error {
     #[error("{recipient} is not a recipient of this store")]
     RecipientNotFound { recipient: String },
 
-    #[error("{what} is not encrypted to your identity")]
-    NotARecipient { what: String },
+    #[error("{what} is not encrypted to your identity (from {identity})")]
+    NotARecipient { what: String, identity: String },
 
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
@@ -245,8 +245,7 @@ impl Error {
             | Error::UnknownExecOption { .. }
             | Error::DuplicateEnv { .. }
             | Error::NeedsConfirmation { .. }
-            | Error::NoValue
-            | Error::EmptyValue { .. }
+            | Error::NoValue { .. }
             | Error::ValueTooLarge { .. }
             | Error::FutureDate { .. }
             | Error::VaultNotConfigured
@@ -272,6 +271,7 @@ impl Error {
             | Error::AgentNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. }
+            | Error::NotAStore { .. }
             | Error::RecipientNotFound { .. }
             | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
@@ -326,6 +326,9 @@ impl Error {
             Error::ProgramChanged { agent, .. } => format!(
                 "if the change is expected (an upgrade), pin it again with `agentcred agent add {agent} --force --program PATH --pin-sha256 ...`"
             ),
+            Error::NotAStore { .. } => {
+                "pass --store DIR naming a directory made by `agentcred init`".into()
+            }
             Error::StoreNotFound { .. } => {
                 "run `agentcred init` to create one, or pass --store DIR".into()
             }
@@ -336,8 +339,11 @@ impl Error {
             Error::KeychainItemChanged { name } => format!("if you changed it, store it through agentcred: `agentcred add {name} --backend keychain --force`"),
             Error::KeychainItemMissing { name } => format!("store it again with `agentcred add {name} --backend keychain --force`, or drop it with `agentcred rm {name}`"),
             Error::IdentityTooOpen { path } => format!("chmod 600 {}", path.display()),
+            Error::PassphraseNeeded { .. } if crate::util::prompt::in_ci() => {
+                "set AGENTCRED_PASSPHRASE (CI never prompts)".into()
+            }
             Error::PassphraseNeeded { .. } => {
-                "set AGENTCRED_PASSPHRASE, or run from a terminal".into()
+                "run `agentcred unlock` at a terminal first (it keeps the identity unlocked for the session), or set AGENTCRED_PASSPHRASE".into()
             }
             Error::NotARecipient { .. } => "ask a store member to add your recipient (`agentcred identity --public` prints it)".into(),
             Error::Integrity { .. } => {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use crate::cli::context::Ctx;
 use crate::error::Error;
@@ -191,8 +192,7 @@ impl AddArgs {
         }
         let oauth2 = self.oauth2_config()?;
         let now = crate::model::rotation::now();
-        let rotated_at = self.rotated_at.unwrap_or(now);
-        if rotated_at > now {
+        if self.rotated_at.is_some_and(|at| at > now) {
             return Err(Error::FutureDate {
                 flag: "--rotated-at",
             }
@@ -203,25 +203,52 @@ impl AddArgs {
         // Check before asking for the value, so a typo costs no typing.
         let reader = store.reader(identity)?;
         reader.check_backend(self.backend)?;
-        match reader.entry(&name) {
+        // `add --force` with the value already stored changes metadata only: the rotation
+        // clock keeps running (else an overdue key would look fresh). A value that cannot
+        // be read counts as different: --force is how a lost one is replaced.
+        let old = match reader.entry(&name) {
             Ok(_) if !self.force => {
                 return Err(Error::Exists {
                     name: name.to_string(),
                 }
                 .into());
             }
-            Ok(_) | Err(Error::CredentialNotFound { .. }) => {}
+            Ok(entry) => reader
+                .value(&name, &entry)
+                .ok()
+                .map(|value| (entry.sha256, value)),
+            Err(Error::CredentialNotFound { .. }) => None,
             Err(e) => return Err(e.into()),
-        }
+        };
         drop(reader);
         let value = read_value(ctx, &name, self.from_file.as_deref())?;
         let mut txn = store.begin(identity)?;
-        if txn.entry(&name).is_some() && !self.force {
+        let previous = txn.entry(&name).cloned();
+        if previous.is_some() && !self.force {
             return Err(Error::Exists {
                 name: name.to_string(),
             }
             .into());
         }
+        let same_value = match (&previous, &old) {
+            (Some(previous), Some((sha256, old_value))) => {
+                previous.sha256 == *sha256
+                    && bool::from(old_value.expose_secret().ct_eq(value.expose_secret()))
+            }
+            _ => false,
+        };
+        drop(old);
+        let rotated_at = match (self.rotated_at, &previous) {
+            (Some(at), _) => at,
+            (None, Some(previous)) if same_value => previous.rotated_at,
+            _ => now,
+        };
+        // The date given survives a later `rotate` in the history.
+        let reasons: Vec<String> = (self.rotated_at.filter(|at| *at < now))
+            .map(|at| format!("last rotated {} (--rotated-at)", output::date(at)))
+            .into_iter()
+            .chain(same_value.then(|| "same value; the rotation clock keeps running".into()))
+            .collect();
         let new = NewEntry {
             env,
             kind: self.kind,
@@ -236,8 +263,9 @@ impl AddArgs {
             due: self.due,
             oauth2: oauth2.map(Box::new),
         };
+        let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
         let entry = txn
-            .put_value(&name, value.expose_secret(), new, now, "created")?
+            .put_value(&name, value.expose_secret(), new, now, "created", reason)?
             .clone();
         let defaults = &txn.manifest().defaults;
         let summary = format!(
@@ -246,12 +274,28 @@ impl AddArgs {
             entry.backend.as_str(),
             due_summary(&entry, defaults)
         );
-        let note = expiry_note(&name, &entry, defaults);
+        let mut notes: Vec<String> = expiry_note(&name, &entry, defaults).into_iter().collect();
+        if same_value && self.rotated_at.is_none() {
+            notes.push(format!(
+                "note: the value is the one already stored: {name} keeps its rotation date {} (use `agentcred edit` to change metadata only)",
+                output::date(rotated_at)
+            ));
+        }
+        let due = entry.due_at(defaults);
+        if crate::model::rotation::status(due, now, defaults.due_soon_window)
+            == crate::model::rotation::Status::Overdue
+            && let Some(due) = due
+        {
+            notes.push(format!(
+                "note: {name} is already overdue for rotation (due {}); `agentcred rotate {name}` stores a new value",
+                output::date(due)
+            ));
+        }
         ctx.audit.ok()?;
         txn.commit()?;
         let mut stderr = std::io::stderr().lock();
         writeln!(stderr, "{summary}")?;
-        if let Some(note) = note {
+        for note in notes {
             writeln!(stderr, "{note}")?;
         }
         Ok(())

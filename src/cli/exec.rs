@@ -5,18 +5,20 @@ use std::ffi::OsString;
 use clap::Args;
 
 use crate::cli::context::Ctx;
+use crate::error::Error;
 use crate::exec::plan::{self, Deps, Request};
 use crate::exec::{self};
 
 /// Run a program with credentials injected as environment variables
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "agentcred exec [OPTIONS] -- <CMD> [ARGS]...",
     after_help = "Which credentials: --only, else --agent, else $AGENTCRED_AGENT, else an agent
 named like the program, else every credential. With an agent, --only may only narrow
 what it allows.
 
 Examples:
-  agentcred exec -- python bot.py
+  agentcred exec -- python3 bot.py
   agentcred exec -- mybot                 # the agent named mybot, if there is one
   agentcred exec --agent ci -- ./deploy
   agentcred exec --only openai-api-key -- ./mybot --verbose
@@ -64,6 +66,27 @@ pub struct ExecArgs {
 impl ExecArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("exec");
+        // A mistyped flag lands where the program goes; say so, with the closest flag,
+        // instead of "command not found" (the use case refuses it too, without a guess).
+        if let Some(program) = self.command.first()
+            && program.as_encoded_bytes().starts_with(b"-")
+        {
+            let typed = program.to_string_lossy();
+            let flag = typed.split('=').next().unwrap_or_default();
+            let command = <ExecArgs as clap::Args>::augment_args(clap::Command::new("exec"));
+            let longs: Vec<String> = command
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect();
+            let guess = super::closest(flag, longs.iter().map(String::as_str))
+                .map(|l| format!(": did you mean {l}?"))
+                .unwrap_or_default();
+            return Err(Error::UnknownExecOption {
+                option: crate::util::output::escape(flag),
+                guess,
+            }
+            .into());
+        }
         let request = Request {
             command: self.command,
             only: self.only,

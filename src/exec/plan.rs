@@ -65,8 +65,10 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         .ok_or_else(|| anyhow::anyhow!("no command given"))?;
     // A mistyped flag lands here as the program; say so instead of "command not found".
     if program.as_encoded_bytes().starts_with(b"-") {
+        let typed = program.to_string_lossy();
         return Err(Error::UnknownExecOption {
-            program: escape(&program.to_string_lossy()),
+            option: escape(typed.split('=').next().unwrap_or_default()),
+            guess: String::new(),
         }
         .into());
     }

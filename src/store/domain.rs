@@ -60,7 +60,7 @@ impl Txn<'_> {
 
     /// Store `value` under `name` with a new entry (`add`, `import`), staged in the entry's
     /// backend. A replaced entry keeps its creation date and history; the history records
-    /// `action` for a new credential, `replaced` otherwise.
+    /// `action` for a new credential, `replaced` otherwise, with `reason` when given.
     pub fn put_value(
         &mut self,
         name: &CredentialName,
@@ -68,6 +68,7 @@ impl Txn<'_> {
         new: NewEntry,
         at: Timestamp,
         action: &str,
+        reason: Option<String>,
     ) -> Result<&Entry> {
         let previous = self.manifest.entry(name).cloned();
         let sha256 = self.stage_value_for(new.backend, name, value)?;
@@ -78,7 +79,7 @@ impl Txn<'_> {
         } else {
             "replaced"
         };
-        history.push(event(at, action, None));
+        history.push(event(at, action, reason));
         let entry = Entry {
             env: new.env,
             kind: new.kind,
@@ -154,14 +155,26 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// Change an entry's metadata (`edit`), recorded as `edited`.
-    pub fn edit(&mut self, name: &CredentialName, edit: EntryEdit, at: Timestamp) -> Result<()> {
+    /// Change an entry's metadata (`edit`), recorded as `edited` with what changed;
+    /// returns the entry and what changed (`env`, `description`, `rotation policy`).
+    pub fn edit(
+        &mut self,
+        name: &CredentialName,
+        edit: EntryEdit,
+        at: Timestamp,
+    ) -> Result<(&Entry, Vec<&'static str>)> {
         let entry = self.entry_mut(name)?;
+        let mut changed = Vec::new();
         if let Some(env) = edit.env {
             entry.env = env;
+            changed.push("env");
         }
         if let Some(description) = edit.description {
             entry.description = description;
+            changed.push("description");
+        }
+        if edit.rotate_every.is_some() || edit.due.is_some() {
+            changed.push("rotation policy");
         }
         if let Some(rotate_every) = edit.rotate_every {
             entry.rotate_every = rotate_every;
@@ -169,24 +182,25 @@ impl Txn<'_> {
         if let Some(due) = edit.due {
             entry.due = due;
         }
-        entry.history.push(event(at, "edited", None));
-        Ok(())
+        entry
+            .history
+            .push(event(at, "edited", Some(changed.join(", "))));
+        Ok((entry, changed))
     }
 
-    /// Give a credential another name (`rename`): its value is staged again under the new
-    /// name (a value is sealed to its name), the entry and its history move, and every
-    /// agent that allowed the old name allows the new one.
+    /// Give a credential another name (`rename`): its value moves to the new name in the
+    /// same backend (an `age` file binds its name, so it is encrypted again; a keychain
+    /// item or vault path is named after the credential), its entry and history follow
+    /// (with `env` as its variable when given), the old value goes at commit as for
+    /// [`Txn::remove`], and every agent that allowed the old name allows the new one.
+    /// Returns those agents.
     pub fn rename(
         &mut self,
         from: &CredentialName,
         to: &CredentialName,
+        env: Option<EnvVarName>,
         at: Timestamp,
-    ) -> Result<()> {
-        if self.manifest.entry(to).is_some() {
-            return Err(Error::Exists {
-                name: to.to_string(),
-            });
-        }
+    ) -> Result<Vec<String>> {
         let entry =
             self.manifest
                 .entry(from)
@@ -194,6 +208,11 @@ impl Txn<'_> {
                 .ok_or_else(|| Error::CredentialNotFound {
                     name: from.to_string(),
                 })?;
+        if self.manifest.entry(to).is_some() {
+            return Err(Error::Exists {
+                name: to.to_string(),
+            });
+        }
         let value = self.read_value(from, &entry)?;
         let sha256 = {
             use secrecy::ExposeSecret;
@@ -202,16 +221,21 @@ impl Txn<'_> {
         let mut entry = self.remove(from).unwrap_or(entry);
         entry.sha256 = Some(sha256);
         entry.vault_version = None;
+        if let Some(env) = env {
+            entry.env = env;
+        }
         entry
             .history
             .push(event(at, "renamed", Some(format!("from {from}"))));
         self.insert_entry(to, entry);
-        for agent in self.manifest.agents.values_mut() {
+        let mut agents = Vec::new();
+        for (agent_name, agent) in &mut self.manifest.agents {
             if agent.allow.remove(from.as_str()) {
                 agent.allow.insert(to.to_string());
+                agents.push(agent_name.clone());
             }
         }
-        Ok(())
+        Ok(agents)
     }
 
     /// Remove a credential and take it out of every agent's allowance; returns the agents
