@@ -15,6 +15,35 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A mistyped flag given where the program goes (`exec --bogus`).
+    #[error(
+        "unknown option {option} for exec{guess} (the program goes after --; a program named like an option needs ./)"
+    )]
+    UnknownExecOption { option: String, guess: String },
+
+    /// Two selected credentials would set the same variable.
+    #[error("credentials {first} and {second} are both injected as {env}; choose one with --only")]
+    DuplicateEnv {
+        first: String,
+        second: String,
+        env: String,
+    },
+
+    /// A question only a person can answer, with no terminal to ask it on.
+    #[error("refusing to {what} without --yes: there is no terminal to confirm on")]
+    NeedsConfirmation { what: String },
+
+    /// No value given (stdin empty or closed, no prompt allowed).
+    #[error("no value for {name} ({why}): pipe it on stdin or use --from-file")]
+    NoValue { name: String, why: &'static str },
+
+    #[error("the value for {name} is larger than 16 MiB")]
+    ValueTooLarge { name: String },
+
+    /// A date flag (`--rotated-at`) set after now.
+    #[error("{flag} cannot be in the future")]
+    FutureDate { flag: &'static str },
+
     #[error("invalid credential name {name}: {reason}")]
     InvalidName { name: String, reason: String },
 
@@ -64,6 +93,9 @@ pub enum Error {
 
     #[error("no store at {}", path.display())]
     StoreNotFound { path: PathBuf },
+
+    #[error("{} is not a store directory", path.display())]
+    NotAStore { path: PathBuf },
 
     #[error("a store already exists at {}", path.display())]
     StoreExists { path: PathBuf },
@@ -147,8 +179,8 @@ pub enum Error {
     #[error("{recipient} is not a recipient of this store")]
     RecipientNotFound { recipient: String },
 
-    #[error("{what} is not encrypted to your identity")]
-    NotARecipient { what: String },
+    #[error("{what} is not encrypted to your identity (from {identity})")]
+    NotARecipient { what: String, identity: String },
 
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
@@ -207,6 +239,10 @@ pub enum Error {
 
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
+
+    /// Another agentcred held the store's lock for the whole wait.
+    #[error("cannot lock the store in {}: another agentcred has held its lock for {seconds} s", path.display())]
+    StoreBusy { path: PathBuf, seconds: u64 },
 }
 
 impl Error {
@@ -214,6 +250,12 @@ impl Error {
         match self {
             Error::Unhealthy { exit, .. } => *exit,
             Error::Usage(_)
+            | Error::UnknownExecOption { .. }
+            | Error::DuplicateEnv { .. }
+            | Error::NeedsConfirmation { .. }
+            | Error::NoValue { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::FutureDate { .. }
             | Error::VaultNotConfigured
             | Error::InvalidName { .. }
             | Error::InvalidAgentName { .. }
@@ -229,6 +271,7 @@ impl Error {
             | Error::Unsupported(_)
             | Error::SandboxUnavailable { .. } => Exit::Failure,
             Error::Io { .. }
+            | Error::StoreBusy { .. }
             | Error::RotationCommand { .. }
             | Error::Unchanged { .. }
             | Error::Leaked { .. } => Exit::Failure,
@@ -237,6 +280,7 @@ impl Error {
             | Error::AgentNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. }
+            | Error::NotAStore { .. }
             | Error::RecipientNotFound { .. }
             | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
@@ -294,6 +338,9 @@ impl Error {
             Error::ProgramChanged { agent, .. } => format!(
                 "if the change is expected (an upgrade), pin it again with `agentcred agent add {agent} --force --program PATH --pin-sha256 ...`"
             ),
+            Error::NotAStore { .. } => {
+                "pass --store DIR naming a directory made by `agentcred init`".into()
+            }
             Error::StoreNotFound { .. } => {
                 "run `agentcred init` to create one, or pass --store DIR".into()
             }
@@ -304,8 +351,11 @@ impl Error {
             Error::KeychainItemChanged { name } => format!("if you changed it, store it through agentcred: `agentcred add {name} --backend keychain --force`"),
             Error::KeychainItemMissing { name } => format!("store it again with `agentcred add {name} --backend keychain --force`, or drop it with `agentcred rm {name}`"),
             Error::IdentityTooOpen { path } => format!("chmod 600 {}", path.display()),
+            Error::PassphraseNeeded { .. } if crate::util::prompt::in_ci() => {
+                "set AGENTCRED_PASSPHRASE (CI never prompts)".into()
+            }
             Error::PassphraseNeeded { .. } => {
-                "set AGENTCRED_PASSPHRASE, or run from a terminal".into()
+                "run `agentcred unlock` at a terminal first (it keeps the identity unlocked for the session), or set AGENTCRED_PASSPHRASE".into()
             }
             Error::NotARecipient { .. } => "ask a store member to add your recipient (`agentcred identity --public` prints it)".into(),
             Error::Integrity { .. } => {

@@ -56,7 +56,11 @@ impl DoctorArgs {
         if self.trust {
             return self.trust(ctx);
         }
-        let mut report = doctor::check(&ctx.store_dir, ctx.identity());
+        let mut report = doctor::check(
+            &ctx.store_dir,
+            ctx.identity(),
+            crate::cli::context::say_on_stderr(),
+        );
         let (works, message, fix) = crate::sandbox::doctor(&ctx.store_dir);
         report.findings.push(Finding {
             check: "sandbox",
@@ -181,7 +185,7 @@ impl DoctorArgs {
             txn
         };
         ctx.audit.ok()?;
-        let generation = txn.manifest.generation + 1;
+        let generation = txn.manifest().generation + 1;
         txn.commit()?;
         eprintln!("resealed the store at generation {generation}");
         Ok(())
@@ -190,23 +194,7 @@ impl DoctorArgs {
 
 /// Ask a yes/no question on the terminal; refuse (exit 2) where no one can answer.
 fn confirm(ctx: &Ctx, question: &str, what: &str) -> anyhow::Result<()> {
-    if !ctx.may_prompt() {
-        return Err(Error::Usage(format!(
-            "refusing to {what} without --yes: there is no terminal to confirm on"
-        ))
-        .into());
-    }
-    let confirmed = dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Error::io(
-                "cannot read the answer",
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-    if !confirmed {
+    if !super::input::confirm_destructive(ctx.may_prompt(), question, what)? {
         anyhow::bail!("nothing was changed");
     }
     Ok(())

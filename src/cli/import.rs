@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::envfile;
 use crate::error::Error;
-use crate::manifest::{Entry, Event};
 use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::store::NewEntry;
 
 use super::add::parse_timestamp;
 
@@ -52,47 +52,56 @@ impl ImportArgs {
         if text.len() as u64 > MAX_FILE {
             return Err(Error::Usage("the .env file is larger than 64 MiB".into()).into());
         }
-        let pairs = envfile::parse(&text)?;
+        // Errors name the file and line; `-` is stdin.
+        let file = if self.file.as_os_str() == "-" {
+            "stdin".to_string()
+        } else {
+            crate::util::output::escape(&self.file.display().to_string())
+        };
+        let pairs =
+            envfile::parse(&text).map_err(|e| anyhow::Error::from(e).context(file.clone()))?;
         let mut seen = BTreeSet::new();
         let mut items = Vec::with_capacity(pairs.len());
+        let mut empty = Vec::new();
         for pair in pairs {
-            // The text before `=` is not echoed: on a malformed line it is often the value.
+            let at = format!("{file}, line {}", pair.line);
+            // The text before `=` is not echoed unless it is a variable name: on a
+            // malformed line it is often the value.
             let env = EnvVarName::parse(&pair.key).map_err(|e| {
                 Error::Usage(match e {
                     Error::RefusedEnvVar { var } if var.len() <= 64 => format!(
-                        "line {}: {var} cannot be set by agentcred: it changes how programs load or run",
-                        pair.line
+                        "{at}: {var} cannot be set by agentcred: it changes how programs load or run"
                     ),
                     _ => format!(
-                        "line {}: the text before '=' is not a variable name (A-Z, a-z, 0-9, '_', not starting with a digit)",
-                        pair.line
+                        "{at}: the text before '=' is not a variable name (A-Z, a-z, 0-9, '_', not starting with a digit)"
                     ),
                 })
             })?;
             let name = CredentialName::parse(&pair.key).map_err(|_| {
                 Error::Usage(format!(
-                    "line {}: the variable cannot be a credential name (at most 64 characters, and names are lowercase or all-uppercase)",
-                    pair.line
+                    "{at}: {env} cannot be a credential name (at most 64 characters, and names are lowercase or all-uppercase)"
                 ))
             })?;
             if !seen.insert(name.clone()) {
-                return Err(Error::Usage(format!(
-                    "line {}: {} is defined twice",
-                    pair.line, pair.key
-                ))
-                .into());
+                return Err(Error::Usage(format!("{at}: {env} is defined twice")).into());
             }
             if pair.value.is_empty() {
-                return Err(Error::Usage(format!(
-                    "line {}: the value of {} is empty",
-                    pair.line, pair.key
-                ))
-                .into());
+                // A placeholder (`EMPTY=`) is not a secret: skip it, say so below.
+                empty.push(env.to_string());
+                continue;
             }
             items.push((name, env, pair.value));
         }
+        if !empty.is_empty() {
+            eprintln!(
+                "note: skipped {} empty variable{} in {file}: {}",
+                empty.len(),
+                if empty.len() == 1 { "" } else { "s" },
+                summarize(&empty)
+            );
+        }
         if items.is_empty() {
-            return Err(Error::Usage("the file defines no variables".into()).into());
+            return Err(Error::Usage(format!("{file} defines no variables with a value")).into());
         }
         ctx.audit.note(|d| {
             d.credentials = items.iter().map(|(n, ..)| n.to_string()).collect();
@@ -100,57 +109,42 @@ impl ImportArgs {
         let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
-            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+            return Err(Error::FutureDate {
+                flag: "--rotated-at",
+            }
+            .into());
         }
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
         if !self.force
-            && let Some((name, ..)) = items
-                .iter()
-                .find(|(name, ..)| txn.manifest.entry(name).is_some())
+            && let Some((name, ..)) = items.iter().find(|(name, ..)| txn.entry(name).is_some())
         {
             return Err(Error::Exists {
                 name: name.to_string(),
             }
             .into());
         }
-        let by = user_at_host();
         for (name, env, value) in &items {
-            let sha256 = txn.stage_value(name, value)?;
-            let previous = txn.manifest.entry(name).cloned();
-            let mut history = previous
-                .as_ref()
-                .map(|p| p.history.clone())
-                .unwrap_or_default();
-            history.push(Event {
-                at: now,
-                action: if previous.is_some() {
-                    "replaced"
-                } else {
-                    "imported"
-                }
-                .into(),
-                by: by.clone(),
-                reason: None,
-            });
-            let entry = Entry {
+            let previous = txn.entry(name);
+            let new = NewEntry {
                 env: env.clone(),
                 kind: Kind::Secret,
-                // `stage_value` kept a replaced credential's backend; so does its entry.
-                backend: previous.as_ref().map_or(BackendKind::Age, |p| p.backend),
-                description: previous.as_ref().and_then(|p| p.description.clone()),
-                created_at: previous.as_ref().map_or(now, |p| p.created_at),
+                // A replaced credential keeps its backend.
+                backend: previous.map_or(BackendKind::Age, |p| p.backend),
+                description: previous.and_then(|p| p.description.clone()),
                 rotated_at,
-                rotate_every: previous.as_ref().and_then(|p| p.rotate_every),
-                due: previous.as_ref().and_then(|p| p.due),
-                sha256: Some(sha256),
-                vault_version: None,
-                value_info: crate::model::value_info::inspect(value).map(Box::new),
+                rotate_every: previous.and_then(|p| p.rotate_every),
+                due: previous.and_then(|p| p.due),
                 oauth2: None,
-                history,
-                mac: String::new(),
             };
-            txn.manifest.credentials.insert(name.to_string(), entry);
+            // The date given survives a later `rotate` in the history.
+            let reason = (rotated_at < now).then(|| {
+                format!(
+                    "last rotated {} (--rotated-at)",
+                    crate::util::output::date(rotated_at)
+                )
+            });
+            txn.put_value(name, value, new, now, "imported", reason)?;
         }
         ctx.audit.ok()?;
         txn.commit()?;
@@ -159,8 +153,21 @@ impl ImportArgs {
             "imported {} credential{}: {}",
             names.len(),
             if names.len() == 1 { "" } else { "s" },
-            names.join(", ")
+            summarize(&names)
         );
         Ok(())
     }
+}
+
+/// The first few names, then how many more: a 1,000-line file is not 1,000 names on a line.
+fn summarize(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{}, and {} more (`agentcred list` shows them)",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
 }

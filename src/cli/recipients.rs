@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::Error;
-use crate::manifest::Event;
-use crate::model::credential::BackendKind;
+use crate::model::credential::{BackendKind, CredentialName};
 use crate::store::RecipientsFile;
 use crate::util::output::escape;
 
@@ -71,23 +70,24 @@ struct AddArgs {
     after_help = "The removed member can no longer decrypt the store as re-encrypted now,
 nor anything added later. They may have kept copies of the old files (git history keeps
 them) and of the values, so every credential they could read is marked due for rotation
-now (on a terminal, after asking), unless --keep-due.
+now (on a terminal, after asking), unless --keep-due. Without a terminal to confirm on,
+it needs --yes, as `rm` does.
 
 Examples:
   agentcred recipients rm age1leaver...
   agentcred recipients rm 'ssh-ed25519 AAAA...' --yes       # no question, mark due
   agentcred recipients rm SHA256:abc...                     # an SSH key by its fingerprint
-  agentcred recipients rm age1old... --keep-due             # a key retired, nobody left"
+  agentcred recipients rm age1old... --keep-due --yes       # a key retired, nobody left"
 )]
 struct RmArgs {
     /// The recipient, as listed (an SSH key also by its SHA256: fingerprint)
     recipient: String,
 
     /// Do not mark the credentials it could read due for rotation
-    #[arg(long, conflicts_with = "yes")]
+    #[arg(long)]
     keep_due: bool,
 
-    /// Mark them due without asking
+    /// Do not ask (needed without a terminal); marks them due unless --keep-due
     #[arg(short, long)]
     yes: bool,
 
@@ -129,9 +129,7 @@ impl ListArgs {
         let (file, verified) = match identity {
             Some(identity) => (store.reader(identity)?.recipients()?, true),
             None => {
-                eprintln!(
-                    "note: integrity not verified: the identity is locked (set AGENTCRED_PASSPHRASE or AGENTCRED_IDENTITY)"
-                );
+                eprintln!("{}", ctx.unverified_note());
                 let manifest = store.manifest_unverified()?;
                 (
                     store.committed_recipients(&manifest.recipients_sha256)?,
@@ -229,7 +227,7 @@ impl AddArgs {
             &recipient,
             recipient::comment_of(&self.recipient),
         );
-        let reencrypted = age_names(&txn.manifest);
+        let reencrypted = age_names(txn.manifest());
         ctx.audit.note(|d| d.credentials = reencrypted.clone());
         let mut progress = Progress::new();
         txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
@@ -265,29 +263,28 @@ impl RmArgs {
         let removed = find(&current, &self.recipient)?;
         check_removable(&current, &removed, identity, self.force)?;
         let text = recipient::remove_from_file(&current.text, &removed);
-        let exposed = exposed_names(&txn.manifest);
+        let exposed = exposed_names(txn.manifest());
         ctx.audit.note(|d| d.credentials = exposed.clone());
         let mut progress = Progress::new();
         txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
         progress.finish();
         let now = crate::model::rotation::now();
-        let by = user_at_host();
         for name in &exposed {
-            let Some(entry) = txn.manifest.credentials.get_mut(name) else {
+            let Ok(name) = CredentialName::parse(name) else {
                 continue;
             };
-            if mark_due {
-                entry.due = Some(entry.due.map_or(now, |due| due.min(now)));
+            if txn.entry(&name).is_some() {
+                txn.mark(
+                    &name,
+                    now,
+                    mark_due,
+                    "recipient-removed",
+                    Some(removed.short()),
+                )?;
             }
-            entry.history.push(Event {
-                at: now,
-                action: "recipient-removed".into(),
-                by: by.clone(),
-                reason: Some(removed.short()),
-            });
         }
         let vault = txn
-            .manifest
+            .manifest()
             .credentials
             .values()
             .any(|e| e.backend == BackendKind::Vault);
@@ -337,38 +334,35 @@ impl RmArgs {
         Ok(())
     }
 
-    /// Whether to mark the exposed credentials due: `--keep-due` no, `--yes` yes, a
-    /// terminal asks, and without one they are marked (the safe default), saying so.
+    /// Confirm the removal (`--yes`, or a terminal to ask on: destructive without a
+    /// terminal means `--yes`, as for `rm`), then whether to mark the exposed credentials
+    /// due: `--keep-due` no, `--yes` yes, else a question.
     fn mark_due(&self, ctx: &Ctx, removed: &Recipient, count: usize) -> anyhow::Result<bool> {
+        let who = removed.short();
+        if !self.yes
+            && !super::input::confirm_destructive(
+                ctx.may_prompt(),
+                &format!(
+                    "Remove recipient {who}? The store is re-encrypted without it, with a new key"
+                ),
+                &format!("remove recipient {who}"),
+            )?
+        {
+            anyhow::bail!("nothing was changed");
+        }
         if self.keep_due {
             return Ok(false);
         }
         if self.yes || count == 0 {
             return Ok(true);
         }
-        if !ctx.may_prompt() {
-            eprintln!(
-                "note: no terminal to ask on: marking the {count} credential{} {} could read due now (--keep-due does not)",
-                plural(count),
-                removed.short()
-            );
-            return Ok(true);
-        }
-        dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "{} could read {count} credential{}. Mark them due for rotation now?",
-                removed.short(),
+        Ok(super::input::confirm(
+            &format!(
+                "{who} could read {count} credential{}. Mark them due for rotation now?",
                 plural(count)
-            ))
-            .default(true)
-            .interact()
-            .map_err(|e| {
-                Error::io(
-                    "cannot read the answer",
-                    std::io::Error::other(e.to_string()),
-                )
-                .into()
-            })
+            ),
+            true,
+        )?)
     }
 }
 

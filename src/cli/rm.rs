@@ -3,7 +3,6 @@
 use clap::Args;
 
 use crate::cli::context::Ctx;
-use crate::error::Error;
 use crate::model::credential::CredentialName;
 
 /// Delete a credential (its value and its metadata)
@@ -15,7 +14,7 @@ pub struct RmArgs {
     /// Credential name
     name: String,
 
-    /// Do not ask for confirmation
+    /// Do not ask for confirmation (needed without a terminal)
     #[arg(short, long)]
     yes: bool,
 }
@@ -28,38 +27,17 @@ impl RmArgs {
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         store.reader(identity)?.entry(&name)?;
-        if !self.yes {
-            if !ctx.may_prompt() {
-                return Err(Error::Usage(format!(
-                    "refusing to delete {name} without --yes: there is no terminal to confirm on"
-                ))
-                .into());
-            }
-            let confirmed = dialoguer::Confirm::new()
-                .with_prompt(format!("Delete credential {name}?"))
-                .default(false)
-                .interact()
-                .map_err(|e| {
-                    Error::io(
-                        "cannot read the answer",
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-            if !confirmed {
-                anyhow::bail!("not deleted");
-            }
+        if !self.yes
+            && !super::input::confirm_destructive(
+                ctx.may_prompt(),
+                &format!("Delete credential {name}?"),
+                &format!("delete {name}"),
+            )?
+        {
+            anyhow::bail!("not deleted");
         }
         let mut txn = store.begin(identity)?;
-        txn.remove(&name).ok_or_else(|| Error::CredentialNotFound {
-            name: name.to_string(),
-        })?;
-        // An agent never allows a credential that does not exist.
-        let mut agents = Vec::new();
-        for (agent_name, agent) in &mut txn.manifest.agents {
-            if agent.allow.remove(name.as_str()) {
-                agents.push(agent_name.clone());
-            }
-        }
+        let agents = txn.remove_credential(&name)?;
         ctx.audit.ok()?;
         txn.commit()?;
         crate::oauth::forget(&store, &name);
@@ -70,9 +48,7 @@ impl RmArgs {
                 agents.join(", ")
             );
         }
-        if ctx.verbose {
-            eprintln!("deleted {name}");
-        }
+        eprintln!("deleted {name}");
         Ok(())
     }
 }

@@ -8,9 +8,8 @@ use clap::Args;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::manifest::Event;
 use crate::mask::{self, Patterns};
 use crate::model::credential::CredentialName;
 use crate::scan::{self, Scanned, Visit};
@@ -122,6 +121,7 @@ impl ScanArgs {
         let mut out = BufWriter::new(stdout.lock());
         let mut findings: Vec<(String, u64, usize)> = Vec::new();
         let mut files_scanned = 0u64;
+        let mut ignored: Vec<String> = Vec::new();
         let mut scanner = scan::Scanner::new(&patterns);
         let mut scan_one = |shown: String,
                             source: &mut dyn io::Read,
@@ -166,6 +166,7 @@ impl ScanArgs {
                         Err(e) => eprintln!("warning: cannot read {shown}: {e}"),
                     },
                     Visit::Error(message) => eprintln!("warning: {message}"),
+                    Visit::Ignored { shown } => ignored.push(shown),
                 }
             });
             if let Some(e) = failed {
@@ -174,9 +175,26 @@ impl ScanArgs {
         }
         out.flush()?;
         drop(out);
-        if ctx.verbose {
-            eprintln!("agentcred: searched {files_scanned} files");
+        // A clean result says what it covered, and what .gitignore kept out of it.
+        let mut summary = format!(
+            "{}searched {files_scanned} file{}",
+            if findings.is_empty() {
+                "nothing found: "
+            } else {
+                ""
+            },
+            if files_scanned == 1 { "" } else { "s" }
+        );
+        if !ignored.is_empty() {
+            const SHOWN: usize = 5;
+            let more = ignored.len().saturating_sub(SHOWN);
+            summary.push_str(&format!(
+                "; not searched, ignored by .gitignore or the like: {}{} (--no-ignore searches them)",
+                ignored[..ignored.len().min(SHOWN)].join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ));
         }
+        eprintln!("{summary}");
 
         let mut places: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for (shown, line, label) in &findings {
@@ -233,14 +251,13 @@ fn mark_compromised(
 ) -> anyhow::Result<Vec<String>> {
     let mut txn = store.begin(ctx.identity()?)?;
     let now = crate::model::rotation::now();
-    let by = user_at_host();
     let mut marked = Vec::new();
     for (&label, where_found) in places {
         let name = &labels[label];
         let Some(before) = looked.iter().find(|l| l.name.as_str() == name) else {
             continue;
         };
-        let Some(entry) = txn.manifest.credentials.get_mut(name.as_str()) else {
+        let Some(entry) = txn.entry(&before.name) else {
             eprintln!("note: {name} was removed while scanning; not marked");
             continue;
         };
@@ -248,7 +265,6 @@ fn mark_compromised(
             eprintln!("note: {name} was rotated while scanning; not marked");
             continue;
         }
-        entry.due = Some(now);
         let mut reason = format!(
             "found by scan in {}",
             where_found
@@ -261,12 +277,7 @@ fn mark_compromised(
         if where_found.len() > 3 {
             reason.push_str(&format!(" and {} more", where_found.len() - 3));
         }
-        entry.history.push(Event {
-            at: now,
-            action: "compromised".into(),
-            by: by.clone(),
-            reason: Some(reason),
-        });
+        txn.mark_due_now(&before.name, now, "compromised", Some(reason))?;
         marked.push(name.clone());
     }
     if !marked.is_empty() {
