@@ -29,3 +29,4 @@ mod unlock;
 mod unlock_cache;
 mod values;
 mod vault;
+mod wording;
