@@ -352,6 +352,7 @@ mod tests {
             deny_overdue: false,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
+            commands: BTreeMap::new(),
             mac: String::new(),
         }
     }
