@@ -43,6 +43,7 @@ enum AgentCommand {
     Show(ShowArgs),
     Grant(GrantArgs),
     Revoke(RevokeArgs),
+    Command(super::agent_command::CommandArgs),
 }
 
 /// Create an agent allowed some credentials
@@ -152,6 +153,7 @@ impl AgentArgs {
             AgentCommand::Show(args) => args.run(ctx),
             AgentCommand::Grant(args) => args.run(ctx),
             AgentCommand::Revoke(args) => args.run(ctx),
+            AgentCommand::Command(args) => args.run(ctx),
         }
     }
 }
@@ -229,6 +231,7 @@ impl AddArgs {
             deny_overdue: self.deny_overdue,
             created_at: crate::rotation::now(),
             created_by: user_at_host(),
+            commands: Default::default(),
             mac: String::new(),
         };
         txn.manifest.agents.insert(name.to_string(), agent);
@@ -356,6 +359,7 @@ struct AgentJson<'a> {
     deny_overdue: bool,
     created_at: String,
     created_by: &'a str,
+    commands: &'a std::collections::BTreeMap<String, crate::manifest::AgentCommand>,
 }
 
 impl<'a> AgentJson<'a> {
@@ -370,6 +374,7 @@ impl<'a> AgentJson<'a> {
             deny_overdue: agent.deny_overdue,
             created_at: output::rfc3339(agent.created_at),
             created_by: &agent.created_by,
+            commands: &agent.commands,
         }
     }
 }
@@ -497,6 +502,20 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
     ];
     for (key, value) in lines {
         writeln!(out, "{:<16}{value}", format!("{key}:"))?;
+    }
+    for (command, declared) in &agent.commands {
+        let mut line = escape(&declared.program);
+        for arg in &declared.args {
+            line.push(' ');
+            line.push_str(&escape(arg));
+        }
+        if declared.extra_args {
+            line.push_str(" [ARGS...]");
+        }
+        if declared.read_only {
+            line.push_str(" (read-only)");
+        }
+        writeln!(out, "{:<16}{command}: {line}", "command:")?;
     }
     Ok(())
 }

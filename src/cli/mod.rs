@@ -3,6 +3,7 @@
 
 mod add;
 mod agent;
+mod agent_command;
 mod audit;
 mod completions;
 mod doctor;
