@@ -42,8 +42,14 @@ pub struct Event {
     pub agent: Option<String>,
     /// The credentials read, changed, or allowed. Names only, never values.
     pub credentials: Vec<String>,
-    /// The program's file name (exec).
+    /// The program's file name (exec), or the declared command's name (mcp `run`).
     pub program: Option<String>,
+    /// The upstream host a request went to (mcp `http_request`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The request's path, without its query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub pid: u32,
     /// `user@host`.
     pub user: String,
@@ -64,6 +70,8 @@ pub struct Draft {
     pub agent: Option<String>,
     pub credentials: Vec<String>,
     pub program: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
 }
 
 /// The word an exit code is logged as.
@@ -118,6 +126,8 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         agent: draft.agent.clone(),
         credentials: draft.credentials.clone(),
         program: draft.program.clone(),
+        host: draft.host.clone(),
+        path: draft.path.clone(),
         pid: std::process::id(),
         user: crate::context::user_at_host(),
         prev: last.hash,
@@ -411,6 +421,7 @@ mod tests {
             agent: Some("bot".into()),
             credentials: vec!["a".into(), "b".into()],
             program: Some("mybot".into()),
+            ..Draft::default()
         }
     }
 
