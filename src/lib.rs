@@ -26,6 +26,7 @@ pub mod integrity;
 pub mod keychain;
 pub mod manifest;
 pub mod mask;
+pub mod mcp;
 pub mod oauth;
 pub mod output;
 pub mod recipient;

@@ -16,6 +16,7 @@ mod import;
 mod init;
 mod input;
 mod list;
+mod mcp;
 mod recipients;
 mod rm;
 mod rotate;
@@ -86,6 +87,7 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
     Scan(scan::ScanArgs),
+    Mcp(mcp::McpArgs),
 }
 
 impl Command {
@@ -113,6 +115,7 @@ impl Command {
             Command::Unlock(args) => args.run(ctx),
             Command::Lock(args) => args.run(ctx),
             Command::Scan(args) => args.run(ctx),
+            Command::Mcp(args) => args.run(ctx),
         }
     }
 }
