@@ -38,6 +38,10 @@ enum CommandCommand {
 
 /// Declare a command an agent may run
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred agent command add llm deploy -- ./deploy.sh --prod
+  agentcred agent command add llm status --read-only -- ./deploy.sh --status
+  agentcred agent command add llm test --allow-args -- /usr/bin/make test")]
 struct AddArgs {
     /// Agent name
     agent: String,
@@ -68,6 +72,8 @@ struct AddArgs {
 
 /// Remove a declared command
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  agentcred agent command rm llm deploy")]
 struct RmArgs {
     /// Agent name
     agent: String,
