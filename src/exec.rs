@@ -365,6 +365,7 @@ mod tests {
             vault_version: None,
             value_info: None,
             oauth2: None,
+            upstream: None,
             history: Vec::new(),
             mac: String::new(),
         };

@@ -116,6 +116,36 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// What `add` or `edit` asked for: keep the upstream, set one, or remove it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamChange {
+    Keep,
+    Set(Upstream),
+    Remove,
+}
+
+impl UpstreamChange {
+    /// Apply to an entry's upstream (for `add` and `edit`). A file credential cannot be
+    /// brokered: its value goes to a file, not into a header.
+    pub fn apply(
+        self,
+        kind: crate::credential::Kind,
+        upstream: &mut Option<Box<Upstream>>,
+    ) -> Result<()> {
+        match self {
+            UpstreamChange::Keep => {}
+            UpstreamChange::Remove => *upstream = None,
+            UpstreamChange::Set(_) if kind == crate::credential::Kind::File => {
+                return Err(Error::Usage(
+                    "a file credential cannot have an upstream: the broker sends a value in a header".into(),
+                ));
+            }
+            UpstreamChange::Set(new) => *upstream = Some(Box::new(new)),
+        }
+        Ok(())
+    }
+}
+
 fn bad(what: &str, text: &str, why: &str) -> Error {
     Error::Usage(format!("invalid upstream {what} {}: {why}", escape(text)))
 }

@@ -22,6 +22,7 @@ mod scan;
 mod show;
 mod token;
 mod unlock;
+mod upstream_flags;
 mod vault;
 
 use std::io::{self, Write};
@@ -61,6 +62,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the largest variant (add's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::InitArgs),
