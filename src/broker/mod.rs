@@ -54,6 +54,7 @@
 
 mod proxy;
 pub mod scrub;
+pub mod session;
 pub mod tls;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -71,18 +72,22 @@ use crate::upstream::Upstream;
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 64 * 1024 * 1024;
 
 /// How long a minted secret (an OAuth access token) is reused before the source is asked
-/// again. The token cache hands out tokens with at least a minute left.
+/// again, when the source does not say.
 const MINTED_REUSE: Duration = Duration::from_secs(30);
+
+/// What a [`SecretSource::Minted`] function returns: the secret, and how long it may be
+/// reused (`None`: ask again after 30 s).
+pub type MintedSecret = (SecretSlice<u8>, Option<Duration>);
 
 /// Where a route's secret comes from.
 #[derive(Clone)]
 pub enum SecretSource {
     /// The value itself (an API key).
     Static(SecretSlice<u8>),
-    /// A function that returns a valid secret (an OAuth access token, minted or taken from
-    /// the token cache), called off the proxy's thread, at most every 30 s. Its error is
-    /// one line without a secret; the client gets 502.
-    Minted(Arc<dyn Fn() -> std::result::Result<SecretSlice<u8>, String> + Send + Sync>),
+    /// A function that returns a valid secret (an OAuth access token) and how long it may
+    /// be used, called off the proxy's thread when the last one ran out. Its error is one
+    /// line without a secret; the client gets 502.
+    Minted(Arc<dyn Fn() -> std::result::Result<MintedSecret, String> + Send + Sync>),
 }
 
 /// One credential the broker serves.

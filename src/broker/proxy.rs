@@ -59,7 +59,7 @@ pub struct Route {
 struct Minted {
     value: SecretSlice<u8>,
     patterns: Option<Arc<Patterns>>,
-    at: Instant,
+    until: Instant,
 }
 
 impl Route {
@@ -94,11 +94,11 @@ impl Route {
         };
         if let Ok(guard) = self.minted.lock()
             && let Some(current) = guard.as_ref()
-            && current.at.elapsed() < MINTED_REUSE
+            && Instant::now() < current.until
         {
             return Ok((current.value.clone(), current.patterns.clone()));
         }
-        let value = tokio::task::spawn_blocking(move || mint())
+        let (value, usable) = tokio::task::spawn_blocking(move || mint())
             .await
             .map_err(|_| "the token source failed".to_string())??;
         let mut values: Vec<&[u8]> = self.scrub_also.iter().map(|s| s.expose_secret()).collect();
@@ -108,7 +108,7 @@ impl Route {
             *guard = Some(Minted {
                 value: value.clone(),
                 patterns: patterns.clone(),
-                at: Instant::now(),
+                until: Instant::now() + usable.unwrap_or(MINTED_REUSE),
             });
         }
         Ok((value, patterns))

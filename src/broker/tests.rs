@@ -326,7 +326,7 @@ fn minted_secrets_are_fetched_and_scrubbed() {
             upstream: Upstream::new(&url, "Authorization: Bearer {}", None).unwrap(),
             secret: SecretSource::Minted(Arc::new(move || {
                 *counter.lock().unwrap() += 1;
-                Ok(SecretSlice::from(b"access-token-0123456789".to_vec()))
+                Ok((SecretSlice::from(b"access-token-0123456789".to_vec()), None))
             })),
             scrub_also: vec![SecretSlice::from(b"client-secret-xyz".to_vec())],
         }],
