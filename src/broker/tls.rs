@@ -5,38 +5,9 @@
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::error::{Error, Result};
-
-/// The variable naming a PEM file of extra trust anchors.
-pub const ENV_CERT_FILE: &str = "SSL_CERT_FILE";
-
-/// The certificates in `SSL_CERT_FILE` (none when it is unset or empty). A file that
-/// cannot be read or holds no certificate is an error naming it: silently trusting less
-/// than asked would look like a server problem.
-pub fn extra_anchors() -> Result<Vec<CertificateDer<'static>>> {
-    let Some(path) = std::env::var_os(ENV_CERT_FILE).filter(|p| !p.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let shown = crate::output::escape(&path.to_string_lossy());
-    let bytes = std::fs::read(&path)
-        .map_err(|e| Error::io(format!("cannot read {ENV_CERT_FILE} {shown}"), e))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| {
-            Error::Usage(format!(
-                "{ENV_CERT_FILE} {shown} is not a PEM certificate file"
-            ))
-        })?;
-    if certs.is_empty() {
-        return Err(Error::Usage(format!(
-            "{ENV_CERT_FILE} {shown} holds no certificate"
-        )));
-    }
-    Ok(certs)
-}
+use crate::http::{ENV_CERT_FILE, extra_anchors};
 
 /// The built-in roots plus `SSL_CERT_FILE`'s.
 pub fn root_store() -> Result<RootCertStore> {
