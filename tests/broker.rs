@@ -410,3 +410,64 @@ fn upstream_flags_are_checked_and_sealed() {
     assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("gh"), "{}", stderr_of(&out));
 }
+
+#[test]
+fn oauth2_tokens_are_minted_by_the_broker_over_https() {
+    let env = TestEnv::init();
+    let upstream = Upstream::start(env.dir.path());
+    // The token endpoint is HTTPS with the test CA: agentcred's own client (ureq) trusts
+    // it only through SSL_CERT_FILE.
+    env.cmd()
+        .args([
+            "add",
+            "api",
+            "--kind",
+            "oauth2",
+            "--client-id",
+            "bot",
+            "--token-url",
+        ])
+        .arg(upstream.url("/oauth/token"))
+        .arg("--upstream")
+        .arg(upstream.url("/v1"))
+        .args(["--base-url-env", "API_BASE_URL"])
+        .write_stdin("client-secret-0123456789")
+        .assert()
+        .success();
+    let script = r#"curl -sS "$API_BASE_URL/echo""#;
+    let out = run_brokered(&env, &upstream, &[], script);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        stdout_of(&out),
+        "{\"you_sent\": \"Bearer <agentcred:scrubbed>**********\"}"
+    );
+    let requests = upstream.requests();
+    let paths: Vec<&str> = requests
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/oauth/token", "/v1/echo"]);
+    assert_eq!(
+        requests[1]["headers"]["authorization"],
+        "Bearer minted-access-token-0123456789"
+    );
+    assert_env_clean(&env, &["client-secret-0123456789", "minted-access-token"]);
+
+    // Without SSL_CERT_FILE the test CA is not trusted: the broker answers 502 and says
+    // nothing secret.
+    let out = env
+        .cmd()
+        .args([
+            "exec",
+            "--broker",
+            "--",
+            "sh",
+            "-c",
+            "curl -sS -w ' %{http_code}' \"$API_BASE_URL/echo\"",
+        ])
+        .output()
+        .unwrap();
+    let stdout = stdout_of(&out);
+    assert!(stdout.ends_with(" 502"), "{stdout}{}", stderr_of(&out));
+    assert!(!stdout.contains("client-secret"), "{stdout}");
+}

@@ -13,6 +13,7 @@ Endpoints (any prefix):
   .../messages             an Anthropic message
   .../echo                 echoes the credential headers it got, in the body and a header
   .../redirect             302 to another path of this server
+  .../token                an OAuth client-credentials token response
 """
 
 import json
@@ -107,6 +108,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path.endswith("/echo"):
             got = self.headers.get("authorization") or self.headers.get("x-api-key") or ""
             self.send_json(200, {"you_sent": got}, [("x-echo", got)])
+        elif path.endswith("/token"):
+            self.send_json(200, {"access_token": "minted-access-token-0123456789",
+                                 "token_type": "Bearer", "expires_in": 3600})
         elif path.endswith("/redirect"):
             self.send_response(302)
             self.send_header("location", "/elsewhere")
