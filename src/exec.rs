@@ -165,6 +165,8 @@ pub struct ExecPlan {
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
     pub agent: Option<crate::credential::AgentName>,
+    /// `--broker`: the broker serving the program, alive until it ends.
+    pub broker: Option<crate::broker::session::Session>,
 }
 
 /// How a plan is carried out.
@@ -178,7 +180,10 @@ pub enum RunMode {
 
 impl ExecPlan {
     pub fn mode(&self) -> RunMode {
-        if self.mask || self.injections.iter().any(|i| i.kind == Kind::File) {
+        if self.mask
+            || self.broker.is_some()
+            || self.injections.iter().any(|i| i.kind == Kind::File)
+        {
             RunMode::Spawn
         } else {
             RunMode::Replace
@@ -246,6 +251,11 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         &files,
     );
     crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+    if let Some(session) = &plan.broker {
+        for warning in session.apply(&mut env) {
+            eprintln!("{warning}");
+        }
+    }
     drop(plan.injections);
     let program = Program {
         program: &plan.program,
@@ -255,6 +265,9 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
     };
     let dir = files.dir().map(std::path::Path::to_path_buf);
     let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
+    if let Some(session) = plan.broker {
+        session.stop();
+    }
     if let (Err(e), Some(dir)) = (files.remove(), dir) {
         eprintln!("warning: cannot remove {}: {e}", dir.display());
     }
@@ -365,6 +378,7 @@ mod tests {
             vault_version: None,
             value_info: None,
             oauth2: None,
+            upstream: None,
             history: Vec::new(),
             mac: String::new(),
         };

@@ -100,6 +100,9 @@ pub struct Entry {
     /// The token endpoint of an `oauth2` credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<Box<ClientConfig>>,
+    /// Where `exec --broker` may send it (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Box<crate::upstream::Upstream>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -827,6 +830,7 @@ mod tests {
                 private_key_id: Some("0a1b".into()),
             })),
             oauth2: None,
+            upstream: None,
             history: vec![
                 Event {
                     at,

@@ -56,6 +56,16 @@ pub struct ExecArgs {
     #[arg(long)]
     mask: bool,
 
+    /// Broker credentials that have an upstream: the program gets a placeholder and a
+    /// local proxy's URL, never the value; the proxy adds the real key toward that
+    /// upstream only (a credential without an upstream is refused unless in --raw)
+    #[arg(long)]
+    broker: bool,
+
+    /// With --broker: inject these credentials' values as usual
+    #[arg(long, value_name = "NAME,...", requires = "broker")]
+    raw: Vec<String>,
+
     /// The program and its arguments
     #[arg(
         required = true,
@@ -169,6 +179,17 @@ impl ExecArgs {
         }
         let store_id = reader.store_id().to_owned();
         drop(reader);
+        let (values, brokered) = if self.broker {
+            let split = crate::broker::session::split(values, &parse_names(&self.raw)?)?;
+            (split.raw, split.brokered)
+        } else {
+            (values, Vec::new())
+        };
+        let raw_names: Vec<CredentialName> = if self.broker {
+            values.iter().map(|(n, _, _)| n.clone()).collect()
+        } else {
+            Vec::new()
+        };
         // oauth2 credentials hold a client secret; the program gets an access token instead.
         // Done with the store unlocked: a token request may take seconds.
         let values = oauth::access_tokens(&store, ctx.identity()?, &store_id, values, ctx.verbose)
@@ -193,6 +214,12 @@ impl ExecArgs {
                     Kind::Oauth2 => format!("{} as an access token in {}", i.name, i.env),
                     Kind::File => format!("{} as a file in {}", i.name, i.env),
                 })
+                .map(
+                    |text| match raw_names.iter().any(|n| text.starts_with(&format!("{n} "))) {
+                        true => format!("{text} (raw, not brokered)"),
+                        false => text,
+                    },
+                )
                 .collect();
             eprintln!(
                 "agentcred: injecting {}",
@@ -203,6 +230,20 @@ impl ExecArgs {
                 }
             );
         }
+        let broker = if self.broker {
+            let session = crate::broker::session::Session::start(
+                brokered,
+                Some(broker_audit(&store, &selection, program)),
+            )?;
+            if ctx.verbose {
+                for line in &session.summary {
+                    eprintln!("agentcred: {line}");
+                }
+            }
+            Some(session)
+        } else {
+            None
+        };
         let plan = ExecPlan {
             program: run_path.into_os_string(),
             argv0: program.clone(),
@@ -211,6 +252,7 @@ impl ExecArgs {
             clean_env: selection.policy.clean_env,
             mask: self.mask || selection.policy.mask,
             agent: selection.agent.map(|chosen| chosen.name),
+            broker,
         };
         if ctx.identity()?.unlocked_in_session() {
             eprintln!(
@@ -231,4 +273,37 @@ fn not_starting(e: anyhow::Error, program: &std::ffi::OsStr) -> anyhow::Error {
         "not starting {}",
         crate::output::escape(&program.to_string_lossy())
     ))
+}
+
+/// The broker's audit callback: one `broker` event per request, with the agent and the
+/// program of this exec; its outcome is the decision (`brokered` or `blocked`).
+fn broker_audit(
+    store: &crate::store::Store,
+    selection: &agent::Selection,
+    program: &std::ffi::OsStr,
+) -> crate::broker::AuditFn {
+    let root = store.root().to_path_buf();
+    let agent = selection
+        .agent
+        .as_ref()
+        .map(|chosen| chosen.name.to_string());
+    let program = agent::program_basename(program).map(String::from);
+    Box::new(move |event: crate::broker::AuditEvent| {
+        let draft = crate::audit::Draft {
+            action: "broker",
+            agent: agent.clone(),
+            credentials: vec![event.credential],
+            program: program.clone(),
+            request: Some(crate::audit::Request {
+                method: event.method,
+                host: event.host,
+                path: event.path,
+                status: event.status,
+                decision: event.decision.as_str().into(),
+            }),
+        };
+        if let Err(e) = crate::audit::append(&root, &draft, event.decision.as_str()) {
+            eprintln!("warning: a brokered request was not audited: {e}");
+        }
+    })
 }

@@ -147,6 +147,7 @@ impl ImportArgs {
                 vault_version: None,
                 value_info: crate::value_info::inspect(value).map(Box::new),
                 oauth2: None,
+                upstream: None,
                 history,
                 mac: String::new(),
             };

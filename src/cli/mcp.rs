@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use crate::credential::AgentName;
 use crate::error::Error;
 use crate::identity::{self, Unlock};
-use crate::mcp::{self, tools::Tools, upstream::NoRoutes};
+use crate::mcp::{self, tools::Tools};
 use crate::store::Store;
 
 /// Serve an agent's credentials to an MCP client on stdio, without revealing them
@@ -69,7 +69,6 @@ impl McpArgs {
             store_dir: store.root().to_path_buf(),
             identity: &identity,
             agent,
-            upstream: Box::new(NoRoutes),
         };
         let stdin = io::stdin().lock();
         let stdout = io::stdout().lock();

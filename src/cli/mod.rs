@@ -24,6 +24,7 @@ mod scan;
 mod show;
 mod token;
 mod unlock;
+mod upstream_flags;
 mod vault;
 
 use std::io::{self, Write};
@@ -63,6 +64,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the largest variant (add's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::InitArgs),

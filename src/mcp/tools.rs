@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Map, Value, json};
 
-use super::upstream::{self, Request, Upstream};
+use super::upstream::{self, Request};
 use super::{Handler, Outcome, Tool, run};
 use crate::agent;
 use crate::audit::{self, Draft};
@@ -94,7 +94,6 @@ pub struct Tools<'a> {
     pub store_dir: PathBuf,
     pub identity: &'a Identity,
     pub agent: Option<AgentName>,
-    pub upstream: Box<dyn Upstream + 'a>,
 }
 
 /// What the agent may use right now.
@@ -174,7 +173,7 @@ impl Tools<'_> {
                     "kind": entry.kind.as_str(),
                     "status": rotation::status(due, now, defaults.due_soon_window).as_str(),
                     "due": due.map(crate::output::rfc3339),
-                    "upstream_host": self.upstream.host(entry),
+                    "upstream_host": upstream::host(entry),
                     "description": entry.description,
                 })
             })
@@ -187,7 +186,10 @@ impl Tools<'_> {
         let mut draft = self.draft("mcp-http-request");
         let result = self.http_checked(&store, arguments, &mut draft);
         if let Err(refusal) = &result {
-            // A refusal is audited with what was known of the request.
+            // A refusal is audited with what was known of the request (status 0: not sent).
+            if let Some(request) = &mut draft.request {
+                request.decision = refusal.outcome.into();
+            }
             let _ = self.audit(&store, &draft, refusal.outcome);
         }
         result
@@ -204,23 +206,31 @@ impl Tools<'_> {
         let name = CredentialName::parse(&credential)?;
         draft.credentials = vec![name.to_string()];
         let path = string_arg(arguments, "path")?;
-        draft.path = Some(shown(path.split('?').next().unwrap_or_default()));
+        let method = string_arg(arguments, "method")?.to_ascii_uppercase();
+        draft.request = Some(crate::audit::Request {
+            method: shown(&method),
+            host: String::new(),
+            path: shown(path.split('?').next().unwrap_or_default()),
+            status: 0,
+            decision: String::new(),
+        });
         let profile = self.profile(store)?;
         let entry = profile
             .credentials
             .get(&name)
             .cloned()
             .ok_or_else(|| not_allowed(self.agent.as_ref(), &name))?;
-        draft.host = self.upstream.host(&entry);
-        if draft.host.is_none() {
+        let Some(host) = upstream::host(&entry) else {
             return Err(Refusal::new(
                 "denied",
                 format!(
                     "credential {name} has no upstream route, so no request can be sent with it"
                 ),
             ));
+        };
+        if let Some(request) = &mut draft.request {
+            request.host = host;
         }
-        let method = string_arg(arguments, "method")?.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(Refusal::new(
                 "usage",
@@ -230,7 +240,7 @@ impl Tools<'_> {
         check_path(&path)?;
         let query = string_map(arguments, "query")?;
         let headers = string_map(arguments, "headers")?;
-        let credential_header = self.upstream.credential_header(&entry);
+        let credential_header = upstream::credential_header(&entry);
         for (header, value) in &headers {
             let lower = header.to_ascii_lowercase();
             if !is_token(header) || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
@@ -290,10 +300,10 @@ impl Tools<'_> {
                 format!("the request carries the value of {name}; agentcred sets it itself"),
             ));
         }
-        self.audit(store, draft, "brokered")?;
-        let response = self
-            .upstream
-            .send(&name, &entry, &value, &request)
+        // The broker's event for the request (its status and decision) is this call's.
+        let mut sent = draft.clone();
+        sent.request = None;
+        let response = upstream::send(store.root(), &sent, &name, &entry, &value, &request)
             .map_err(|e| Refusal::new("error", format!("the request failed: {e}")))?;
         drop(value);
         let body = scrub(&patterns, &response.body);
@@ -516,14 +526,14 @@ impl Handler for Tools<'_> {
         let routed: Vec<&str> = profile
             .credentials
             .iter()
-            .filter(|(_, entry)| self.upstream.host(entry).is_some())
+            .filter(|(_, entry)| upstream::host(entry).is_some())
             .map(|(name, _)| name.as_str())
             .collect();
         if !routed.is_empty() {
             tools.push(Tool {
                 name: HTTP,
                 title: "HTTP request with a credential",
-                description: "Send one HTTP request to a credential's API. agentcred adds the credential itself; you never see or send it. `path` is relative to the API's base URL. Redirects are not followed. The response body is capped at 64 KiB and any credential value in it is replaced by <agentcred:NAME>.".into(),
+                description: "Send one HTTP request to a credential's API. agentcred adds the credential itself; you never see or send it. `path` is relative to the API's base URL. Redirects are not followed. The response body is capped at 64 KiB; any credential value in it is overwritten (<agentcred:scrubbed>***).".into(),
                 input_schema: json!({
                     "type": "object",
                     "properties": {
