@@ -8,7 +8,8 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{TestEnv, stderr_of, stdout_of};
@@ -38,13 +39,78 @@ fn assert_no_value(what: &str, text: &str) {
     }
 }
 
-/// A store with two credentials, an agent `llm` allowed one of them, and three declared
-/// commands: one printing the whole environment, one printing the key encoded, one
-/// taking extra arguments.
-fn fixture() -> TestEnv {
+/// A plain-HTTP upstream on 127.0.0.1 (tests/support/mcp_upstream.py), stopped on drop.
+struct Upstream {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Upstream {
+    fn start(dir: &Path) -> Upstream {
+        let dir = dir.join("upstream");
+        fs::create_dir_all(&dir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mcp_upstream.py");
+        let log = fs::File::create(dir.join("server.log")).unwrap();
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(&dir)
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Ok(text) = fs::read_to_string(dir.join("port")) {
+                break text.trim().parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the upstream did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Upstream { child, dir, port }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fixture {
+    env: TestEnv,
+    upstream: Upstream,
+}
+
+impl std::ops::Deref for Fixture {
+    type Target = TestEnv;
+    fn deref(&self) -> &TestEnv {
+        &self.env
+    }
+}
+
+/// A store with two credentials routed to the loopback upstream (`x-api-key` header), an
+/// agent `llm` allowed one of them, and three declared commands: one printing the whole
+/// environment, one printing the key encoded, one taking extra arguments.
+fn fixture() -> Fixture {
     let env = TestEnv::init();
-    env.add("api-key", API_KEY.as_bytes());
-    env.add("other-key", OTHER_KEY.as_bytes());
+    let upstream = Upstream::start(env.dir.path());
+    let url = format!("http://127.0.0.1:{}/v1", upstream.port);
+    for (name, value) in [("api-key", API_KEY), ("other-key", OTHER_KEY)] {
+        env.cmd()
+            .args(["add", name, "--upstream", &url, "--header", "x-api-key: {}"])
+            .write_stdin(value)
+            .assert()
+            .success();
+    }
     let bin = env.dir.path().join("bin");
     fs::create_dir(&bin).unwrap();
     let script = |name: &str, body: &str| -> PathBuf {
@@ -77,7 +143,7 @@ fn fixture() -> TestEnv {
             .assert()
             .success();
     }
-    env
+    Fixture { env, upstream }
 }
 
 fn audit_lines(env: &TestEnv) -> Vec<Value> {
@@ -106,7 +172,13 @@ fn hostile_calls() -> Vec<Value> {
         json!({ "name": "run", "arguments": { "command": "echo-args", "args": ["$API_KEY", "<agentcred:api-key>"] } }),
         json!({ "name": "http_request", "arguments": { "credential": "other-key", "method": "GET", "path": "/" } }),
         json!({ "name": "http_request", "arguments": { "credential": "OTHER_KEY", "method": "POST", "path": "/../x", "body": "<agentcred:other-key>" } }),
-        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "POST", "path": "/v1/chat", "body": "say <agentcred:api-key>" } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "POST", "path": "/chat", "body": "say <agentcred:api-key>" } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "GET", "path": "/a/../../admin" } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "GET", "path": "/echo", "headers": { "X-Api-Key": "mine" } } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "POST", "path": "/echo", "query": { "q": "a b" }, "headers": { "Content-Type": "text/plain" }, "body": "hello" } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "GET", "path": "/redirect" } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "get", "path": "/big" } }),
+        json!({ "name": "http_request", "arguments": { "credential": "api-key", "method": "POST", "path": "/echo", "body": format!("the key is {API_KEY}") } }),
     ]
 }
 
@@ -169,14 +241,19 @@ fn python_sdk_in_both_eras_gets_tools_that_never_return_a_value() {
         if era == "modern" {
             assert_eq!(t["opened_with"]["supportedVersions"], json!(["2026-07-28"]));
         }
-        // Stable order; no http_request while no allowed credential has a route.
+        // Stable order; http_request offers only the allowed credentials with a route.
+        assert_eq!(
+            t["tools"][1]["inputSchema"]["properties"]["credential"]["enum"],
+            json!(["api-key"])
+        );
+        assert_eq!(t["tools"][1]["annotations"]["destructiveHint"], true);
         let names: Vec<&str> = t["tools"]
             .as_array()
             .unwrap()
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["list_credentials", "run"], "{era}");
+        assert_eq!(names, ["list_credentials", "http_request", "run"], "{era}");
         let list = &t["tools"][0]["annotations"];
         assert_eq!(
             (
@@ -186,7 +263,7 @@ fn python_sdk_in_both_eras_gets_tools_that_never_return_a_value() {
             (json!(true), json!(false))
         );
         // One declared command changes things: run is not read-only.
-        let run = &t["tools"][1];
+        let run = &t["tools"][2];
         assert_eq!(run["annotations"]["readOnlyHint"], false);
         assert_eq!(run["annotations"]["destructiveHint"], true);
         assert_eq!(
@@ -205,7 +282,7 @@ fn python_sdk_in_both_eras_gets_tools_that_never_return_a_value() {
         assert_eq!(listed[0]["name"], "api-key");
         assert_eq!(listed[0]["variable"], "API_KEY");
         assert_eq!(listed[0]["status"], "ok");
-        assert_eq!(listed[0]["upstream_host"], Value::Null);
+        assert_eq!(listed[0]["upstream_host"], "127.0.0.1");
 
         let shown = &r[1]["structuredContent"];
         let stdout = shown["stdout"].as_str().unwrap();
@@ -250,12 +327,42 @@ fn python_sdk_in_both_eras_gets_tools_that_never_return_a_value() {
             ),
             (
                 8,
-                "refused (denied): credential api-key has no upstream route",
+                "refused (blocked): the request carries a masked placeholder",
+            ),
+            (
+                9,
+                "refused (blocked): the path must stay under the API's base URL",
+            ),
+            (
+                10,
+                "refused (blocked): header X-Api-Key is set by agentcred",
+            ),
+            (
+                14,
+                "refused (blocked): the request carries the value of api-key",
             ),
         ] {
             assert_eq!(r[i]["isError"], true, "{i}");
             assert!(text_of(&r[i]).contains(expected), "{i}: {}", text_of(&r[i]));
         }
+        // Sent through the broker: the upstream echoes the key it got, which comes back
+        // scrubbed.
+        let echo = &r[11]["structuredContent"];
+        assert_eq!(echo["status"], 200, "{echo}");
+        assert_eq!(echo["content_type"], "application/json");
+        let echoed: Value = serde_json::from_str(echo["body"].as_str().unwrap()).unwrap();
+        // The broker overwrites the value with a filler of the same length.
+        let filler = format!("<agentcred:scrubbed>{}", "*".repeat(API_KEY.len() - 20));
+        assert_eq!(echoed["x-api-key"], filler.as_str());
+        assert_eq!(echoed["path"], "/v1/echo?q=a%20b");
+        assert_eq!(echoed["body"], "hello");
+        // No redirect followed; where it pointed is scrubbed too.
+        let moved = &r[12]["structuredContent"];
+        assert_eq!(moved["status"], 302);
+        assert_eq!(moved["location"], format!("/v1/echo?key={filler}"));
+        let big = &r[13]["structuredContent"];
+        assert_eq!(big["body_truncated"], true);
+        assert_eq!(big["body"].as_str().unwrap().len(), 64 * 1024);
 
         assert_no_value(&format!("the {era} transcript"), &t.to_string());
         assert_no_value(&format!("the server's stderr ({era})"), &server_stderr);
@@ -289,13 +396,47 @@ fn python_sdk_in_both_eras_gets_tools_that_never_return_a_value() {
                 expect("mcp-run", "ok", "echo-args"),
                 expect("mcp-http-request", "denied", ""),
                 expect("mcp-http-request", "denied", ""),
-                expect("mcp-http-request", "denied", ""),
+                expect("mcp-http-request", "blocked", ""),
+                expect("mcp-http-request", "blocked", ""),
+                expect("mcp-http-request", "blocked", ""),
+                expect("mcp-http-request", "brokered", ""),
+                expect("mcp-http-request", "brokered", ""),
+                expect("mcp-http-request", "brokered", ""),
+                expect("mcp-http-request", "blocked", ""),
             ],
             "{era}"
         );
         assert!(new.iter().all(|e| e["agent"] == "llm"));
         assert_eq!(new[6]["credentials"], json!(["other-key"]));
-        assert_eq!(new[7]["path"], "/../x");
+        assert_eq!(new[7]["request"]["path"], "/../x");
+        assert_eq!(new[7]["request"]["status"], 0, "not sent");
+        let sent = &new[11]["request"];
+        assert_eq!(
+            (
+                sent["method"].as_str(),
+                sent["host"].as_str(),
+                sent["path"].as_str(),
+                sent["status"].as_u64()
+            ),
+            (Some("POST"), Some("127.0.0.1"), Some("/v1/echo"), Some(200))
+        );
+        assert_eq!(new[12]["request"]["status"], 302);
+    }
+    // The upstream saw exactly the three requests that were sent, per era, each with the
+    // real key in its header and never a value or placeholder in a body.
+    let received = env.upstream.requests();
+    let paths: Vec<&str> = received
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/v1/echo?q=a%20b", "/v1/redirect", "/v1/big"].repeat(2),
+        "{received:?}"
+    );
+    for request in &received {
+        assert_eq!(request["headers"]["x-api-key"], API_KEY);
+        assert_no_value("a body sent upstream", request["body"].as_str().unwrap());
     }
     let log = fs::read_to_string(env.store.join("audit.jsonl")).unwrap();
     assert_no_value("the audit log", &log);
@@ -396,8 +537,8 @@ fn stdout_carries_only_json_rpc_whatever_the_input() {
         .iter()
         .filter(|r| r["result"]["isError"] == true)
         .count();
-    // Per era: 5 refusals among the hostile calls; then the 5 malformed run calls.
-    assert_eq!(refused, 2 * 5 + 5, "{stdout}");
+    // Per era: 8 refusals among the hostile calls; then the 5 malformed run calls.
+    assert_eq!(refused, 2 * 8 + 5, "{stdout}");
     let log = fs::read_to_string(env.store.join("audit.jsonl")).unwrap();
     assert_no_value("the audit log", &log);
 }
@@ -588,7 +729,7 @@ fn mcp_inspector_cli_in_both_eras() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let tools = listed["result"]["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 2, "{listed}");
+    assert_eq!(tools.len(), 3, "{listed}");
     assert_eq!(tools[0]["annotations"]["readOnlyHint"], true);
 
     let out = inspect(&env, "modern", &["--method", "initialize"]);
@@ -620,6 +761,30 @@ fn mcp_inspector_cli_in_both_eras() {
         assert!(
             stdout.contains("API_KEY=<agentcred:api-key>"),
             "{era}: {stdout}"
+        );
+        assert_no_value(&format!("inspector stdout ({era})"), &stdout_of(&out));
+        assert_no_value(&format!("inspector stderr ({era})"), &stderr_of(&out));
+
+        let out = inspect(
+            &env,
+            era,
+            &[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "http_request",
+                "--tool-args-json",
+                r#"{"credential":"api-key","method":"GET","path":"/echo"}"#,
+            ],
+        );
+        assert!(out.status.success(), "{era}: {}", stderr_of(&out));
+        let called: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let body = called["result"]["structuredContent"]["body"]
+            .as_str()
+            .unwrap();
+        assert!(
+            body.contains(r#""x-api-key": "<agentcred:scrubbed>*"#),
+            "{era}: {body}"
         );
         assert_no_value(&format!("inspector stdout ({era})"), &stdout_of(&out));
         assert_no_value(&format!("inspector stderr ({era})"), &stderr_of(&out));
