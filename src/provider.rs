@@ -84,7 +84,7 @@ pub fn upstream(name: &str) -> Result<Upstream> {
         .ok_or_else(|| {
             Error::Usage(format!(
                 "unknown provider {}; known: {}",
-                crate::output::escape(name),
+                crate::util::output::escape(name),
                 names().collect::<Vec<_>>().join(", ")
             ))
         })?;

@@ -1,7 +1,7 @@
 //! A credential's upstream (CONTRACT section 10): the API it is for, the header that
 //! carries it, and the variable through which programs find that API. `exec --broker`
 //! hands a program a placeholder and a local base URL instead of the value; the broker
-//! (`crate::broker`) puts the value on the wire, toward this upstream only.
+//! (the `broker` module) puts the value on the wire, toward this upstream only.
 //!
 //! The upstream is a field of the manifest entry, so the entry's MAC covers it: only a
 //! recipient of the store can point a credential at a host.
@@ -13,9 +13,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::credential::EnvVarName;
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::model::credential::EnvVarName;
+use crate::util::output::escape;
 
 /// The longest upstream URL or header template accepted.
 const MAX_TEXT: usize = 512;
@@ -129,13 +129,13 @@ impl UpstreamChange {
     /// brokered: its value goes to a file, not into a header.
     pub fn apply(
         self,
-        kind: crate::credential::Kind,
+        kind: crate::model::credential::Kind,
         upstream: &mut Option<Box<Upstream>>,
     ) -> Result<()> {
         match self {
             UpstreamChange::Keep => {}
             UpstreamChange::Remove => *upstream = None,
-            UpstreamChange::Set(_) if kind == crate::credential::Kind::File => {
+            UpstreamChange::Set(_) if kind == crate::model::credential::Kind::File => {
                 return Err(Error::Usage(
                     "a file credential cannot have an upstream: the broker sends a value in a header".into(),
                 ));
@@ -199,7 +199,7 @@ pub fn parse_origin(url: &str) -> Result<Origin> {
     {
         return Err(bad("URL", url, "the port is not a number"));
     }
-    if scheme == "http" && !crate::http::is_loopback(&host) {
+    if scheme == "http" && !crate::util::http::is_loopback(&host) {
         return Err(bad(
             "URL",
             url,

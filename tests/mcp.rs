@@ -3,7 +3,7 @@
 //! arguments, no response, log line or audit line carries a value, and stdout carries
 //! only JSON-RPC.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

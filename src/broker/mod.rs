@@ -144,6 +144,7 @@ pub struct RouteInfo {
     /// `http://127.0.0.1:PORT/<session token>/<name>`.
     pub base_url: String,
     /// The variable the upstream names for its base URL.
+    #[allow(dead_code)] // the session reads it from the upstream itself
     pub base_url_env: Option<String>,
 }
 
@@ -318,7 +319,7 @@ impl Broker {
             format!("/{path}")
         };
         let url = format!("{}{path}", info.base_url);
-        let agent = crate::http::agent(true, Duration::from_secs(300));
+        let agent = crate::util::http::agent(true, Duration::from_secs(300));
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());

@@ -6,12 +6,12 @@ use std::ffi::OsString;
 
 use clap::{Args, Subcommand};
 
-use crate::agent;
-use crate::context::Ctx;
-use crate::credential::AgentName;
+use crate::cli::context::Ctx;
 use crate::error::Error;
+use crate::exec::program as pin;
 use crate::manifest::{AgentCommand, valid_command_name};
-use crate::output::escape;
+use crate::model::credential::AgentName;
+use crate::util::output::escape;
 
 /// Declare the commands an agent may run through `agentcred mcp`
 #[derive(Debug, Args)]
@@ -111,10 +111,10 @@ impl AddArgs {
             .command
             .split_first()
             .ok_or_else(|| Error::Usage("no program given after --".into()))?;
-        let pinned = agent::pin_program(program, std::env::var_os("PATH").as_deref())?;
+        let pinned = pin::pin_program(program, std::env::var_os("PATH").as_deref())?;
         ctx.audit.note(|d| {
             d.agent = Some(agent_name.to_string());
-            d.program = agent::program_basename(pinned.as_ref()).map(String::from);
+            d.program = pin::program_basename(pinned.as_ref()).map(String::from);
         });
         let args = args
             .iter()
@@ -127,7 +127,7 @@ impl AddArgs {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let declared = AgentCommand {
-            program_sha256: agent::program_sha256(pinned.as_ref())?,
+            program_sha256: pin::program_sha256(pinned.as_ref())?,
             program: pinned,
             args,
             extra_args: self.allow_args,
@@ -191,7 +191,7 @@ impl RmArgs {
                     name: self.name.clone(),
                 })?;
         ctx.audit.note(|d| {
-            d.program = agent::program_basename(removed.program.as_ref()).map(String::from);
+            d.program = pin::program_basename(removed.program.as_ref()).map(String::from);
         });
         ctx.audit.ok()?;
         txn.commit()?;

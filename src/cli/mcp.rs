@@ -4,12 +4,12 @@ use std::io;
 
 use clap::Args;
 
-use crate::agent::ENV_AGENT;
-use crate::context::Ctx;
-use crate::credential::AgentName;
+use crate::cli::context::Ctx;
+use crate::crypto::identity::{self, Unlock};
 use crate::error::Error;
-use crate::identity::{self, Unlock};
 use crate::mcp::{self, tools::Tools};
+use crate::model::credential::AgentName;
+use crate::policy::ENV_AGENT;
 use crate::store::Store;
 
 /// Serve an agent's credentials to an MCP client on stdio, without revealing them
@@ -35,7 +35,7 @@ pub struct McpArgs {
 impl McpArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         // The client owns stdin: nothing may ever wait for a person.
-        crate::keychain::allow_prompts(false);
+        crate::crypto::os_keychain::allow_prompts(false);
         let agent = match self.agent {
             Some(name) => Some(AgentName::parse(&name)?),
             None => match std::env::var(ENV_AGENT) {

@@ -311,7 +311,7 @@ fn dispatch(
             let shown: String = method.chars().take(64).collect();
             return Err(RpcError::new(
                 METHOD_NOT_FOUND,
-                format!("method not found: {}", crate::output::escape(&shown)),
+                format!("method not found: {}", crate::util::output::escape(&shown)),
             ));
         }
     };
@@ -360,7 +360,7 @@ fn call_tool(handler: &mut impl Handler, params: &Map<String, Value>) -> Result<
         let shown: String = name.chars().take(64).collect();
         RpcError::new(
             INVALID_PARAMS,
-            format!("unknown tool: {}", crate::output::escape(&shown)),
+            format!("unknown tool: {}", crate::util::output::escape(&shown)),
         )
     })?;
     Ok(match outcome {

@@ -110,7 +110,7 @@ pub fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| crate::exec::launch_error(argv0, e))?;
+        .map_err(|e| crate::exec::program::launch_error(argv0, e))?;
     let group = Pid::from_child(&child);
     let (sender, receiver) = mpsc::channel();
     std::thread::scope(|scope| -> Result<Captured> {

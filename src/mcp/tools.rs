@@ -21,18 +21,18 @@ use serde_json::{Map, Value, json};
 
 use super::upstream::{self, Request};
 use super::{Handler, Outcome, Tool, run};
-use crate::agent;
 use crate::audit::{self, Draft};
-use crate::credential::{AgentName, CredentialName, Kind};
+use crate::crypto::identity::Identity;
 use crate::error::Error;
+use crate::exec::filecred::{self, FileSet};
+use crate::exec::program;
 use crate::exec::{self, Injection};
-use crate::filecred::{self, FileSet};
-use crate::identity::Identity;
 use crate::manifest::{Agent, Entry};
 use crate::mask::{self, Patterns, Piece, Redactor};
-use crate::output::escape;
-use crate::rotation;
+use crate::model::credential::{AgentName, CredentialName, Kind};
+use crate::model::rotation;
 use crate::store::Store;
+use crate::util::output::escape;
 
 const LIST: &str = "list_credentials";
 const HTTP: &str = "http_request";
@@ -172,7 +172,7 @@ impl Tools<'_> {
                     "variable": entry.env.as_str(),
                     "kind": entry.kind.as_str(),
                     "status": rotation::status(due, now, defaults.due_soon_window).as_str(),
-                    "due": due.map(crate::output::rfc3339),
+                    "due": due.map(crate::util::output::rfc3339),
                     "upstream_host": upstream::host(entry),
                     "description": entry.description,
                 })
@@ -381,8 +381,8 @@ impl Tools<'_> {
         if extra.iter().any(|a| a.contains('\0')) {
             return Err(Refusal::new("usage", "an argument contains a NUL byte"));
         }
-        let actual = agent::program_sha256(declared.program.as_ref())?;
-        if !crate::integrity::tags_equal(&actual, &declared.program_sha256) {
+        let actual = program::program_sha256(declared.program.as_ref())?;
+        if !crate::crypto::integrity::tags_equal(&actual, &declared.program_sha256) {
             return Err(Error::ProgramChanged {
                 agent: agent_name.to_string(),
                 program: escape(&declared.program),
@@ -476,7 +476,7 @@ impl Tools<'_> {
         )?;
         let mut env = exec::child_env(std::env::vars_os(), agent.clean_env, &injections, &files);
         drop(injections);
-        agent::set_agent_var(&mut env, self.agent.as_ref());
+        crate::policy::set_agent_var(&mut env, self.agent.as_ref());
         let args: Vec<OsString> = declared
             .args
             .iter()
@@ -485,7 +485,7 @@ impl Tools<'_> {
             .collect();
         self.audit(store, draft, "ok")?;
         let program = OsString::from(&declared.program);
-        let argv0 = agent::program_basename(program.as_ref())
+        let argv0 = program::program_basename(program.as_ref())
             .map_or_else(|| program.clone(), OsString::from);
         let outcome = run::run(&program, &argv0, &args, env, patterns, run::TIMEOUT);
         if let Err(e) = files.remove() {

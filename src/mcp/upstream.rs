@@ -12,9 +12,9 @@ use secrecy::SecretSlice;
 use crate::audit::{self, Draft};
 use crate::broker::session::Session;
 use crate::broker::{AuditEvent, AuditFn};
-use crate::credential::CredentialName;
 use crate::error::{Error, Result};
 use crate::manifest::Entry;
+use crate::model::credential::CredentialName;
 
 /// The most response body handed to the model.
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;

@@ -11,7 +11,7 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// Whether a URL's host is the machine itself: 127.0.0.0/8, ::1 (or an IPv4-mapped
 /// loopback address), or `localhost`.
@@ -37,29 +37,23 @@ pub fn is_loopback(host: &str) -> bool {
 pub const ENV_CERT_FILE: &str = "SSL_CERT_FILE";
 
 /// The certificates in `SSL_CERT_FILE` (none when it is unset or empty). A file that
-/// cannot be read or holds no certificate is an error naming it: silently trusting
-/// something else than asked would look like a server problem.
-pub fn extra_anchors() -> crate::error::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
-    use crate::error::Error;
+/// cannot be read or holds no certificate is an error naming it (one line: util sits below
+/// the error types): silently trusting something else than asked would look like a
+/// server problem.
+pub fn extra_anchors() -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let Some(path) = std::env::var_os(ENV_CERT_FILE).filter(|p| !p.is_empty()) else {
         return Ok(Vec::new());
     };
     let shown = escape(&path.to_string_lossy());
-    let bytes = std::fs::read(&path)
-        .map_err(|e| Error::io(format!("cannot read {ENV_CERT_FILE} {shown}"), e))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("cannot read {ENV_CERT_FILE} {shown}: {e}"))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| {
-            Error::Usage(format!(
-                "{ENV_CERT_FILE} {shown} is not a PEM certificate file"
-            ))
-        })?;
+        .map_err(|_| format!("{ENV_CERT_FILE} {shown} is not a PEM certificate file"))?;
     if certs.is_empty() {
-        return Err(Error::Usage(format!(
-            "{ENV_CERT_FILE} {shown} holds no certificate"
-        )));
+        return Err(format!("{ENV_CERT_FILE} {shown} holds no certificate"));
     }
     Ok(certs)
 }

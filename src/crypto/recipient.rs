@@ -14,7 +14,7 @@ use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BAS
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// One recipient of a store.
 #[derive(Clone)]

@@ -6,10 +6,12 @@ use std::cell::OnceCell;
 use std::path::PathBuf;
 
 use crate::audit;
+use crate::crypto::identity::{self, Identity, Unlock};
 use crate::error::{Error, Result};
-use crate::hardening::Saved;
-use crate::identity::{self, Identity, Unlock};
 use crate::store::Store;
+use crate::util::hardening::Saved;
+
+pub use crate::util::host::user_at_host;
 
 pub struct Ctx {
     pub store_dir: PathBuf,
@@ -39,7 +41,7 @@ impl Ctx {
                     )
                 })?,
         };
-        crate::keychain::allow_prompts(Unlock::from_env(no_input).may_prompt);
+        crate::crypto::os_keychain::allow_prompts(Unlock::from_env(no_input).may_prompt);
         Ok(Ctx {
             store_dir,
             no_input,
@@ -94,14 +96,4 @@ impl Ctx {
     pub fn may_prompt(&self) -> bool {
         self.unlock().may_prompt
     }
-}
-
-/// `user@host`, for rotation history.
-pub fn user_at_host() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy().into_owned();
-    crate::output::escape(&format!("{user}@{host}"))
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util;
 
 pub const ENV_FINGERPRINT: &str = "AGENTCRED_STORE_FINGERPRINT";
 
@@ -46,13 +46,13 @@ struct AtPath {
 /// The file name remembering a store path: a hash of its canonical form.
 fn path_record(root: &Path) -> Option<(PathBuf, String)> {
     let canonical = std::fs::canonicalize(root).ok()?;
-    let digest = crate::integrity::sha256_hex(canonical.as_os_str().as_encoded_bytes());
+    let digest = crate::util::hash::sha256_hex(canonical.as_os_str().as_encoded_bytes());
     Some((canonical, format!("path-{}.json", &digest[..32])))
 }
 
 fn load_at_path(root: &Path) -> Option<AtPath> {
     let (_, file) = path_record(root)?;
-    let bytes = fsutil::read_optional(&dir()?.join(file)).ok()??;
+    let bytes = util::fs::read_optional(&dir()?.join(file)).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -60,7 +60,7 @@ fn save_at_path(root: &Path, store_id: &str) {
     let (Some(dir), Some((path, file))) = (dir(), path_record(root)) else {
         return;
     };
-    if fsutil::create_private_dir(&dir).is_err() {
+    if util::fs::create_private_dir(&dir).is_err() {
         return;
     }
     let record = AtPath {
@@ -68,24 +68,24 @@ fn save_at_path(root: &Path, store_id: &str) {
         store_id: store_id.to_string(),
     };
     if let Ok(bytes) = serde_json::to_vec(&record) {
-        let _ = fsutil::write_atomic(&dir, &file, &bytes);
+        let _ = util::fs::write_atomic(&dir, &file, &bytes);
     }
 }
 
 fn load(store_id: &str) -> Option<Seen> {
     let path = dir()?.join(format!("{store_id}.json"));
-    let bytes = fsutil::read_optional(&path).ok()??;
+    let bytes = util::fs::read_optional(&path).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
 fn save(store_id: &str, seen: &Seen) {
     // Best effort: failing to remember must not fail the command that is using the store.
     let Some(dir) = dir() else { return };
-    if fsutil::create_private_dir(&dir).is_err() {
+    if util::fs::create_private_dir(&dir).is_err() {
         return;
     }
     if let Ok(bytes) = serde_json::to_vec(seen) {
-        let _ = fsutil::write_atomic(&dir, &format!("{store_id}.json"), &bytes);
+        let _ = util::fs::write_atomic(&dir, &format!("{store_id}.json"), &bytes);
     }
 }
 
