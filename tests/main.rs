@@ -19,6 +19,7 @@ mod keychain;
 mod layers;
 mod mask;
 mod mcp;
+mod newuser;
 mod oauth;
 mod recipients;
 mod rotation;
