@@ -228,6 +228,9 @@ pub struct Agent {
     pub mask: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub deny_overdue: bool,
+    /// exec brokers its credentials (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub broker: bool,
     pub created_at: Timestamp,
     pub created_by: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -811,6 +814,7 @@ mod tests {
             clean_env: true,
             mask: program.is_some(),
             deny_overdue: false,
+            broker: false,
             created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
             mac: String::new(),
