@@ -272,6 +272,7 @@ async fn handle(
     };
     let query = req.uri().query().map(str::to_string);
     let placeholder_in_url = Search::contains(&route.placeholder, tail.as_bytes())
+        || Search::contains(&route.placeholder, &percent_decode(tail.as_bytes()))
         || query.as_deref().is_some_and(|q| {
             Search::contains(&route.placeholder, q.as_bytes())
                 || Search::contains(&route.placeholder, &percent_decode(q.as_bytes()))
