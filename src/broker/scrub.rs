@@ -422,6 +422,20 @@ mod tests {
     }
 
     #[test]
+    fn scrubs_at_every_split_point() {
+        let secret = b"sk-live-0123456789abcdef";
+        let input = b"a sk-live-0123456789abcdef b sk-live-0123456789abcdef".to_vec();
+        let expect = "a <agentcred:scrubbed>**** b <agentcred:scrubbed>****";
+        let patterns = patterns(secret);
+        for size in 1..input.len() {
+            let parts: Vec<&[u8]> = input.chunks(size).collect();
+            let body = ScrubBody::new(chunks(&parts), Some(patterns.clone()));
+            let out = block_on(body.collect()).unwrap().to_bytes();
+            assert_eq!(String::from_utf8_lossy(&out), expect, "size {size}");
+        }
+    }
+
+    #[test]
     fn scan_refuses_a_split_placeholder_and_the_cap() {
         let placeholder = b"sk-agentcred-XYZXYZXYZ";
         let verdict = Arc::new(Verdict::default());
