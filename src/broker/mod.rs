@@ -17,6 +17,12 @@
 //! broker.stop(); // also on drop; waits until every audit event was handed over
 //! ```
 //!
+//! From manifest entries (what `exec --broker` does, and what MCP's `http_request` can
+//! reuse): [`session::split`] the selected `(name, entry, value)` triples, then
+//! [`session::Session::start`]; `session.broker()` is the [`Broker`] above. An `oauth2`
+//! credential there becomes a [`SecretSource::Minted`] route whose token is minted on
+//! first use and again when it runs out.
+//!
 //! `start` binds 127.0.0.1:0 and serves on a thread of its own (a tokio current-thread
 //! runtime), so callers stay synchronous. Each route gets a random placeholder shaped like
 //! a key of its kind (a known prefix such as `sk-`, then `agentcred-` and random letters,
