@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::fsutil;
-use crate::integrity::sha256_hex;
+use crate::util;
+use crate::util::hash::sha256_hex;
 
 pub const FILE_NAME: &str = "audit.jsonl";
 
@@ -135,7 +135,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         program: draft.program.clone(),
         request: draft.request.clone(),
         pid: std::process::id(),
-        user: crate::context::user_at_host(),
+        user: crate::util::host::user_at_host(),
         prev: last.hash,
     };
     let mut line = Vec::with_capacity(256);
@@ -156,7 +156,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         file.sync_data().map_err(log_error)?;
     }
     if len == 0 {
-        fsutil::sync_dir(store_root).map_err(log_error)?;
+        util::fs::sync_dir(store_root).map_err(log_error)?;
     }
     Ok(event)
 }
@@ -317,7 +317,7 @@ pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>)
 /// Open the log for reading, with a shared lock so no line is read half-written.
 /// `Ok(None)` when there is no log yet.
 pub fn open_for_reading(store_root: &Path) -> Result<Option<BufReader<File>>> {
-    let file = match fsutil::open_nofollow(&store_root.join(FILE_NAME)) {
+    let file = match util::fs::open_nofollow(&store_root.join(FILE_NAME)) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {

@@ -5,7 +5,7 @@
 //! Every test asserts that the upstream received the real key and that the program's
 //! whole environment never held it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -72,7 +72,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::error::{Error, Result};
 use crate::mask::Patterns;
-use crate::upstream::Upstream;
+use crate::model::upstream::Upstream;
 
 /// The request body cap unless configured: large enough for images sent as base64.
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 64 * 1024 * 1024;
@@ -149,11 +149,10 @@ pub struct RouteInfo {
     pub placeholder: String,
     /// `http://127.0.0.1:PORT/<session token>/<name>`.
     pub base_url: String,
-    /// The variable the upstream names for its base URL.
-    pub base_url_env: Option<String>,
 }
 
 /// A response to [`Broker::send`]: scrubbed, and cut at the cap.
+#[allow(dead_code)] // the API of MCP's http_request (issue 18)
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -199,7 +198,7 @@ pub fn random_alphanumeric(len: usize) -> Result<String> {
 /// A placeholder for `value`: its known key prefix, `agentcred-`, then random letters to
 /// the value's length (at least 32 random ones).
 pub fn placeholder_for(value: Option<&[u8]>) -> Result<String> {
-    let prefix = value.map_or("", crate::provider::key_prefix);
+    let prefix = value.map_or("", crate::model::provider::key_prefix);
     let head = format!("{prefix}agentcred-");
     let len = value.map_or(0, <[u8]>::len).clamp(head.len() + 32, 256);
     Ok(format!("{head}{}", random_alphanumeric(len - head.len())?))
@@ -244,7 +243,6 @@ impl Broker {
                 name: route.name.clone(),
                 placeholder: placeholder.clone(),
                 base_url: format!("http://127.0.0.1:{port}/{token}/{}", route.name),
-                base_url_env: route.upstream.base_url_env.as_ref().map(|e| e.to_string()),
             });
             routes.push(proxy::Route::new(
                 route.name,
@@ -297,6 +295,7 @@ impl Broker {
         &self.routes
     }
 
+    #[allow(dead_code)] // the API of MCP's http_request (issue 18)
     pub fn route(&self, name: &str) -> Option<&RouteInfo> {
         self.routes.iter().find(|r| r.name == name)
     }
@@ -305,6 +304,7 @@ impl Broker {
     /// and audit), and read at most `max_response` bytes of the answer: for MCP's
     /// `http_request` tool. `path` is relative to the upstream's base (`/models?x=1`).
     /// Blocking; call it off any async runtime.
+    #[allow(dead_code)] // the API of MCP's http_request (issue 18)
     pub fn send(
         &self,
         route: &str,
@@ -324,7 +324,7 @@ impl Broker {
             format!("/{path}")
         };
         let url = format!("{}{path}", info.base_url);
-        let agent = crate::http::agent(true, Duration::from_secs(300));
+        let agent = crate::util::http::agent(true, Duration::from_secs(300));
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());

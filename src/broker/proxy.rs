@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use super::scrub::{self, BoxError, ScanBody, ScrubBody, Search, Verdict};
 use super::{AuditEvent, Decision, MINTED_REUSE, SecretSource, compile};
 use crate::mask::Patterns;
-use crate::upstream::{HeaderTemplate, Origin};
+use crate::model::upstream::{HeaderTemplate, Origin};
 
 type RespBody = BoxBody<Bytes, BoxError>;
 type UpstreamClient = Client<HttpsConnector<HttpConnector>, ScanBody<Incoming>>;

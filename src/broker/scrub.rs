@@ -226,6 +226,7 @@ where
 }
 
 /// Why a request body was cut off.
+#[allow(dead_code)] // the default: named for tests and readers
 pub const CLEAN: u8 = 0;
 pub const PLACEHOLDER: u8 = 1;
 pub const TOO_LARGE: u8 = 2;

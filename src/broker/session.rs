@@ -13,10 +13,10 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use super::{AuditFn, Broker, Config, DEFAULT_MAX_REQUEST_BODY, RouteConfig, SecretSource};
-use crate::credential::{CredentialName, Kind};
 use crate::error::{Error, Result};
 use crate::manifest::Entry;
 use crate::mask::Patterns;
+use crate::model::credential::{CredentialName, Kind};
 
 /// One selected credential and its value, as `exec` reads them.
 pub type Selected = (CredentialName, Entry, SecretSlice<u8>);
@@ -139,6 +139,7 @@ impl Session {
         })
     }
 
+    #[allow(dead_code)] // the API of MCP's http_request (issue 18)
     pub fn broker(&self) -> &Broker {
         &self.broker
     }
@@ -155,7 +156,7 @@ impl Session {
                 Some(name) => {
                     warnings.push(format!(
                         "warning: not passing {} to the program: it holds the value of {name}, which is brokered",
-                        crate::output::escape(&key.to_string_lossy())
+                        crate::util::output::escape(&key.to_string_lossy())
                     ));
                     false
                 }

@@ -222,7 +222,7 @@ fn refuses_wrong_token_placeholder_and_oversize() {
     let placeholder = info.placeholder.clone();
     // Wrong session token: same length, one letter changed.
     let port = broker.port();
-    let agent = crate::http::agent(true, Duration::from_secs(10));
+    let agent = crate::util::http::agent(true, Duration::from_secs(10));
     let good = info.base_url.clone();
     let token = good.split('/').nth(3).unwrap().to_string();
     let mut wrong = token.clone().into_bytes();

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use rustls::RootCertStore;
 
 use crate::error::{Error, Result};
-use crate::http::{ENV_CERT_FILE, extra_anchors};
+use crate::util::http::{ENV_CERT_FILE, extra_anchors};
 
 /// The built-in roots plus `SSL_CERT_FILE`'s.
 pub fn root_store() -> Result<RootCertStore> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    for cert in extra_anchors()? {
+    for cert in extra_anchors().map_err(Error::Usage)? {
         roots.add(cert).map_err(|e| {
             Error::Usage(format!(
                 "{ENV_CERT_FILE} holds a certificate that cannot be a trust anchor: {e}"

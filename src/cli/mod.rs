@@ -4,7 +4,9 @@
 mod add;
 mod agent;
 mod audit;
+pub mod complete;
 mod completions;
+pub mod context;
 mod doctor;
 mod due;
 mod exec;
@@ -31,10 +33,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::hardening;
+use crate::util::hardening;
 
 /// Credentials for AI agents and bots: an age-encrypted store, least privilege per agent,
 /// rotation dates, and `agentcred exec -- mybot` to run a program with its keys.
@@ -121,7 +123,7 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
-    crate::complete::complete_if_asked();
+    complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -172,10 +174,10 @@ fn report(err: &anyhow::Error) -> Exit {
 }
 
 /// Parse a comma-separated or repeated list of credential names.
-fn parse_names(raw: &[String]) -> Result<Vec<crate::credential::CredentialName>, Error> {
+fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
     raw.iter()
         .flat_map(|s| s.split(','))
         .filter(|s| !s.is_empty())
-        .map(crate::credential::CredentialName::parse)
+        .map(crate::model::credential::CredentialName::parse)
         .collect()
 }

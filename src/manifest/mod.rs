@@ -1,0 +1,584 @@
+//! `agentcred.toml`: the store's metadata, written by agentcred in one canonical layout and
+//! sealed against edits by anyone who does not hold the store key.
+//!
+//! Reading the whole manifest of a 10,000-credential store costs tens of milliseconds of TOML
+//! parsing, but `get` needs one entry. Because the seal covers the exact bytes, a verified
+//! file is known to be in the layout agentcred writes, so `get` can cut out its entry's
+//! section and parse only that. Everything that needs more parses the whole file.
+
+mod fastpath;
+mod render;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::integrity::{StoreKey, tags_equal};
+use crate::error::{Error, Result};
+use crate::model::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
+use crate::model::rotation::{self, Period, Policy};
+use crate::model::settings::ClientConfig;
+use crate::model::settings::VaultSettings;
+use crate::model::value_info::ValueInfo;
+use crate::util::output::escape;
+
+use fastpath::starts_section;
+pub use fastpath::{find_agent, find_defaults, find_entry, find_vault, header, table_names};
+pub use render::{hand_edits, normalize_line_ends, seal_ok};
+
+pub const FILE_NAME: &str = "agentcred.toml";
+pub const FORMAT: u32 = 1;
+pub(super) const SEAL_PREFIX: &str = "seal = \"";
+
+pub(super) const PREAMBLE: &str = "\
+# agentcred store manifest: metadata only, never a secret value.
+# Change it with agentcred; a hand edit is refused until `agentcred doctor --reseal`.
+";
+
+/// The whole manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub store_id: String,
+    pub generation: u64,
+    /// SHA-256 of `recipients.txt`, so a recipient slipped in by hand is noticed before
+    /// anything is encrypted to it.
+    pub recipients_sha256: String,
+    #[serde(default, skip_serializing)]
+    pub seal: String,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Where `vault` credentials live (address, mount, prefix); nothing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultSettings>,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Entry>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, Agent>,
+}
+
+/// Store-wide defaults.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub rotate_every: Period,
+    pub due_soon_window: Period,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            rotate_every: Period::days(90),
+            due_soon_window: Period::days(14),
+        }
+    }
+}
+
+/// One credential's metadata. Every field is covered by its MAC.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub env: EnvVarName,
+    pub kind: Kind,
+    pub backend: BackendKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub rotated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_every: Option<RotateEvery>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
+    /// SHA-256 of `secrets/NAME.age` (age backend); the value's tag (keychain, vault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The KV version the value was last written as (vault backend): an older one found
+    /// there was put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault_version: Option<u64>,
+    /// What was read from the value (a token's expiry, a key's id), never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_info: Option<Box<ValueInfo>>,
+    /// The token endpoint of an `oauth2` credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<Box<ClientConfig>>,
+    /// Where `exec --broker` may send it (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Box<crate::model::upstream::Upstream>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Event>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+}
+
+/// An entry's own rotation period, or `never`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RotateEvery {
+    Never,
+    Every(Period),
+}
+
+impl FromStr for RotateEvery {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "never" {
+            Ok(RotateEvery::Never)
+        } else {
+            s.parse().map(RotateEvery::Every)
+        }
+    }
+}
+
+impl TryFrom<String> for RotateEvery {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        value.parse()
+    }
+}
+
+impl fmt::Display for RotateEvery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RotateEvery::Never => f.write_str("never"),
+            RotateEvery::Every(period) => period.fmt(f),
+        }
+    }
+}
+
+impl From<RotateEvery> for String {
+    fn from(value: RotateEvery) -> Self {
+        value.to_string()
+    }
+}
+
+/// One line of a credential's history: what happened, when, by whom, and why when that
+/// is worth keeping (where `scan` found a leaked value). Never a value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub at: Timestamp,
+    pub action: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Entry {
+    /// The user's own policy first (a date, a period, never); then a value's known expiry;
+    /// then the store default.
+    pub fn policy(&self) -> Policy {
+        let expiry = self.value_info.as_ref().and_then(|info| info.expires_at);
+        match (self.due, self.rotate_every, expiry) {
+            (Some(at), _, _) => Policy::Due(at),
+            (None, Some(RotateEvery::Never), _) => Policy::Never,
+            (None, Some(RotateEvery::Every(period)), _) => Policy::Every(period),
+            (None, None, Some(at)) => Policy::Expiry(at),
+            (None, None, None) => Policy::Default,
+        }
+    }
+
+    /// When the value expires, if that is before the credential is due under the user's
+    /// own policy (so the user can be told).
+    pub fn expires_before_due(&self, defaults: &Defaults) -> Option<Timestamp> {
+        let expiry = self.value_info.as_ref()?.expires_at?;
+        match self.due_at(defaults) {
+            Some(due) if due <= expiry => None,
+            _ => Some(expiry),
+        }
+    }
+
+    pub fn due_at(&self, defaults: &Defaults) -> Option<Timestamp> {
+        rotation::due_at(self.policy(), defaults.rotate_every, self.rotated_at)
+    }
+
+    /// The bytes the entry MAC covers: the entry as compact JSON, without its MAC.
+    fn mac_input(&self) -> Vec<u8> {
+        let unsigned = Entry {
+            mac: String::new(),
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).unwrap_or_else(|_| unreachable!("entries always serialize"))
+    }
+
+    pub fn sign(&mut self, key: &StoreKey, store_id: &str, name: &str) {
+        self.mac = String::new();
+        self.mac = key.entry_mac(store_id, name, &self.mac_input());
+    }
+
+    fn mac_ok(&self, key: &StoreKey, store_id: &str, name: &str) -> bool {
+        tags_equal(&self.mac, &key.entry_mac(store_id, name, &self.mac_input()))
+    }
+}
+
+/// An agent: a least-privilege profile for `exec` (which credentials, which program, which
+/// policy). Every field is covered by its MAC, so a hand edit granting more is refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// The credentials it may receive.
+    pub allow: BTreeSet<String>,
+    /// The only executable its credentials may go to: an absolute, canonical path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
+    /// The SHA-256 (hex) that executable must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub clean_env: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mask: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deny_overdue: bool,
+    /// exec brokers its credentials (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub broker: bool,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl Agent {
+    /// The bytes the agent MAC covers: the agent as compact JSON, without its MAC.
+    fn mac_input(&self) -> Vec<u8> {
+        let unsigned = Agent {
+            mac: String::new(),
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).unwrap_or_else(|_| unreachable!("agents always serialize"))
+    }
+
+    fn sign(&mut self, key: &StoreKey, store_id: &str, name: &str) {
+        self.mac = String::new();
+        self.mac = key.agent_mac(store_id, name, &self.mac_input());
+    }
+
+    fn mac_ok(&self, key: &StoreKey, store_id: &str, name: &str) -> bool {
+        tags_equal(&self.mac, &key.agent_mac(store_id, name, &self.mac_input()))
+    }
+}
+
+/// The header fields, for the fast path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub format: u32,
+    pub store_id: String,
+    pub generation: u64,
+    pub recipients_sha256: String,
+    pub seal: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct HeaderOut<'a> {
+    format: u32,
+    store_id: &'a str,
+    generation: u64,
+    recipients_sha256: &'a str,
+}
+
+#[derive(Serialize)]
+pub(super) struct DefaultsOut<'a> {
+    defaults: &'a Defaults,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VaultTable {
+    vault: VaultSettings,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct EntryTable<'a> {
+    #[serde(borrow)]
+    credentials: BTreeMap<Cow<'a, str>, Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct AgentTable<'a> {
+    #[serde(borrow)]
+    agents: BTreeMap<Cow<'a, str>, Agent>,
+}
+
+pub(super) fn toml_error(e: impl fmt::Display) -> Error {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("it is not valid TOML");
+    Error::integrity(FILE_NAME, escape(first))
+}
+
+/// A store id is 16 lowercase hex digits. It names files in this machine's state dir and
+/// keychain accounts, so nothing else is accepted.
+pub fn check_store_id(store_id: &str) -> Result<()> {
+    if store_id.len() == 16
+        && store_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Error::integrity(
+            FILE_NAME,
+            format!(
+                "the store id {} is not 16 lowercase hex digits",
+                escape(store_id)
+            ),
+        ))
+    }
+}
+
+/// A fresh random store id (hex).
+pub fn new_store_id() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Error::io("cannot get random bytes", std::io::Error::other(e)))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(env: &str) -> Entry {
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        Entry {
+            env: EnvVarName::parse(env).unwrap(),
+            kind: Kind::Secret,
+            backend: BackendKind::Age,
+            description: Some("a [description]".into()),
+            created_at: at,
+            rotated_at: at,
+            rotate_every: Some(RotateEvery::Every("30d".parse().unwrap())),
+            due: None,
+            sha256: Some("00".repeat(32)),
+            vault_version: None,
+            value_info: Some(Box::new(ValueInfo {
+                format: crate::model::value_info::ValueFormat::GoogleServiceAccount,
+                expires_at: Some(at),
+                client_email: Some("bot@p.iam.gserviceaccount.com".into()),
+                private_key_id: Some("0a1b".into()),
+            })),
+            oauth2: None,
+            upstream: None,
+            history: vec![
+                Event {
+                    at,
+                    action: "created".into(),
+                    by: "me@host".into(),
+                    reason: None,
+                },
+                Event {
+                    at,
+                    action: "compromised".into(),
+                    by: "me@host".into(),
+                    reason: Some("found by scan in a.txt:3".into()),
+                },
+            ],
+            mac: String::new(),
+        }
+    }
+
+    fn agent(allow: &[&str], program: Option<&str>) -> Agent {
+        Agent {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            program: program.map(String::from),
+            program_sha256: program.map(|_| "ab".repeat(32)),
+            clean_env: true,
+            mask: program.is_some(),
+            deny_overdue: false,
+            broker: false,
+            created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
+            created_by: "me@host".into(),
+            mac: String::new(),
+        }
+    }
+
+    fn sample(key: &StoreKey) -> (Manifest, String) {
+        let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
+        for (name, env) in [("a", "A"), ("a.b", "AB"), ("a-c", "AC"), ("z", "Z")] {
+            m.credentials.insert(name.into(), entry(env));
+        }
+        let client = m.credentials.get_mut("a.b").unwrap();
+        client.kind = Kind::Oauth2;
+        client.oauth2 = Some(Box::new(ClientConfig {
+            token_url: "https://auth.example.com/oauth/token".into(),
+            client_id: "bot \"one\"".into(),
+            scope: Some("read write".into()),
+            audience: None,
+            auth_method: crate::model::settings::AuthMethod::Post,
+        }));
+        m.agents
+            .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
+        m.agents.insert("ci.v2".into(), agent(&[], None));
+        m.vault = Some(VaultSettings {
+            addr: Some("https://vault.example.com:8200".into()),
+            mount: "kv".into(),
+            prefix: "team/agentcred".into(),
+        });
+        let z = m.credentials.get_mut("z").unwrap();
+        z.backend = BackendKind::Vault;
+        z.vault_version = Some(7);
+        let text = m.render(key);
+        (m, text)
+    }
+
+    #[test]
+    fn render_round_trips_and_verifies() {
+        let key = StoreKey::generate().unwrap();
+        let (m, text) = sample(&key);
+        let loaded = Manifest::load(&text, Some(&key)).unwrap();
+        assert_eq!(loaded.credentials.len(), 4);
+        assert_eq!(loaded.agents.len(), 2);
+        assert_eq!(loaded.agents["bot"].allow.len(), 2);
+        assert_eq!(loaded.seal, m.seal);
+        let h = header(&text).unwrap();
+        assert_eq!(h.store_id, "0123456789abcdef");
+        assert_eq!(h.seal, m.seal);
+    }
+
+    #[test]
+    fn sealed_parse_equals_a_full_parse() {
+        // Every top-level table of `Manifest` must be known to `parse_sealed` too; this
+        // fails when one is added to one and not the other.
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        let sealed = serde_json::to_value(Manifest::parse_sealed(&text).unwrap()).unwrap();
+        let full = serde_json::to_value(Manifest::parse_any(&text).unwrap()).unwrap();
+        assert_eq!(sealed, full);
+        assert_eq!(sealed["agents"]["bot"]["program"], "/usr/bin/bot");
+        assert_eq!(
+            sealed["credentials"]["a.b"]["oauth2"]["auth_method"],
+            "post"
+        );
+        assert_eq!(sealed["vault"]["prefix"], "team/agentcred");
+        assert_eq!(sealed["credentials"]["z"]["backend"], "vault");
+        assert_eq!(sealed["credentials"]["z"]["vault_version"], 7);
+        assert_eq!(
+            find_vault(&text).unwrap().unwrap().addr.as_deref(),
+            Some("https://vault.example.com:8200")
+        );
+        assert!(text.contains("\n[credentials.\"a.b\".oauth2]\n"), "{text}");
+        assert!(starts_section("[credentials.\"a.b\"]\n"));
+        assert!(starts_section("[defaults]\n"));
+        assert!(!starts_section("[credentials.\"a.b\".oauth]\n"));
+        assert!(!starts_section("[[credentials.a.history]]\n"));
+    }
+
+    #[test]
+    fn fast_path_finds_each_entry_exactly() {
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        for (name, env) in [("a", "A"), ("a.b", "AB"), ("a-c", "AC"), ("z", "Z")] {
+            let found = find_entry(&text, &CredentialName::parse(name).unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.env.as_str(), env);
+            assert_eq!(
+                found.history.len(),
+                2,
+                "{name}: nested tables belong to the entry"
+            );
+            assert!(found.mac_ok(&key, "0123456789abcdef", name));
+            assert_eq!(found.oauth2.is_some(), name == "a.b", "{name}");
+        }
+        assert!(
+            find_entry(&text, &CredentialName::parse("b").unwrap())
+                .unwrap()
+                .is_none()
+        );
+        let bot = find_agent(&text, &AgentName::parse("bot").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(bot.mac_ok(&key, "0123456789abcdef", "bot"));
+        assert_eq!(bot.program.as_deref(), Some("/usr/bin/bot"));
+        let ci = find_agent(&text, &AgentName::parse("ci.v2").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(ci.allow.is_empty() && ci.clean_env);
+        assert!(
+            find_agent(&text, &AgentName::parse("a").unwrap())
+                .unwrap()
+                .is_none()
+        );
+        // The last credential's section ends where the agents begin.
+        let z = find_entry(&text, &CredentialName::parse("z").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(z.mac_ok(&key, "0123456789abcdef", "z"));
+    }
+
+    #[test]
+    fn fast_path_finds_the_defaults() {
+        let key = StoreKey::generate().unwrap();
+        let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
+        m.defaults.rotate_every = "30d".parse().unwrap();
+        m.defaults.due_soon_window = "3w".parse().unwrap();
+        m.credentials.insert("a".into(), entry("A"));
+        let text = m.render(&key);
+        let found = find_defaults(&text).unwrap();
+        assert_eq!(found.rotate_every.to_string(), "30d");
+        assert_eq!(found.due_soon_window.to_string(), "3w");
+        let (_, text) = sample(&key);
+        assert_eq!(
+            find_defaults(&text).unwrap().rotate_every.to_string(),
+            "90d"
+        );
+        let mut m = Manifest::new("0123456789abcdef".into(), "ff".repeat(32));
+        assert!(find_vault(&m.render(&key)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_known_expiry_sets_the_due_date_unless_the_user_gave_a_policy() {
+        let defaults = Defaults::default();
+        let expiry: Timestamp = "2026-02-01T00:00:00Z".parse().unwrap();
+        let mut e = entry("A");
+        e.rotate_every = None;
+        e.value_info.as_mut().unwrap().expires_at = Some(expiry);
+        assert_eq!(e.policy(), Policy::Expiry(expiry));
+        assert_eq!(e.due_at(&defaults), Some(expiry));
+        assert_eq!(e.expires_before_due(&defaults), None);
+        e.rotate_every = Some(RotateEvery::Every("90d".parse().unwrap()));
+        assert_eq!(e.expires_before_due(&defaults), Some(expiry));
+        e.rotate_every = Some(RotateEvery::Never);
+        assert_eq!(e.policy(), Policy::Never);
+        assert_eq!(e.expires_before_due(&defaults), Some(expiry));
+        e.due = Some("2026-01-15T00:00:00Z".parse().unwrap());
+        assert_eq!(e.expires_before_due(&defaults), None);
+        e.value_info = None;
+        e.due = None;
+        e.rotate_every = None;
+        assert_eq!(e.policy(), Policy::Default);
+    }
+
+    #[test]
+    fn any_byte_changed_breaks_the_seal_and_names_the_entry() {
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        let edited = text.replace("env = \"AB\"", "env = \"XY\"");
+        let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
+        assert!(err.contains("credential a.b"), "{err}");
+        let edited = text.replace(
+            "allow = [\"a\", \"a.b\"]",
+            "allow = [\"a\", \"a.b\", \"z\"]",
+        );
+        assert_ne!(edited, text);
+        let err = Manifest::load(&edited, Some(&key)).unwrap_err().to_string();
+        assert!(err.contains("agent bot"), "{err}");
+        let edited = text.replace("generation = 0", "generation = 7");
+        assert!(Manifest::load(&edited, Some(&key)).is_err());
+        let other = StoreKey::generate().unwrap();
+        assert!(Manifest::load(&text, Some(&other)).is_err());
+        // A Windows checkout still verifies.
+        let crlf = text.replace('\n', "\r\n");
+        assert!(seal_ok(&crlf, &key).unwrap());
+    }
+}

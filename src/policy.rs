@@ -1,0 +1,452 @@
+//! Agents at `exec`: which credentials a program gets, and why (README, "Agents: least
+//! privilege per program").
+//!
+//! Selection is kept here as plain functions over the manifest's agents, so that every rule
+//! of the precedence (`--only` > `--agent` > `AGENTCRED_AGENT` > an agent named like the
+//! program > every credential) is unit-tested without a store, and `-v` can say which rule
+//! decided. Program binding lives here too: an agent may pin the one executable its
+//! credentials may go to, resolved the way `execvp` would resolve CMD.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::crypto::integrity;
+use crate::error::{Error, Result};
+use crate::manifest::Agent;
+use crate::model::credential::{AgentName, CredentialName};
+use crate::util::output::escape;
+
+use crate::exec::program::{Program, program_basename, program_sha256};
+
+/// The variable that names the agent: read by `exec`, and set for the child it starts.
+pub const ENV_AGENT: &str = "AGENTCRED_AGENT";
+
+/// Which rule chose the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// `--agent NAME`
+    Flag,
+    /// `AGENTCRED_AGENT=NAME`
+    Env,
+    /// An agent named like the program (`agentcred exec -- mybot`).
+    ProgramName,
+}
+
+impl Rule {
+    fn describe(self) -> &'static str {
+        match self {
+            Rule::Flag => "chosen by --agent",
+            Rule::Env => "chosen by AGENTCRED_AGENT",
+            Rule::ProgramName => "named like the program",
+        }
+    }
+}
+
+/// The agent in effect for one exec.
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    pub name: AgentName,
+    pub agent: Agent,
+    pub rule: Rule,
+}
+
+/// What `exec` does beyond injecting: the command line's flags OR'ed with the agent's
+/// policy. `mask` and `deny_overdue` are carried here for the exec stages that apply them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecPolicy {
+    pub clean_env: bool,
+    pub mask: bool,
+    pub deny_overdue: bool,
+    /// `exec --broker`.
+    pub broker: bool,
+}
+
+impl ExecPolicy {
+    fn with_agent(self, agent: &Agent) -> Self {
+        ExecPolicy {
+            clean_env: self.clean_env || agent.clean_env,
+            mask: self.mask || agent.mask,
+            deny_overdue: self.deny_overdue || agent.deny_overdue,
+            broker: self.broker || agent.broker,
+        }
+    }
+}
+
+/// Which credentials to inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Names {
+    /// No `--only` and no agent: every credential in the store.
+    Every,
+    These(Vec<CredentialName>),
+}
+
+/// The outcome of selection: the names, the agent (if any) and the policy.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub names: Names,
+    pub agent: Option<Chosen>,
+    pub policy: ExecPolicy,
+    /// `--only` decided the names (narrowing the agent, when there is one).
+    pub by_only: bool,
+}
+
+/// Find the agent in effect: `--agent`, else `AGENTCRED_AGENT`, else an agent named like
+/// the program's file name. A named agent that does not exist is an error (exit 4); a
+/// program name that is not an agent is not.
+pub fn choose_agent(
+    flag: Option<&str>,
+    env: Option<&OsStr>,
+    program: &OsStr,
+    mut find: impl FnMut(&AgentName) -> Result<Option<Agent>>,
+) -> Result<Option<Chosen>> {
+    let env = env.filter(|v| !v.is_empty());
+    let named = match (flag, env) {
+        (Some(flag), _) => Some((AgentName::parse(flag)?, Rule::Flag)),
+        (None, Some(env)) => {
+            let text = env
+                .to_str()
+                .ok_or_else(|| Error::Usage(format!("{ENV_AGENT} is not valid UTF-8 text")))?;
+            let name =
+                AgentName::parse(text).map_err(|e| Error::Usage(format!("{ENV_AGENT}: {e}")))?;
+            Some((name, Rule::Env))
+        }
+        (None, None) => None,
+    };
+    if let Some((name, rule)) = named {
+        let agent = find(&name)?.ok_or_else(|| Error::AgentNotFound {
+            name: name.to_string(),
+        })?;
+        return Ok(Some(Chosen { name, agent, rule }));
+    }
+    let Some(name) = program_basename(program).and_then(|b| AgentName::parse(b).ok()) else {
+        return Ok(None);
+    };
+    Ok(find(&name)?.map(|agent| Chosen {
+        name,
+        agent,
+        rule: Rule::ProgramName,
+    }))
+}
+
+/// Decide the names: `--only` when given (within the agent's allowance, when an agent
+/// applies: asking for more is denied), else the agent's allowance, else every credential.
+pub fn select(
+    only: Vec<CredentialName>,
+    agent: Option<Chosen>,
+    flags: ExecPolicy,
+) -> Result<Selection> {
+    let policy = agent
+        .as_ref()
+        .map_or(flags, |chosen| flags.with_agent(&chosen.agent));
+    let by_only = !only.is_empty();
+    let names = match &agent {
+        Some(chosen) if by_only => {
+            if let Some(name) = only
+                .iter()
+                .find(|n| !chosen.agent.allow.contains(n.as_str()))
+            {
+                return Err(Error::NotAllowed {
+                    agent: chosen.name.to_string(),
+                    name: name.to_string(),
+                });
+            }
+            Names::These(only)
+        }
+        Some(chosen) => Names::These(
+            chosen
+                .agent
+                .allow
+                .iter()
+                .map(|n| CredentialName::parse(n))
+                .collect::<Result<_>>()?,
+        ),
+        None if by_only => Names::These(only),
+        None => Names::Every,
+    };
+    Ok(Selection {
+        names,
+        agent,
+        policy,
+        by_only,
+    })
+}
+
+impl Selection {
+    /// One line for `-v`: which rule decided, never a value.
+    pub fn explain(&self, program: &OsStr) -> String {
+        let mut text = String::new();
+        match (&self.agent, self.by_only) {
+            (Some(chosen), true) => {
+                let _ = write!(
+                    text,
+                    "--only chose the credentials, within agent {} ({})",
+                    chosen.name,
+                    chosen.rule.describe()
+                );
+            }
+            (Some(chosen), false) => {
+                let _ = write!(
+                    text,
+                    "agent {} ({}) chose the credentials it allows",
+                    chosen.name,
+                    chosen.rule.describe()
+                );
+            }
+            (None, true) => text.push_str("--only chose the credentials (no agent applies)"),
+            (None, false) => {
+                let _ = write!(
+                    text,
+                    "every credential: no --only, no --agent, no {ENV_AGENT}, and no agent named {}",
+                    escape(&program_basename(program).map_or_else(
+                        || Path::new(program).to_string_lossy().into_owned(),
+                        String::from
+                    ))
+                );
+            }
+        }
+        text
+    }
+}
+
+/// Refuse to give an agent's credentials to anything but its pinned program (and, when a
+/// hash is pinned, to that program changed). Returns the path to run: the checked one.
+pub fn check_program(chosen: &Chosen, program: &Program) -> Result<PathBuf> {
+    let Some(pinned) = &chosen.agent.program else {
+        return Ok(program.found.clone());
+    };
+    if program.canonical != Path::new(pinned) {
+        return Err(Error::WrongProgram {
+            agent: chosen.name.to_string(),
+            pinned: escape(pinned),
+            program: escape(&program.canonical.to_string_lossy()),
+        });
+    }
+    if let Some(expected) = &chosen.agent.program_sha256 {
+        let actual = program_sha256(&program.canonical)?;
+        if !integrity::tags_equal(&actual, expected) {
+            return Err(Error::ProgramChanged {
+                agent: chosen.name.to_string(),
+                program: escape(pinned),
+            });
+        }
+    }
+    Ok(program.canonical.clone())
+}
+
+/// The child's `AGENTCRED_AGENT`: the agent used, and never an inherited value otherwise.
+pub fn set_agent_var(env: &mut Vec<(OsString, OsString)>, agent: Option<&AgentName>) {
+    env.retain(|(key, _)| key != ENV_AGENT);
+    if let Some(name) = agent {
+        env.push((ENV_AGENT.into(), name.as_str().into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::program::{pin_program, resolve_program};
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn agent(allow: &[&str]) -> Agent {
+        Agent {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            program: None,
+            program_sha256: None,
+            clean_env: false,
+            mask: false,
+            deny_overdue: false,
+            broker: false,
+            created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            created_by: "me@host".into(),
+            mac: String::new(),
+        }
+    }
+
+    fn agents() -> BTreeMap<String, Agent> {
+        let mut map = BTreeMap::new();
+        map.insert("bot".to_string(), agent(&["a", "b"]));
+        map.insert("mybot".to_string(), agent(&["c"]));
+        let mut strict = agent(&["a"]);
+        strict.clean_env = true;
+        strict.mask = true;
+        map.insert("strict".to_string(), strict);
+        map
+    }
+
+    fn choose(flag: Option<&str>, env: Option<&str>, program: &str) -> Result<Option<Chosen>> {
+        let map = agents();
+        choose_agent(flag, env.map(OsStr::new), OsStr::new(program), |n| {
+            Ok(map.get(n.as_str()).cloned())
+        })
+    }
+
+    fn names(list: &[&str]) -> Vec<CredentialName> {
+        list.iter()
+            .map(|n| CredentialName::parse(n).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn agent_precedence_flag_env_program_name() {
+        let c = choose(Some("bot"), Some("strict"), "mybot")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.name.as_str(), c.rule), ("bot", Rule::Flag));
+        let c = choose(None, Some("strict"), "./bin/mybot")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.name.as_str(), c.rule), ("strict", Rule::Env));
+        let c = choose(None, None, "/usr/local/bin/mybot").unwrap().unwrap();
+        assert_eq!((c.name.as_str(), c.rule), ("mybot", Rule::ProgramName));
+        let c = choose(None, Some(""), "mybot").unwrap().unwrap();
+        assert_eq!(c.rule, Rule::ProgramName, "an empty variable is unset");
+        assert!(choose(None, None, "other").unwrap().is_none());
+        assert!(choose(None, None, "MyBot").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_named_agent_must_exist() {
+        assert!(matches!(
+            choose(Some("nope"), None, "mybot"),
+            Err(Error::AgentNotFound { .. })
+        ));
+        assert!(matches!(
+            choose(None, Some("nope"), "mybot"),
+            Err(Error::AgentNotFound { .. })
+        ));
+        assert!(matches!(
+            choose(Some("Bad/Name"), None, "x"),
+            Err(Error::InvalidAgentName { .. })
+        ));
+        assert!(matches!(
+            choose(None, Some("../x"), "x"),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn only_narrows_an_agent_and_may_not_widen_it() {
+        let bot = choose(Some("bot"), None, "x").unwrap();
+        let s = select(names(&["b"]), bot.clone(), ExecPolicy::default()).unwrap();
+        assert_eq!(s.names, Names::These(names(&["b"])));
+        assert!(s.by_only);
+        let err = select(names(&["b", "c"]), bot.clone(), ExecPolicy::default()).unwrap_err();
+        assert!(
+            matches!(&err, Error::NotAllowed { agent, name } if agent == "bot" && name == "c"),
+            "{err}"
+        );
+        let s = select(vec![], bot, ExecPolicy::default()).unwrap();
+        assert_eq!(s.names, Names::These(names(&["a", "b"])));
+        let s = select(names(&["c"]), None, ExecPolicy::default()).unwrap();
+        assert_eq!(s.names, Names::These(names(&["c"])));
+        let s = select(vec![], None, ExecPolicy::default()).unwrap();
+        assert_eq!(s.names, Names::Every);
+    }
+
+    #[test]
+    fn policy_is_the_flags_or_the_agents() {
+        let strict = choose(Some("strict"), None, "x").unwrap();
+        let s = select(vec![], strict, ExecPolicy::default()).unwrap();
+        assert_eq!(
+            s.policy,
+            ExecPolicy {
+                clean_env: true,
+                mask: true,
+                deny_overdue: false,
+                broker: false,
+            }
+        );
+        let flags = ExecPolicy {
+            deny_overdue: true,
+            ..ExecPolicy::default()
+        };
+        let bot = choose(Some("bot"), None, "x").unwrap();
+        assert_eq!(select(vec![], bot, flags).unwrap().policy, flags);
+        assert_eq!(select(vec![], None, flags).unwrap().policy, flags);
+    }
+
+    #[test]
+    fn explanations_name_the_rule() {
+        let s = select(
+            vec![],
+            choose(None, Some("bot"), "x").unwrap(),
+            ExecPolicy::default(),
+        )
+        .unwrap();
+        assert!(
+            s.explain(OsStr::new("x"))
+                .contains("agent bot (chosen by AGENTCRED_AGENT)")
+        );
+        let s = select(vec![], None, ExecPolicy::default()).unwrap();
+        assert!(
+            s.explain(OsStr::new("./tool"))
+                .contains("no agent named tool")
+        );
+    }
+
+    #[test]
+    fn resolves_like_execvp_and_checks_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+        std::fs::create_dir(&first).unwrap();
+        std::fs::create_dir(&second).unwrap();
+        let write = |path: &Path, text: &str, mode: u32| {
+            std::fs::write(path, text).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write(&first.join("tool"), "#!/bin/sh\n", 0o644);
+        write(&second.join("tool"), "#!/bin/sh\necho 2\n", 0o755);
+        let path = std::env::join_paths([&first, &second]).unwrap();
+        // The first `tool` cannot be run, so execvp would go on to the second.
+        let found = resolve_program(OsStr::new("tool"), Some(&path)).unwrap();
+        assert_eq!(found.found, second.join("tool"));
+        assert!(matches!(
+            resolve_program(OsStr::new("nope"), Some(&path)),
+            Err(Error::CommandNotFound { .. })
+        ));
+        assert!(matches!(
+            resolve_program(first.join("tool").as_os_str(), Some(&path)),
+            Err(Error::NotExecutable { .. })
+        ));
+        let pinned = pin_program(OsStr::new("tool"), Some(&path)).unwrap();
+        let mut bot = agent(&[]);
+        bot.program = Some(pinned.clone());
+        bot.program_sha256 = Some(program_sha256(Path::new(&pinned)).unwrap());
+        let chosen = Chosen {
+            name: AgentName::parse("bot").unwrap(),
+            agent: bot,
+            rule: Rule::Flag,
+        };
+        assert_eq!(check_program(&chosen, &found).unwrap(), found.canonical);
+        write(&first.join("tool"), "#!/bin/sh\necho 1\n", 0o755);
+        let other = resolve_program(OsStr::new("tool"), Some(&path)).unwrap();
+        assert!(matches!(
+            check_program(&chosen, &other),
+            Err(Error::WrongProgram { .. })
+        ));
+        write(&second.join("tool"), "#!/bin/sh\necho changed\n", 0o755);
+        assert!(matches!(
+            check_program(&chosen, &found),
+            Err(Error::ProgramChanged { .. })
+        ));
+        assert!(matches!(
+            pin_program(OsStr::new("nope"), Some(&path)),
+            Err(Error::ProgramNotFound { .. })
+        ));
+        assert!(matches!(
+            pin_program(first.as_os_str(), Some(&path)),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn the_child_gets_the_agent_used_and_no_other() {
+        let mut env = vec![(OsString::from(ENV_AGENT), OsString::from("inherited"))];
+        set_agent_var(&mut env, None);
+        assert!(env.is_empty());
+        set_agent_var(&mut env, Some(&AgentName::parse("bot").unwrap()));
+        assert_eq!(env, [(OsString::from(ENV_AGENT), OsString::from("bot"))]);
+    }
+}

@@ -1,0 +1,212 @@
+//! What this machine remembers about each store it has opened, outside the store:
+//! the fingerprint of its store key and the highest generation seen.
+//!
+//! The store key is what makes the store tamper-evident, but `storekey.age` itself can be
+//! replaced by anyone holding the public recipient. Remembering its fingerprint (trust on
+//! first use, as ssh does with host keys) turns such a swap into an integrity error on every
+//! machine that has used the store before. `AGENTCRED_STORE_FINGERPRINT` pins it up front,
+//! for CI runners that start fresh every time.
+//!
+//! The store id comes from the manifest, which an attacker can write too: a whole new store
+//! (new id, new key) put in place of a known one would otherwise look like a first use. So
+//! the id is also remembered per store path, and a known path showing another id is refused
+//! until the user says it was deliberate (`agentcred doctor --trust`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::util;
+
+pub const ENV_FINGERPRINT: &str = "AGENTCRED_STORE_FINGERPRINT";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Seen {
+    store_key_fingerprint: String,
+    generation: u64,
+}
+
+fn dir() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "agentcred")?;
+    let base = dirs
+        .state_dir()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs.data_local_dir().to_path_buf());
+    Some(base.join("stores"))
+}
+
+/// Which store this machine last saw at a path.
+#[derive(Debug, Serialize, Deserialize)]
+struct AtPath {
+    path: PathBuf,
+    store_id: String,
+}
+
+/// The file name remembering a store path: a hash of its canonical form.
+fn path_record(root: &Path) -> Option<(PathBuf, String)> {
+    let canonical = std::fs::canonicalize(root).ok()?;
+    let digest = crate::util::hash::sha256_hex(canonical.as_os_str().as_encoded_bytes());
+    Some((canonical, format!("path-{}.json", &digest[..32])))
+}
+
+fn load_at_path(root: &Path) -> Option<AtPath> {
+    let (_, file) = path_record(root)?;
+    let bytes = util::fs::read_optional(&dir()?.join(file)).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn save_at_path(root: &Path, store_id: &str) {
+    let (Some(dir), Some((path, file))) = (dir(), path_record(root)) else {
+        return;
+    };
+    if util::fs::create_private_dir(&dir).is_err() {
+        return;
+    }
+    let record = AtPath {
+        path,
+        store_id: store_id.to_string(),
+    };
+    if let Ok(bytes) = serde_json::to_vec(&record) {
+        let _ = util::fs::write_atomic(&dir, &file, &bytes);
+    }
+}
+
+fn load(store_id: &str) -> Option<Seen> {
+    let path = dir()?.join(format!("{store_id}.json"));
+    let bytes = util::fs::read_optional(&path).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn save(store_id: &str, seen: &Seen) {
+    // Best effort: failing to remember must not fail the command that is using the store.
+    let Some(dir) = dir() else { return };
+    if util::fs::create_private_dir(&dir).is_err() {
+        return;
+    }
+    if let Ok(bytes) = serde_json::to_vec(seen) {
+        let _ = util::fs::write_atomic(&dir, &format!("{store_id}.json"), &bytes);
+    }
+}
+
+/// Check the store at `root` against what this machine saw there before: the same store id
+/// (not another store put in its place) and the same store key; remember both on first use.
+///
+/// `previous` are the fingerprints of the earlier keys the key file carries (computed here
+/// from the keys themselves, which only holders of those keys can write): a key rotated by
+/// `recipients rm` is accepted where the remembered key is one of them. A pinned key must
+/// match exactly.
+pub fn check_store_key(
+    root: &Path,
+    store_id: &str,
+    fingerprint: &str,
+    previous: &[String],
+) -> Result<()> {
+    match load_at_path(root) {
+        Some(seen) if seen.store_id != store_id => {
+            return Err(Error::Untrusted {
+                detail: format!(
+                    "another store (id {store_id}) is at {} since this machine last used it (id {})",
+                    seen.path.display(),
+                    seen.store_id
+                ),
+            });
+        }
+        Some(_) => {}
+        None => save_at_path(root, store_id),
+    }
+    // A pin is exact: an earlier key in the chain is not enough, since a removed member
+    // knows that key and could make such a chain.
+    if let Ok(pinned) = std::env::var(ENV_FINGERPRINT)
+        && !pinned.is_empty()
+        && pinned != fingerprint
+    {
+        let earlier = if previous.contains(&pinned) {
+            format!(
+                " ({pinned} is an earlier key of this store, replaced by `recipients rm`: pin {fingerprint} if that change is known to you)"
+            )
+        } else {
+            String::new()
+        };
+        return Err(Error::integrity(
+            "storekey.age",
+            format!(
+                "the store key's fingerprint is {fingerprint}, not the {pinned} pinned by {ENV_FINGERPRINT}{earlier}"
+            ),
+        ));
+    }
+    match load(store_id) {
+        Some(seen) if seen.store_key_fingerprint != fingerprint => {
+            if !previous.contains(&seen.store_key_fingerprint) {
+                return Err(Error::Untrusted {
+                    detail: format!(
+                        "the store key changed since this machine last used the store (fingerprint {} before, {fingerprint} now)",
+                        seen.store_key_fingerprint
+                    ),
+                });
+            }
+            eprintln!(
+                "note: this store's key was rotated since this machine last used it (fingerprint {} before, {fingerprint} now)",
+                seen.store_key_fingerprint
+            );
+            save(
+                store_id,
+                &Seen {
+                    store_key_fingerprint: fingerprint.to_string(),
+                    generation: seen.generation,
+                },
+            );
+            Ok(())
+        }
+        Some(_) => Ok(()),
+        None => {
+            save(
+                store_id,
+                &Seen {
+                    store_key_fingerprint: fingerprint.to_string(),
+                    generation: 0,
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Trust the store at `root` as it is now: its id at this path, its key, its generation
+/// (`doctor --trust`, after a deliberate replacement, key change or rollback).
+pub fn trust(root: &Path, store_id: &str, fingerprint: &str, generation: u64) {
+    save_at_path(root, store_id);
+    save(
+        store_id,
+        &Seen {
+            store_key_fingerprint: fingerprint.to_string(),
+            generation,
+        },
+    );
+}
+
+/// Remember a store key this machine just made (`recipients rm` rotates it), so it is not
+/// announced as a rotation at the next read.
+pub fn remember_store_key(store_id: &str, fingerprint: &str) {
+    let generation = load(store_id).map_or(0, |seen| seen.generation);
+    save(
+        store_id,
+        &Seen {
+            store_key_fingerprint: fingerprint.to_string(),
+            generation,
+        },
+    );
+}
+
+/// Note a verified generation; returns the higher generation seen before, if this one is older.
+pub fn note_generation(store_id: &str, generation: u64) -> Option<u64> {
+    let mut seen = load(store_id)?;
+    if generation < seen.generation {
+        return Some(seen.generation);
+    }
+    if generation > seen.generation {
+        seen.generation = generation;
+        save(store_id, &seen);
+    }
+    None
+}
