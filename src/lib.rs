@@ -3,9 +3,9 @@
 //! The binary is a thin shell over this library (see `cli`): the store, its integrity, the
 //! identity, and exec are plain modules that tests and the man-page generator can reach.
 //!
-//! Layers only look down: `cli` -> features (`exec`, `oauth`, `doctor`, `policy`, `scan`,
-//! `mask`, `audit`, `envfile`, `rotate`) -> `store` -> `backend` -> `manifest` -> `model`
-//! and `crypto` -> `error`/`exit` -> `util`. tests/layers.rs fails on an upward import.
+//! Layers only look down: `cli` -> features (`exec`, `broker`, `oauth`, `doctor`, `policy`,
+//! `scan`, `mask`, `audit`, `envfile`, `rotate`) -> `store` -> `backend` -> `manifest` ->
+//! `model` and `crypto` -> `error`/`exit` -> `util`. tests/layers.rs fails on an upward import.
 #![forbid(unsafe_code)]
 
 pub(crate) mod audit;
@@ -24,9 +24,7 @@ pub(crate) mod mcp;
 pub(crate) mod model;
 pub(crate) mod oauth;
 pub(crate) mod policy;
-pub(crate) mod provider;
 pub(crate) mod rotate;
 pub(crate) mod scan;
 pub(crate) mod store;
-pub(crate) mod upstream;
 pub(crate) mod util;

@@ -58,6 +58,8 @@ pub struct ExecPolicy {
     pub clean_env: bool,
     pub mask: bool,
     pub deny_overdue: bool,
+    /// `exec --broker`.
+    pub broker: bool,
 }
 
 impl ExecPolicy {
@@ -66,6 +68,7 @@ impl ExecPolicy {
             clean_env: self.clean_env || agent.clean_env,
             mask: self.mask || agent.mask,
             deny_overdue: self.deny_overdue || agent.deny_overdue,
+            broker: self.broker || agent.broker,
         }
     }
 }
@@ -254,6 +257,7 @@ mod tests {
             clean_env: false,
             mask: false,
             deny_overdue: false,
+            broker: false,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
             commands: BTreeMap::new(),
@@ -351,7 +355,8 @@ mod tests {
             ExecPolicy {
                 clean_env: true,
                 mask: true,
-                deny_overdue: false
+                deny_overdue: false,
+                broker: false,
             }
         );
         let flags = ExecPolicy {

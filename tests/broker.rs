@@ -471,3 +471,50 @@ fn oauth2_tokens_are_minted_by_the_broker_over_https() {
     assert!(stdout.ends_with(" 502"), "{stdout}{}", stderr_of(&out));
     assert!(!stdout.contains("client-secret"), "{stdout}");
 }
+
+#[test]
+fn an_agent_policy_can_require_the_broker() {
+    let (env, upstream) = setup();
+    env.cmd()
+        .args(["agent", "add", "bot", "--allow", "openai", "--broker"])
+        .assert()
+        .success();
+    let out = env.cmd().args(["agent", "show", "bot"]).output().unwrap();
+    assert!(
+        stdout_of(&out)
+            .lines()
+            .any(|l| l.starts_with("broker") && l.ends_with("yes")),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = env
+        .cmd()
+        .env("SSL_CERT_FILE", upstream.ca())
+        .args([
+            "exec",
+            "--agent",
+            "bot",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$OPENAI_API_KEY\"",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).starts_with("sk-proj-agentcred-"),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = env
+        .cmd()
+        .args(["exec", "--raw", "openai", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_of(&out).lines().next().unwrap(),
+        "error: --raw goes with --broker (or an agent whose policy brokers)"
+    );
+}

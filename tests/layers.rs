@@ -14,9 +14,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("exit", 0),
     ("error", 1),
     ("model", 2),
-    // The broker's route types (upstream URL, header template, provider presets).
-    ("upstream", 2),
-    ("provider", 2),
     ("crypto", 3),
     ("manifest", 4),
     ("backend", 5),

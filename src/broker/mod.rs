@@ -17,6 +17,12 @@
 //! broker.stop(); // also on drop; waits until every audit event was handed over
 //! ```
 //!
+//! From manifest entries (what `exec --broker` does, and what MCP's `http_request` can
+//! reuse): [`session::split`] the selected `(name, entry, value)` triples, then
+//! [`session::Session::start`]; `session.broker()` is the [`Broker`] above. An `oauth2`
+//! credential there becomes a [`SecretSource::Minted`] route whose token is minted on
+//! first use and again when it runs out.
+//!
 //! `start` binds 127.0.0.1:0 and serves on a thread of its own (a tokio current-thread
 //! runtime), so callers stay synchronous. Each route gets a random placeholder shaped like
 //! a key of its kind (a known prefix such as `sk-`, then `agentcred-` and random letters,
@@ -66,7 +72,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::error::{Error, Result};
 use crate::mask::Patterns;
-use crate::upstream::Upstream;
+use crate::model::upstream::Upstream;
 
 /// The request body cap unless configured: large enough for images sent as base64.
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 64 * 1024 * 1024;
@@ -143,12 +149,10 @@ pub struct RouteInfo {
     pub placeholder: String,
     /// `http://127.0.0.1:PORT/<session token>/<name>`.
     pub base_url: String,
-    /// The variable the upstream names for its base URL.
-    #[allow(dead_code)] // the session reads it from the upstream itself
-    pub base_url_env: Option<String>,
 }
 
 /// A response to [`Broker::send`]: scrubbed, and cut at the cap.
+#[allow(dead_code)] // the API of MCP's http_request (issue 18)
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -194,7 +198,7 @@ pub fn random_alphanumeric(len: usize) -> Result<String> {
 /// A placeholder for `value`: its known key prefix, `agentcred-`, then random letters to
 /// the value's length (at least 32 random ones).
 pub fn placeholder_for(value: Option<&[u8]>) -> Result<String> {
-    let prefix = value.map_or("", crate::provider::key_prefix);
+    let prefix = value.map_or("", crate::model::provider::key_prefix);
     let head = format!("{prefix}agentcred-");
     let len = value.map_or(0, <[u8]>::len).clamp(head.len() + 32, 256);
     Ok(format!("{head}{}", random_alphanumeric(len - head.len())?))
@@ -239,7 +243,6 @@ impl Broker {
                 name: route.name.clone(),
                 placeholder: placeholder.clone(),
                 base_url: format!("http://127.0.0.1:{port}/{token}/{}", route.name),
-                base_url_env: route.upstream.base_url_env.as_ref().map(|e| e.to_string()),
             });
             routes.push(proxy::Route::new(
                 route.name,
@@ -292,6 +295,7 @@ impl Broker {
         &self.routes
     }
 
+    #[allow(dead_code)] // the API of MCP's http_request (issue 18)
     pub fn route(&self, name: &str) -> Option<&RouteInfo> {
         self.routes.iter().find(|r| r.name == name)
     }
@@ -300,6 +304,7 @@ impl Broker {
     /// and audit), and read at most `max_response` bytes of the answer: for MCP's
     /// `http_request` tool. `path` is relative to the upstream's base (`/models?x=1`).
     /// Blocking; call it off any async runtime.
+    #[allow(dead_code)] // the API of MCP's http_request (issue 18)
     pub fn send(
         &self,
         route: &str,

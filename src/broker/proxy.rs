@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use super::scrub::{self, BoxError, ScanBody, ScrubBody, Search, Verdict};
 use super::{AuditEvent, Decision, MINTED_REUSE, SecretSource, compile};
 use crate::mask::Patterns;
-use crate::upstream::{HeaderTemplate, Origin};
+use crate::model::upstream::{HeaderTemplate, Origin};
 
 type RespBody = BoxBody<Bytes, BoxError>;
 type UpstreamClient = Client<HttpsConnector<HttpConnector>, ScanBody<Incoming>>;
@@ -272,6 +272,7 @@ async fn handle(
     };
     let query = req.uri().query().map(str::to_string);
     let placeholder_in_url = Search::contains(&route.placeholder, tail.as_bytes())
+        || Search::contains(&route.placeholder, &percent_decode(tail.as_bytes()))
         || query.as_deref().is_some_and(|q| {
             Search::contains(&route.placeholder, q.as_bytes())
                 || Search::contains(&route.placeholder, &percent_decode(q.as_bytes()))

@@ -226,7 +226,7 @@ where
 }
 
 /// Why a request body was cut off.
-#[cfg(test)]
+#[allow(dead_code)] // the default: named for tests and readers
 pub const CLEAN: u8 = 0;
 pub const PLACEHOLDER: u8 = 1;
 pub const TOO_LARGE: u8 = 2;
@@ -420,6 +420,20 @@ mod tests {
         let out = block_on(body.collect()).unwrap().to_bytes();
         let text = String::from_utf8(out.to_vec()).unwrap();
         assert_eq!(text, "{\"key\":\"<agentcred:scrubbed>****\", \"ok\":1}");
+    }
+
+    #[test]
+    fn scrubs_at_every_split_point() {
+        let secret = b"sk-live-0123456789abcdef";
+        let input = b"a sk-live-0123456789abcdef b sk-live-0123456789abcdef".to_vec();
+        let expect = "a <agentcred:scrubbed>**** b <agentcred:scrubbed>****";
+        let patterns = patterns(secret);
+        for size in 1..input.len() {
+            let parts: Vec<&[u8]> = input.chunks(size).collect();
+            let body = ScrubBody::new(chunks(&parts), Some(patterns.clone()));
+            let out = block_on(body.collect()).unwrap().to_bytes();
+            assert_eq!(String::from_utf8_lossy(&out), expect, "size {size}");
+        }
     }
 
     #[test]

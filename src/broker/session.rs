@@ -139,6 +139,7 @@ impl Session {
         })
     }
 
+    #[allow(dead_code)] // the API of MCP's http_request (issue 18)
     pub fn broker(&self) -> &Broker {
         &self.broker
     }

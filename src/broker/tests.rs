@@ -272,6 +272,8 @@ fn refuses_wrong_token_placeholder_and_oversize() {
     let encoded = placeholder.replace('-', "%2D");
     let reply = send(&broker, "GET", &format!("/models?q={encoded}"), &[], b"");
     assert_eq!(reply.status, 403, "{encoded}");
+    let reply = send(&broker, "GET", &format!("/files/{encoded}"), &[], b"");
+    assert_eq!(reply.status, 403, "{encoded}");
     let reply = send(&broker, "POST", "/chat", &[], &[b'x'; 2000]);
     assert_eq!(reply.status, 413);
     // A clean body goes through.
@@ -293,6 +295,7 @@ fn refuses_wrong_token_placeholder_and_oversize() {
     assert_eq!(
         decisions,
         [
+            (403, Decision::Blocked),
             (403, Decision::Blocked),
             (403, Decision::Blocked),
             (403, Decision::Blocked),

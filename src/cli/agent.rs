@@ -79,6 +79,10 @@ struct AddArgs {
     #[arg(long)]
     deny_overdue: bool,
 
+    /// exec brokers its credentials (as exec --broker): it gets placeholders, never values
+    #[arg(long)]
+    broker: bool,
+
     /// Replace an existing agent
     #[arg(long)]
     force: bool,
@@ -230,6 +234,7 @@ impl AddArgs {
             clean_env: self.clean_env,
             mask: self.mask,
             deny_overdue: self.deny_overdue,
+            broker: self.broker,
             created_at: crate::model::rotation::now(),
             created_by: user_at_host(),
             commands: Default::default(),
@@ -358,6 +363,7 @@ struct AgentJson<'a> {
     clean_env: bool,
     mask: bool,
     deny_overdue: bool,
+    broker: bool,
     created_at: String,
     created_by: &'a str,
     commands: &'a std::collections::BTreeMap<String, crate::manifest::AgentCommand>,
@@ -373,6 +379,7 @@ impl<'a> AgentJson<'a> {
             clean_env: agent.clean_env,
             mask: agent.mask,
             deny_overdue: agent.deny_overdue,
+            broker: agent.broker,
             created_at: output::rfc3339(agent.created_at),
             created_by: &agent.created_by,
             commands: &agent.commands,
@@ -386,6 +393,7 @@ fn policy_text(agent: &Agent) -> String {
         (agent.clean_env, "clean-env"),
         (agent.mask, "mask"),
         (agent.deny_overdue, "deny-overdue"),
+        (agent.broker, "broker"),
     ]
     .into_iter()
     .filter_map(|(on, text)| on.then_some(text))
@@ -491,6 +499,7 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
         ("clean env", yes_no(agent.clean_env)),
         ("mask", yes_no(agent.mask)),
         ("deny overdue", yes_no(agent.deny_overdue)),
+        ("broker", yes_no(agent.broker)),
         (
             "created",
             format!(

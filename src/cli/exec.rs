@@ -64,7 +64,7 @@ pub struct ExecArgs {
     broker: bool,
 
     /// With --broker: inject these credentials' values as usual
-    #[arg(long, value_name = "NAME,...", requires = "broker")]
+    #[arg(long, value_name = "NAME,...")]
     raw: Vec<String>,
 
     /// The program and its arguments
@@ -133,6 +133,7 @@ impl ExecArgs {
         let flags = ExecPolicy {
             clean_env: self.clean_env,
             deny_overdue: self.deny_overdue,
+            broker: self.broker,
             ..ExecPolicy::default()
         };
         let selection = policy::select(only, chosen, flags)?;
@@ -191,13 +192,20 @@ impl ExecArgs {
         }
         let store_id = reader.store_id().to_owned();
         drop(reader);
-        let (values, brokered) = if self.broker {
+        let brokering = selection.policy.broker;
+        if !brokering && !self.raw.is_empty() {
+            return Err(Error::Usage(
+                "--raw goes with --broker (or an agent whose policy brokers)".into(),
+            )
+            .into());
+        }
+        let (values, brokered) = if brokering {
             let split = crate::broker::session::split(values, &parse_names(&self.raw)?)?;
             (split.raw, split.brokered)
         } else {
             (values, Vec::new())
         };
-        let raw_names: Vec<CredentialName> = if self.broker {
+        let raw_names: Vec<CredentialName> = if brokering {
             values.iter().map(|(n, _, _)| n.clone()).collect()
         } else {
             Vec::new()
@@ -242,7 +250,7 @@ impl ExecArgs {
                 }
             );
         }
-        let broker = if self.broker {
+        let broker = if brokering {
             let session = crate::broker::session::Session::start(
                 brokered,
                 Some(broker_audit(&store, &selection, program)),

@@ -50,7 +50,7 @@ pub struct CredentialJson<'a> {
     pub oauth2: Option<&'a crate::oauth::ClientConfig>,
     /// Where `exec --broker` sends it: `{"url", "header", "base_url_env"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<&'a crate::upstream::Upstream>,
+    pub upstream: Option<&'a crate::model::upstream::Upstream>,
 }
 
 /// What was read from the value: `{"format": "jwt", "expires_at": ...}`.

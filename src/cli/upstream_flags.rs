@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::error::Error;
-use crate::upstream::{Upstream, UpstreamChange};
+use crate::model::upstream::{Upstream, UpstreamChange};
 
 const HEADING: &str = "Upstream for exec --broker";
 
@@ -43,7 +43,7 @@ impl UpstreamFlags {
             return Ok(UpstreamChange::Remove);
         }
         if let Some(provider) = &self.provider {
-            let mut upstream = crate::provider::upstream(provider)?;
+            let mut upstream = crate::model::provider::upstream(provider)?;
             if let Some(var) = &self.base_url_env {
                 upstream = Upstream::new(&upstream.url, &upstream.header, Some(var))?;
             }

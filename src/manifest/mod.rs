@@ -109,7 +109,7 @@ pub struct Entry {
     pub oauth2: Option<Box<ClientConfig>>,
     /// Where `exec --broker` may send it (CONTRACT section 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<Box<crate::upstream::Upstream>>,
+    pub upstream: Option<Box<crate::model::upstream::Upstream>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -235,6 +235,9 @@ pub struct Agent {
     pub mask: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub deny_overdue: bool,
+    /// exec brokers its credentials (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub broker: bool,
     pub created_at: Timestamp,
     pub created_by: String,
     /// Commands `agentcred mcp` may run for it (`agent command add`), by name.
@@ -428,6 +431,7 @@ mod tests {
             clean_env: true,
             mask: program.is_some(),
             deny_overdue: false,
+            broker: false,
             created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
             commands: BTreeMap::new(),

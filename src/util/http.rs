@@ -37,9 +37,8 @@ pub fn is_loopback(host: &str) -> bool {
 pub const ENV_CERT_FILE: &str = "SSL_CERT_FILE";
 
 /// The certificates in `SSL_CERT_FILE` (none when it is unset or empty). A file that
-/// cannot be read or holds no certificate is an error naming it (one line: util sits below
-/// the error types): silently trusting something else than asked would look like a
-/// server problem.
+/// cannot be read or holds no certificate is an error (one line naming it): silently
+/// trusting something else than asked would look like a server problem.
 pub fn extra_anchors() -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
@@ -50,7 +49,7 @@ pub fn extra_anchors() -> Result<Vec<rustls::pki_types::CertificateDer<'static>>
     let bytes =
         std::fs::read(&path).map_err(|e| format!("cannot read {ENV_CERT_FILE} {shown}: {e}"))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<std::result::Result<Vec<_>, _>>()
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|_| format!("{ENV_CERT_FILE} {shown} is not a PEM certificate file"))?;
     if certs.is_empty() {
         return Err(format!("{ENV_CERT_FILE} {shown} holds no certificate"));

@@ -341,6 +341,51 @@ mod tests {
         }
     }
 
+    /// Property: on any input of URL-ish characters the parsers do not panic, and what they
+    /// accept keeps the invariants the broker relies on.
+    #[test]
+    fn parsers_hold_their_invariants_on_random_input() {
+        const ALPHABET: &[u8] = b"hHtTpPsS:/[]@?#.%{}0123456789abcxyz-_ ~localhost\x7f";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let mut text: String = (0..len)
+                .map(|_| char::from(ALPHABET[(next() % ALPHABET.len() as u64) as usize]))
+                .collect();
+            if next() % 2 == 0 {
+                text.insert_str(
+                    0,
+                    ["https://", "http://", "http://127.0.0.1"][(next() % 3) as usize],
+                );
+            }
+            if let Ok(origin) = parse_origin(&text) {
+                assert!(
+                    origin.scheme == "https"
+                        || (origin.scheme == "http"
+                            && crate::util::http::is_loopback(&origin.host)),
+                    "{text}"
+                );
+                assert!(
+                    !origin.prefix.ends_with('/') && !origin.authority.contains('@'),
+                    "{text}"
+                );
+                assert!(!text.contains(['?', '#']), "{text}");
+            }
+            if let Ok(header) = parse_header(&text) {
+                assert!(
+                    !header.name.is_empty() && !header.name.contains(' '),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn upstream_checks_all_parts() {
         let u = Upstream::new("https://api.x/v1/", "x-api-key: {}", Some("X_BASE_URL")).unwrap();

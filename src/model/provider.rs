@@ -6,7 +6,7 @@
 //! (with `/v1` where its paths do not carry it).
 
 use crate::error::{Error, Result};
-use crate::upstream::Upstream;
+use crate::model::upstream::Upstream;
 
 /// One preset.
 pub struct Provider {
