@@ -210,6 +210,8 @@ fn python_session(env: &TestEnv, era: &str, calls: &[Value]) -> (Value, String) 
         .command("python3")
         .arg(script)
         .write_stdin(spec.to_string())
+        // Fifteen calls, each reading the store afresh (a debug build, a busy machine).
+        .timeout(std::time::Duration::from_secs(600))
         .output()
         .unwrap();
     assert!(
@@ -504,6 +506,7 @@ fn stdout_carries_only_json_rpc_whatever_the_input() {
         .cmd()
         .args(["mcp", "--agent", "llm"])
         .write_stdin(input)
+        .timeout(std::time::Duration::from_secs(600))
         .output()
         .unwrap();
     assert_eq!(
@@ -717,7 +720,7 @@ fn inspect(env: &TestEnv, era: &str, method_args: &[&str]) -> std::process::Outp
         .arg(TestEnv::bin())
         .args(["mcp", "--agent", "llm"])
         .args(method_args)
-        .timeout(std::time::Duration::from_secs(120))
+        .timeout(std::time::Duration::from_secs(600))
         .output()
         .unwrap()
 }
