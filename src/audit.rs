@@ -42,8 +42,11 @@ pub struct Event {
     pub agent: Option<String>,
     /// The credentials read, changed, or allowed. Names only, never values.
     pub credentials: Vec<String>,
-    /// The program's file name (exec).
+    /// The program's file name (exec), or the declared command's name (mcp `run`).
     pub program: Option<String>,
+    /// A request the broker forwarded or refused (action `broker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
     pub pid: u32,
     /// `user@host`.
     pub user: String,
@@ -57,6 +60,17 @@ impl Event {
     }
 }
 
+/// One request through the broker: never headers, bodies or the query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    pub status: u16,
+    /// `brokered` or `blocked`.
+    pub decision: String,
+}
+
 /// What a command knows so far about the event it will write.
 #[derive(Clone, Debug, Default)]
 pub struct Draft {
@@ -64,6 +78,7 @@ pub struct Draft {
     pub agent: Option<String>,
     pub credentials: Vec<String>,
     pub program: Option<String>,
+    pub request: Option<Request>,
 }
 
 /// The word an exit code is logged as.
@@ -118,6 +133,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         agent: draft.agent.clone(),
         credentials: draft.credentials.clone(),
         program: draft.program.clone(),
+        request: draft.request.clone(),
         pid: std::process::id(),
         user: crate::util::host::user_at_host(),
         prev: last.hash,
@@ -411,6 +427,7 @@ mod tests {
             agent: Some("bot".into()),
             credentials: vec!["a".into(), "b".into()],
             program: Some("mybot".into()),
+            request: None,
         }
     }
 

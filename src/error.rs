@@ -75,6 +75,9 @@ pub enum Error {
     #[error("agent {name} already exists")]
     AgentExists { name: String },
 
+    #[error("agent {agent} declares no command {name}")]
+    AgentCommandNotFound { agent: String, name: String },
+
     #[error("program {program} not found")]
     ProgramNotFound { program: String },
 
@@ -278,6 +281,7 @@ impl Error {
             Error::Overdue { .. } => Exit::Overdue,
             Error::CredentialNotFound { .. }
             | Error::AgentNotFound { .. }
+            | Error::AgentCommandNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. }
             | Error::NotAStore { .. }
@@ -320,6 +324,9 @@ impl Error {
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
             Error::AgentExists { .. } => "use --force to replace it".into(),
             Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),
+            Error::AgentCommandNotFound { agent, .. } => {
+                format!("`agentcred agent show {agent}` lists its commands")
+            }
             Error::VaultNotConfigured => "give it one with `agentcred vault set --addr URL` (or `init --vault-addr`), or set VAULT_ADDR".into(),
             Error::VaultNoToken => "set VAULT_TOKEN (or BAO_TOKEN), or AGENTCRED_VAULT_ROLE_ID and AGENTCRED_VAULT_SECRET_ID for an AppRole login".into(),
             Error::VaultUnavailable { .. } => "check VAULT_ADDR and that the server is up and unsealed (`bao status`)".into(),

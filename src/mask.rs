@@ -421,6 +421,18 @@ impl<'p> Redactor<'p> {
         }
     }
 
+    /// Carry on a stream searched before, from the bytes it held back
+    /// ([`Redactor::into_pending`]): for a caller that owns its patterns behind an `Arc`
+    /// and cannot keep a borrow between pieces (the broker's response bodies).
+    pub fn resume(patterns: &'p Patterns, pending: Zeroizing<Vec<u8>>) -> Self {
+        Redactor { patterns, pending }
+    }
+
+    /// The bytes held back, to [`Redactor::resume`] with.
+    pub fn into_pending(self) -> Zeroizing<Vec<u8>> {
+        self.pending
+    }
+
     /// Search the next piece of the stream. Everything that cannot be (part of) a value
     /// found later is handed to `emit` before this returns.
     pub fn feed<E>(

@@ -58,6 +58,8 @@ pub struct ExecPolicy {
     pub mask: bool,
     pub deny_overdue: bool,
     pub sandbox: bool,
+    /// `exec --broker`.
+    pub broker: bool,
 }
 
 impl ExecPolicy {
@@ -67,6 +69,7 @@ impl ExecPolicy {
             mask: self.mask || agent.mask,
             deny_overdue: self.deny_overdue || agent.deny_overdue,
             sandbox: self.sandbox || agent.sandbox,
+            broker: self.broker || agent.broker,
         }
     }
 }
@@ -231,8 +234,10 @@ mod tests {
             mask: false,
             deny_overdue: false,
             sandbox: false,
+            broker: false,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
+            commands: BTreeMap::new(),
             mac: String::new(),
         }
     }
@@ -328,7 +333,8 @@ mod tests {
                 clean_env: true,
                 mask: true,
                 deny_overdue: false,
-                sandbox: false
+                sandbox: false,
+                broker: false,
             }
         );
         let flags = ExecPolicy {

@@ -5,6 +5,7 @@ mod common;
 
 mod agents;
 mod audit;
+mod broker;
 mod commands;
 mod completions;
 mod concurrency;
@@ -17,6 +18,7 @@ mod interop;
 mod keychain;
 mod layers;
 mod mask;
+mod mcp;
 mod newuser;
 mod oauth;
 mod recipients;

@@ -42,6 +42,7 @@ enum AgentCommand {
     Show(ShowArgs),
     Grant(GrantArgs),
     Revoke(RevokeArgs),
+    Command(super::agent_command::CommandArgs),
 }
 
 /// Create an agent allowed some credentials
@@ -82,6 +83,9 @@ struct AddArgs {
     /// unlock cache, the keychain or agentcred (see `exec --sandbox`)
     #[arg(long)]
     sandbox: bool,
+    /// exec brokers its credentials (as exec --broker): it gets placeholders, never values
+    #[arg(long)]
+    broker: bool,
 
     /// Replace an existing agent
     #[arg(long)]
@@ -156,6 +160,7 @@ impl AgentArgs {
             AgentCommand::Show(args) => args.run(ctx),
             AgentCommand::Grant(args) => args.run(ctx),
             AgentCommand::Revoke(args) => args.run(ctx),
+            AgentCommand::Command(args) => args.run(ctx),
         }
     }
 }
@@ -234,8 +239,10 @@ impl AddArgs {
             mask: self.mask,
             deny_overdue: self.deny_overdue,
             sandbox: self.sandbox,
+            broker: self.broker,
             created_at: crate::model::rotation::now(),
             created_by: user_at_host(),
+            commands: Default::default(),
             mac: String::new(),
         };
         txn.put_agent(&name, agent);
@@ -343,8 +350,10 @@ struct AgentJson<'a> {
     mask: bool,
     deny_overdue: bool,
     sandbox: bool,
+    broker: bool,
     created_at: String,
     created_by: &'a str,
+    commands: &'a std::collections::BTreeMap<String, crate::manifest::AgentCommand>,
 }
 
 impl<'a> AgentJson<'a> {
@@ -358,8 +367,10 @@ impl<'a> AgentJson<'a> {
             mask: agent.mask,
             deny_overdue: agent.deny_overdue,
             sandbox: agent.sandbox,
+            broker: agent.broker,
             created_at: output::rfc3339(agent.created_at),
             created_by: &agent.created_by,
+            commands: &agent.commands,
         }
     }
 }
@@ -371,6 +382,7 @@ fn policy_text(agent: &Agent) -> String {
         (agent.mask, "mask"),
         (agent.deny_overdue, "deny-overdue"),
         (agent.sandbox, "sandbox"),
+        (agent.broker, "broker"),
     ]
     .into_iter()
     .filter_map(|(on, text)| on.then_some(text))
@@ -477,6 +489,7 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
         ("mask", yes_no(agent.mask)),
         ("deny overdue", yes_no(agent.deny_overdue)),
         ("sandbox", yes_no(agent.sandbox)),
+        ("broker", yes_no(agent.broker)),
         (
             "created",
             format!(
@@ -489,6 +502,20 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
     ];
     for (key, value) in lines {
         writeln!(out, "{:<16}{value}", format!("{key}:"))?;
+    }
+    for (command, declared) in &agent.commands {
+        let mut line = escape(&declared.program);
+        for arg in &declared.args {
+            line.push(' ');
+            line.push_str(&escape(arg));
+        }
+        if declared.extra_args {
+            line.push_str(" [ARGS...]");
+        }
+        if declared.read_only {
+            line.push_str(" (read-only)");
+        }
+        writeln!(out, "{:<16}{command}: {line}", "command:")?;
     }
     Ok(())
 }

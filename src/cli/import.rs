@@ -136,6 +136,7 @@ impl ImportArgs {
                 rotate_every: previous.and_then(|p| p.rotate_every),
                 due: previous.and_then(|p| p.due),
                 oauth2: None,
+                upstream: previous.and_then(|p| p.upstream.clone()),
             };
             // The date given survives a later `rotate` in the history.
             let reason = (rotated_at < now).then(|| {

@@ -3,6 +3,7 @@
 
 mod add;
 mod agent;
+mod agent_command;
 mod audit;
 pub mod complete;
 mod completions;
@@ -18,6 +19,7 @@ mod import;
 mod init;
 mod input;
 mod list;
+mod mcp;
 mod recipients;
 mod rename;
 mod rm;
@@ -26,6 +28,7 @@ mod scan;
 mod show;
 mod token;
 mod unlock;
+mod upstream_flags;
 mod vault;
 
 use std::io::{self, Write};
@@ -94,7 +97,7 @@ pub const ENVIRONMENT: &str = "Environment:
   AGENTCRED_IDENTITY_FILE      a path to an identity file, plain or passphrase-protected
   AGENTCRED_PASSPHRASE         the passphrase of a protected identity file (else a prompt
                                on the terminal; `agentcred unlock` asks once per session)
-  AGENTCRED_AGENT              the agent exec and export use when none is named
+  AGENTCRED_AGENT              the agent exec, export and mcp use when none is named
   AGENTCRED_STORE_FINGERPRINT  refuse a store whose key has another fingerprint (pin in CI)
   VAULT_ADDR, VAULT_TOKEN      the vault backend (also BAO_ADDR, BAO_TOKEN, and an AppRole
                                in AGENTCRED_VAULT_ROLE_ID, AGENTCRED_VAULT_SECRET_ID)
@@ -116,6 +119,8 @@ pub const EXIT_STATUS: &str = "Exit status:
   126  exec: the program is not executable;  127: not found;  else the program's own status
 ";
 
+// Parsed once per run: the size of the largest variant (add's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::InitArgs),
@@ -142,6 +147,7 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
     Scan(scan::ScanArgs),
+    Mcp(mcp::McpArgs),
 }
 
 impl Command {
@@ -182,6 +188,7 @@ impl Command {
             Command::Unlock(args) => args.run(ctx),
             Command::Lock(args) => args.run(ctx),
             Command::Scan(args) => args.run(ctx),
+            Command::Mcp(args) => args.run(ctx),
         }
     }
 }

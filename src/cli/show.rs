@@ -171,6 +171,9 @@ impl ShowArgs {
             }
             lines.push(("auth method", client.auth_method.as_str().to_string()));
         }
+        if let Some(upstream) = &entry.upstream {
+            lines.push(("upstream", escape(&upstream.to_string())));
+        }
         for (key, value) in lines {
             writeln!(out, "{:<14}{value}", format!("{key}:"))?;
         }

@@ -170,23 +170,12 @@ pub struct ExecPlan {
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
     pub agent: Option<crate::model::credential::AgentName>,
-    /// Broker routes instead of raw values (`exec --broker`, issue 16): always `None` until
-    /// the broker exists.
-    pub broker: Option<BrokerPlan>,
+    /// `--broker`: the broker serving the program, alive until it ends.
+    pub broker: Option<crate::broker::session::Session>,
     /// Run the program in this sandbox ([`crate::sandbox`]), already checked to be
     /// possible on this machine.
     pub sandbox: Option<crate::sandbox::Spec>,
 }
-
-/// Where `exec --broker` will route a program's requests (issue 16). A placeholder: no
-/// plan carries one yet.
-#[derive(Debug, Default)]
-pub struct BrokerPlan {}
-
-/// `exec --sandbox` asked for (an agent's policy may ask too): the use case works out what
-/// to protect from the store's location and checks that this machine can.
-#[derive(Debug, Default)]
-pub struct SandboxPlan {}
 
 /// How a plan is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +188,10 @@ pub enum RunMode {
 
 impl ExecPlan {
     pub fn mode(&self) -> RunMode {
-        if self.mask || self.injections.iter().any(|i| i.kind == Kind::File) {
+        if self.mask
+            || self.broker.is_some()
+            || self.injections.iter().any(|i| i.kind == Kind::File)
+        {
             RunMode::Spawn
         } else {
             RunMode::Replace
@@ -212,11 +204,6 @@ impl ExecPlan {
 /// or 128+N when signal N killed it), after removing the files it wrote.
 /// `say` hears the warnings and `-v` notes (the caller prints them).
 pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)) -> Result<i32> {
-    if plan.broker.is_some() {
-        return Err(Error::Unsupported(
-            "exec through the broker is not built yet".into(),
-        ));
-    }
     let base = filecred::base_dir();
     // Directories a killed agentcred left are cleaned by the next run that writes file
     // credentials (not by every exec: that would list the temp dir each time).
@@ -279,6 +266,11 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
         &files,
     );
     crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
+    if let Some(session) = &plan.broker {
+        for warning in session.apply(&mut env) {
+            say(&warning);
+        }
+    }
     let launch = launch::Launch::new(&plan, &mut env, false);
     drop(plan.injections);
     let program = Program {
@@ -289,6 +281,9 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
     };
     let dir = files.dir().map(std::path::Path::to_path_buf);
     let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
+    if let Some(session) = plan.broker {
+        session.stop();
+    }
     if let (Err(e), Some(dir)) = (files.remove(), dir) {
         say(&format!("warning: cannot remove {}: {e}", dir.display()));
     }
@@ -391,6 +386,7 @@ mod tests {
             vault_version: None,
             value_info: None,
             oauth2: None,
+            upstream: None,
             history: Vec::new(),
             mac: String::new(),
         };

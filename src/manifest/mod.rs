@@ -107,6 +107,9 @@ pub struct Entry {
     /// The token endpoint of an `oauth2` credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<Box<ClientConfig>>,
+    /// Where `exec --broker` may send it (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Box<crate::model::upstream::Upstream>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -235,10 +238,49 @@ pub struct Agent {
     /// exec runs its program in the sandbox (CONTRACT section 11).
     #[serde(default, skip_serializing_if = "is_false")]
     pub sandbox: bool,
+    /// exec brokers its credentials (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub broker: bool,
     pub created_at: Timestamp,
     pub created_by: String,
+    /// Commands `agentcred mcp` may run for it (`agent command add`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commands: BTreeMap<String, AgentCommand>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
+}
+
+/// A command an agent's MCP client may run by name: a pinned program and its fixed
+/// arguments. Covered by the agent's MAC, so only a recipient can declare one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCommand {
+    /// An absolute, canonical path.
+    pub program: String,
+    /// The SHA-256 (hex) the program must have when it is run.
+    pub program_sha256: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The caller may append arguments after `args`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub extra_args: bool,
+    /// Declared free of side effects (MCP `readOnlyHint`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A declared command's name: lowercase `[a-z0-9][a-z0-9._-]*`, at most 64 characters.
+pub fn valid_command_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 fn is_false(value: &bool) -> bool {
@@ -365,6 +407,7 @@ mod tests {
                 private_key_id: Some("0a1b".into()),
             })),
             oauth2: None,
+            upstream: None,
             history: vec![
                 Event {
                     at,
@@ -392,8 +435,10 @@ mod tests {
             mask: program.is_some(),
             deny_overdue: false,
             sandbox: false,
+            broker: false,
             created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
+            commands: BTreeMap::new(),
             mac: String::new(),
         }
     }
@@ -415,6 +460,17 @@ mod tests {
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
         m.agents.insert("ci.v2".into(), agent(&[], None));
+        m.agents.get_mut("bot").unwrap().commands.insert(
+            "deploy.prod".into(),
+            AgentCommand {
+                program: "/usr/bin/deploy".into(),
+                program_sha256: "cd".repeat(32),
+                args: vec!["--prod".into(), "a \"quoted\" arg".into()],
+                extra_args: false,
+                read_only: false,
+                description: Some("ship it".into()),
+            },
+        );
         m.vault = Some(VaultSettings {
             addr: Some("https://vault.example.com:8200".into()),
             mount: "kv".into(),
@@ -456,6 +512,10 @@ mod tests {
             "post"
         );
         assert_eq!(sealed["vault"]["prefix"], "team/agentcred");
+        assert_eq!(
+            sealed["agents"]["bot"]["commands"]["deploy.prod"]["args"][1],
+            "a \"quoted\" arg"
+        );
         assert_eq!(sealed["credentials"]["z"]["backend"], "vault");
         assert_eq!(sealed["credentials"]["z"]["vault_version"], 7);
         assert_eq!(
@@ -496,6 +556,7 @@ mod tests {
             .unwrap();
         assert!(bot.mac_ok(&key, "0123456789abcdef", "bot"));
         assert_eq!(bot.program.as_deref(), Some("/usr/bin/bot"));
+        assert_eq!(bot.commands["deploy.prod"].program, "/usr/bin/deploy");
         let ci = find_agent(&text, &AgentName::parse("ci.v2").unwrap())
             .unwrap()
             .unwrap();

@@ -167,6 +167,28 @@ pub fn mint(
     Ok(request(&client)?.into_value())
 }
 
+/// A new access token for the broker, which keeps it in memory, and how long it may be
+/// used: its lifetime less the margin [`is_fresh`] keeps (none when the endpoint gave no
+/// lifetime). Not put in the cache: the broker asks again only when this one runs out.
+pub fn mint_for_broker(
+    name: &CredentialName,
+    entry: &Entry,
+    secret: &SecretSlice<u8>,
+) -> Result<(SecretSlice<u8>, Option<std::time::Duration>)> {
+    let client = Client {
+        name,
+        config: config_of(name, entry)?,
+        secret,
+    };
+    let token = request(&client)?;
+    let usable = token.expires_at.and_then(|expires_at| {
+        let lifetime = expires_at.duration_since(token.obtained_at);
+        let left = lifetime - MIN_LEFT.max(lifetime / 10);
+        std::time::Duration::try_from(left).ok()
+    });
+    Ok((token.into_value(), usable))
+}
+
 fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientConfig> {
     entry.oauth2.as_deref().ok_or_else(|| {
         Error::integrity(

@@ -23,6 +23,8 @@ pub struct NewEntry {
     pub rotate_every: Option<RotateEvery>,
     pub due: Option<Timestamp>,
     pub oauth2: Option<Box<ClientConfig>>,
+    /// Where `exec --broker` sends it (README "Give an LLM agent a key it cannot leak").
+    pub upstream: Option<Box<crate::model::upstream::Upstream>>,
 }
 
 /// What `edit` may change in an entry's metadata; `None` keeps a field.
@@ -93,6 +95,7 @@ impl Txn<'_> {
             vault_version: None,
             value_info: crate::model::value_info::inspect(value).map(Box::new),
             oauth2: new.oauth2,
+            upstream: new.upstream,
             history,
             mac: String::new(),
         };
@@ -257,6 +260,17 @@ impl Txn<'_> {
     /// Add or replace an agent.
     pub fn put_agent(&mut self, name: &AgentName, agent: Agent) {
         self.manifest.agents.insert(name.to_string(), agent);
+    }
+
+    /// An agent to change in place (its MAC is renewed at commit), e.g. its declared
+    /// commands (`agent command add|rm`).
+    pub fn agent_mut(&mut self, name: &AgentName) -> Result<&mut Agent> {
+        self.manifest
+            .agents
+            .get_mut(name.as_str())
+            .ok_or_else(|| Error::AgentNotFound {
+                name: name.to_string(),
+            })
     }
 
     /// Remove an agent; `None` when there is none of that name.

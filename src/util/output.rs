@@ -113,6 +113,12 @@ pub fn rfc3339(at: Timestamp) -> String {
 /// decides, and `cli` prints them to stderr. The library never prints them itself.
 pub type Say = std::rc::Rc<dyn Fn(&str)>;
 
+/// A [`Say`] that prints each line on stderr as it comes (the CLI, and the MCP server,
+/// whose stdout is the protocol's).
+pub fn say_on_stderr() -> Say {
+    std::rc::Rc::new(|line: &str| eprintln!("{line}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
