@@ -3,6 +3,7 @@
 
 mod add;
 mod agent;
+mod argv;
 mod audit;
 mod completions;
 mod doctor;
@@ -120,10 +121,14 @@ impl Command {
 pub fn main() -> ExitCode {
     crate::complete::complete_if_asked();
     let core_limit = hardening::protect();
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(exit) = argv::refuse_private_keys(&args) {
+        return exit.into();
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            argv::print_clap_error(&e, &args);
             return ExitCode::from(if e.use_stderr() {
                 Exit::Usage.code()
             } else {
@@ -160,12 +165,24 @@ fn report(err: &anyhow::Error) -> Exit {
     }
     let core = err.chain().find_map(|c| c.downcast_ref::<Error>());
     let mut stderr = io::stderr().lock();
-    let message = format!("{err:#}").replace('\n', " ");
+    let message = argv::scrub(&format!("{err:#}").replace('\n', " "));
     let _ = writeln!(stderr, "error: {message}");
     if let Some(hint) = core.and_then(Error::hint) {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     core.map_or(Exit::Failure, Error::exit)
+}
+
+/// Parse `--only`: like [`parse_names`], but a flag given that names nothing (`--only ""`,
+/// `--only ,`) is a usage error, never "everything".
+fn parse_selection(raw: &[String]) -> Result<Vec<crate::credential::CredentialName>, Error> {
+    let names = parse_names(raw)?;
+    if !raw.is_empty() && names.is_empty() {
+        return Err(Error::Usage(
+            "--only names no credential; name at least one (--only NAME,...)".into(),
+        ));
+    }
+    Ok(names)
 }
 
 /// Parse a comma-separated or repeated list of credential names.
