@@ -12,7 +12,7 @@ use crate::credential::{AgentName, CredentialName};
 use crate::envfile;
 use crate::error::Error;
 
-use super::parse_names;
+use super::parse_selection;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
@@ -47,7 +47,7 @@ pub struct ExportArgs {
 impl ExportArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("export");
-        let only = parse_names(&self.only)?;
+        let only = parse_selection(&self.only)?;
         let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
         ctx.audit
             .note(|d| d.agent = agent.as_ref().map(ToString::to_string));
@@ -79,6 +79,7 @@ impl ExportArgs {
         ctx.audit
             .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
         let mut values = BTreeMap::new();
+        let mut names_by_env: BTreeMap<String, String> = BTreeMap::new();
         // An oauth2 credential's variable holds an access token, as with exec.
         let store_id = reader.store_id().to_owned();
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
@@ -94,6 +95,7 @@ impl ExportArgs {
                     reason: "it is not UTF-8 text, which this format cannot carry".into(),
                 }
             })?;
+            names_by_env.insert(entry.env.to_string(), name.to_string());
             values.insert(entry.env.to_string(), zeroize::Zeroizing::new(text));
         }
         let mut text = zeroize::Zeroizing::new(String::new());
@@ -108,6 +110,14 @@ impl ExportArgs {
             }
             Format::Dotenv | Format::Shell => {
                 for (key, value) in &values {
+                    if !envfile::shell_safe(value) {
+                        let name = names_by_env.get(key).map_or(key.as_str(), String::as_str);
+                        return Err(Error::NotEnvSafe {
+                            name: name.to_string(),
+                            reason: "it contains a NUL byte, which a shell variable cannot hold (use --format json)".into(),
+                        }
+                        .into());
+                    }
                     text.push_str(&match self.format {
                         Format::Shell => envfile::shell_line(key, value),
                         _ => envfile::dotenv_line(key, value),
