@@ -581,19 +581,16 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
 }
 
 fn check_audit(root: &Path, report: &mut Report) {
-    match crate::audit::open_for_reading(root) {
-        Ok(None) => report.ok("audit", "no audit log on this machine yet"),
-        Ok(Some(reader)) => match crate::audit::scan(reader, |_| Ok(())) {
-            Ok(scan) => match scan.broken {
-                None => report.ok("audit", format!("{} events, chain intact", scan.lines)),
-                Some(e) => report.problem(
-                    "audit",
-                    e.to_string(),
-                    Some("keep the broken log as evidence (mv audit.jsonl audit.jsonl.broken); a new one starts".into()),
-                    Exit::Integrity,
-                ),
-            },
-            Err(e) => report.error("audit", &e),
+    match crate::audit::verify_log(root) {
+        Ok(scan) => match scan.broken {
+            None if scan.lines == 0 => report.ok("audit", "no audit log on this machine yet"),
+            None => report.ok("audit", format!("{} events, chain intact", scan.lines)),
+            Some(e) => report.problem(
+                "audit",
+                e.to_string(),
+                Some("keep the broken log as evidence (mv audit.jsonl audit.jsonl.broken), then `agentcred doctor --trust` starts a new one".into()),
+                Exit::Integrity,
+            ),
         },
         Err(e) => report.error("audit", &e),
     }
