@@ -52,7 +52,8 @@ impl ImportArgs {
         if text.len() as u64 > MAX_FILE {
             return Err(Error::Usage("the .env file is larger than 64 MiB".into()).into());
         }
-        let pairs = envfile::parse(&text)?;
+        // A UTF-8 byte order mark (Windows editors write one) is not part of the first name.
+        let pairs = envfile::parse(text.strip_prefix('\u{feff}').unwrap_or(&text))?;
         let mut seen = BTreeSet::new();
         let mut items = Vec::with_capacity(pairs.len());
         for pair in pairs {
@@ -85,6 +86,24 @@ impl ImportArgs {
             if pair.value.is_empty() {
                 return Err(Error::Usage(format!(
                     "line {}: the value of {} is empty",
+                    pair.line, pair.key
+                ))
+                .into());
+            }
+            // The checks `add` and `exec` make, before anything is stored: a value that no
+            // exec could inject would otherwise break every plain exec of the store.
+            let too_big = pair.value.len() > super::input::MAX_VALUE;
+            let env_problem = crate::exec::check_env_value(&name, Some(&env), &pair.value).err();
+            if too_big || env_problem.is_some() {
+                let reason = if too_big {
+                    "is larger than 16 MiB".to_string()
+                } else if pair.value.contains(&0) {
+                    "contains a NUL byte, so it cannot be an environment variable".to_string()
+                } else {
+                    "is larger than 128 KiB, so it cannot be an environment variable".to_string()
+                };
+                return Err(Error::Usage(format!(
+                    "line {}: the value of {} {reason}; store it with `agentcred add {name} --kind file --from-file FILE`",
                     pair.line, pair.key
                 ))
                 .into());

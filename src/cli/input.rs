@@ -12,7 +12,7 @@ use crate::credential::CredentialName;
 use crate::error::{Error, Result};
 
 /// Largest value accepted: secrets, not payloads.
-const MAX_VALUE: usize = 16 * 1024 * 1024;
+pub const MAX_VALUE: usize = 16 * 1024 * 1024;
 
 pub fn read_value(
     ctx: &Ctx,
