@@ -98,9 +98,13 @@ impl Ctx {
 
 /// `user@host`, for rotation history.
 pub fn user_at_host() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    // The account, not `$USER`: the audit log records who ran the command, and the
+    // environment is whatever the caller made it.
+    let uid = nix::unistd::Uid::current();
+    let user = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(account)) => account.name,
+        _ => format!("uid{uid}"),
+    };
     let uname = rustix::system::uname();
     let host = uname.nodename().to_string_lossy().into_owned();
     crate::output::escape(&format!("{user}@{host}"))

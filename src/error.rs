@@ -322,6 +322,14 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        // Store files are opened with O_NOFOLLOW: ELOOP means a symlink was put where a
+        // store file belongs, which is tampering, not an I/O accident (exit 6).
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            return Error::Integrity {
+                what: context.into(),
+                detail: "it is a symlink (store files are never followed)".into(),
+            };
+        }
         Error::Io {
             context: context.into(),
             cause: source,

@@ -160,3 +160,13 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 pub fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// This process's account name (`id -un`): what agentcred records as the user, whatever
+/// `$USER` says.
+pub fn account() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
