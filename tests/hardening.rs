@@ -735,3 +735,70 @@ fn an_unwritable_state_directory_is_said_not_ignored() {
         "{err}"
     );
 }
+
+// ---- 10: refused targets --------------------------------------------------------------------
+
+/// The review's list, and one more of each family.
+const REFUSED: &[&str] = &[
+    "GIT_SSL_NO_VERIFY",
+    "SSLKEYLOGFILE",
+    "GOFLAGS",
+    "RUSTC_WRAPPER",
+    "OPENSSL_CONF",
+    "PYTHONUSERBASE",
+    "PYTHONHTTPSVERIFY",
+    "AWS_CONFIG_FILE",
+    "NPM_CONFIG_USERCONFIG",
+    "GIT_SEQUENCE_EDITOR",
+    "MANPAGER",
+    "SUDO_ASKPASS",
+    "GIT_SSL_CAINFO",
+    "GOINSECURE",
+    "GIT_TRACE_CURL",
+    "SYSTEMD_PAGER",
+    "KUBECONFIG",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "MAVEN_OPTS",
+    "PS1",
+];
+
+#[test]
+fn targets_that_change_how_programs_load_or_trust_are_refused() {
+    let env = TestEnv::init();
+    let before = env.snapshot();
+    for var in REFUSED {
+        let out = env
+            .cmd()
+            .args(["add", "k", "--env", var])
+            .write_stdin("value-1234")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains(var), "{}", stderr_of(&out));
+        let out = env
+            .cmd()
+            .args(["import", "-"])
+            .write_stdin(format!("{var}=value-1234\n"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "import {var}: {}",
+            stderr_of(&out)
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+    for var in [
+        "HTTPS_PROXY",
+        "NPM_TOKEN",
+        "CARGO_REGISTRY_TOKEN",
+        "GOPROXY",
+    ] {
+        env.cmd()
+            .args(["add", &var.to_ascii_lowercase(), "--env", var])
+            .write_stdin("value-1234")
+            .assert()
+            .success();
+    }
+}
