@@ -255,6 +255,34 @@ fn check_permissions(root: &Path, report: &mut Report) {
     }
 }
 
+/// A sealed manifest older than this machine has seen (or than AGENTCRED_MIN_GENERATION)
+/// may bring back a revoked grant or a removed recipient: exec refuses it.
+fn check_rollback(manifest: &Manifest, report: &mut Report) {
+    match crate::state::note_generation(&manifest.store_id, manifest.generation) {
+        Ok(None) => {}
+        Ok(Some(rollback)) => report.problem(
+            "rollback",
+            format!(
+                "the store is at generation {}, older than generation {} {}: an old checkout or a rollback, which can bring back revoked grants",
+                rollback.generation,
+                rollback.seen,
+                if rollback.pinned {
+                    "pinned by AGENTCRED_MIN_GENERATION"
+                } else {
+                    "seen on this machine"
+                }
+            ),
+            Some(if rollback.pinned {
+                "`git pull` the current store, or lower AGENTCRED_MIN_GENERATION".into()
+            } else {
+                "`git pull` the current store; for a deliberate checkout of an older state, `agentcred doctor --trust`".into()
+            }),
+            Exit::Integrity,
+        ),
+        Err(e) => report.error("rollback", &e),
+    }
+}
+
 fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Option<Manifest> {
     let manifest = match Manifest::parse_any(text) {
         Ok(manifest) => manifest,
@@ -275,15 +303,18 @@ fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Op
         return Some(manifest);
     };
     match manifest::seal_ok(text, key) {
-        Ok(true) => report.ok(
-            "manifest",
-            format!(
-                "seal verified: generation {}, {} credentials, {} agents",
-                manifest.generation,
-                manifest.credentials.len(),
-                manifest.agents.len()
-            ),
-        ),
+        Ok(true) => {
+            report.ok(
+                "manifest",
+                format!(
+                    "seal verified: generation {}, {} credentials, {} agents",
+                    manifest.generation,
+                    manifest.credentials.len(),
+                    manifest.agents.len()
+                ),
+            );
+            check_rollback(&manifest, report);
+        }
         Ok(false) => {
             let fix = "if the edit was deliberate, `agentcred doctor --reseal`; otherwise restore agentcred.toml from git".to_string();
             let edits = manifest::hand_edits(&manifest, key);

@@ -193,9 +193,16 @@ pub enum Error {
     Untrusted { detail: String },
 
     #[error(
-        "this store is at generation {generation}, older than generation {seen} seen on this machine; refusing to write over a rollback"
+        "this store is at generation {generation}, older than generation {seen} {}; refusing to {doing} a rollback (it can bring back revoked grants and removed recipients)",
+        if *.pinned { "pinned by AGENTCRED_MIN_GENERATION" } else { "seen on this machine" }
     )]
-    RolledBack { generation: u64, seen: u64 },
+    RolledBack {
+        generation: u64,
+        seen: u64,
+        pinned: bool,
+        /// `write over` or `run a program from`.
+        doing: &'static str,
+    },
 
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
@@ -304,7 +311,8 @@ impl Error {
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
             Error::Untrusted { .. } => "if the change was deliberate, accept it with `agentcred doctor --trust`; otherwise restore the store from git".into(),
-            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate, accept it with `agentcred doctor --trust`".into(),
+            Error::RolledBack { pinned: true, .. } => "`git pull` the current store, or lower AGENTCRED_MIN_GENERATION if going back was deliberate".into(),
+            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate (a checkout of an older state), accept it with `agentcred doctor --trust`".into(),
             Error::NotEnvSafe { name, .. } => format!(
                 "store it as a file credential (`agentcred add {name} --kind file --force --from-file PATH`): the program then gets the path of a private file holding it, which has no size or NUL limit"
             ),

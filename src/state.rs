@@ -220,17 +220,63 @@ pub fn remember_store_key(store_id: &str, fingerprint: &str) {
     );
 }
 
-/// Note a verified generation; returns the higher generation seen before, if this one is older.
-pub fn note_generation(store_id: &str, generation: u64) -> Option<u64> {
-    let mut seen = load(store_id)?;
+/// A minimum generation set up front, for CI runners that keep no state between runs
+/// (next to [`ENV_FINGERPRINT`]): an older store is a rollback.
+pub const ENV_MIN_GENERATION: &str = "AGENTCRED_MIN_GENERATION";
+
+/// A store older than what this machine saw, or than [`ENV_MIN_GENERATION`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    pub generation: u64,
+    /// The generation it should be at least.
+    pub seen: u64,
+    /// `seen` comes from [`ENV_MIN_GENERATION`], not from this machine's memory.
+    pub pinned: bool,
+}
+
+/// The generation pinned by [`ENV_MIN_GENERATION`]; an unreadable pin is refused.
+pub fn pinned_generation() -> Result<Option<u64>> {
+    match std::env::var(ENV_MIN_GENERATION) {
+        Ok(text) if text.is_empty() => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "{ENV_MIN_GENERATION} must be a generation number (the `generation` line of agentcred.toml)"
+            ))
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Usage(format!(
+            "{ENV_MIN_GENERATION} must be a generation number"
+        ))),
+    }
+}
+
+/// Note a verified generation; returns the rollback when it is older than the pinned
+/// generation or the highest this machine saw.
+pub fn note_generation(store_id: &str, generation: u64) -> Result<Option<Rollback>> {
+    if let Some(pinned) = pinned_generation()?
+        && generation < pinned
+    {
+        return Ok(Some(Rollback {
+            generation,
+            seen: pinned,
+            pinned: true,
+        }));
+    }
+    let Some(mut seen) = load(store_id) else {
+        return Ok(None);
+    };
     if generation < seen.generation {
-        return Some(seen.generation);
+        return Ok(Some(Rollback {
+            generation,
+            seen: seen.generation,
+            pinned: false,
+        }));
     }
     if generation > seen.generation {
         seen.generation = generation;
         save(store_id, &seen);
     }
-    None
+    Ok(None)
 }
 
 /// Where this machine's audit log for a store ended when agentcred last wrote it: the
