@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::fsutil;
-use crate::integrity::sha256_hex;
+use crate::util;
+use crate::util::hash::sha256_hex;
 
 pub const FILE_NAME: &str = "audit.jsonl";
 
@@ -119,7 +119,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         credentials: draft.credentials.clone(),
         program: draft.program.clone(),
         pid: std::process::id(),
-        user: crate::context::user_at_host(),
+        user: crate::util::host::user_at_host(),
         prev: last.hash,
     };
     let mut line = Vec::with_capacity(256);
@@ -147,7 +147,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         file.sync_data().map_err(log_error)?;
     }
     if len == 0 {
-        fsutil::sync_dir(store_root).map_err(log_error)?;
+        util::fs::sync_dir(store_root).map_err(log_error)?;
     }
     move_anchor(
         store_root,
@@ -160,12 +160,12 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
     Ok(event)
 }
 
-/// Move this machine's anchor of the log (see [`crate::state::AuditAnchor`]) to the line
+/// Move this machine's anchor of the log (see [`crate::store::state::AuditAnchor`]) to the line
 /// just written, but only from where it was: if the log no longer reaches the anchored
 /// line, or that line changed, the anchor stays as evidence for `audit --verify`.
 fn move_anchor(store_root: &Path, file: &File, end: u64, line: &[u8], seq: u64, durable: bool) {
     let len = end - line.len() as u64;
-    let anchored = match crate::state::audit_anchor(store_root) {
+    let anchored = match crate::store::state::audit_anchor(store_root) {
         None => true,
         Some(anchor) if anchor.bytes == 0 => anchor.lines == 0,
         Some(anchor) => {
@@ -176,12 +176,12 @@ fn move_anchor(store_root: &Path, file: &File, end: u64, line: &[u8], seq: u64, 
     if !anchored {
         return;
     }
-    let anchor = crate::state::AuditAnchor {
+    let anchor = crate::store::state::AuditAnchor {
         lines: seq,
         bytes: end,
         head: sha256_hex(line),
     };
-    if let Err(e) = crate::state::save_audit_anchor(store_root, &anchor, durable) {
+    if let Err(e) = crate::store::state::save_audit_anchor(store_root, &anchor, durable) {
         eprintln!(
             "warning: cannot remember where the audit log ends ({e}): its truncation would go unnoticed"
         );
@@ -272,7 +272,7 @@ pub fn scan(reader: impl BufRead, each: impl FnMut(Event) -> Result<()>) -> Resu
 /// anchored line, unchanged. A chain break is reported first (it says more).
 pub fn scan_anchored(
     mut reader: impl BufRead,
-    anchor: Option<&crate::state::AuditAnchor>,
+    anchor: Option<&crate::store::state::AuditAnchor>,
     mut each: impl FnMut(Event) -> Result<()>,
 ) -> Result<Scan> {
     let mut anchored_hash = None;
@@ -379,7 +379,7 @@ pub fn scan_anchored(
 /// Check the whole log of the store at `root` against its chain and this machine's anchor
 /// (`audit --verify`, `doctor`). A log deleted after this machine wrote to it is a break.
 pub fn verify_log(root: &Path) -> Result<Scan> {
-    let anchor = crate::state::audit_anchor(root);
+    let anchor = crate::store::state::audit_anchor(root);
     match open_for_reading(root)? {
         Some(reader) => scan_anchored(reader, anchor.as_ref(), |_| Ok(())),
         None => Ok(Scan {
@@ -400,7 +400,7 @@ pub fn verify_log(root: &Path) -> Result<Scan> {
 /// accepted, and later ones are caught again.
 pub fn reanchor(root: &Path) -> Result<()> {
     let result = match open_for_reading(root)? {
-        None => crate::state::reset_audit_anchor(root),
+        None => crate::store::state::reset_audit_anchor(root),
         Some(mut reader) => {
             let mut bytes = 0u64;
             let mut lines = 0u64;
@@ -418,9 +418,9 @@ pub fn reanchor(root: &Path) -> Result<()> {
                 lines += 1;
                 head = sha256_hex(&line);
             }
-            crate::state::save_audit_anchor(
+            crate::store::state::save_audit_anchor(
                 root,
-                &crate::state::AuditAnchor { lines, bytes, head },
+                &crate::store::state::AuditAnchor { lines, bytes, head },
                 true,
             )
         }
@@ -431,7 +431,7 @@ pub fn reanchor(root: &Path) -> Result<()> {
 /// Open the log for reading, with a shared lock so no line is read half-written.
 /// `Ok(None)` when there is no log yet.
 pub fn open_for_reading(store_root: &Path) -> Result<Option<BufReader<File>>> {
-    let file = match fsutil::open_nofollow(&store_root.join(FILE_NAME)) {
+    let file = match util::fs::open_nofollow(&store_root.join(FILE_NAME)) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {

@@ -11,15 +11,15 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::backend::{self, LazyVault};
-use crate::credential::{BackendKind, CredentialName};
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::StoreKey;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::identity::Identity;
-use crate::integrity::StoreKey;
 use crate::manifest::{self, Manifest};
-use crate::output::escape;
-use crate::rotation::{self, Status};
+use crate::model::credential::{BackendKind, CredentialName};
+use crate::model::rotation::{self, Status};
 use crate::store::{self, Store};
+use crate::util::output::escape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -258,7 +258,7 @@ fn check_permissions(root: &Path, report: &mut Report) {
 /// A sealed manifest older than this machine has seen (or than AGENTCRED_MIN_GENERATION)
 /// may bring back a revoked grant or a removed recipient: exec refuses it.
 fn check_rollback(manifest: &Manifest, report: &mut Report) {
-    match crate::state::note_generation(&manifest.store_id, manifest.generation) {
+    match crate::store::state::note_generation(&manifest.store_id, manifest.generation) {
         Ok(None) => {}
         Ok(Some(rollback)) => report.problem(
             "rollback",
@@ -506,7 +506,7 @@ impl Secrets<'_> {
             }
             _ => {
                 backend::read(
-                    self.store,
+                    &self.store.secrets_dir(),
                     self.identity,
                     self.key,
                     store_id,
@@ -521,7 +521,7 @@ impl Secrets<'_> {
 
     fn check_stanzas(&self, name: &CredentialName, entry: &manifest::Entry, report: &mut Report) {
         let recipients = self.recipients;
-        let stanzas = backend::age_file::committed_ciphertext(self.store, name, entry)
+        let stanzas = backend::age::committed_ciphertext(&self.store.secrets_dir(), name, entry)
             .ok()
             .and_then(|bytes| recipient_stanzas(&bytes));
         if let Some(stanzas) = stanzas
@@ -577,7 +577,7 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
             }
         }
     }
-    let stale = crate::filecred::stale_dirs(&crate::filecred::base_dir());
+    let stale = crate::exec::filecred::stale_dirs(&crate::exec::filecred::base_dir());
     if leftovers.is_empty() && orphans.is_empty() && stale.is_empty() {
         report.ok("leftovers", "no temporary, pending or orphaned files");
     }
@@ -698,10 +698,14 @@ mod tests {
 
     #[test]
     fn counts_recipient_stanzas() {
-        let a = crate::recipient::Recipient::X25519(age::x25519::Identity::generate().to_public());
-        let b = crate::recipient::Recipient::X25519(age::x25519::Identity::generate().to_public());
-        let one = crate::integrity::encrypt_to(std::slice::from_ref(&a), b"x").unwrap();
-        let two = crate::integrity::encrypt_to(&[a, b], b"x").unwrap();
+        let a = crate::crypto::recipient::Recipient::X25519(
+            age::x25519::Identity::generate().to_public(),
+        );
+        let b = crate::crypto::recipient::Recipient::X25519(
+            age::x25519::Identity::generate().to_public(),
+        );
+        let one = crate::crypto::integrity::encrypt_to(std::slice::from_ref(&a), b"x").unwrap();
+        let two = crate::crypto::integrity::encrypt_to(&[a, b], b"x").unwrap();
         assert_eq!(recipient_stanzas(&one), Some(1));
         assert_eq!(recipient_stanzas(&two), Some(2));
         assert_eq!(recipient_stanzas(b"not age"), None);

@@ -2,7 +2,7 @@
 //!
 //! Each variant knows its exit code and, where a fix is known, a one-line hint. `main` finds
 //! the first `Error` in an `anyhow` chain to choose both. Errors carry names and paths, never
-//! a secret value: names from users are escaped (see [`crate::output::escape`]) before they
+//! a secret value: names from users are escaped (see [`crate::util::output::escape`]) before they
 //! are stored here, so printing an error can never move a terminal's cursor or reorder text.
 
 use std::io;
@@ -348,7 +348,7 @@ impl Error {
     pub fn overdue(items: &[(&str, jiff::Timestamp)], now: jiff::Timestamp) -> Self {
         let list: Vec<String> = items
             .iter()
-            .map(|(name, due)| format!("{name} (due {})", crate::output::relative(*due, now)))
+            .map(|(name, due)| format!("{name} (due {})", crate::util::output::relative(*due, now)))
             .collect();
         Error::Overdue {
             count: items.len(),

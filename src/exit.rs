@@ -1,4 +1,4 @@
-//! The exit codes of the contract (section 7), in one place.
+//! The exit codes README documents ("Exit codes"), in one place.
 //!
 //! Scripts branch on these numbers, so they are part of the public interface: a change here
 //! is a breaking change, and the unit tests below pin every value.

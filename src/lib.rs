@@ -2,38 +2,27 @@
 //!
 //! The binary is a thin shell over this library (see `cli`): the store, its integrity, the
 //! identity, and exec are plain modules that tests and the man-page generator can reach.
+//!
+//! Layers only look down: `cli` -> features (`exec`, `oauth`, `doctor`, `policy`, `scan`,
+//! `mask`, `audit`, `envfile`, `rotate`) -> `store` -> `backend` -> `manifest` -> `model`
+//! and `crypto` -> `error`/`exit` -> `util`. tests/layers.rs fails on an upward import.
 #![forbid(unsafe_code)]
 
-pub mod age_key;
-pub mod agent;
-pub mod audit;
-pub mod backend;
+pub(crate) mod audit;
+pub(crate) mod backend;
 pub mod cli;
-pub mod complete;
-pub mod context;
-pub mod credential;
-pub mod doctor;
-pub mod envfile;
-pub mod error;
-pub mod exec;
-pub mod exit;
-pub mod filecred;
-pub mod fsutil;
-pub mod hardening;
-pub mod http;
-pub mod identity;
-pub mod integrity;
-pub mod keychain;
-pub mod manifest;
-pub mod mask;
-pub mod oauth;
-pub mod output;
-pub mod recipient;
-pub mod rotate;
-pub mod rotation;
-pub mod scan;
-pub mod spawn;
-pub mod state;
-pub mod store;
-pub mod unlock_cache;
-pub mod value_info;
+pub(crate) mod crypto;
+pub(crate) mod doctor;
+pub(crate) mod envfile;
+pub(crate) mod error;
+pub(crate) mod exec;
+pub(crate) mod exit;
+pub(crate) mod manifest;
+pub(crate) mod mask;
+pub(crate) mod model;
+pub(crate) mod oauth;
+pub(crate) mod policy;
+pub(crate) mod rotate;
+pub(crate) mod scan;
+pub(crate) mod store;
+pub(crate) mod util;

@@ -16,10 +16,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use secrecy::{ExposeSecret, SecretSlice};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::credential::{CredentialName, Kind};
 use crate::error::{Error, Result};
+use crate::exec::filecred::{self, FileSet};
 use crate::exec::{self, Injection};
-use crate::filecred::{self, FileSet};
+use crate::model::credential::{CredentialName, Kind};
 
 /// Largest value `--generate` may print, as for any other way in.
 pub const MAX_VALUE: usize = 16 * 1024 * 1024;

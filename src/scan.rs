@@ -131,7 +131,7 @@ pub fn walk(roots: &[PathBuf], no_ignore: bool, mut visit: impl FnMut(Visit)) {
                 });
             }
             Ok(_) => {}
-            Err(e) => visit(Visit::Error(crate::output::escape(&e.to_string()))),
+            Err(e) => visit(Visit::Error(crate::util::output::escape(&e.to_string()))),
         }
     }
 }
@@ -139,7 +139,7 @@ pub fn walk(roots: &[PathBuf], no_ignore: bool, mut visit: impl FnMut(Visit)) {
 /// How a path is reported: as walked, without a leading `./`, escaped for terminals.
 fn shown(path: &Path) -> String {
     let path = path.strip_prefix(".").unwrap_or(path);
-    crate::output::escape(&path.to_string_lossy())
+    crate::util::output::escape(&path.to_string_lossy())
 }
 
 #[cfg(test)]

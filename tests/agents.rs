@@ -1,7 +1,7 @@
 //! Agents: managing them, exec's selection precedence, denial, program binding, and
 //! tampering with an agent entry.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

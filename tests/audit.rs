@@ -1,7 +1,7 @@
 //! The audit log: one chained line per secret read or change, exact under concurrency,
 //! never a value, and `audit --verify` naming the line an edit, deletion or move broke.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

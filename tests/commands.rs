@@ -1,6 +1,6 @@
 //! Every everyday command end to end, with its exit codes.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of, stdout_of};
 use predicates::prelude::*;

@@ -1,7 +1,7 @@
 //! Shell completion: every shell's script, loaded by the real shells, and a bash completion of
 //! stored names driven through bash's own completion machinery.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of, stdout_of};
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Parallel writers and writers killed at random moments.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of};
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! `doctor`: every finding, its fix, its exit code, and `--reseal`.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of, stdout_of};
 use std::fs;

@@ -1,6 +1,6 @@
 //! `exec`: what the child gets, and that it really is the child (execve).
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of, stdout_of};
 use predicates::prelude::*;

@@ -1,7 +1,7 @@
 //! `--kind file`: the value in a private file for the program's lifetime, the variable
 //! holding its path; removed after the program, after a signal, and after a SIGKILL.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

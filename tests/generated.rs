@@ -1,6 +1,6 @@
 //! `completions/` and `man/` are generated from the clap definition and checked in. This
 //! test regenerates them in memory and fails when the checked-in files are stale.
-//! `AGENTCRED_REGENERATE=1 cargo test --test generated` rewrites them.
+//! `AGENTCRED_REGENERATE=1 cargo test --test integration generated::` rewrites them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut cmd = agentcred::cli::Cli::command();
     cmd.build();
-    for shell in agentcred::complete::Shell::ALL {
+    for shell in agentcred::cli::complete::Shell::ALL {
         files.insert(
             Path::new("completions").join(shell.file_name()),
             shell.script(),
@@ -62,7 +62,7 @@ fn completions_and_man_pages_are_current() {
     }
     assert!(
         stale.is_empty(),
-        "stale generated files: {stale:?}\nrun: AGENTCRED_REGENERATE=1 cargo test --test generated"
+        "stale generated files: {stale:?}\nrun: AGENTCRED_REGENERATE=1 cargo test --test integration generated::"
     );
 }
 

@@ -1,7 +1,7 @@
 //! The outside review's attacks (issue 14), each reproduced against the real binary with
 //! real shells, real `base64`, real python3 and a real full file system limit.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

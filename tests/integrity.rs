@@ -1,6 +1,6 @@
 //! Tampering with a store: every case is refused with exit 6 and leaves the store as it was.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of};
 use predicates::prelude::*;

@@ -1,6 +1,6 @@
 //! A stock `age` (not our code) decrypts the store with the user's identity.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! with the command. `scripts/test` installs gnome-keyring, dbus and libsecret-tools.
 //! One test reads what agentcred wrote with `secret-tool`, a client we did not write.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -148,7 +148,7 @@ fn values_with_newlines_and_binary_bytes_round_trip_through_the_keychain() {
         .assert()
         .success();
 
-    // stdin loses one trailing newline (CONTRACT section 5); --from-file keeps every byte.
+    // stdin loses one trailing newline (README, "Rotation"); --from-file keeps every byte.
     assert_eq!(get(&env, "multi-line"), b"line one\nline two\n");
     assert_eq!(get(&env, "blob"), binary);
     agentcred(&env, Bus::Unlocked)

@@ -1,7 +1,7 @@
 //! `exec --mask`: injected values (and their encoded forms) replaced in the program's output,
 //! however it is written, promptly, and with a terminal still a terminal.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;

@@ -1,8 +1,8 @@
 //! OAuth 2.0 client credentials against a real HTTP server on loopback: the grant as sent,
 //! the cache (reuse, refresh, binding, one request for concurrent execs), every failure the
-//! contract names, and no secret or token in plain text anywhere.
+//! README names, and no secret or token in plain text anywhere.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,7 +2,7 @@
 //! machines and a CI runner, SSH recipients, and writers killed while re-encrypting. The
 //! stock `age` CLI (a client we did not write) checks who can decrypt what.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};

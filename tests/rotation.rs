@@ -1,7 +1,7 @@
 //! Rotation: policies and their status boundaries, durations, expiry-aware values, `rotate`
 //! with `--generate`/`--verify`, the `due` gate, exec's overdue warning, and crash safety.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `scan`: where stored values appear in a tree, by file, line and name, never the value.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! What scripts and people rely on: examples in every help, the documented JSON of every
 //! read command, no colour off a terminal or under NO_COLOR.
 
-mod common;
+use crate::common;
 
 use clap::CommandFactory;
 use common::{TestEnv, stderr_of};

@@ -1,7 +1,7 @@
 //! Spawn mode (file credentials, `--mask`): signals reach the program once, and agentcred
 //! ends with the program's status.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,6 @@
 //! Where the identity comes from, passphrases, and never hanging without a terminal.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of};
 use predicates::prelude::*;

@@ -3,7 +3,7 @@
 //! Each test's identity is new, and the cache is keyed by the identity file's hash, so
 //! tests running side by side never see each other's cache.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of};
 use predicates::prelude::*;

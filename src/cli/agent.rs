@@ -7,13 +7,12 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::agent;
-use crate::context::{Ctx, user_at_host};
-use crate::credential::{AgentName, CredentialName};
+use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
 use crate::manifest::{Agent, Manifest};
-use crate::output::{self, escape};
+use crate::model::credential::{AgentName, CredentialName};
 use crate::store::Txn;
+use crate::util::output::{self, escape};
 
 use super::list::load_manifest;
 use super::parse_names;
@@ -187,14 +186,16 @@ impl AddArgs {
         });
         let (program, program_sha256) = match &self.program {
             Some(path) => {
-                let pinned = agent::pin_program(path, std::env::var_os("PATH").as_deref())?;
+                let pinned =
+                    crate::exec::program::pin_program(path, std::env::var_os("PATH").as_deref())?;
                 let sha = if self.pin_sha256 {
-                    Some(agent::program_sha256(pinned.as_ref())?)
+                    Some(crate::exec::program::program_sha256(pinned.as_ref())?)
                 } else {
                     None
                 };
                 ctx.audit.note(|d| {
-                    d.program = agent::program_basename(pinned.as_ref()).map(String::from);
+                    d.program =
+                        crate::exec::program::program_basename(pinned.as_ref()).map(String::from);
                 });
                 (Some(pinned), sha)
             }
@@ -227,7 +228,7 @@ impl AddArgs {
             clean_env: self.clean_env,
             mask: self.mask,
             deny_overdue: self.deny_overdue,
-            created_at: crate::rotation::now(),
+            created_at: crate::model::rotation::now(),
             created_by: user_at_host(),
             mac: String::new(),
         };
@@ -470,7 +471,7 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
         return Ok(());
     }
     let yes_no = |on: bool| if on { "yes" } else { "no" }.to_string();
-    let now = crate::rotation::now();
+    let now = crate::model::rotation::now();
     let lines = [
         ("name", name.to_string()),
         ("allow", allow_text(agent)),

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::io::Write;
 
 use crate::exit::Exit;
-use crate::output::{looks_like_private_key, looks_secret};
+use crate::util::output::{looks_like_private_key, looks_secret};
 
 pub const HINT: &str = "agentcred never takes a secret as an argument: pipe the value or use --from-file (a recipient is public: `agentcred identity --public` prints yours)";
 
@@ -72,7 +72,7 @@ pub fn scrub(message: &str) -> String {
     let mut text = message.to_string();
     for secret in own(&args).filter(|a| looks_secret(a)) {
         text = text.replace(&secret, "<redacted>");
-        text = text.replace(&crate::output::escape(&secret), "<redacted>");
+        text = text.replace(&crate::util::output::escape(&secret), "<redacted>");
     }
     text
 }

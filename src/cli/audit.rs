@@ -6,9 +6,9 @@ use clap::Args;
 use jiff::Timestamp;
 
 use crate::audit::{self, Event};
-use crate::context::Ctx;
-use crate::credential::AgentName;
-use crate::output::{self, escape};
+use crate::cli::context::Ctx;
+use crate::model::credential::AgentName;
+use crate::util::output::{self, escape};
 
 use super::add::parse_timestamp;
 

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::complete::Shell;
-use crate::context::Ctx;
+use crate::cli::complete::Shell;
+use crate::cli::context::Ctx;
 
 /// Print a shell completion script (credential and agent names complete too)
 #[derive(Debug, Args)]

@@ -5,10 +5,10 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
 use crate::doctor::{self, Finding, Level};
 use crate::error::Error;
-use crate::output::{self, escape};
+use crate::util::output::{self, escape};
 
 /// Check the store: permissions, seal, recipients, every secret, leftovers, audit, rotation
 #[derive(Debug, Args)]
@@ -119,7 +119,7 @@ impl DoctorArgs {
             confirm(ctx, "Trust this store?", "trust")?;
         }
         ctx.audit.ok()?;
-        crate::state::trust(&ctx.store_dir, &store_id, &fingerprint, generation);
+        crate::store::state::trust(&ctx.store_dir, &store_id, &fingerprint, generation);
         // The audit log as it is now (with this event) is the one to extend.
         crate::audit::reanchor(store.root())?;
         eprintln!("trusted: the next commands compare the store against these");

@@ -5,10 +5,10 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::output;
-use crate::rotation::{self, Period, Status};
+use crate::model::rotation::{self, Period, Status};
+use crate::util::output;
 
 use super::add::parse_period;
 use super::list::{CredentialJson, load_manifest};

@@ -4,12 +4,12 @@ use std::ffi::OsString;
 
 use clap::Args;
 
-use crate::agent::{self, ENV_AGENT, ExecPolicy, Names};
-use crate::context::Ctx;
-use crate::credential::{CredentialName, Kind};
+use crate::cli::context::Ctx;
 use crate::error::Error;
 use crate::exec::{self, ExecPlan, Injection};
+use crate::model::credential::{CredentialName, Kind};
 use crate::oauth;
+use crate::policy::{self, ENV_AGENT, ExecPolicy, Names};
 
 use super::parse_names;
 
@@ -77,13 +77,13 @@ impl ExecArgs {
         if program.as_encoded_bytes().starts_with(b"-") {
             return Err(Error::Usage(format!(
                 "unknown option {} for exec (the program goes after --; a program named like an option needs ./)",
-                crate::output::escape(&program.to_string_lossy())
+                crate::util::output::escape(&program.to_string_lossy())
             ))
             .into());
         }
         ctx.audit.note(|d| {
             d.program = Some(
-                agent::program_basename(program)
+                crate::exec::program::program_basename(program)
                     .map_or_else(|| program.to_string_lossy().into_owned(), String::from),
             );
         });
@@ -91,7 +91,8 @@ impl ExecArgs {
         ctx.audit
             .note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
         let store = ctx.open_store()?;
-        let resolved = agent::resolve_program(program, std::env::var_os("PATH").as_deref())?;
+        let resolved =
+            crate::exec::program::resolve_program(program, std::env::var_os("PATH").as_deref())?;
         let env_agent = std::env::var_os(ENV_AGENT).filter(|v| !v.is_empty());
         ctx.audit.note(|d| {
             d.agent = self
@@ -100,7 +101,7 @@ impl ExecArgs {
                 .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
         });
         let reader = store.reader(ctx.identity()?)?;
-        let chosen = agent::choose_agent(
+        let chosen = policy::choose_agent(
             self.agent.as_deref(),
             env_agent.as_deref(),
             program,
@@ -113,7 +114,7 @@ impl ExecArgs {
             deny_overdue: self.deny_overdue,
             ..ExecPolicy::default()
         };
-        let selection = agent::select(only, chosen, flags)?;
+        let selection = policy::select(only, chosen, flags)?;
         let selected: Vec<(CredentialName, crate::manifest::Entry)> = match &selection.names {
             Names::Every => reader
                 .manifest()?
@@ -132,7 +133,7 @@ impl ExecArgs {
         // An agent's credentials go only to its pinned program: run the path checked.
         // Otherwise run the file found along PATH, as execvp would have.
         let run_path = match &selection.agent {
-            Some(chosen) => agent::check_program(chosen, &resolved)?,
+            Some(chosen) => policy::check_program(chosen, &resolved)?,
             None => resolved.found,
         };
         let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
@@ -149,14 +150,14 @@ impl ExecArgs {
         let overdue = exec::overdue_check(
             selected.iter().map(|(name, entry)| (name, entry)),
             &reader.defaults()?,
-            crate::rotation::now(),
+            crate::model::rotation::now(),
             selection.policy.deny_overdue,
         )
         .map_err(|e| {
             let program = self.command.first().map(|p| p.to_string_lossy());
             anyhow::Error::from(e).context(format!(
                 "not starting {}",
-                crate::output::escape(program.as_deref().unwrap_or("the program"))
+                crate::util::output::escape(program.as_deref().unwrap_or("the program"))
             ))
         })?;
         for warning in overdue {
@@ -215,7 +216,7 @@ impl ExecArgs {
         if ctx.identity()?.unlocked_in_session() {
             eprintln!(
                 "warning: your identity is unlocked in this login session's kernel keyring (agentcred unlock), where {} can read it; run `agentcred lock` before running programs you do not trust",
-                crate::output::escape(&program.to_string_lossy())
+                crate::util::output::escape(&program.to_string_lossy())
             );
         }
         ctx.audit.ok()?;
@@ -229,6 +230,6 @@ impl ExecArgs {
 fn not_starting(e: anyhow::Error, program: &std::ffi::OsStr) -> anyhow::Error {
     e.context(format!(
         "not starting {}",
-        crate::output::escape(&program.to_string_lossy())
+        crate::util::output::escape(&program.to_string_lossy())
     ))
 }

@@ -6,11 +6,11 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 use secrecy::ExposeSecret;
 
-use crate::agent::{self, Chosen, ExecPolicy, Names, Rule};
-use crate::context::Ctx;
-use crate::credential::{AgentName, CredentialName};
+use crate::cli::context::Ctx;
 use crate::envfile;
 use crate::error::Error;
+use crate::model::credential::{AgentName, CredentialName};
+use crate::policy::{self, Chosen, ExecPolicy, Names, Rule};
 
 use super::parse_selection;
 
@@ -62,7 +62,7 @@ impl ExportArgs {
                 agent: found,
                 rule: Rule::Flag,
             };
-            match agent::select(only, Some(chosen), ExecPolicy::default())?.names {
+            match policy::select(only, Some(chosen), ExecPolicy::default())?.names {
                 Names::These(names) => names,
                 Names::Every => unreachable!("an agent always names its credentials"),
             }
@@ -86,7 +86,7 @@ impl ExportArgs {
         for name in names {
             let entry = reader.entry(&name)?;
             let mut value = reader.value(&name, &entry)?;
-            if entry.kind == crate::credential::Kind::Oauth2 {
+            if entry.kind == crate::model::credential::Kind::Oauth2 {
                 value = crate::oauth::access_token(&tokens, &name, &entry, &value, ctx.verbose)?;
             }
             let text = String::from_utf8(value.expose_secret().to_vec()).map_err(|_| {

@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 use secrecy::ExposeSecret;
 
-use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::cli::context::Ctx;
+use crate::model::credential::CredentialName;
 
 /// Print a credential's value (a newline is added only on a terminal)
 #[derive(Debug, Args)]

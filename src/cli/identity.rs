@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
 
 /// Print your age recipient (public key), for a store member to add
 #[derive(Debug, Args)]

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::cli::context::{Ctx, user_at_host};
 use crate::envfile;
 use crate::error::Error;
 use crate::manifest::{Entry, Event};
+use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 
 use super::add::parse_timestamp;
 
@@ -116,7 +116,7 @@ impl ImportArgs {
         ctx.audit.note(|d| {
             d.credentials = items.iter().map(|(n, ..)| n.to_string()).collect();
         });
-        let now = crate::rotation::now();
+        let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
             return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
@@ -164,7 +164,7 @@ impl ImportArgs {
                 due: previous.as_ref().and_then(|p| p.due),
                 sha256: Some(sha256),
                 vault_version: None,
-                value_info: crate::value_info::inspect(value).map(Box::new),
+                value_info: crate::model::value_info::inspect(value).map(Box::new),
                 oauth2: None,
                 history,
                 mac: String::new(),

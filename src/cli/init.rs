@@ -6,11 +6,11 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
 use crate::backend::vault;
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
+use crate::crypto::identity::{self, Identity};
+use crate::crypto::os_keychain;
+use crate::crypto::recipient::Recipient;
 use crate::error::Error;
-use crate::identity::{self, Identity};
-use crate::keychain;
-use crate::recipient::Recipient;
 use crate::store::Store;
 
 /// Where a newly created identity is kept.
@@ -144,7 +144,7 @@ impl InitArgs {
         let storage = match self.identity {
             Some(storage) => storage,
             None if self.passphrase => IdentityStorage::File,
-            None => match keychain_down.map_or_else(keychain::probe, Err) {
+            None => match keychain_down.map_or_else(os_keychain::probe, Err) {
                 Ok(()) => IdentityStorage::Keychain,
                 Err(reason) => {
                     eprintln!(

@@ -7,9 +7,9 @@ use std::path::Path;
 use secrecy::SecretSlice;
 use zeroize::Zeroizing;
 
-use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::cli::context::Ctx;
 use crate::error::{Error, Result};
+use crate::model::credential::CredentialName;
 
 /// Largest value accepted: secrets, not payloads.
 pub const MAX_VALUE: usize = 16 * 1024 * 1024;

@@ -6,12 +6,12 @@ use clap::Args;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::context::Ctx;
-use crate::credential::AgentName;
+use crate::cli::context::Ctx;
 use crate::error::Error;
 use crate::manifest::{Defaults, Entry, Manifest};
-use crate::output;
-use crate::rotation;
+use crate::model::credential::AgentName;
+use crate::model::rotation;
+use crate::util::output;
 
 /// List credentials: name, env, backend, kind, rotation status
 #[derive(Debug, Args)]
@@ -154,7 +154,7 @@ impl ListArgs {
                 .credentials
                 .retain(|credential, _| allow.contains(credential));
         }
-        let now = crate::rotation::now();
+        let now = crate::model::rotation::now();
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.json {
             serde_json::to_writer_pretty(

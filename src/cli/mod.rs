@@ -5,7 +5,9 @@ mod add;
 mod agent;
 mod argv;
 mod audit;
+pub mod complete;
 mod completions;
+pub mod context;
 mod doctor;
 mod due;
 mod exec;
@@ -31,10 +33,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::hardening;
+use crate::util::hardening;
 
 /// Credentials for AI agents and bots: an age-encrypted store, least privilege per agent,
 /// rotation dates, and `agentcred exec -- mybot` to run a program with its keys.
@@ -119,7 +121,7 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
-    crate::complete::complete_if_asked();
+    complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(exit) = argv::refuse_private_keys(&args) {
@@ -175,7 +177,7 @@ fn report(err: &anyhow::Error) -> Exit {
 
 /// Parse `--only`: like [`parse_names`], but a flag given that names nothing (`--only ""`,
 /// `--only ,`) is a usage error, never "everything".
-fn parse_selection(raw: &[String]) -> Result<Vec<crate::credential::CredentialName>, Error> {
+fn parse_selection(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
     let names = parse_names(raw)?;
     if !raw.is_empty() && names.is_empty() {
         return Err(Error::Usage(
@@ -186,10 +188,10 @@ fn parse_selection(raw: &[String]) -> Result<Vec<crate::credential::CredentialNa
 }
 
 /// Parse a comma-separated or repeated list of credential names.
-fn parse_names(raw: &[String]) -> Result<Vec<crate::credential::CredentialName>, Error> {
+fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
     raw.iter()
         .flat_map(|s| s.split(','))
         .filter(|s| !s.is_empty())
-        .map(crate::credential::CredentialName::parse)
+        .map(crate::model::credential::CredentialName::parse)
         .collect()
 }

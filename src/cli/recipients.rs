@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::BackendKind;
+use crate::cli::context::{Ctx, user_at_host};
+use crate::crypto::recipient::{self, Recipient};
 use crate::error::Error;
 use crate::manifest::Event;
-use crate::output::escape;
-use crate::recipient::{self, Recipient};
+use crate::model::credential::BackendKind;
 use crate::store::RecipientsFile;
+use crate::util::output::escape;
 
 /// Who can decrypt the store: list, add or remove recipients
 #[derive(Debug, Args)]
@@ -191,7 +191,7 @@ fn find(file: &RecipientsFile, query: &str) -> Result<Recipient, Error> {
 fn check_removable(
     file: &RecipientsFile,
     removed: &Recipient,
-    identity: &crate::identity::Identity,
+    identity: &crate::crypto::identity::Identity,
     force: bool,
 ) -> Result<(), Error> {
     if identity.recipients().contains(removed) && !force {
@@ -270,7 +270,7 @@ impl RmArgs {
         let mut progress = Progress::new();
         txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
         progress.finish();
-        let now = crate::rotation::now();
+        let now = crate::model::rotation::now();
         let by = user_at_host();
         for name in &exposed {
             let Some(entry) = txn.manifest.credentials.get_mut(name) else {

@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::cli::context::Ctx;
 use crate::error::Error;
+use crate::model::credential::CredentialName;
 
 /// Delete a credential (its value and its metadata)
 #[derive(Debug, Args)]

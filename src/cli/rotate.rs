@@ -12,16 +12,16 @@ use clap::Args;
 use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::{CredentialName, Kind};
+use crate::cli::context::{Ctx, user_at_host};
+use crate::crypto::identity::Identity;
 use crate::error::Error;
 use crate::exec::{self, Injection};
-use crate::identity::Identity;
 use crate::manifest::{Entry, Event};
+use crate::model::credential::{CredentialName, Kind};
 use crate::oauth;
-use crate::output;
 use crate::rotate;
 use crate::store::Store;
+use crate::util::output;
 
 use super::add::{due_summary, expiry_note};
 use super::input::read_value;
@@ -140,7 +140,7 @@ fn store_value(
     }
     // Staged where the credential lives now (age file or keychain item).
     let sha256 = txn.stage_value(name, value.expose_secret())?;
-    let now = crate::rotation::now();
+    let now = crate::model::rotation::now();
     let mut entry = current;
     if let Some(due) = entry.due.take() {
         notes.push(format!(
@@ -150,7 +150,7 @@ fn store_value(
     }
     entry.rotated_at = now;
     entry.sha256 = Some(sha256);
-    entry.value_info = crate::value_info::inspect(value.expose_secret()).map(Box::new);
+    entry.value_info = crate::model::value_info::inspect(value.expose_secret()).map(Box::new);
     entry.history.push(Event {
         at: now,
         action: "rotated".into(),

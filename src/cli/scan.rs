@@ -8,13 +8,13 @@ use clap::Args;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 
-use crate::context::{Ctx, user_at_host};
-use crate::credential::CredentialName;
+use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
 use crate::manifest::Event;
 use crate::mask::{self, Patterns};
-use crate::output::escape;
+use crate::model::credential::CredentialName;
 use crate::scan::{self, Scanned, Visit};
+use crate::util::output::escape;
 
 /// Find stored values in files: `file:line: NAME`, never the value (exit 1 when found)
 #[derive(Debug, Args)]
@@ -248,7 +248,7 @@ fn mark_compromised(
         d.credentials = places.keys().map(|&l| labels[l].clone()).collect();
     });
     let mut txn = store.begin(ctx.identity()?)?;
-    let now = crate::rotation::now();
+    let now = crate::model::rotation::now();
     let by = user_at_host();
     let mut marked = Vec::new();
     for (&label, where_found) in places {

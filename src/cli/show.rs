@@ -5,10 +5,10 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::context::Ctx;
-use crate::credential::CredentialName;
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::output::{self, escape};
+use crate::model::credential::CredentialName;
+use crate::util::output::{self, escape};
 
 use super::list::{CredentialJson, load_manifest};
 
@@ -52,7 +52,7 @@ impl ShowArgs {
             .ok_or_else(|| Error::CredentialNotFound {
                 name: name.to_string(),
             })?;
-        let now = crate::rotation::now();
+        let now = crate::model::rotation::now();
         let info = CredentialJson::new(name.as_str(), entry, &manifest.defaults, now);
         let mut out = std::io::stdout().lock();
         if self.json {
@@ -89,10 +89,13 @@ impl ShowArgs {
         {
             lines.push((
                 "item",
-                format!("service {}, account {account}", crate::keychain::SERVICE),
+                format!(
+                    "service {}, account {account}",
+                    crate::crypto::os_keychain::SERVICE
+                ),
             ));
         }
-        if entry.backend == crate::credential::BackendKind::Vault {
+        if entry.backend == crate::model::credential::BackendKind::Vault {
             lines.push((
                 "vault path",
                 crate::backend::vault::kv_path(manifest.vault.as_ref(), &manifest.store_id, &name),
@@ -121,7 +124,7 @@ impl ShowArgs {
             "rotate every",
             info.rotate_every.clone().unwrap_or_else(|| "-".into()),
         ));
-        let expiry_drives = matches!(entry.policy(), crate::rotation::Policy::Expiry(_));
+        let expiry_drives = matches!(entry.policy(), crate::model::rotation::Policy::Expiry(_));
         lines.push((
             "due",
             due.map_or_else(

@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use clap::Args;
 use secrecy::ExposeSecret;
 
-use crate::context::Ctx;
-use crate::credential::{CredentialName, Kind};
+use crate::cli::context::Ctx;
 use crate::error::Error;
+use crate::model::credential::{CredentialName, Kind};
 use crate::oauth::{self, TokenCache};
 
 /// Print an OAuth access token for an oauth2 credential (cached until near expiry)

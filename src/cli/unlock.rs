@@ -1,13 +1,13 @@
 //! `agentcred unlock` and `agentcred lock`: cache the decrypted identity in the Linux
-//! kernel keyring for a while, and drop it (see [`crate::unlock_cache`]).
+//! kernel keyring for a while, and drop it (see [`crate::crypto::unlock_cache`]).
 
 use clap::Args;
 
-use crate::context::Ctx;
+use crate::cli::context::Ctx;
+use crate::crypto::identity;
+use crate::crypto::unlock_cache;
 use crate::error::Error;
-use crate::identity;
-use crate::output::escape;
-use crate::unlock_cache;
+use crate::util::output::escape;
 
 /// The longest unlock: a cache that outlives a working day stops being one.
 const MAX_SECONDS: u64 = 7 * 24 * 3600;
@@ -92,7 +92,7 @@ impl UnlockArgs {
             .checked_add(jiff::SignedDuration::from_secs(
                 i64::try_from(self.lifetime.seconds).unwrap_or(i64::MAX),
             ))
-            .map(crate::output::rfc3339)
+            .map(crate::util::output::rfc3339)
             .unwrap_or_default();
         eprintln!(
             "unlocked {} for {} (until {until}); `agentcred lock` forgets it sooner",

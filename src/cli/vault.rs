@@ -7,10 +7,10 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 
 use crate::backend::vault::{self, Settings};
-use crate::context::Ctx;
-use crate::credential::BackendKind;
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::output::escape;
+use crate::model::credential::BackendKind;
+use crate::util::output::escape;
 
 use super::list::load_manifest;
 

@@ -9,7 +9,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::util::output::escape;
+
+/// Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN).
+pub const MAX_ENV_VALUE: usize = 128 * 1024;
 
 pub const MAX_NAME_LEN: usize = 64;
 const MAX_ENV_LEN: usize = 128;

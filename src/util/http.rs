@@ -8,7 +8,7 @@ use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// Whether a URL's host is the machine itself: 127.0.0.0/8, ::1 (or an IPv4-mapped
 /// loopback address), or `localhost`.

@@ -12,7 +12,7 @@
 //!
 //! Items live under service `agentcred`; the account names the item (`identity` for the
 //! age identity, `STORE_ID/NAME/VERSION` for credential values, see
-//! [`crate::backend::keychain`]). Values are bytes and round-trip exactly.
+//! the keychain backend). Values are bytes and round-trip exactly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +23,7 @@ use keyring_core::{CredentialStore, Entry};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// The service name of every agentcred item.
 pub const SERVICE: &str = "agentcred";

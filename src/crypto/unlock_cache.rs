@@ -16,7 +16,7 @@
 use zeroize::Zeroizing;
 
 use crate::error::Result;
-use crate::integrity::sha256_hex;
+use crate::util::hash::sha256_hex;
 
 /// The key description for an identity file with these bytes.
 fn description(file_bytes: &[u8]) -> String {

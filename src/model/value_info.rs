@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// Values larger than this are not inspected: tokens and key files are a few KiB.
 const MAX_INSPECTED: usize = 64 * 1024;

@@ -1,4 +1,4 @@
-//! Where the user's age identity comes from (CONTRACT section 4), in order:
+//! Where the user's age identity comes from (README, "Unlocking"), in order:
 //! `AGENTCRED_IDENTITY` (the text), `AGENTCRED_IDENTITY_FILE` (a path), the OS keychain
 //! item made by `init` (service `agentcred`, account `identity`), then the default
 //! identity file in the config dir. A keychain that cannot be reached is passed over
@@ -6,7 +6,7 @@
 //! error says why the keychain could not be asked.
 //!
 //! A passphrase-protected file (age scrypt) is first looked for in the unlock cache (see
-//! [`crate::unlock_cache`]), then takes `AGENTCRED_PASSPHRASE`, else a hidden prompt, and
+//! [`crate::crypto::unlock_cache`]), then takes `AGENTCRED_PASSPHRASE`, else a hidden prompt, and
 //! only prompts when a person can answer: never with `--no-input`, `CI` set, or stdin that
 //! is not a terminal. Then it fails at once (exit 5) naming the variable to set.
 
@@ -20,17 +20,17 @@ use age::secrecy::{ExposeSecret, SecretString};
 use age::x25519;
 use zeroize::Zeroizing;
 
-use crate::age_key::X25519Key;
+use crate::crypto::age_key::X25519Key;
+use crate::crypto::os_keychain::{self, Keychain, Subject};
+use crate::crypto::recipient::Recipient;
+use crate::crypto::unlock_cache;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::keychain::{self, Keychain, Subject};
-use crate::recipient::Recipient;
-use crate::unlock_cache;
+use crate::util;
 
 pub const ENV_IDENTITY: &str = "AGENTCRED_IDENTITY";
 pub const ENV_IDENTITY_FILE: &str = "AGENTCRED_IDENTITY_FILE";
 pub const ENV_PASSPHRASE: &str = "AGENTCRED_PASSPHRASE";
-/// The keychain account of the identity (service [`keychain::SERVICE`]).
+/// The keychain account of the identity (service [`os_keychain::SERVICE`]).
 pub const KEYCHAIN_ACCOUNT: &str = "identity";
 const KEYCHAIN_LABEL: &str = "agentcred: age identity";
 
@@ -54,7 +54,7 @@ impl fmt::Display for Source {
             Source::Keychain => write!(
                 f,
                 "the OS keychain (service {}, account {KEYCHAIN_ACCOUNT})",
-                keychain::SERVICE
+                os_keychain::SERVICE
             ),
             Source::EnvFile(path) | Source::DefaultFile(path) => write!(f, "{}", path.display()),
         }
@@ -448,7 +448,7 @@ fn write_identity_file(
 ) -> Result<()> {
     let context = || format!("cannot create identity file {}", path.display());
     if let Some(dir) = path.parent() {
-        fsutil::create_private_dir(dir).map_err(|e| Error::io(context(), e))?;
+        util::fs::create_private_dir(dir).map_err(|e| Error::io(context(), e))?;
     }
     let bytes = if with_passphrase {
         let passphrase = passphrase(path, unlock, true)?;
@@ -465,7 +465,7 @@ fn write_identity_file(
     } else {
         Zeroizing::new(text.as_bytes().to_vec())
     };
-    fsutil::create_new_private(path, &bytes).map_err(|e| Error::io(context(), e))
+    util::fs::create_new_private(path, &bytes).map_err(|e| Error::io(context(), e))
 }
 
 #[cfg(test)]

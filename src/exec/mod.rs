@@ -1,17 +1,20 @@
-//! Run a program with credentials in its environment (CONTRACT section 6).
+//! Run a program with credentials in its environment (README, "exec").
 //!
 //! When nothing has to happen after the program ends, agentcred replaces itself with it
 //! (`execve`), so signals, job control and the exit status are the program's own and no
 //! agentcred process lingers holding secrets. When something does (file credentials to
-//! remove, output to mask), it runs the program as a child instead: see [`crate::spawn`].
+//! remove, output to mask), it runs the program as a child instead: see [`crate::exec::spawn`].
 //! An [`ExecPlan`] says which ([`ExecPlan::mode`]); whoever builds the plan (the `exec`
 //! command, an agent's policy) only sets what it wants, never how it is done.
 //!
 //! The environment is built here, in full, and handed over with `env_clear`: the identity
 //! and passphrase variables never reach the child.
 
+pub mod filecred;
+pub mod program;
+pub mod spawn;
+
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
@@ -20,19 +23,18 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
-use crate::credential::{CredentialName, EnvVarName, Kind};
+use crate::crypto::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::error::{Error, Result};
-use crate::filecred::{self, FileSet};
-use crate::hardening::Saved;
-use crate::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::manifest::{Defaults, Entry};
 use crate::mask::{self, Patterns};
-use crate::output::{self, escape};
-use crate::rotation::{self, Status};
-use crate::spawn::{self, Program, Signals};
-
-/// Linux refuses a single environment string over 128 KiB (MAX_ARG_STRLEN).
-pub const MAX_ENV_VALUE: usize = 128 * 1024;
+pub use crate::model::credential::MAX_ENV_VALUE;
+use crate::model::credential::{CredentialName, EnvVarName, Kind};
+use crate::model::rotation::{self, Status};
+use crate::util::hardening::Saved;
+use crate::util::output;
+use filecred::FileSet;
+use program::launch_error;
+use spawn::{Program, Signals};
 
 /// Variables kept by `--clean-env`.
 pub const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "USER", "LANG", "TERM", "TMPDIR"];
@@ -65,6 +67,7 @@ pub fn check_injection(injection: &Injection) -> Result<()> {
 }
 
 /// Refuse a value that cannot travel as an environment variable, naming the credential.
+#[cfg(test)]
 pub fn check_value(name: &CredentialName, value: &[u8]) -> Result<()> {
     check_env_value(name, None, value)
 }
@@ -90,7 +93,7 @@ pub fn check_env_value(
     })
 }
 
-/// Overdue credentials among those about to be injected (CONTRACT section 6): one warning
+/// Overdue credentials among those about to be injected (README, "exec"): one warning
 /// line each (name and how long overdue, never a value), or, when `deny` (`--deny-overdue`
 /// or an agent's policy), an error (exit 3) so the program is never started.
 pub fn overdue_check<'a>(
@@ -164,7 +167,7 @@ pub struct ExecPlan {
     /// Mask every injected value in the program's stdout and stderr.
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
-    pub agent: Option<crate::credential::AgentName>,
+    pub agent: Option<crate::model::credential::AgentName>,
 }
 
 /// How a plan is carried out.
@@ -209,7 +212,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             &plan.injections,
             &FileSet::default(),
         );
-        crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+        crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
         drop(plan.injections);
         return Err(replace_process(
             &plan.program,
@@ -245,7 +248,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         &plan.injections,
         &files,
     );
-    crate::agent::set_agent_var(&mut env, plan.agent.as_ref());
+    crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
     drop(plan.injections);
     let program = Program {
         program: &plan.program,
@@ -298,18 +301,6 @@ pub fn replace_process(
     launch_error(argv0, error)
 }
 
-/// Why a program could not be started, as env(1) reports it: 127 not found, 126 otherwise.
-pub fn launch_error(program: &OsStr, error: io::Error) -> Error {
-    let program = escape(&program.to_string_lossy());
-    match error.kind() {
-        io::ErrorKind::NotFound => Error::CommandNotFound { program },
-        io::ErrorKind::PermissionDenied => Error::NotExecutable { program },
-        _ => Error::NotExecutable {
-            program: format!("{program}: {error}"),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,8 +345,8 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let entry = |due: &str| Entry {
             env: EnvVarName::parse("A").unwrap(),
-            kind: crate::credential::Kind::Secret,
-            backend: crate::credential::BackendKind::Age,
+            kind: crate::model::credential::Kind::Secret,
+            backend: crate::model::credential::BackendKind::Age,
             description: None,
             created_at: at,
             rotated_at: at,

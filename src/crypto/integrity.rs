@@ -14,12 +14,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretSlice};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::crypto::identity::Identity;
+use crate::crypto::recipient::Recipient;
 use crate::error::{Error, Result};
-use crate::identity::Identity;
-use crate::recipient::Recipient;
+use crate::util::hash::hex;
+pub use crate::util::hash::sha256_hex;
 
 const SECRET_MAGIC: &str = "agentcred-secret/v1";
 const STORE_KEY_MAGIC: &str = "agentcred-store-key/v1";
@@ -99,7 +101,7 @@ impl StoreKey {
     /// The tag stored with a value in Vault: it binds the value to its store, its name and
     /// the KV version it was written as, so a value put there by anyone without the store
     /// key, moved from another credential, or an old version put back, is refused (see
-    /// [`crate::backend::vault`]).
+    /// the vault backend).
     pub fn vault_tag(&self, store_id: &str, name: &str, version: u64, value: &[u8]) -> String {
         hex(&self.mac(
             VAULT_VALUE_DOMAIN,
@@ -127,27 +129,6 @@ impl StoreKey {
 pub fn tags_equal(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// The SHA-256 (hex) of everything a reader yields, streamed (a program can be large).
-pub fn sha256_reader(mut reader: impl Read) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut reader, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Encrypt `plaintext` to every recipient, ASCII-armored.
@@ -227,7 +208,7 @@ pub fn open_value(plain: &[u8], store_id: &str, name: &str, file: &str) -> Resul
                 file,
                 format!(
                     "it holds the value of credential {}, not {name}",
-                    crate::output::escape(bound)
+                    crate::util::output::escape(bound)
                 ),
             ));
         }
@@ -366,7 +347,7 @@ mod tests {
     #[test]
     fn store_key_files_carry_earlier_keys() {
         let age_key = age::x25519::Identity::generate();
-        let identity = crate::identity::Identity::from_text_for_tests(&age_key);
+        let identity = crate::crypto::identity::Identity::from_text_for_tests(&age_key);
         let recipients = identity.recipients();
         let (k1, k2, k3) = (
             StoreKey::generate().unwrap(),

@@ -6,10 +6,12 @@ use std::cell::OnceCell;
 use std::path::PathBuf;
 
 use crate::audit;
+use crate::crypto::identity::{self, Identity, Unlock};
 use crate::error::{Error, Result};
-use crate::hardening::Saved;
-use crate::identity::{self, Identity, Unlock};
 use crate::store::Store;
+use crate::util::hardening::Saved;
+
+pub use crate::util::host::user_at_host;
 
 pub struct Ctx {
     pub store_dir: PathBuf,
@@ -39,7 +41,7 @@ impl Ctx {
                     )
                 })?,
         };
-        crate::keychain::allow_prompts(Unlock::from_env(no_input).may_prompt);
+        crate::crypto::os_keychain::allow_prompts(Unlock::from_env(no_input).may_prompt);
         Ok(Ctx {
             store_dir,
             no_input,
@@ -94,18 +96,4 @@ impl Ctx {
     pub fn may_prompt(&self) -> bool {
         self.unlock().may_prompt
     }
-}
-
-/// `user@host`, for rotation history.
-pub fn user_at_host() -> String {
-    // The account, not `$USER`: the audit log records who ran the command, and the
-    // environment is whatever the caller made it.
-    let uid = nix::unistd::Uid::current();
-    let user = match nix::unistd::User::from_uid(uid) {
-        Ok(Some(account)) => account.name,
-        _ => format!("uid{uid}"),
-    };
-    let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy().into_owned();
-    crate::output::escape(&format!("{user}@{host}"))
 }

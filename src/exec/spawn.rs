@@ -1,4 +1,4 @@
-//! Spawn mode (CONTRACT section 6): run the program as a child when something must happen
+//! Spawn mode (README, "Spawn mode"): run the program as a child when something must happen
 //! after it ends (file credentials to remove) or while it runs (`--mask`).
 //!
 //! agentcred stays in front of the child, so it must pass on what would have reached the
@@ -56,8 +56,8 @@ use signal_hook::low_level::siginfo::{Cause, Origin};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
-use crate::hardening::Saved;
 use crate::mask::{Patterns, Piece, Redactor};
+use crate::util::hardening::Saved;
 
 /// The signals passed on to the child.
 pub const FORWARDED: [i32; 7] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
@@ -160,7 +160,7 @@ pub fn run(
         }
         let child = core_limit.while_restored(|| cmd.spawn(pts));
         let child = child.map_err(|e| match e {
-            pty_process::Error::Io(e) => crate::exec::launch_error(argv0, e),
+            pty_process::Error::Io(e) => crate::exec::program::launch_error(argv0, e),
             other => pty_error(&other),
         })?;
         (child, Some((Arc::new(pty), screen)))
@@ -175,7 +175,7 @@ pub fn run(
         }
         let child = core_limit.while_restored(|| cmd.spawn());
         (
-            child.map_err(|e| crate::exec::launch_error(argv0, e))?,
+            child.map_err(|e| crate::exec::program::launch_error(argv0, e))?,
             None,
         )
     };

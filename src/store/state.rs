@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util;
 
 pub const ENV_FINGERPRINT: &str = "AGENTCRED_STORE_FINGERPRINT";
 
@@ -46,13 +46,13 @@ struct AtPath {
 /// The file name remembering a store path: a hash of its canonical form.
 fn path_record(root: &Path) -> Option<(PathBuf, String)> {
     let canonical = std::fs::canonicalize(root).ok()?;
-    let digest = crate::integrity::sha256_hex(canonical.as_os_str().as_encoded_bytes());
+    let digest = crate::util::hash::sha256_hex(canonical.as_os_str().as_encoded_bytes());
     Some((canonical, format!("path-{}.json", &digest[..32])))
 }
 
 fn load_at_path(root: &Path) -> Option<AtPath> {
     let (_, file) = path_record(root)?;
-    let bytes = fsutil::read_optional(&dir()?.join(file)).ok()??;
+    let bytes = util::fs::read_optional(&dir()?.join(file)).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -64,9 +64,9 @@ fn save_at_path(root: &Path, store_id: &str) {
         path,
         store_id: store_id.to_string(),
     };
-    let written = fsutil::create_private_dir(&dir).and_then(|()| {
+    let written = util::fs::create_private_dir(&dir).and_then(|()| {
         let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        fsutil::write_atomic(&dir, &file, &bytes)
+        util::fs::write_atomic(&dir, &file, &bytes)
     });
     if let Err(e) = written {
         unwritable(Some(&dir), &e);
@@ -92,7 +92,7 @@ fn unwritable(dir: Option<&Path>, e: &std::io::Error) {
 
 fn load(store_id: &str) -> Option<Seen> {
     let path = dir()?.join(format!("{store_id}.json"));
-    let bytes = fsutil::read_optional(&path).ok()??;
+    let bytes = util::fs::read_optional(&path).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -102,9 +102,9 @@ fn save(store_id: &str, seen: &Seen) {
     let Some(dir) = dir() else {
         return unwritable(None, &std::io::Error::other("no state directory"));
     };
-    let written = fsutil::create_private_dir(&dir).and_then(|()| {
+    let written = util::fs::create_private_dir(&dir).and_then(|()| {
         let bytes = serde_json::to_vec(seen).map_err(std::io::Error::other)?;
-        fsutil::write_atomic(&dir, &format!("{store_id}.json"), &bytes)
+        util::fs::write_atomic(&dir, &format!("{store_id}.json"), &bytes)
     });
     if let Err(e) = written {
         unwritable(Some(&dir), &e);
@@ -297,7 +297,7 @@ fn anchor_file(root: &Path) -> Option<(PathBuf, String)> {
 /// The anchor of the audit log of the store at `root`, if this machine keeps one.
 pub fn audit_anchor(root: &Path) -> Option<AuditAnchor> {
     let (dir, file) = anchor_file(root)?;
-    let bytes = fsutil::read_optional(&dir.join(file)).ok()??;
+    let bytes = util::fs::read_optional(&dir.join(file)).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -307,19 +307,19 @@ pub fn save_audit_anchor(root: &Path, anchor: &AuditAnchor, durable: bool) -> st
     let Some((dir, file)) = anchor_file(root) else {
         return Err(std::io::Error::other("no state directory"));
     };
-    fsutil::create_private_dir(&dir)?;
+    util::fs::create_private_dir(&dir)?;
     let bytes = serde_json::to_vec(anchor).map_err(std::io::Error::other)?;
     if durable {
-        fsutil::write_atomic(&dir, &file, &bytes)
+        util::fs::write_atomic(&dir, &file, &bytes)
     } else {
-        fsutil::write_replace(&dir, &file, &bytes)
+        util::fs::write_replace(&dir, &file, &bytes)
     }
 }
 
 /// Forget the anchor (`doctor --trust` after a deliberate reset of the log).
 pub fn reset_audit_anchor(root: &Path) -> std::io::Result<()> {
     if let Some((dir, file)) = anchor_file(root) {
-        fsutil::remove_if_exists(&dir.join(file))?;
+        util::fs::remove_if_exists(&dir.join(file))?;
     }
     Ok(())
 }

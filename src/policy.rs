@@ -1,4 +1,5 @@
-//! Agents at `exec`: which credentials a program gets, and why (CONTRACT sections 2 and 6).
+//! Agents at `exec`: which credentials a program gets, and why (README, "Agents: least
+//! privilege per program").
 //!
 //! Selection is kept here as plain functions over the manifest's agents, so that every rule
 //! of the precedence (`--only` > `--agent` > `AGENTCRED_AGENT` > an agent named like the
@@ -10,17 +11,16 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::credential::{AgentName, CredentialName};
+use crate::crypto::integrity;
 use crate::error::{Error, Result};
-use crate::integrity;
 use crate::manifest::Agent;
-use crate::output::escape;
+use crate::model::credential::{AgentName, CredentialName};
+use crate::util::output::escape;
+
+use crate::exec::program::{Program, program_basename, program_sha256};
 
 /// The variable that names the agent: read by `exec`, and set for the child it starts.
 pub const ENV_AGENT: &str = "AGENTCRED_AGENT";
-
-/// Where `execvp` looks when `PATH` is unset.
-const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Which rule chose the agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,103 +206,6 @@ impl Selection {
     }
 }
 
-/// The file name of CMD as given (`./bin/mybot` -> `mybot`), when it is text.
-pub fn program_basename(program: &OsStr) -> Option<&str> {
-    Path::new(program).file_name().and_then(OsStr::to_str)
-}
-
-/// A program as `exec` runs it: the path found (like `execvp`: CMD with a `/` as given,
-/// else the first executable `dir/CMD` along `PATH`, `./CMD` for an empty entry) and its
-/// canonical form. `found` always has a `/`, so it is run as it is, never searched for
-/// along `PATH` again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Program {
-    pub found: PathBuf,
-    pub canonical: PathBuf,
-}
-
-/// Resolve CMD like `execvp`, failing like `env(1)`: 127 when nothing is found, 126 when
-/// what is found cannot be run.
-pub fn resolve_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<Program> {
-    let shown = || escape(&program.to_string_lossy());
-    let not_found = || Error::CommandNotFound { program: shown() };
-    if program.is_empty() {
-        return Err(not_found());
-    }
-    let candidates: Vec<PathBuf> = if program.as_encoded_bytes().contains(&b'/') {
-        vec![PathBuf::from(program)]
-    } else {
-        let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
-        std::env::split_paths(path_var)
-            .map(|dir| {
-                if dir.as_os_str().is_empty() {
-                    Path::new(".").join(program)
-                } else {
-                    dir.join(program)
-                }
-            })
-            .collect()
-    };
-    let mut seen_unrunnable = false;
-    for candidate in candidates {
-        match std::fs::metadata(&candidate) {
-            Ok(meta) if meta.is_file() && is_executable(&candidate) => {
-                let canonical = std::fs::canonicalize(&candidate)
-                    .map_err(|e| Error::io(format!("cannot resolve {}", shown()), e))?;
-                return Ok(Program {
-                    found: candidate,
-                    canonical,
-                });
-            }
-            Ok(_) => seen_unrunnable = true,
-            Err(_) => {}
-        }
-    }
-    if seen_unrunnable {
-        Err(Error::NotExecutable { program: shown() })
-    } else {
-        Err(not_found())
-    }
-}
-
-fn is_executable(path: &Path) -> bool {
-    rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
-}
-
-/// Resolve `--program PATH` for `agent add`: through `PATH` when it has no `/`, to the
-/// canonical path that will be pinned. Not found is exit 4; it must be text to be stored.
-pub fn pin_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<String> {
-    let resolved = resolve_program(program, path_var).map_err(|e| match e {
-        Error::CommandNotFound { program } => Error::ProgramNotFound { program },
-        Error::NotExecutable { program } => {
-            Error::Usage(format!("program {program} is not an executable file"))
-        }
-        other => other,
-    })?;
-    resolved
-        .canonical
-        .into_os_string()
-        .into_string()
-        .map_err(|p| {
-            Error::Usage(format!(
-                "the program path {} is not UTF-8 text, which the manifest cannot hold",
-                escape(&p.to_string_lossy())
-            ))
-        })
-}
-
-/// The SHA-256 (hex) of a program's file.
-pub fn program_sha256(path: &Path) -> Result<String> {
-    std::fs::File::open(path)
-        .and_then(integrity::sha256_reader)
-        .map_err(|e| {
-            Error::io(
-                format!("cannot read {}", escape(&path.to_string_lossy())),
-                e,
-            )
-        })
-}
-
 /// Refuse to give an agent's credentials to anything but its pinned program (and, when a
 /// hash is pinned, to that program changed). Returns the path to run: the checked one.
 pub fn check_program(chosen: &Chosen, program: &Program) -> Result<PathBuf> {
@@ -339,6 +242,7 @@ pub fn set_agent_var(env: &mut Vec<(OsString, OsString)>, agent: Option<&AgentNa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::program::{pin_program, resolve_program};
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
 

@@ -15,31 +15,29 @@
 //! on `cache/oauth2/NAME.lock` (waiting at most [`LOCK_WAIT`]), looks at the cache again,
 //! and only then asks the endpoint. No error message ever holds the secret or a token.
 
+mod cache;
+
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretSlice};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::credential::{CredentialName, Kind};
+use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::http;
-use crate::identity::Identity;
-use crate::integrity::{self, tags_equal};
 use crate::manifest::Entry;
-use crate::output::{self, escape};
+use crate::model::credential::{CredentialName, Kind};
 use crate::store::Store;
+use crate::util;
+use crate::util::http;
+use crate::util::output::{self, escape};
+
+pub use crate::model::settings::{AuthMethod, ClientConfig, check_token_url};
+pub use cache::TokenCache;
+use cache::{lock_file, token_file};
 
 /// The whole token request, from connecting to the last byte of the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,103 +58,6 @@ const CACHE_DIR: &str = "cache";
 const TOKENS_DIR: &str = "oauth2";
 const TOKEN_MAGIC: &str = "agentcred-oauth2-token/v1";
 const TOKEN_MAC_DOMAIN: &[u8] = b"agentcred/oauth2-token/v1";
-
-/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    /// HTTP Basic with the form-encoded id and secret (client_secret_basic)
-    #[default]
-    Basic,
-    /// client_id and client_secret in the request body (client_secret_post)
-    Post,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Basic => "basic",
-            AuthMethod::Post => "post",
-        }
-    }
-}
-
-/// An `oauth2` credential's token endpoint, in its manifest entry (so covered by the entry
-/// MAC and the seal). Nothing here is secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub token_url: String,
-    pub client_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
-    #[serde(default)]
-    pub auth_method: AuthMethod,
-}
-
-impl ClientConfig {
-    /// Check every field as `add` does.
-    pub fn validate(&self) -> Result<()> {
-        check_token_url(&self.token_url)?;
-        check_text("client id", &self.client_id)?;
-        if let Some(scope) = &self.scope {
-            check_text("scope", scope)?;
-        }
-        if let Some(audience) = &self.audience {
-            check_text("audience", audience)?;
-        }
-        Ok(())
-    }
-}
-
-/// Refuse a token URL that is not `https://`, except `http://` to a loopback address
-/// (127.0.0.0/8, ::1, localhost), where nothing leaves the machine.
-pub fn check_token_url(url: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidValue {
-        what: "token URL",
-        input: escape(url),
-        reason: reason.into(),
-    };
-    if url.len() > 2048 {
-        return Err(invalid("it is longer than 2048 characters"));
-    }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| invalid("it is not a URL like https://auth.example.com/oauth/token"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(invalid(
-            "it is not a URL like https://auth.example.com/oauth/token",
-        ));
-    };
-    if authority.as_str().contains('@') {
-        return Err(invalid(
-            "it holds a user name or password; give the client id with --client-id",
-        ));
-    }
-    match scheme {
-        "https" => Ok(()),
-        "http" if http::is_loopback(authority.host()) => Ok(()),
-        "http" => Err(invalid(
-            "client secrets are only sent over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
-        )),
-        _ => Err(invalid("only https:// token URLs are supported")),
-    }
-}
-
-/// Client ids, scopes and audiences are shown to people and sent in requests: one line,
-/// no control characters.
-pub fn check_text(what: &'static str, text: &str) -> Result<()> {
-    if text.is_empty() || text.len() > 1024 || text.chars().any(char::is_control) {
-        return Err(Error::InvalidValue {
-            what,
-            input: escape(text),
-            reason: "it must be one line of 1 to 1024 bytes, without control characters".into(),
-        });
-    }
-    Ok(())
-}
 
 /// Whether a token obtained at `obtained_at` and expiring at `expires_at` may still be
 /// handed out at `now`: more than max(60 s, 10% of its lifetime) must be left.
@@ -281,16 +182,8 @@ fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientCo
 pub fn forget(store: &Store, name: &CredentialName) {
     let dir = store.root().join(CACHE_DIR).join(TOKENS_DIR);
     for file in [token_file(name), lock_file(name)] {
-        let _ = fsutil::remove_if_exists(&dir.join(file));
+        let _ = util::fs::remove_if_exists(&dir.join(file));
     }
-}
-
-fn token_file(name: &CredentialName) -> String {
-    format!("{name}.age")
-}
-
-fn lock_file(name: &CredentialName) -> String {
-    format!("{name}.lock")
 }
 
 /// What a token request needs: the credential's name (for messages and the cache), its
@@ -316,190 +209,13 @@ impl Token {
 
     fn expiry(&self) -> String {
         match self.expires_at {
-            Some(at) => format!("expires {}", output::relative(at, crate::rotation::now())),
+            Some(at) => format!(
+                "expires {}",
+                output::relative(at, crate::model::rotation::now())
+            ),
             None => "no expiry given".into(),
         }
     }
-}
-
-/// The token cache of one store, encrypted to the user's identity.
-pub struct TokenCache<'a> {
-    dir: PathBuf,
-    identity: &'a Identity,
-    store_id: &'a str,
-}
-
-/// A cached token as stored (inside the age file, after the header line).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Record {
-    obtained_at: Timestamp,
-    expires_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    token_type: Option<String>,
-    access_token: String,
-    mac: String,
-}
-
-impl Drop for Record {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.access_token);
-    }
-}
-
-impl<'a> TokenCache<'a> {
-    pub fn new(store: &Store, identity: &'a Identity, store_id: &'a str) -> Self {
-        TokenCache {
-            dir: store.root().join(CACHE_DIR).join(TOKENS_DIR),
-            identity,
-            store_id,
-        }
-    }
-
-    /// The MAC binding a token to this store, credential, configuration and secret.
-    fn mac(&self, client: &Client, record: &Record) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(client.secret.expose_secret())
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        let config = serde_json::to_vec(client.config)
-            .unwrap_or_else(|_| unreachable!("configs always serialize"));
-        let (obtained, expires) = (
-            output::rfc3339(record.obtained_at),
-            output::rfc3339(record.expires_at),
-        );
-        mac.update(TOKEN_MAC_DOMAIN);
-        for part in [
-            self.store_id.as_bytes(),
-            client.name.as_str().as_bytes(),
-            &config,
-            obtained.as_bytes(),
-            expires.as_bytes(),
-            record.token_type.as_deref().unwrap_or("").as_bytes(),
-            record.access_token.as_bytes(),
-        ] {
-            mac.update(&[0]);
-            mac.update(part);
-        }
-        BASE64.encode(mac.finalize().into_bytes())
-    }
-
-    fn header(&self, name: &CredentialName) -> String {
-        format!("{TOKEN_MAGIC} {} {name}\n", self.store_id)
-    }
-
-    /// The cached token, if there is one for exactly this client and it is fresh. Anything
-    /// else (no file, another identity's, damaged, planted, stale) is a miss.
-    fn fresh(&self, client: &Client) -> Option<Token> {
-        let bytes = fsutil::read_optional(&self.dir.join(token_file(client.name))).ok()??;
-        let plain = integrity::decrypt(self.identity, &bytes).ok()?;
-        let body = plain.strip_prefix(self.header(client.name).as_bytes())?;
-        let record: Record = serde_json::from_slice(body).ok()?;
-        if !tags_equal(&record.mac, &self.mac(client, &record)) {
-            return None;
-        }
-        if !is_fresh(
-            record.obtained_at,
-            record.expires_at,
-            crate::rotation::now(),
-        ) {
-            return None;
-        }
-        Some(Token {
-            access_token: Zeroizing::new(record.access_token.clone()),
-            token_type: record.token_type.clone(),
-            obtained_at: record.obtained_at,
-            expires_at: Some(record.expires_at),
-        })
-    }
-
-    fn save(&self, client: &Client, token: &Token, expires_at: Timestamp) -> Result<()> {
-        let mut record = Record {
-            obtained_at: token.obtained_at,
-            expires_at,
-            token_type: token.token_type.clone(),
-            access_token: token.access_token.to_string(),
-            mac: String::new(),
-        };
-        record.mac = self.mac(client, &record);
-        let mut plain = Zeroizing::new(self.header(client.name).into_bytes());
-        serde_json::to_writer(&mut *plain, &record)
-            .map_err(|e| Error::io("cannot cache the token", e.into()))?;
-        let ciphertext = integrity::encrypt_to(&self.identity.recipients(), &plain)?;
-        self.make_dir()?;
-        fsutil::write_atomic(&self.dir, &token_file(client.name), &ciphertext)
-            .map_err(|e| Error::io(format!("cannot write {}", self.dir.display()), e))
-    }
-
-    /// Create `cache/` and `cache/oauth2/` 0700, refusing a symlink in their place.
-    fn make_dir(&self) -> Result<()> {
-        let Some(cache) = self.dir.parent() else {
-            return Ok(());
-        };
-        for dir in [cache, self.dir.as_path()] {
-            match std::fs::symlink_metadata(dir) {
-                Ok(meta) if !meta.is_dir() => {
-                    return Err(Error::integrity(
-                        dir.display().to_string(),
-                        "it is not a directory (a symlink?)",
-                    ));
-                }
-                Ok(meta) if meta.mode() & 0o077 == 0 => continue,
-                _ => fsutil::create_private_dir(dir)
-                    .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Take the credential's refresh lock, waiting at most [`LOCK_WAIT`]. `None` on a store
-    /// this user cannot write (then nothing can be cached either, and each process asks).
-    fn lock(&self, name: &CredentialName) -> Result<Option<File>> {
-        let path = self.dir.join(lock_file(name));
-        let err = |e| Error::io(format!("cannot lock {}", path.display()), e);
-        match self.make_dir() {
-            Ok(()) => {}
-            Err(Error::Io { cause, .. }) if read_only(&cause) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(e) if read_only(&e) => return Ok(None),
-            Err(e) => return Err(err(e)),
-        };
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Some(file)),
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(25));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    return Err(Error::OAuth {
-                        name: name.to_string(),
-                        detail: format!(
-                            "another agentcred has been refreshing its token for over {} s",
-                            LOCK_WAIT.as_secs()
-                        ),
-                    });
-                }
-                Err(TryLockError::Error(e)) => return Err(err(e)),
-            }
-        }
-    }
-}
-
-fn read_only(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-    )
 }
 
 /// `application/x-www-form-urlencoded` (the WHATWG serializer): bytes kept are
@@ -577,7 +293,7 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
         }
     }
     let endpoint = format!("the token endpoint {}", escape(&config.token_url));
-    let obtained_at = crate::rotation::now();
+    let obtained_at = crate::model::rotation::now();
     let mut response = post
         .send(body.as_bytes())
         .map_err(|e| Failure::Other(describe_transport(&endpoint, e)))?;
@@ -642,7 +358,8 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
             )));
         }
     };
-    if access_token.contains('\0') || access_token.len() >= crate::exec::MAX_ENV_VALUE {
+    if access_token.contains('\0') || access_token.len() >= crate::model::credential::MAX_ENV_VALUE
+    {
         return Err(Failure::Other(format!(
             "{endpoint} issued an access token that cannot be an environment variable"
         )));

@@ -6,6 +6,9 @@
 //! file is known to be in the layout agentcred writes, so `get` can cut out its entry's
 //! section and parse only that. Everything that needs more parses the whole file.
 
+mod fastpath;
+mod render;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -14,20 +17,24 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::vault::Settings as VaultSettings;
-use crate::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
+use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::error::{Error, Result};
-use crate::integrity::{StoreKey, tags_equal};
-use crate::oauth::ClientConfig;
-use crate::output::escape;
-use crate::rotation::{self, Period, Policy};
-use crate::value_info::ValueInfo;
+use crate::model::credential::{AgentName, BackendKind, CredentialName, EnvVarName, Kind};
+use crate::model::rotation::{self, Period, Policy};
+use crate::model::settings::ClientConfig;
+use crate::model::settings::VaultSettings;
+use crate::model::value_info::ValueInfo;
+use crate::util::output::escape;
+
+use fastpath::starts_section;
+pub use fastpath::{find_agent, find_defaults, find_entry, find_vault, header, table_names};
+pub use render::{hand_edits, normalize_line_ends, seal_ok};
 
 pub const FILE_NAME: &str = "agentcred.toml";
 pub const FORMAT: u32 = 1;
-const SEAL_PREFIX: &str = "seal = \"";
+pub(super) const SEAL_PREFIX: &str = "seal = \"";
 
-const PREAMBLE: &str = "\
+pub(super) const PREAMBLE: &str = "\
 # agentcred store manifest: metadata only, never a secret value.
 # Change it with agentcred; a hand edit is refused until `agentcred doctor --reseal`.
 ";
@@ -267,7 +274,7 @@ pub struct Header {
 }
 
 #[derive(Serialize)]
-struct HeaderOut<'a> {
+pub(super) struct HeaderOut<'a> {
     format: u32,
     store_id: &'a str,
     generation: u64,
@@ -275,315 +282,32 @@ struct HeaderOut<'a> {
 }
 
 #[derive(Serialize)]
-struct DefaultsOut<'a> {
+pub(super) struct DefaultsOut<'a> {
     defaults: &'a Defaults,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VaultTable {
+pub(super) struct VaultTable {
     vault: VaultSettings,
 }
 
 #[derive(Serialize, Deserialize)]
-struct EntryTable<'a> {
+pub(super) struct EntryTable<'a> {
     #[serde(borrow)]
     credentials: BTreeMap<Cow<'a, str>, Entry>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct AgentTable<'a> {
+pub(super) struct AgentTable<'a> {
     #[serde(borrow)]
     agents: BTreeMap<Cow<'a, str>, Agent>,
 }
 
-fn toml_error(e: impl fmt::Display) -> Error {
+pub(super) fn toml_error(e: impl fmt::Display) -> Error {
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("it is not valid TOML");
     Error::integrity(FILE_NAME, escape(first))
-}
-
-impl Manifest {
-    pub fn new(store_id: String, recipients_sha256: String) -> Self {
-        Manifest {
-            format: FORMAT,
-            store_id,
-            generation: 0,
-            recipients_sha256,
-            seal: String::new(),
-            defaults: Defaults::default(),
-            vault: None,
-            credentials: BTreeMap::new(),
-            agents: BTreeMap::new(),
-        }
-    }
-
-    /// Render the canonical text with fresh entry MACs and seal. Used after every change.
-    pub fn render(&mut self, key: &StoreKey) -> String {
-        let store_id = self.store_id.clone();
-        for (name, entry) in &mut self.credentials {
-            entry.sign(key, &store_id, name);
-        }
-        for (name, agent) in &mut self.agents {
-            agent.sign(key, &store_id, name);
-        }
-        let mut body = String::from(PREAMBLE);
-        body.push_str(&toml_string(&HeaderOut {
-            format: self.format,
-            store_id: &self.store_id,
-            generation: self.generation,
-            recipients_sha256: &self.recipients_sha256,
-        }));
-        let seal_at = body.len();
-        body.push('\n');
-        body.push_str(&toml_string(&DefaultsOut {
-            defaults: &self.defaults,
-        }));
-        if let Some(vault) = &self.vault {
-            body.push('\n');
-            body.push_str(&toml_string(&VaultTable {
-                vault: vault.clone(),
-            }));
-        }
-        for (name, entry) in &self.credentials {
-            body.push('\n');
-            let table = EntryTable {
-                credentials: BTreeMap::from([(Cow::Borrowed(name.as_str()), entry.clone())]),
-            };
-            body.push_str(&toml_string(&table));
-        }
-        for (name, agent) in &self.agents {
-            body.push('\n');
-            let table = AgentTable {
-                agents: BTreeMap::from([(Cow::Borrowed(name.as_str()), agent.clone())]),
-            };
-            body.push_str(&toml_string(&table));
-        }
-        self.seal = key.seal(&[body.as_bytes()]);
-        body.insert_str(seal_at, &format!("{SEAL_PREFIX}{}\"\n", self.seal));
-        body
-    }
-
-    /// Parse a manifest, verifying its seal when a key is given (and naming what changed
-    /// when it does not match). Without a key, nothing is verified.
-    pub fn load(text: &str, key: Option<&StoreKey>) -> Result<Manifest> {
-        match key {
-            Some(key) if seal_ok(text, key)? => Self::parse_sealed(text),
-            Some(key) => Err(diagnose(&Self::parse_any(text)?, key)),
-            None => Self::parse_any(text),
-        }
-    }
-
-    /// Parse a manifest whose seal was verified, so its layout is the one [`render`]
-    /// writes: the header, then one table per section. Parsing section by section keeps
-    /// peak memory near the size of the result (the TOML parser's document tree for a
-    /// 10,000-credential file is several times larger than the file).
-    ///
-    /// [`render`]: Manifest::render
-    pub fn parse_sealed(text: &str) -> Result<Manifest> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Section {
-            defaults: Option<Defaults>,
-            vault: Option<VaultSettings>,
-            #[serde(default)]
-            credentials: BTreeMap<String, Entry>,
-            #[serde(default)]
-            agents: BTreeMap<String, Agent>,
-        }
-        let header = header(text)?;
-        let mut manifest = Manifest {
-            format: header.format,
-            store_id: header.store_id,
-            generation: header.generation,
-            recipients_sha256: header.recipients_sha256,
-            seal: header.seal,
-            defaults: Defaults::default(),
-            vault: None,
-            credentials: BTreeMap::new(),
-            agents: BTreeMap::new(),
-        };
-        let mut starts: Vec<usize> = text
-            .match_indices("\n[")
-            .map(|(i, _)| i + 1)
-            .filter(|&i| starts_section(&text[i..]))
-            .collect();
-        starts.push(text.len());
-        for pair in starts.windows(2) {
-            let section: Section = toml::from_str(&text[pair[0]..pair[1]]).map_err(toml_error)?;
-            if let Some(defaults) = section.defaults {
-                manifest.defaults = defaults;
-            }
-            if section.vault.is_some() {
-                manifest.vault = section.vault;
-            }
-            for (name, entry) in section.credentials {
-                if manifest.credentials.insert(name, entry).is_some() {
-                    return Err(Error::integrity(FILE_NAME, "a credential is defined twice"));
-                }
-            }
-            for (name, agent) in section.agents {
-                if manifest.agents.insert(name, agent).is_some() {
-                    return Err(Error::integrity(FILE_NAME, "an agent is defined twice"));
-                }
-            }
-        }
-        manifest.validate()?;
-        Ok(manifest)
-    }
-
-    /// Parse any TOML layout (unverified reads, and diagnosing a broken seal).
-    pub fn parse_any(text: &str) -> Result<Manifest> {
-        let manifest: Manifest = toml::from_str(text).map_err(toml_error)?;
-        manifest.validate()?;
-        Ok(manifest)
-    }
-
-    fn validate(&self) -> Result<()> {
-        check_store_id(&self.store_id)?;
-        if self.format != FORMAT {
-            return Err(Error::integrity(
-                FILE_NAME,
-                format!(
-                    "store format {} is not supported by this agentcred (format {FORMAT})",
-                    self.format
-                ),
-            ));
-        }
-        for name in self.credentials.keys() {
-            if !matches!(CredentialName::parse(name), Ok(n) if n.as_str() == name) {
-                return Err(Error::integrity(
-                    FILE_NAME,
-                    format!("invalid credential name {}", escape(name)),
-                ));
-            }
-        }
-        for (name, agent) in &self.agents {
-            if AgentName::parse(name).is_err() {
-                return Err(Error::integrity(
-                    FILE_NAME,
-                    format!("invalid agent name {}", escape(name)),
-                ));
-            }
-            if let Some(bad) = agent
-                .allow
-                .iter()
-                .find(|n| !matches!(CredentialName::parse(n), Ok(p) if p.as_str() == *n))
-            {
-                return Err(Error::integrity(
-                    FILE_NAME,
-                    format!(
-                        "agent {} allows an invalid credential name {}",
-                        escape(name),
-                        escape(bad)
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn entry(&self, name: &CredentialName) -> Option<&Entry> {
-        self.credentials.get(name.as_str())
-    }
-
-    pub fn agent(&self, name: &AgentName) -> Option<&Agent> {
-        self.agents.get(name.as_str())
-    }
-}
-
-fn toml_string<T: Serialize>(value: &T) -> String {
-    toml::to_string(value).unwrap_or_else(|e| unreachable!("manifest parts always serialize: {e}"))
-}
-
-/// Check the seal line of a manifest against its other bytes. CRLF line ends (a Windows
-/// checkout) are read as LF.
-pub fn seal_ok(text: &str, key: &StoreKey) -> Result<bool> {
-    let missing = || Error::integrity(FILE_NAME, "the seal line is missing");
-    let start = if text.starts_with(SEAL_PREFIX) {
-        0
-    } else {
-        text.find(&format!("\n{SEAL_PREFIX}")).ok_or_else(missing)? + 1
-    };
-    let end = text[start..]
-        .find('\n')
-        .map_or(text.len(), |i| start + i + 1);
-    let seal = text[start..end]
-        .trim_end()
-        .strip_prefix(SEAL_PREFIX)
-        .and_then(|rest| rest.strip_suffix('"'))
-        .ok_or_else(missing)?;
-    let (before, after) = (&text[..start], &text[end..]);
-    let expected = if before.contains('\r') || after.contains('\r') {
-        let before = before.replace("\r\n", "\n");
-        let after = after.replace("\r\n", "\n");
-        key.seal(&[before.as_bytes(), after.as_bytes()])
-    } else {
-        key.seal(&[before.as_bytes(), after.as_bytes()])
-    };
-    Ok(tags_equal(seal, &expected))
-}
-
-/// Name what changed when the seal does not match.
-fn diagnose(manifest: &Manifest, key: &StoreKey) -> Error {
-    let detail = hand_edits(manifest, key).into_iter().next().unwrap_or_else(|| {
-        "it was changed outside agentcred (outside any credential or agent entry, or an entry was removed)"
-            .to_string()
-    });
-    Error::integrity(FILE_NAME, detail)
-}
-
-/// Every credential and agent entry whose MAC does not match: what a hand edit changed
-/// or added. (What it removed, or changed outside the entries, leaves no trace here.)
-pub fn hand_edits(manifest: &Manifest, key: &StoreKey) -> Vec<String> {
-    let mut edits = Vec::new();
-    let mut check = |what: &str, name: &str, mac_empty: bool, ok: bool| {
-        if mac_empty {
-            edits.push(format!(
-                "{what} {} was added outside agentcred",
-                escape(name)
-            ));
-        } else if !ok {
-            edits.push(format!(
-                "the entry of {what} {} was changed outside agentcred",
-                escape(name)
-            ));
-        }
-    };
-    for (name, entry) in &manifest.credentials {
-        check(
-            "credential",
-            name,
-            entry.mac.is_empty(),
-            entry.mac_ok(key, &manifest.store_id, name),
-        );
-    }
-    for (name, agent) in &manifest.agents {
-        check(
-            "agent",
-            name,
-            agent.mac.is_empty(),
-            agent.mac_ok(key, &manifest.store_id, name),
-        );
-    }
-    edits
-}
-
-/// CRLF to LF (a Windows checkout of a git-shared store); a lone CR is refused, since no
-/// manifest agentcred writes has one and it would make a header line look different to
-/// the seal and to a parser.
-pub fn normalize_line_ends(text: String) -> Result<String> {
-    if !text.contains('\r') {
-        return Ok(text);
-    }
-    let normalized = text.replace("\r\n", "\n");
-    if normalized.contains('\r') {
-        return Err(Error::integrity(
-            FILE_NAME,
-            "it contains a carriage return outside a CRLF line end",
-        ));
-    }
-    Ok(normalized)
 }
 
 /// A store id is 16 lowercase hex digits. It names files in this machine's state dir and
@@ -604,149 +328,6 @@ pub fn check_store_id(store_id: &str) -> Result<()> {
             ),
         ))
     }
-}
-
-/// Parse the header: the lines before the first table.
-pub fn header(text: &str) -> Result<Header> {
-    let end = text.find("\n[").map_or(text.len(), |i| i + 1);
-    let header: Header = toml::from_str(&text[..end]).map_err(toml_error)?;
-    check_store_id(&header.store_id)?;
-    if header.format != FORMAT {
-        return Err(Error::integrity(
-            FILE_NAME,
-            format!(
-                "store format {} is not supported by this agentcred (format {FORMAT})",
-                header.format
-            ),
-        ));
-    }
-    Ok(header)
-}
-
-/// The names of a top-level table's sub-tables (`[credentials.NAME]`), read from the
-/// headers alone, without parsing or verifying anything: for shell completion.
-pub fn table_names(text: &str, table: &str) -> Vec<String> {
-    let prefix = format!("[{table}.");
-    text.lines()
-        .filter(|line| starts_section(line))
-        .filter_map(|line| line.strip_prefix(&prefix)?.strip_suffix(']'))
-        .map(|key| key.trim_matches('"').to_string())
-        .filter(|name| !name.is_empty() && !name.chars().any(char::is_control))
-        .collect()
-}
-
-/// Whether a line opens a new section: a table header of at most two keys (`[defaults]`,
-/// `[credentials.NAME]`, `[agents.NAME]`). Deeper tables (`[credentials.NAME.oauth]`) and arrays of tables
-/// (`[[credentials.NAME.history]]`) belong to the section above them.
-fn starts_section(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix('[') else {
-        return false;
-    };
-    if rest.starts_with('[') {
-        return false;
-    }
-    let mut depth = 1;
-    let mut quoted = false;
-    for c in rest.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '.' if !quoted => depth += 1,
-            ']' if !quoted => return depth <= 2,
-            '\n' => return false,
-            _ => {}
-        }
-    }
-    false
-}
-
-/// How agentcred writes a credential's or agent's table key.
-fn table_key(name: &str) -> Cow<'_, str> {
-    if name.contains('.') {
-        Cow::Owned(format!("\"{name}\""))
-    } else {
-        Cow::Borrowed(name)
-    }
-}
-
-/// Cut one credential's entry out of a manifest known (by its seal) to be in canonical
-/// layout, and parse only that. `Ok(None)` when the store has no such credential.
-pub fn find_entry(text: &str, name: &CredentialName) -> Result<Option<Entry>> {
-    let Some(section) = find_section(text, "credentials", name.as_str()) else {
-        return Ok(None);
-    };
-    let mut table: EntryTable = toml::from_str(section).map_err(toml_error)?;
-    Ok(table.credentials.remove(name.as_str()))
-}
-
-/// Like [`find_entry`], for an agent.
-pub fn find_agent(text: &str, name: &AgentName) -> Result<Option<Agent>> {
-    let Some(section) = find_section(text, "agents", name.as_str()) else {
-        return Ok(None);
-    };
-    let mut table: AgentTable = toml::from_str(section).map_err(toml_error)?;
-    Ok(table.agents.remove(name.as_str()))
-}
-
-/// The text of the section `[table.name]` with its nested tables, in canonical layout.
-fn find_section<'t>(text: &'t str, table: &str, name: &str) -> Option<&'t str> {
-    let key = table_key(name);
-    let heading = format!("[{table}.{key}]\n");
-    let start = if text.starts_with(&heading) {
-        0
-    } else {
-        text.find(&format!("\n{heading}"))? + 1
-    };
-    let nested = [format!("[{table}.{key}."), format!("[[{table}.{key}.")];
-    let mut end = text.len();
-    let mut search = start + heading.len();
-    while let Some(i) = text[search..].find("\n[") {
-        let line_start = search + i + 1;
-        if !nested
-            .iter()
-            .any(|n| text[line_start..].starts_with(n.as_str()))
-        {
-            end = line_start;
-            break;
-        }
-        search = line_start;
-    }
-    Some(&text[start..end])
-}
-
-/// The `[defaults]` table of a manifest known (by its seal) to be in canonical layout, for
-/// readers that take the fast path to their entries but need the rotation defaults.
-pub fn find_defaults(text: &str) -> Result<Defaults> {
-    const HEADING: &str = "[defaults]\n";
-    let Some(start) = text.find(&format!("\n{HEADING}")).map(|i| i + 1) else {
-        return Ok(Defaults::default());
-    };
-    let body = start + HEADING.len();
-    let end = text[body..]
-        .find("\n[")
-        .map_or(text.len(), |i| body + i + 1);
-    let table: DefaultsIn = toml::from_str(&text[start..end]).map_err(toml_error)?;
-    Ok(table.defaults)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DefaultsIn {
-    defaults: Defaults,
-}
-
-/// The `[vault]` table of a manifest known (by its seal) to be in canonical layout, for
-/// readers on the fast path; `None` when the store has none.
-pub fn find_vault(text: &str) -> Result<Option<VaultSettings>> {
-    const HEADING: &str = "[vault]\n";
-    let Some(start) = text.find(&format!("\n{HEADING}")).map(|i| i + 1) else {
-        return Ok(None);
-    };
-    let body = start + HEADING.len();
-    let end = text[body..]
-        .find("\n[")
-        .map_or(text.len(), |i| body + i + 1);
-    let table: VaultTable = toml::from_str(&text[start..end]).map_err(toml_error)?;
-    Ok(Some(table.vault))
 }
 
 /// A fresh random store id (hex).
@@ -775,7 +356,7 @@ mod tests {
             sha256: Some("00".repeat(32)),
             vault_version: None,
             value_info: Some(Box::new(ValueInfo {
-                format: crate::value_info::ValueFormat::GoogleServiceAccount,
+                format: crate::model::value_info::ValueFormat::GoogleServiceAccount,
                 expires_at: Some(at),
                 client_email: Some("bot@p.iam.gserviceaccount.com".into()),
                 private_key_id: Some("0a1b".into()),
@@ -825,7 +406,7 @@ mod tests {
             client_id: "bot \"one\"".into(),
             scope: Some("read write".into()),
             audience: None,
-            auth_method: crate::oauth::AuthMethod::Post,
+            auth_method: crate::model::settings::AuthMethod::Post,
         }));
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BAS
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// One recipient of a store.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl Recipient {
         let public_shape = ["age1", "ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"]
             .iter()
             .any(|p| text.starts_with(p));
-        let shown = if public_shape && !crate::output::looks_like_private_key(text) {
+        let shown = if public_shape && !crate::util::output::looks_like_private_key(text) {
             escape(&shorten(text))
         } else {
             "(not repeated here: it may be a secret)".into()

@@ -1,4 +1,4 @@
-//! File credentials (`--kind file`, CONTRACT section 6).
+//! File credentials (`--kind file`, README "File credentials").
 //!
 //! Some programs want a key *file*, not a variable: a Google service-account JSON through
 //! `GOOGLE_APPLICATION_CREDENTIALS`, a PEM key, a kubeconfig. While the program runs, each
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::process::{Pid, geteuid, getpid, test_kill_process};
 
-use crate::credential::CredentialName;
 use crate::error::{Error, Result};
+use crate::model::credential::CredentialName;
 
 /// Every directory this module makes starts with this.
 pub const PREFIX: &str = "agentcred-";

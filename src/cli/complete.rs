@@ -11,11 +11,9 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use clap::{Command, CommandFactory};
+use clap::Command;
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
-
-use crate::cli::Cli;
 
 /// The environment variable that switches the binary into completion mode.
 pub const ENV_COMPLETE: &str = "AGENTCRED_COMPLETE";
@@ -47,9 +45,10 @@ const AGENT_ARGS: &[(&[&str], &str)] = &[
     (&["agent", "revoke"], "name"),
 ];
 
-/// The parser's command with value completers attached.
-pub fn command() -> Command {
-    let mut cmd = Cli::command();
+/// The parser's command (`cli`, given by the caller so that this module need not know the
+/// parser) with value completers attached.
+pub fn command(cli: Command) -> Command {
+    let mut cmd = cli;
     // `recipients rm`: the store's recipients, an SSH key by its fingerprint (no spaces).
     cmd = attach(cmd, &["recipients", "rm"], "recipient", || {
         ArgValueCompleter::new(recipients)
@@ -120,19 +119,19 @@ fn recipients(current: &OsStr) -> Vec<CompletionCandidate> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
-    let Ok(lines) = crate::recipient::parse_file(&text) else {
+    let Ok(lines) = crate::crypto::recipient::parse_file(&text) else {
         return Vec::new();
     };
     lines
         .into_iter()
         .filter_map(|line| {
             let (value, help) = match &line.recipient {
-                crate::recipient::Recipient::X25519(r) => (r.to_string(), None),
+                crate::crypto::recipient::Recipient::X25519(r) => (r.to_string(), None),
                 ssh => {
                     let short = ssh.short();
                     let fingerprint = short.rsplit(' ').next()?.to_string();
                     let help = match &line.comment {
-                        Some(c) => format!("{} {}", ssh.kind(), crate::output::escape(c)),
+                        Some(c) => format!("{} {}", ssh.kind(), crate::util::output::escape(c)),
                         None => ssh.kind().to_string(),
                     };
                     (fingerprint, Some(help))
@@ -167,8 +166,8 @@ fn store_dir() -> PathBuf {
 }
 
 /// Answer a completion request when the shell asked for one; returns only otherwise.
-pub fn complete_if_asked() {
-    clap_complete::CompleteEnv::with_factory(command)
+pub fn complete_if_asked(cli: fn() -> Command) {
+    clap_complete::CompleteEnv::with_factory(move || command(cli()))
         .var(ENV_COMPLETE)
         .complete();
 }

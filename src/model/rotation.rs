@@ -10,7 +10,7 @@ use jiff::{Span, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::output::escape;
+use crate::util::output::escape;
 
 /// A rotation period: `90d`, `12w`, `6mo`, `1y`, `36h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,295 @@
+//! Reading and writing the whole manifest: parse, verify, the canonical layout, and the
+//! seal line over its bytes.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::*;
+use crate::crypto::integrity::{StoreKey, tags_equal};
+use crate::error::{Error, Result};
+use crate::util::output::escape;
+
+impl Manifest {
+    pub fn new(store_id: String, recipients_sha256: String) -> Self {
+        Manifest {
+            format: FORMAT,
+            store_id,
+            generation: 0,
+            recipients_sha256,
+            seal: String::new(),
+            defaults: Defaults::default(),
+            vault: None,
+            credentials: BTreeMap::new(),
+            agents: BTreeMap::new(),
+        }
+    }
+
+    /// Render the canonical text with fresh entry MACs and seal. Used after every change.
+    pub fn render(&mut self, key: &StoreKey) -> String {
+        let store_id = self.store_id.clone();
+        for (name, entry) in &mut self.credentials {
+            entry.sign(key, &store_id, name);
+        }
+        for (name, agent) in &mut self.agents {
+            agent.sign(key, &store_id, name);
+        }
+        let mut body = String::from(PREAMBLE);
+        body.push_str(&toml_string(&HeaderOut {
+            format: self.format,
+            store_id: &self.store_id,
+            generation: self.generation,
+            recipients_sha256: &self.recipients_sha256,
+        }));
+        let seal_at = body.len();
+        body.push('\n');
+        body.push_str(&toml_string(&DefaultsOut {
+            defaults: &self.defaults,
+        }));
+        if let Some(vault) = &self.vault {
+            body.push('\n');
+            body.push_str(&toml_string(&VaultTable {
+                vault: vault.clone(),
+            }));
+        }
+        for (name, entry) in &self.credentials {
+            body.push('\n');
+            let table = EntryTable {
+                credentials: BTreeMap::from([(Cow::Borrowed(name.as_str()), entry.clone())]),
+            };
+            body.push_str(&toml_string(&table));
+        }
+        for (name, agent) in &self.agents {
+            body.push('\n');
+            let table = AgentTable {
+                agents: BTreeMap::from([(Cow::Borrowed(name.as_str()), agent.clone())]),
+            };
+            body.push_str(&toml_string(&table));
+        }
+        self.seal = key.seal(&[body.as_bytes()]);
+        body.insert_str(seal_at, &format!("{SEAL_PREFIX}{}\"\n", self.seal));
+        body
+    }
+
+    /// Parse a manifest, verifying its seal when a key is given (and naming what changed
+    /// when it does not match). Without a key, nothing is verified.
+    pub fn load(text: &str, key: Option<&StoreKey>) -> Result<Manifest> {
+        match key {
+            Some(key) if seal_ok(text, key)? => Self::parse_sealed(text),
+            Some(key) => Err(diagnose(&Self::parse_any(text)?, key)),
+            None => Self::parse_any(text),
+        }
+    }
+
+    /// Parse a manifest whose seal was verified, so its layout is the one [`render`]
+    /// writes: the header, then one table per section. Parsing section by section keeps
+    /// peak memory near the size of the result (the TOML parser's document tree for a
+    /// 10,000-credential file is several times larger than the file).
+    ///
+    /// [`render`]: Manifest::render
+    pub fn parse_sealed(text: &str) -> Result<Manifest> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Section {
+            defaults: Option<Defaults>,
+            vault: Option<VaultSettings>,
+            #[serde(default)]
+            credentials: BTreeMap<String, Entry>,
+            #[serde(default)]
+            agents: BTreeMap<String, Agent>,
+        }
+        let header = header(text)?;
+        let mut manifest = Manifest {
+            format: header.format,
+            store_id: header.store_id,
+            generation: header.generation,
+            recipients_sha256: header.recipients_sha256,
+            seal: header.seal,
+            defaults: Defaults::default(),
+            vault: None,
+            credentials: BTreeMap::new(),
+            agents: BTreeMap::new(),
+        };
+        let mut starts: Vec<usize> = text
+            .match_indices("\n[")
+            .map(|(i, _)| i + 1)
+            .filter(|&i| starts_section(&text[i..]))
+            .collect();
+        starts.push(text.len());
+        for pair in starts.windows(2) {
+            let section: Section = toml::from_str(&text[pair[0]..pair[1]]).map_err(toml_error)?;
+            if let Some(defaults) = section.defaults {
+                manifest.defaults = defaults;
+            }
+            if section.vault.is_some() {
+                manifest.vault = section.vault;
+            }
+            for (name, entry) in section.credentials {
+                if manifest.credentials.insert(name, entry).is_some() {
+                    return Err(Error::integrity(FILE_NAME, "a credential is defined twice"));
+                }
+            }
+            for (name, agent) in section.agents {
+                if manifest.agents.insert(name, agent).is_some() {
+                    return Err(Error::integrity(FILE_NAME, "an agent is defined twice"));
+                }
+            }
+        }
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Parse any TOML layout (unverified reads, and diagnosing a broken seal).
+    pub fn parse_any(text: &str) -> Result<Manifest> {
+        let manifest: Manifest = toml::from_str(text).map_err(toml_error)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<()> {
+        check_store_id(&self.store_id)?;
+        if self.format != FORMAT {
+            return Err(Error::integrity(
+                FILE_NAME,
+                format!(
+                    "store format {} is not supported by this agentcred (format {FORMAT})",
+                    self.format
+                ),
+            ));
+        }
+        for name in self.credentials.keys() {
+            if !matches!(CredentialName::parse(name), Ok(n) if n.as_str() == name) {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!("invalid credential name {}", escape(name)),
+                ));
+            }
+        }
+        for (name, agent) in &self.agents {
+            if AgentName::parse(name).is_err() {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!("invalid agent name {}", escape(name)),
+                ));
+            }
+            if let Some(bad) = agent
+                .allow
+                .iter()
+                .find(|n| !matches!(CredentialName::parse(n), Ok(p) if p.as_str() == *n))
+            {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!(
+                        "agent {} allows an invalid credential name {}",
+                        escape(name),
+                        escape(bad)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn entry(&self, name: &CredentialName) -> Option<&Entry> {
+        self.credentials.get(name.as_str())
+    }
+
+    pub fn agent(&self, name: &AgentName) -> Option<&Agent> {
+        self.agents.get(name.as_str())
+    }
+}
+
+fn toml_string<T: Serialize>(value: &T) -> String {
+    toml::to_string(value).unwrap_or_else(|e| unreachable!("manifest parts always serialize: {e}"))
+}
+
+/// Check the seal line of a manifest against its other bytes. CRLF line ends (a Windows
+/// checkout) are read as LF.
+pub fn seal_ok(text: &str, key: &StoreKey) -> Result<bool> {
+    let missing = || Error::integrity(FILE_NAME, "the seal line is missing");
+    let start = if text.starts_with(SEAL_PREFIX) {
+        0
+    } else {
+        text.find(&format!("\n{SEAL_PREFIX}")).ok_or_else(missing)? + 1
+    };
+    let end = text[start..]
+        .find('\n')
+        .map_or(text.len(), |i| start + i + 1);
+    let seal = text[start..end]
+        .trim_end()
+        .strip_prefix(SEAL_PREFIX)
+        .and_then(|rest| rest.strip_suffix('"'))
+        .ok_or_else(missing)?;
+    let (before, after) = (&text[..start], &text[end..]);
+    let expected = if before.contains('\r') || after.contains('\r') {
+        let before = before.replace("\r\n", "\n");
+        let after = after.replace("\r\n", "\n");
+        key.seal(&[before.as_bytes(), after.as_bytes()])
+    } else {
+        key.seal(&[before.as_bytes(), after.as_bytes()])
+    };
+    Ok(tags_equal(seal, &expected))
+}
+
+/// Name what changed when the seal does not match.
+fn diagnose(manifest: &Manifest, key: &StoreKey) -> Error {
+    let detail = hand_edits(manifest, key).into_iter().next().unwrap_or_else(|| {
+        "it was changed outside agentcred (outside any credential or agent entry, or an entry was removed)"
+            .to_string()
+    });
+    Error::integrity(FILE_NAME, detail)
+}
+
+/// Every credential and agent entry whose MAC does not match: what a hand edit changed
+/// or added. (What it removed, or changed outside the entries, leaves no trace here.)
+pub fn hand_edits(manifest: &Manifest, key: &StoreKey) -> Vec<String> {
+    let mut edits = Vec::new();
+    let mut check = |what: &str, name: &str, mac_empty: bool, ok: bool| {
+        if mac_empty {
+            edits.push(format!(
+                "{what} {} was added outside agentcred",
+                escape(name)
+            ));
+        } else if !ok {
+            edits.push(format!(
+                "the entry of {what} {} was changed outside agentcred",
+                escape(name)
+            ));
+        }
+    };
+    for (name, entry) in &manifest.credentials {
+        check(
+            "credential",
+            name,
+            entry.mac.is_empty(),
+            entry.mac_ok(key, &manifest.store_id, name),
+        );
+    }
+    for (name, agent) in &manifest.agents {
+        check(
+            "agent",
+            name,
+            agent.mac.is_empty(),
+            agent.mac_ok(key, &manifest.store_id, name),
+        );
+    }
+    edits
+}
+
+/// CRLF to LF (a Windows checkout of a git-shared store); a lone CR is refused, since no
+/// manifest agentcred writes has one and it would make a header line look different to
+/// the seal and to a parser.
+pub fn normalize_line_ends(text: String) -> Result<String> {
+    if !text.contains('\r') {
+        return Ok(text);
+    }
+    let normalized = text.replace("\r\n", "\n");
+    if normalized.contains('\r') {
+        return Err(Error::integrity(
+            FILE_NAME,
+            "it contains a carriage return outside a CRLF line end",
+        ));
+    }
+    Ok(normalized)
+}

@@ -1,0 +1,7 @@
+//! The domain's plain types: credential names and kinds, rotation policy (pure), what a
+//! value looks like, and the settings a store records for its backends and OAuth clients.
+
+pub mod credential;
+pub mod rotation;
+pub mod settings;
+pub mod value_info;

@@ -1,0 +1,587 @@
+//! The store directory: its files, its lock, and the two ways in.
+//!
+//! [`Reader`] takes a shared lock, verifies the seal and hands out entries and values.
+//! [`Txn`] takes the exclusive lock, verifies everything, stages new values (secret files,
+//! keychain items, Vault versions, a new store key and recipients), and commits by renaming
+//! a new manifest into place. A failure before the commit removes what was staged, so the
+//! store is left byte-for-byte as it was.
+
+mod reader;
+pub mod state;
+mod txn;
+
+pub use reader::Reader;
+pub use txn::Txn;
+
+use std::cell::OnceCell;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::backend::{self, LazyVault, keychain, vault};
+use crate::crypto::identity::Identity;
+use crate::crypto::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
+use crate::crypto::recipient::{self, Recipient};
+use crate::error::{Error, Result};
+use crate::manifest::{self, Header, Manifest};
+use crate::model::credential::{BackendKind, CredentialName};
+use crate::util;
+
+pub const RECIPIENTS: &str = "recipients.txt";
+pub const STORE_KEY: &str = "storekey.age";
+/// The new `recipients.txt` and `storekey.age` of a recipients change, before its commit.
+pub const PENDING_RECIPIENTS: &str = "recipients.txt.pending";
+pub const PENDING_STORE_KEY: &str = "storekey.age.pending";
+pub const SECRETS: &str = "secrets";
+const LOCK: &str = ".lock";
+/// How long a command waits for another one's store lock before giving up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+const GITIGNORE: &str = ".gitignore";
+const GITIGNORE_TEXT: &str = "\
+# Written by agentcred init: machine-local files that do not belong in git.
+/cache/
+/audit.jsonl
+/.lock
+/*.pending
+/secrets/*.pending
+.tmp-*
+";
+
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join(SECRETS)
+    }
+
+    fn io_err(&self, what: &str, e: io::Error) -> Error {
+        Error::io(format!("cannot {what} in {}", self.root.display()), e)
+    }
+
+    /// Open an existing store, refusing one that others could write to.
+    pub fn open(root: &Path) -> Result<Store> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        match std::fs::symlink_metadata(root.join(manifest::FILE_NAME)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::StoreNotFound {
+                    path: root.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(store.io_err("read the manifest", e)),
+        }
+        for dir in [store.root.clone(), store.secrets_dir()] {
+            // The store path itself may be a symlink the user made (~/.local/share/agentcred
+            // pointing elsewhere): follow it. Inside the store, nothing is followed.
+            let meta = if dir == store.root {
+                std::fs::metadata(&dir)
+            } else {
+                std::fs::symlink_metadata(&dir)
+            }
+            .map_err(|e| store.io_err("inspect the store", e));
+            let meta = match meta {
+                Ok(meta) => meta,
+                // A store whose secrets/ was never created (no credential yet in git).
+                Err(_) if dir != store.root => continue,
+                Err(e) => return Err(e),
+            };
+            if dir != store.root && !meta.is_dir() {
+                return Err(Error::integrity(
+                    SECRETS,
+                    "it is not a directory (a symlink?)",
+                ));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return Err(Error::StoreTooOpen { path: dir });
+            }
+        }
+        Ok(store)
+    }
+
+    /// Create a new store: directories, recipients, store key, empty manifest. Returns the
+    /// store and its key's fingerprint (for `AGENTCRED_STORE_FINGERPRINT`).
+    /// `vault` is where `vault` credentials will live (`init --vault-addr`).
+    pub fn create(
+        root: &Path,
+        recipients: &[Recipient],
+        vault: Option<vault::Requested>,
+    ) -> Result<(Store, String)> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        if root.join(manifest::FILE_NAME).exists() {
+            return Err(Error::StoreExists {
+                path: root.to_path_buf(),
+            });
+        }
+        let store_id = manifest::new_store_id()?;
+        let vault = vault
+            .map(|v| vault::Settings::new(Some(v.addr), v.mount, v.prefix, &store_id))
+            .transpose()?;
+        let err = |e| store.io_err("create the store", e);
+        util::fs::create_private_dir(root).map_err(err)?;
+        util::fs::create_private_dir(&store.secrets_dir()).map_err(err)?;
+        let recipients_text = recipient::render_file(recipients);
+        let key = StoreKey::generate()?;
+        let key_file = integrity::encrypt_store_key(&key, &[], &store_id, recipients)?;
+        let mut manifest = Manifest::new(store_id, sha256_hex(recipients_text.as_bytes()));
+        manifest.vault = vault;
+        let text = manifest.render(&key);
+        util::fs::write_atomic(root, RECIPIENTS, recipients_text.as_bytes()).map_err(err)?;
+        util::fs::write_atomic(root, STORE_KEY, &key_file).map_err(err)?;
+        util::fs::write_atomic(root, GITIGNORE, GITIGNORE_TEXT.as_bytes()).map_err(err)?;
+        // The manifest last: until it exists, this is not a store.
+        util::fs::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
+        let fingerprint = key.fingerprint();
+        state::check_store_key(root, &manifest.store_id, &fingerprint, &[])?;
+        Ok((store, fingerprint))
+    }
+
+    /// Take the store lock. A reader of a store it cannot write (a read-only checkout, a
+    /// store owned by someone else) goes on without one: no writer can be at work there.
+    fn lock(&self, exclusive: bool) -> Result<Option<File>> {
+        let path = self.root.join(LOCK);
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let opened = match OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(&path)
+        {
+            Ok(file) if !exclusive => Ok(file),
+            _ => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(&path),
+        };
+        let file = match opened {
+            Ok(file) => file,
+            Err(e)
+                if !exclusive
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.io_err("lock the store", e)),
+        };
+        // Writers hold the lock for milliseconds (seconds when re-encrypting a large store),
+        // so a wait this long means something is stuck: say so rather than hang.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(Some(file)),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::io(
+                        format!("cannot lock the store in {}", self.root.display()),
+                        io::Error::other(format!(
+                            "another agentcred has held its lock for {} s",
+                            LOCK_WAIT.as_secs()
+                        )),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(self.io_err("lock the store", e));
+                }
+            }
+        }
+    }
+
+    /// The manifest's text with line ends normalized once, here, so the seal check and every
+    /// parse (including the fast paths that look for `[table.NAME]\n`) see the same bytes.
+    /// A Windows checkout's CRLF reads as LF; a lone CR has no business in it and is refused.
+    pub(crate) fn read_manifest(&self) -> Result<String> {
+        let bytes = util::fs::read_nofollow(&self.root.join(manifest::FILE_NAME))
+            .map_err(|e| self.io_err("read the manifest", e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))?;
+        manifest::normalize_line_ends(text)
+    }
+
+    /// Decrypt a store key file (`storekey.age` or its pending replacement).
+    fn read_key_file(
+        &self,
+        identity: &Identity,
+        store_id: &str,
+        file: &str,
+    ) -> Result<Option<StoreKeyFile>> {
+        let Some(bytes) = util::fs::read_optional(&self.root.join(file))
+            .map_err(|e| self.io_err("read the store key", e))?
+        else {
+            return Ok(None);
+        };
+        integrity::decrypt_store_key(identity, store_id, &bytes, file).map(Some)
+    }
+
+    /// The store key that seals `text`, and whether it does. That is `storekey.age`, or,
+    /// when a writer died between committing a recipients change and renaming its files
+    /// (the pending `recipients.txt` is the one the manifest names), the pending key file.
+    /// When neither seals the manifest, the key of `storekey.age` (the caller then says
+    /// what changed). The key is checked against what this machine remembers.
+    pub(crate) fn key_for(
+        &self,
+        identity: &Identity,
+        header: &Header,
+        text: &str,
+    ) -> Result<(StoreKeyFile, bool)> {
+        let (file, sealed) = self.key_for_untrusted(identity, header, text)?;
+        state::check_store_key(
+            &self.root,
+            &header.store_id,
+            &file.key.fingerprint(),
+            &file.previous_fingerprints(),
+        )?;
+        Ok((file, sealed))
+    }
+
+    /// [`Store::key_for`] without checking the key against what this machine remembers:
+    /// only for `doctor --trust`, which shows it to the user before remembering it.
+    pub(crate) fn key_for_untrusted(
+        &self,
+        identity: &Identity,
+        header: &Header,
+        text: &str,
+    ) -> Result<(StoreKeyFile, bool)> {
+        let store_id = &header.store_id;
+        let missing = || Error::integrity(STORE_KEY, "it is missing");
+        let seals = |file: &StoreKeyFile| manifest::seal_ok(text, &file.key);
+        let main = self.read_key_file(identity, store_id, STORE_KEY);
+        let (file, sealed) = match main {
+            Ok(Some(file)) if seals(&file)? => (file, true),
+            main if self.change_committed(&header.recipients_sha256) => {
+                match self.read_key_file(identity, store_id, PENDING_STORE_KEY) {
+                    Ok(Some(pending)) if seals(&pending)? => (pending, true),
+                    // The committed change removed us: its key is not ours to open.
+                    Err(e @ Error::NotARecipient { .. }) => return Err(e),
+                    _ => (main?.ok_or_else(missing)?, false),
+                }
+            }
+            main => (main?.ok_or_else(missing)?, false),
+        };
+        Ok((file, sealed))
+    }
+
+    /// Whether a recipients change is committed but not yet renamed into place: the
+    /// pending `recipients.txt` is the one the manifest names.
+    fn change_committed(&self, recipients_sha256: &str) -> bool {
+        matches!(
+            util::fs::read_optional(&self.root.join(PENDING_RECIPIENTS)),
+            Ok(Some(bytes)) if sha256_hex(&bytes) == recipients_sha256
+        )
+    }
+
+    /// `recipients.txt`: its recipients and its hash.
+    pub fn recipients(&self) -> Result<RecipientsFile> {
+        self.recipients_file(RECIPIENTS)?
+            .ok_or_else(|| Error::integrity(RECIPIENTS, "it is missing"))
+    }
+
+    /// The recipients a manifest committed to (its `recipients_sha256`): `recipients.txt`,
+    /// or the pending file a writer killed after its commit left, if that is the one.
+    pub fn committed_recipients(&self, recipients_sha256: &str) -> Result<RecipientsFile> {
+        let current = self.recipients();
+        if matches!(&current, Ok(file) if file.sha256 == recipients_sha256) {
+            return current;
+        }
+        match self.recipients_file(PENDING_RECIPIENTS) {
+            Ok(Some(pending)) if pending.sha256 == recipients_sha256 => Ok(pending),
+            _ => current,
+        }
+    }
+
+    fn recipients_file(&self, file: &str) -> Result<Option<RecipientsFile>> {
+        let Some(bytes) = util::fs::read_optional(&self.root.join(file))
+            .map_err(|e| self.io_err("read recipients.txt", e))?
+        else {
+            return Ok(None);
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::integrity(file, "it is not UTF-8 text"))?;
+        let lines = recipient::parse_file(&text).map_err(|line| {
+            Error::integrity(
+                file,
+                format!(
+                    "line {line} is not an age recipient (age1...) or an SSH public key (ssh-ed25519, ssh-rsa)"
+                ),
+            )
+        })?;
+        if lines.is_empty() {
+            return Err(Error::integrity(file, "it names no recipient"));
+        }
+        Ok(Some(RecipientsFile {
+            sha256: sha256_hex(text.as_bytes()),
+            text,
+            lines,
+        }))
+    }
+
+    /// Finish a recipients change that a killed writer committed but did not rename into
+    /// place (its pending `recipients.txt` is the one the manifest names), or drop the
+    /// pending files of one that never committed. Also removes temp files of interrupted
+    /// atomic writes.
+    fn roll_forward_root(&self, recipients_sha256: &str) -> Result<()> {
+        let err = |e| self.io_err("finish an interrupted write", e);
+        if self.change_committed(recipients_sha256) {
+            // The order of the commit: the key file first, then the recipients.
+            if self.root.join(PENDING_STORE_KEY).exists() {
+                util::fs::rename_durable(&self.root, PENDING_STORE_KEY, STORE_KEY).map_err(err)?;
+            }
+            util::fs::rename_durable(&self.root, PENDING_RECIPIENTS, RECIPIENTS).map_err(err)?;
+        } else {
+            for file in [PENDING_STORE_KEY, PENDING_RECIPIENTS] {
+                util::fs::remove_if_exists(&self.root.join(file)).map_err(err)?;
+            }
+        }
+        let entries = std::fs::read_dir(&self.root).map_err(err)?;
+        for dirent in entries {
+            let dirent = dirent.map_err(err)?;
+            if dirent.file_name().to_string_lossy().starts_with(".tmp-") {
+                util::fs::remove_if_exists(&dirent.path()).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Open for reading: shared lock, store key, seal verified. A store older than the
+    /// generation this machine saw gets a warning (an old checkout may be deliberate).
+    pub fn reader<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        self.reader_with(identity, false)
+    }
+
+    /// [`reader`](Self::reader) for handing credentials to a program (`exec`): a rolled
+    /// back store is refused, since a rollback can bring back a revoked grant.
+    pub fn reader_for_exec<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        self.reader_with(identity, true)
+    }
+
+    fn reader_with<'a>(&'a self, identity: &'a Identity, strict: bool) -> Result<Reader<'a>> {
+        let lock = self.lock(false)?;
+        let text = self.read_manifest()?;
+        let header = manifest::header(&text)?;
+        let (key_file, sealed) = self.key_for(identity, &header, &text)?;
+        let key = key_file.key;
+        if !sealed {
+            // Parse everything to say what changed.
+            Manifest::load(&text, Some(&key))?;
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "the seal does not match",
+            ));
+        }
+        if strict {
+            refuse_if_rolled_back(&header, "run a program from")?;
+        } else {
+            warn_if_rolled_back(&header)?;
+        }
+        Ok(Reader {
+            store: self,
+            identity,
+            key,
+            _lock: lock,
+            text,
+            header,
+            vault: OnceCell::new(),
+        })
+    }
+
+    /// Read the manifest without verifying it, for metadata commands run without an
+    /// unlocked identity. Callers say so to the user.
+    pub fn manifest_unverified(&self) -> Result<Manifest> {
+        let _lock = self.lock(false)?;
+        Manifest::load(&self.read_manifest()?, None)
+    }
+
+    /// Begin a write transaction.
+    pub fn begin<'a>(&'a self, identity: &'a Identity) -> Result<Txn<'a>> {
+        Ok(self.begin_with(identity, false)?.0)
+    }
+
+    /// What `doctor --trust` would remember: the store id, its key's fingerprint and the
+    /// generation, from a store whose seal verifies under that key.
+    pub fn trust_preview(&self, identity: &Identity) -> Result<(String, String, u64)> {
+        let _lock = self.lock(false)?;
+        let text = self.read_manifest()?;
+        let header = manifest::header(&text)?;
+        let (file, sealed) = self.key_for_untrusted(identity, &header, &text)?;
+        let key = file.key;
+        if !sealed {
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "its seal does not match; check it and `agentcred doctor --reseal` first",
+            ));
+        }
+        Ok((header.store_id, key.fingerprint(), header.generation))
+    }
+
+    /// Begin a transaction over a manifest that may have been edited by hand, for
+    /// `doctor --reseal`: nothing is verified but that it parses and the store key opens.
+    /// Returns what the edit changed, for the caller to show and confirm before committing.
+    pub fn begin_reseal<'a>(&'a self, identity: &'a Identity) -> Result<(Txn<'a>, Reseal)> {
+        let (txn, reseal) = self.begin_with(identity, true)?;
+        Ok((txn, reseal.unwrap_or_default()))
+    }
+
+    fn begin_with<'a>(
+        &'a self,
+        identity: &'a Identity,
+        reseal: bool,
+    ) -> Result<(Txn<'a>, Option<Reseal>)> {
+        let lock = self.lock(true)?;
+        let text = self.read_manifest()?;
+        let header = manifest::header(&text)?;
+        let (key_file, _) = self.key_for(identity, &header, &text)?;
+        let StoreKeyFile { key, previous } = key_file;
+        let (mut manifest, changes) = if reseal {
+            let manifest = Manifest::parse_any(&text)?;
+            let changes = Reseal {
+                seal_matched: manifest::seal_ok(&text, &key)?,
+                edits: manifest::hand_edits(&manifest, &key),
+                recipients_changed: false,
+            };
+            (manifest, Some(changes))
+        } else {
+            (Manifest::load(&text, Some(&key))?, None)
+        };
+        if reseal {
+            warn_if_rolled_back(&header)?;
+        } else {
+            refuse_if_rolled_back(&header, "write over")?;
+        }
+        self.roll_forward_root(&manifest.recipients_sha256)?;
+        let recipients_file = self.recipients()?;
+        let recipients = recipients_file.recipients();
+        let mut changes = changes;
+        if recipients_file.sha256 != manifest.recipients_sha256 {
+            match changes.as_mut() {
+                Some(changes) => {
+                    changes.recipients_changed = true;
+                    manifest.recipients_sha256 = recipients_file.sha256;
+                }
+                None => {
+                    return Err(Error::integrity(
+                        RECIPIENTS,
+                        "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
+                    ));
+                }
+            }
+        }
+        let committed_items = manifest
+            .credentials
+            .iter()
+            .filter(|(_, entry)| entry.backend == BackendKind::Keychain)
+            .filter_map(|(name, entry)| {
+                let name = CredentialName::parse(name).ok()?;
+                let account = keychain::entry_account(&manifest.store_id, &name, entry)?;
+                Some((name, account))
+            })
+            .collect();
+        let vault_before = manifest
+            .credentials
+            .iter()
+            .filter(|(_, entry)| entry.backend == BackendKind::Vault)
+            .filter_map(|(name, entry)| {
+                let name = CredentialName::parse(name).ok()?;
+                Some((name, backend::vault::metadata(entry, &manifest.defaults)))
+            })
+            .collect();
+        let vault = LazyVault::new(manifest.vault.clone(), &manifest.store_id);
+        let txn = Txn {
+            store: self,
+            identity,
+            vault,
+            vault_before,
+            staged_vault: Vec::new(),
+            _lock: lock,
+            key,
+            previous_keys: previous,
+            key_rotated: false,
+            recipients,
+            manifest,
+            staged_root: Vec::new(),
+            staged: Vec::new(),
+            staged_items: Vec::new(),
+            committed_items,
+            removed: Vec::new(),
+            committed: false,
+        };
+        txn.roll_forward()?;
+        Ok((txn, changes))
+    }
+}
+
+/// What `doctor --reseal` is about to accept.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reseal {
+    /// The seal already matched: there is nothing to reseal.
+    pub seal_matched: bool,
+    /// Entries changed or added by hand (see [`manifest::hand_edits`]).
+    pub edits: Vec<String>,
+    /// `recipients.txt` no longer matches the hash in the manifest.
+    pub recipients_changed: bool,
+}
+
+fn warn_if_rolled_back(header: &Header) -> Result<()> {
+    if let Some(rollback) = state::note_generation(&header.store_id, header.generation)? {
+        eprintln!(
+            "warning: this store is at generation {}, older than generation {} {} (an old git checkout, or a rollback)",
+            header.generation,
+            rollback.seen,
+            if rollback.pinned {
+                "pinned by AGENTCRED_MIN_GENERATION"
+            } else {
+                "seen on this machine"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Writes are refused on a store older than one this machine has seen: building on a
+/// rollback could re-encrypt to a removed recipient or restore an agent's old rights.
+/// So is handing credentials to a program (`doing`: what is refused).
+fn refuse_if_rolled_back(header: &Header, doing: &'static str) -> Result<()> {
+    match state::note_generation(&header.store_id, header.generation)? {
+        Some(rollback) => Err(Error::RolledBack {
+            generation: header.generation,
+            seen: rollback.seen,
+            pinned: rollback.pinned,
+            doing,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A recipients file as read: its text, its recipient lines and its SHA-256.
+pub struct RecipientsFile {
+    pub text: String,
+    pub lines: Vec<recipient::Line>,
+    pub sha256: String,
+}
+
+impl RecipientsFile {
+    pub fn recipients(&self) -> Vec<Recipient> {
+        self.lines.iter().map(|l| l.recipient.clone()).collect()
+    }
+}

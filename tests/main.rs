@@ -1,0 +1,30 @@
+//! The integration tests: one binary (as ripgrep does), a module per area, sharing the
+//! `common` helper (a temp HOME and store, and the real `agentcred` binary run in them).
+
+mod common;
+
+mod agents;
+mod audit;
+mod commands;
+mod completions;
+mod concurrency;
+mod doctor;
+mod exec;
+mod filecred;
+mod generated;
+mod hardening;
+mod integrity;
+mod interop;
+mod keychain;
+mod layers;
+mod mask;
+mod oauth;
+mod recipients;
+mod rotation;
+mod scan;
+mod scripting;
+mod signals;
+mod unlock;
+mod unlock_cache;
+mod values;
+mod vault;
