@@ -52,6 +52,9 @@ pub enum Error {
     #[error("agent {agent} is not allowed credential {name}")]
     NotAllowed { agent: String, name: String },
 
+    #[error("this store requires an agent (require_agent), and none applies to {program}")]
+    AgentRequired { program: String },
+
     #[error("agent {agent} may only run {pinned}, not {program}")]
     WrongProgram {
         agent: String,
@@ -239,6 +242,7 @@ impl Error {
             | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
             Error::NotAllowed { .. }
+            | Error::AgentRequired { .. }
             | Error::WrongProgram { .. }
             | Error::ProgramChanged { .. } => Exit::Denied,
             Error::NoIdentity
@@ -280,6 +284,7 @@ impl Error {
             Error::RecipientNotFound { .. } => {
                 "`agentcred recipients list` shows them".into()
             }
+            Error::AgentRequired { .. } => "name one with --agent NAME (or AGENTCRED_AGENT), or run a program or script named like an agent; `agentcred config require-agent false` turns the requirement off".into(),
             Error::NotAllowed { agent, name } => {
                 format!("`agentcred agent grant {agent} {name}` allows it")
             }

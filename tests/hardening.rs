@@ -802,3 +802,369 @@ fn targets_that_change_how_programs_load_or_trust_are_refused() {
             .success();
     }
 }
+
+// ---- 1: nothing that unlocks a backend reaches the program --------------------------------
+
+const BACKEND_VARS: &[&str] = &[
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+    "AGENTCRED_VAULT_ROLE_ID",
+    "AGENTCRED_VAULT_SECRET_ID",
+    "AGENTCRED_IDENTITY",
+    "AGENTCRED_IDENTITY_FILE",
+    "AGENTCRED_PASSPHRASE",
+];
+
+#[test]
+fn backend_tokens_never_reach_the_program() {
+    let env = TestEnv::init();
+    env.add("k", b"value-1234");
+    for extra in [&[][..], &["--mask"], &["--clean-env"], &["--only", "k"]] {
+        let mut cmd = env.cmd();
+        cmd.arg("exec").args(extra).args(["--", "env"]);
+        for var in BACKEND_VARS {
+            if !var.starts_with("AGENTCRED_IDENTITY") {
+                cmd.env(var, format!("leaked-{var}"));
+            }
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{extra:?}: {}", stderr_of(&out));
+        let child = stdout_of(&out);
+        assert!(
+            child.contains("K=value-1234\n") || child.contains("K=<agentcred:k>\n"),
+            "{child}"
+        );
+        for var in BACKEND_VARS {
+            assert!(
+                !child.contains(&format!("{var}=")),
+                "{extra:?}: {var} reached the program"
+            );
+        }
+    }
+}
+
+// ---- 2: least privilege is not left to chance ----------------------------------------------
+
+fn two_credentials_and_an_agent() -> TestEnv {
+    let env = TestEnv::init();
+    env.add("a", b"value-aaaa");
+    env.add("b", b"value-bbbb");
+    env.cmd()
+        .args(["agent", "add", "bot", "--allow", "a"])
+        .assert()
+        .success();
+    env
+}
+
+#[test]
+fn an_empty_only_is_a_usage_error_for_exec() {
+    let env = two_credentials_and_an_agent();
+    let marker = env.dir.path().join("started");
+    for only in ["", ",", " , "] {
+        let out = env
+            .cmd()
+            .args(["exec", "--only", only, "--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{only:?}: {}", stderr_of(&out));
+        assert!(!marker.exists(), "{only:?} started the program");
+    }
+}
+
+#[test]
+fn an_interpreter_running_a_script_named_like_an_agent_gets_the_agents_credentials() {
+    let env = two_credentials_and_an_agent();
+    let dir = env.dir.path();
+    let report = "A=${A-} B=${B-} AGENT=${AGENTCRED_AGENT-none}";
+    fs::write(dir.join("bot.sh"), format!("echo \"{report}\"\n")).unwrap();
+    fs::write(
+        dir.join("bot.py"),
+        "import os\nprint('A=%s B=%s AGENT=%s' % (os.environ.get('A',''), os.environ.get('B',''), os.environ.get('AGENTCRED_AGENT','none')))\n",
+    )
+    .unwrap();
+    let want = "A=value-aaaa B= AGENT=bot\n";
+    for command in [
+        vec!["sh", "bot.sh"],
+        vec!["bash", "bot.sh"],
+        vec!["dash", "-e", "bot.sh"],
+        vec!["python3", "bot.py"],
+        vec!["python3", "-u", "./bot.py"],
+    ] {
+        let out = env
+            .cmd()
+            .arg("exec")
+            .arg("--")
+            .args(&command)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command:?}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(stdout_of(&out), want, "{command:?}");
+    }
+}
+
+#[test]
+fn no_agent_applying_is_warned_about_and_require_agent_refuses_it() {
+    let env = two_credentials_and_an_agent();
+    let out = env.cmd().args(["exec", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr_of(&out);
+    assert!(err.contains("warning: no agent applies"), "{err}");
+    // --only is an explicit choice: no warning.
+    let out = env
+        .cmd()
+        .args(["exec", "--only", "b", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        !stderr_of(&out).contains("no agent applies"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    env.cmd()
+        .args(["config", "require-agent", "true"])
+        .assert()
+        .success();
+    let marker = env.dir.path().join("started");
+    for extra in [&[][..], &["--only", "b"]] {
+        let out = env
+            .cmd()
+            .arg("exec")
+            .args(extra)
+            .args(["--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(7), "{extra:?}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("require_agent"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(!marker.exists());
+    }
+    env.cmd()
+        .args(["exec", "--agent", "bot", "--", "true"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["config", "require-agent", "false"])
+        .assert()
+        .success();
+    env.cmd().args(["exec", "--", "true"]).assert().success();
+}
+
+// ---- 3: a rollback that restores a revoked grant -------------------------------------------
+
+#[test]
+fn a_rolled_back_manifest_is_refused_by_exec_and_is_a_doctor_problem() {
+    let env = two_credentials_and_an_agent();
+    env.cmd()
+        .args(["agent", "grant", "bot", "b"])
+        .assert()
+        .success();
+    let granted = fs::read(env.manifest_path()).unwrap();
+    env.cmd()
+        .args(["agent", "revoke", "bot", "b"])
+        .assert()
+        .success();
+    let current = fs::read(env.manifest_path()).unwrap();
+    fs::write(env.manifest_path(), &granted).unwrap();
+    let marker = env.dir.path().join("started");
+    let out = env
+        .cmd()
+        .args(["exec", "--agent", "bot", "--", "sh", "-c"])
+        .arg(format!("touch {}; echo \"$B\"", marker.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(!marker.exists());
+    assert!(!stdout_of(&out).contains("value-bbbb"));
+    assert!(
+        stderr_of(&out).contains("doctor --trust"),
+        "{}",
+        stderr_of(&out)
+    );
+    let doctor = env.cmd().arg("doctor").output().unwrap();
+    assert_eq!(doctor.status.code(), Some(6), "{}", stdout_of(&doctor));
+    assert!(
+        stdout_of(&doctor).contains("older than generation"),
+        "{}",
+        stdout_of(&doctor)
+    );
+
+    // A CI runner with no memory pins the generation it expects.
+    let fresh = TestEnv::new();
+    let identity = env.identity_text();
+    let generation = {
+        let text = String::from_utf8(current.clone()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("generation = "))
+            .unwrap()
+            .to_string()
+    };
+    let ci = |manifest: &[u8]| {
+        fs::write(env.manifest_path(), manifest).unwrap();
+        fresh
+            .cmd()
+            .env("AGENTCRED_STORE", &env.store)
+            .env("AGENTCRED_IDENTITY", &identity)
+            .env("AGENTCRED_MIN_GENERATION", &generation)
+            .args(["exec", "--agent", "bot", "--", "true"])
+            .output()
+            .unwrap()
+    };
+    let out = ci(&granted);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("AGENTCRED_MIN_GENERATION"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = ci(&current);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+
+    // A deliberate checkout of the old state is accepted with doctor --trust.
+    fs::write(env.manifest_path(), &granted).unwrap();
+    env.cmd()
+        .args(["doctor", "--trust", "--yes"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["exec", "--agent", "bot", "--", "true"])
+        .assert()
+        .success();
+}
+
+// ---- 4: a pinned program is the program that runs ------------------------------------------
+
+#[test]
+fn a_rename_race_never_runs_an_unpinned_program_with_the_credentials() {
+    let env = TestEnv::init();
+    env.add("k", b"value-race-1234");
+    let dir = env.dir.path().join("opt");
+    fs::create_dir(&dir).unwrap();
+    let good = dir.join("good");
+    let evil = dir.join("evil");
+    fs::write(&good, "#!/bin/sh\necho good\n").unwrap();
+    fs::write(&evil, "#!/bin/sh\necho \"evil $K\"\n").unwrap();
+    for p in [&good, &evil] {
+        fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let bot = dir.join("bot");
+    fs::copy(&good, &bot).unwrap();
+    fs::set_permissions(&bot, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.cmd()
+        .args([
+            "agent",
+            "add",
+            "bot",
+            "--allow",
+            "k",
+            "--pin-sha256",
+            "--program",
+        ])
+        .arg(&bot)
+        .assert()
+        .success();
+    // Swap the file under the pinned path as fast as possible, by rename.
+    let mut swapper = StdCommand::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && while :; do ln -f good g.tmp && mv -f g.tmp bot; ln -f evil e.tmp && mv -f e.tmp bot; done")
+        .arg("sh")
+        .arg(&dir)
+        .spawn()
+        .unwrap();
+    let (mut good_runs, mut refused, mut wins) = (0, 0, 0);
+    for _ in 0..300 {
+        let out = env.cmd().args(["exec", "--"]).arg(&bot).output().unwrap();
+        let text = stdout_of(&out);
+        if text.contains("value-race-1234") {
+            wins += 1;
+        } else if out.status.code() == Some(0) && text == "good\n" {
+            good_runs += 1;
+        } else if out.status.code() == Some(7) {
+            refused += 1;
+        }
+    }
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    eprintln!("rename race: {good_runs} ran the pinned program, {refused} refused, {wins} leaked");
+    assert_eq!(
+        wins, 0,
+        "the swapped program got the credential {wins} times"
+    );
+}
+
+#[test]
+fn a_multi_call_binary_does_not_pass_the_pin_under_another_name() {
+    let env = TestEnv::init();
+    env.add("k", b"value-multi-1234");
+    let dir = env.dir.path().join("bin");
+    fs::create_dir(&dir).unwrap();
+    // bash is a multi-call binary of sorts: run as `sh`, it is a POSIX shell. So `deploy`
+    // and `sh` below are one file, told apart only by the name they are run as (as
+    // busybox's applets are).
+    let bash = fs::canonicalize("/bin/bash").unwrap();
+    std::os::unix::fs::symlink(&bash, dir.join("deploy")).unwrap();
+    std::os::unix::fs::symlink(&bash, dir.join("sh")).unwrap();
+    env.cmd()
+        .args([
+            "agent",
+            "add",
+            "deploy",
+            "--allow",
+            "k",
+            "--pin-sha256",
+            "--program",
+        ])
+        .arg(dir.join("deploy"))
+        .assert()
+        .success();
+    let script = r#"if shopt -qo posix; then echo "posix shell $K"; else echo "deploy $K"; fi"#;
+    let out = env
+        .cmd()
+        .args(["exec", "--agent", "deploy", "--"])
+        .arg(dir.join("sh"))
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).is_empty());
+    assert!(stderr_of(&out).contains("run as sh"), "{}", stderr_of(&out));
+    let out = env
+        .cmd()
+        .args(["exec", "--agent", "deploy", "--"])
+        .arg(dir.join("deploy"))
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out), "deploy value-multi-1234\n");
+    // busybox itself is not a pin: it would pin every applet.
+    let out = env
+        .cmd()
+        .args([
+            "agent",
+            "add",
+            "any",
+            "--allow",
+            "k",
+            "--program",
+            "/bin/busybox",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("multi-call"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -11,7 +11,7 @@ use crate::model::credential::{CredentialName, Kind};
 use crate::oauth;
 use crate::policy::{self, ENV_AGENT, ExecPolicy, Names};
 
-use super::parse_names;
+use super::parse_selection;
 
 /// Run a program with credentials injected as environment variables
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ impl ExecArgs {
                     .map_or_else(|| program.to_string_lossy().into_owned(), String::from),
             );
         });
-        let only = parse_names(&self.only)?;
+        let only = parse_selection(&self.only)?;
         ctx.audit
             .note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
         let store = ctx.open_store()?;
@@ -100,13 +100,26 @@ impl ExecArgs {
                 .clone()
                 .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
         });
-        let reader = store.reader(ctx.identity()?)?;
+        // A rolled-back store can bring back a revoked grant: refused here, not warned.
+        let reader = store.reader_for_exec(ctx.identity()?)?;
         let chosen = policy::choose_agent(
             self.agent.as_deref(),
             env_agent.as_deref(),
             program,
+            args,
             |name| reader.agent(name),
         )?;
+        if chosen.is_none() {
+            let shown = crate::util::output::escape(&program.to_string_lossy());
+            if reader.defaults()?.require_agent {
+                return Err(Error::AgentRequired { program: shown }.into());
+            }
+            if only.is_empty() && reader.has_agents() {
+                eprintln!(
+                    "warning: no agent applies to {shown}, so it gets every credential (--agent NAME, or an agent named like the program or script, limits it; `agentcred config require-agent true` makes this an error)"
+                );
+            }
+        }
         ctx.audit
             .note(|d| d.agent = chosen.as_ref().map(|c| c.name.to_string()));
         let flags = ExecPolicy {
@@ -132,9 +145,14 @@ impl ExecArgs {
         });
         // An agent's credentials go only to its pinned program: run the path checked.
         // Otherwise run the file found along PATH, as execvp would have.
-        let run_path = match &selection.agent {
-            Some(chosen) => policy::check_program(chosen, &resolved)?,
-            None => resolved.found,
+        // A hash-pinned program runs through the descriptor that was hashed: `_opened`
+        // keeps it open until the program starts.
+        let (run_path, _opened) = match &selection.agent {
+            Some(chosen) => {
+                let checked = policy::check_program(chosen, &resolved, program)?;
+                (checked.path, checked.opened)
+            }
+            None => (resolved.found, None),
         };
         let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
         for (name, entry) in &selected {

@@ -52,7 +52,18 @@ impl ExportArgs {
         ctx.audit
             .note(|d| d.agent = agent.as_ref().map(ToString::to_string));
         let store = ctx.open_store()?;
-        let reader = store.reader(ctx.identity()?)?;
+        // An agent's grants are policy: a rolled-back store could bring back a revoked one.
+        let reader = if agent.is_some() {
+            store.reader_for_exec(ctx.identity()?)?
+        } else {
+            store.reader(ctx.identity()?)?
+        };
+        if agent.is_none() && reader.defaults()?.require_agent {
+            return Err(Error::AgentRequired {
+                program: "export".into(),
+            }
+            .into());
+        }
         let names: Vec<CredentialName> = if let Some(name) = agent {
             let found = reader.agent(&name)?.ok_or_else(|| Error::AgentNotFound {
                 name: name.to_string(),

@@ -7,6 +7,7 @@ mod argv;
 mod audit;
 pub mod complete;
 mod completions;
+mod config;
 pub mod context;
 mod doctor;
 mod due;
@@ -85,6 +86,7 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
     Audit(audit::AuditArgs),
+    Config(config::ConfigArgs),
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
     Scan(scan::ScanArgs),
@@ -112,6 +114,7 @@ impl Command {
             Command::Completions(args) => args.run(ctx),
             Command::Agent(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),
+            Command::Config(args) => args.run(ctx),
             Command::Unlock(args) => args.run(ctx),
             Command::Lock(args) => args.run(ctx),
             Command::Scan(args) => args.run(ctx),

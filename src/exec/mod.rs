@@ -23,6 +23,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
+use crate::backend::vault::ENV_UNLOCKING;
 use crate::crypto::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::error::{Error, Result};
 use crate::manifest::{Defaults, Entry};
@@ -39,8 +40,17 @@ use spawn::{Program, Signals};
 /// Variables kept by `--clean-env`.
 pub const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "USER", "LANG", "TERM", "TMPDIR"];
 
-/// Never passed to the child: they unlock the store.
-const WITHHELD: &[&str] = &[ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE];
+/// Never passed to the child: they unlock the store, or a backend (a Vault token reads
+/// every value under the store's prefix, not just the ones the program was given).
+const WITHHELD: &[&str] = &[
+    ENV_IDENTITY,
+    ENV_IDENTITY_FILE,
+    ENV_PASSPHRASE,
+    ENV_UNLOCKING[0],
+    ENV_UNLOCKING[1],
+    ENV_UNLOCKING[2],
+    ENV_UNLOCKING[3],
+];
 
 /// One credential to inject.
 pub struct Injection {

@@ -75,9 +75,35 @@ fn is_executable(path: &Path) -> bool {
     rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
+/// Multi-call binaries: one file that is `sh`, `ls`, `wget` and the rest, by the name it is
+/// run as. Pinning one by its own name would pin every applet.
+const MULTI_CALL: &[&str] = &["busybox", "toybox"];
+
+/// A pin: the canonical path, and the name the program is run as (its file name as given,
+/// which a multi-call binary dispatches on: `deploy` for a symlink to busybox).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    pub path: String,
+    pub name: String,
+}
+
 /// Resolve `--program PATH` for `agent add`: through `PATH` when it has no `/`, to the
-/// canonical path that will be pinned. Not found is exit 4; it must be text to be stored.
-pub fn pin_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<String> {
+/// canonical path that will be pinned, and the name it is run as. Not found is exit 4; it
+/// must be text to be stored; a multi-call binary is pinned by an applet's name only.
+pub fn pin_program(program: &OsStr, path_var: Option<&OsStr>) -> Result<Pin> {
+    let name = program_basename(program)
+        .ok_or_else(|| Error::Usage("the program's file name is not UTF-8 text".into()))?
+        .to_string();
+    if MULTI_CALL.contains(&name.as_str()) {
+        return Err(Error::Usage(format!(
+            "{name} is a multi-call binary: pinning it pins every program it can be; pin the one it runs as (a symlink named like it, such as /usr/local/bin/deploy)"
+        )));
+    }
+    let path = pin_path(program, path_var)?;
+    Ok(Pin { path, name })
+}
+
+fn pin_path(program: &OsStr, path_var: Option<&OsStr>) -> Result<String> {
     let resolved = resolve_program(program, path_var).map_err(|e| match e {
         Error::CommandNotFound { program } => Error::ProgramNotFound { program },
         Error::NotExecutable { program } => {
@@ -107,6 +133,32 @@ pub fn program_sha256(path: &Path) -> Result<String> {
                 e,
             )
         })
+}
+
+/// A pinned program opened once: hashed through this file, and run through it
+/// (`/dev/fd/N`), so that what runs is what was hashed, whatever is renamed over its path
+/// meanwhile. The descriptor is kept open across `exec` (a script's interpreter opens it
+/// by that name; the program inherits one read-only descriptor of its own file).
+pub struct OpenedProgram {
+    pub file: std::fs::File,
+    pub sha256: String,
+}
+
+impl OpenedProgram {
+    pub fn open(path: &Path) -> Result<Self> {
+        let shown = || format!("cannot read {}", escape(&path.to_string_lossy()));
+        let file = std::fs::File::open(path).map_err(|e| Error::io(shown(), e))?;
+        let sha256 = sha256_reader(&file).map_err(|e| Error::io(shown(), e))?;
+        rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::empty())
+            .map_err(|e| Error::io(shown(), e.into()))?;
+        Ok(OpenedProgram { file, sha256 })
+    }
+
+    /// The name that runs this open file.
+    pub fn run_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/dev/fd/{}", self.file.as_raw_fd()))
+    }
 }
 
 /// Why a program could not be started, as env(1) reports it: 127 not found, 126 otherwise.

@@ -68,6 +68,10 @@ pub struct Manifest {
 pub struct Defaults {
     pub rotate_every: Period,
     pub due_soon_window: Period,
+    /// `exec` and `export` refuse to run without an agent (`agentcred config require-agent
+    /// true`): no program gets every credential by accident. Sealed with the rest.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_agent: bool,
 }
 
 impl Default for Defaults {
@@ -75,6 +79,7 @@ impl Default for Defaults {
         Defaults {
             rotate_every: Period::days(90),
             due_soon_window: Period::days(14),
+            require_agent: false,
         }
     }
 }
@@ -226,6 +231,10 @@ pub struct Agent {
     /// The SHA-256 (hex) that executable must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_sha256: Option<String>,
+    /// The name the program must be run as (a multi-call binary dispatches on it); older
+    /// pins have none and use the pinned path's file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_name: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub clean_env: bool,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -385,6 +394,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             program: program.map(String::from),
             program_sha256: program.map(|_| "ab".repeat(32)),
+            program_name: None,
             clean_env: true,
             mask: program.is_some(),
             deny_overdue: false,

@@ -302,7 +302,7 @@ pub fn audit_anchor(root: &Path) -> Option<AuditAnchor> {
 }
 
 /// Remember where the audit log ends now. Called with the log's lock held; `durable` as
-/// the log line itself was (a read's line is not fsynced, see [`crate::audit::append`]).
+/// the log line itself was (a read's line is not fsynced: see the audit log's writer).
 pub fn save_audit_anchor(root: &Path, anchor: &AuditAnchor, durable: bool) -> std::io::Result<()> {
     let Some((dir, file)) = anchor_file(root) else {
         return Err(std::io::Error::other("no state directory"));
