@@ -301,7 +301,7 @@ impl Selection {
             (None, false) => {
                 let _ = write!(
                     text,
-                    "every credential: no --only, no --agent, no {ENV_AGENT}, and no agent named like {}",
+                    "every credential: no --only, no --agent, no {ENV_AGENT}, and no agent named {}",
                     escape(&program_basename(program).map_or_else(
                         || Path::new(program).to_string_lossy().into_owned(),
                         String::from

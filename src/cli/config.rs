@@ -18,6 +18,10 @@ pub struct ConfigArgs {
 enum Setting {
     /// Make exec (and export) refuse to run when no agent applies, so no program gets
     /// every credential by accident
+    #[command(after_help = "Examples:
+  agentcred config require-agent true     # exec without an agent is refused (exit 7)
+  agentcred config require-agent false    # back to a warning
+  agentcred config require-agent          # prints true or false")]
     RequireAgent {
         /// true or false; without it, print the setting
         #[arg(value_parser = clap::builder::BoolishValueParser::new())]
