@@ -307,10 +307,12 @@ fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Op
             report.ok(
                 "manifest",
                 format!(
-                    "seal verified: generation {}, {} credentials, {} agents",
+                    "seal verified: generation {}, {} credential{}, {} agent{}",
                     manifest.generation,
                     manifest.credentials.len(),
-                    manifest.agents.len()
+                    plural(manifest.credentials.len()),
+                    manifest.agents.len(),
+                    plural(manifest.agents.len())
                 ),
             );
             check_rollback(&manifest, report);
@@ -615,7 +617,14 @@ fn check_audit(root: &Path, report: &mut Report) {
     match crate::audit::verify_log(root) {
         Ok(scan) => match scan.broken {
             None if scan.lines == 0 => report.ok("audit", "no audit log on this machine yet"),
-            None => report.ok("audit", format!("{} events, chain intact", scan.lines)),
+            None => report.ok(
+                "audit",
+                format!(
+                    "{} event{}, chain intact",
+                    scan.lines,
+                    plural(usize::try_from(scan.lines).unwrap_or(usize::MAX))
+                ),
+            ),
             Some(e) => report.problem(
                 "audit",
                 e.to_string(),
