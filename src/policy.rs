@@ -9,15 +9,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::crypto::integrity;
 use crate::error::{Error, Result};
 use crate::manifest::Agent;
 use crate::model::credential::{AgentName, CredentialName};
 use crate::util::output::escape;
 
-use crate::exec::program::{OpenedProgram, Program, program_basename};
+use crate::util::fs::program_basename;
 
 /// The variable that names the agent: read by `exec`, and set for the child it starts.
 pub const ENV_AGENT: &str = "AGENTCRED_AGENT";
@@ -313,64 +312,6 @@ impl Selection {
     }
 }
 
-/// What to run after [`check_program`]: a path, and, for a hash-pinned program, the open
-/// file that was hashed (to be kept open until the program starts: `path` names it).
-pub struct Checked {
-    pub path: PathBuf,
-    pub opened: Option<OpenedProgram>,
-}
-
-/// Refuse to give an agent's credentials to anything but its pinned program, run under
-/// its pinned name (`invoked`: CMD as typed; a multi-call binary is another program under
-/// another name), and, when a hash is pinned, to that program changed: the file is hashed
-/// and run through one open descriptor, so a rename between the two cannot swap it.
-pub fn check_program(chosen: &Chosen, program: &Program, invoked: &OsStr) -> Result<Checked> {
-    let Some(pinned) = &chosen.agent.program else {
-        return Ok(Checked {
-            path: program.found.clone(),
-            opened: None,
-        });
-    };
-    let wrong = |shown: String| Error::WrongProgram {
-        agent: chosen.name.to_string(),
-        pinned: escape(pinned),
-        program: shown,
-    };
-    if program.canonical != Path::new(pinned) {
-        return Err(wrong(escape(&program.canonical.to_string_lossy())));
-    }
-    let expected_name = chosen
-        .agent
-        .program_name
-        .as_deref()
-        .or_else(|| program_basename(OsStr::new(pinned)));
-    let invoked_name = program_basename(invoked);
-    if invoked_name != expected_name {
-        return Err(wrong(format!(
-            "{} run as {}",
-            escape(pinned),
-            escape(invoked_name.unwrap_or("?"))
-        )));
-    }
-    let Some(expected) = &chosen.agent.program_sha256 else {
-        return Ok(Checked {
-            path: program.canonical.clone(),
-            opened: None,
-        });
-    };
-    let opened = OpenedProgram::open(&program.canonical)?;
-    if !integrity::tags_equal(&opened.sha256, expected) {
-        return Err(Error::ProgramChanged {
-            agent: chosen.name.to_string(),
-            program: escape(pinned),
-        });
-    }
-    Ok(Checked {
-        path: opened.run_path(),
-        opened: Some(opened),
-    })
-}
-
 /// The child's `AGENTCRED_AGENT`: the agent used, and never an inherited value otherwise.
 pub fn set_agent_var(env: &mut Vec<(OsString, OsString)>, agent: Option<&AgentName>) {
     env.retain(|(key, _)| key != ENV_AGENT);
@@ -382,7 +323,7 @@ pub fn set_agent_var(env: &mut Vec<(OsString, OsString)>, agent: Option<&AgentNa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::program::{pin_program, program_sha256, resolve_program};
+    use crate::exec::program::{check_program, pin_program, program_sha256, resolve_program};
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
 

@@ -40,11 +40,10 @@ impl ConfigArgs {
         };
         ctx.audit.begin("config");
         let mut txn = store.begin(identity)?;
-        if txn.manifest.defaults.require_agent == value {
+        if !txn.set_require_agent(value) {
             eprintln!("require-agent is already {value}");
             return Ok(());
         }
-        txn.manifest.defaults.require_agent = value;
         ctx.audit.ok()?;
         txn.commit()?;
         eprintln!(

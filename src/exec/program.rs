@@ -5,17 +5,16 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::crypto::integrity;
 use crate::error::{Error, Result};
+use crate::policy::Chosen;
 use crate::util::hash::sha256_reader;
 use crate::util::output::escape;
 
+pub use crate::util::fs::program_basename;
+
 /// Where `execvp` looks when `PATH` is unset.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// The file name of CMD as given (`./bin/mybot` -> `mybot`), when it is text.
-pub fn program_basename(program: &OsStr) -> Option<&str> {
-    Path::new(program).file_name().and_then(OsStr::to_str)
-}
 
 /// A program as `exec` runs it: the path found (like `execvp`: CMD with a `/` as given,
 /// else the first executable `dir/CMD` along `PATH`, `./CMD` for an empty entry) and its
@@ -171,4 +170,62 @@ pub fn launch_error(program: &OsStr, error: io::Error) -> Error {
             program: format!("{program}: {error}"),
         },
     }
+}
+
+/// What to run after [`check_program`]: a path, and, for a hash-pinned program, the open
+/// file that was hashed (to be kept open until the program starts: `path` names it).
+pub struct Checked {
+    pub path: PathBuf,
+    pub opened: Option<OpenedProgram>,
+}
+
+/// Refuse to give an agent's credentials to anything but its pinned program, run under
+/// its pinned name (`invoked`: CMD as typed; a multi-call binary is another program under
+/// another name), and, when a hash is pinned, to that program changed: the file is hashed
+/// and run through one open descriptor, so a rename between the two cannot swap it.
+pub fn check_program(chosen: &Chosen, program: &Program, invoked: &OsStr) -> Result<Checked> {
+    let Some(pinned) = &chosen.agent.program else {
+        return Ok(Checked {
+            path: program.found.clone(),
+            opened: None,
+        });
+    };
+    let wrong = |shown: String| Error::WrongProgram {
+        agent: chosen.name.to_string(),
+        pinned: escape(pinned),
+        program: shown,
+    };
+    if program.canonical != Path::new(pinned) {
+        return Err(wrong(escape(&program.canonical.to_string_lossy())));
+    }
+    let expected_name = chosen
+        .agent
+        .program_name
+        .as_deref()
+        .or_else(|| program_basename(OsStr::new(pinned)));
+    let invoked_name = program_basename(invoked);
+    if invoked_name != expected_name {
+        return Err(wrong(format!(
+            "{} run as {}",
+            escape(pinned),
+            escape(invoked_name.unwrap_or("?"))
+        )));
+    }
+    let Some(expected) = &chosen.agent.program_sha256 else {
+        return Ok(Checked {
+            path: program.canonical.clone(),
+            opened: None,
+        });
+    };
+    let opened = OpenedProgram::open(&program.canonical)?;
+    if !integrity::tags_equal(&opened.sha256, expected) {
+        return Err(Error::ProgramChanged {
+            agent: chosen.name.to_string(),
+            program: escape(pinned),
+        });
+    }
+    Ok(Checked {
+        path: opened.run_path(),
+        opened: Some(opened),
+    })
 }
