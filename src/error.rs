@@ -84,6 +84,9 @@ pub enum Error {
     #[error("agent {agent} is not allowed credential {name}")]
     NotAllowed { agent: String, name: String },
 
+    #[error("this store requires an agent (require_agent), and none applies to {program}")]
+    AgentRequired { program: String },
+
     #[error("agent {agent} may only run {pinned}, not {program}")]
     WrongProgram {
         agent: String,
@@ -236,9 +239,16 @@ pub enum Error {
     Untrusted { detail: String },
 
     #[error(
-        "this store is at generation {generation}, older than generation {seen} seen on this machine; refusing to write over a rollback"
+        "this store is at generation {generation}, older than generation {seen} {}; refusing to {doing} a rollback (it can bring back revoked grants and removed recipients)",
+        if *.pinned { "pinned by AGENTCRED_MIN_GENERATION" } else { "seen on this machine" }
     )]
-    RolledBack { generation: u64, seen: u64 },
+    RolledBack {
+        generation: u64,
+        seen: u64,
+        pinned: bool,
+        /// `write over` or `run a program from`.
+        doing: &'static str,
+    },
 
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
@@ -289,6 +299,7 @@ impl Error {
             | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
             Error::NotAllowed { .. }
+            | Error::AgentRequired { .. }
             | Error::WrongProgram { .. }
             | Error::ProgramChanged { .. } => Exit::Denied,
             Error::NoIdentity
@@ -336,6 +347,7 @@ impl Error {
             Error::RecipientNotFound { .. } => {
                 "`agentcred recipients list` shows them".into()
             }
+            Error::AgentRequired { .. } => "name one with --agent NAME (or AGENTCRED_AGENT), or run a program or script named like an agent; `agentcred config require-agent false` turns the requirement off".into(),
             Error::NotAllowed { agent, name } => {
                 format!("`agentcred agent grant {agent} {name}` allows it")
             }
@@ -373,7 +385,8 @@ impl Error {
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
             Error::Untrusted { .. } => "if the change was deliberate, accept it with `agentcred doctor --trust`; otherwise restore the store from git".into(),
-            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate, accept it with `agentcred doctor --trust`".into(),
+            Error::RolledBack { pinned: true, .. } => "`git pull` the current store, or lower AGENTCRED_MIN_GENERATION if going back was deliberate".into(),
+            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate (a checkout of an older state), accept it with `agentcred doctor --trust`".into(),
             Error::NotEnvSafe { name, .. } => format!(
                 "store it as a file credential (`agentcred add {name} --kind file --force --from-file PATH`): the program then gets the path of a private file holding it, which has no size or NUL limit"
             ),
@@ -391,6 +404,14 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        // Store files are opened with O_NOFOLLOW: ELOOP means a symlink was put where a
+        // store file belongs, which is tampering, not an I/O accident (exit 6).
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            return Error::Integrity {
+                what: context.into(),
+                detail: "it is a symlink (store files are never followed)".into(),
+            };
+        }
         Error::Io {
             context: context.into(),
             cause: source,

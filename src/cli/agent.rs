@@ -194,22 +194,19 @@ impl AddArgs {
             d.agent = Some(name.to_string());
             d.credentials = to_strings(&allow);
         });
-        let (program, program_sha256) = match &self.program {
+        let (program, program_sha256, program_name) = match &self.program {
             Some(path) => {
-                let pinned =
+                let pin =
                     crate::exec::program::pin_program(path, std::env::var_os("PATH").as_deref())?;
                 let sha = if self.pin_sha256 {
-                    Some(crate::exec::program::program_sha256(pinned.as_ref())?)
+                    Some(crate::exec::program::program_sha256(pin.path.as_ref())?)
                 } else {
                     None
                 };
-                ctx.audit.note(|d| {
-                    d.program =
-                        crate::exec::program::program_basename(pinned.as_ref()).map(String::from);
-                });
-                (Some(pinned), sha)
+                ctx.audit.note(|d| d.program = Some(pin.name.clone()));
+                (Some(pin.path), sha, Some(pin.name))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
@@ -235,6 +232,7 @@ impl AddArgs {
             allow: allow.iter().map(ToString::to_string).collect(),
             program,
             program_sha256,
+            program_name,
             clean_env: self.clean_env,
             mask: self.mask,
             deny_overdue: self.deny_overdue,

@@ -114,7 +114,7 @@ impl AddArgs {
         let pinned = pin::pin_program(program, std::env::var_os("PATH").as_deref())?;
         ctx.audit.note(|d| {
             d.agent = Some(agent_name.to_string());
-            d.program = pin::program_basename(pinned.as_ref()).map(String::from);
+            d.program = pin::program_basename(pinned.path.as_ref()).map(String::from);
         });
         let args = args
             .iter()
@@ -127,8 +127,8 @@ impl AddArgs {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let declared = AgentCommand {
-            program_sha256: pin::program_sha256(pinned.as_ref())?,
-            program: pinned,
+            program_sha256: pin::program_sha256(pinned.path.as_ref())?,
+            program: pinned.path,
             args,
             extra_args: self.allow_args,
             read_only: self.read_only,

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
+use crate::backend::vault::ENV_UNLOCKING;
 use crate::crypto::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::error::{Error, Result};
 use crate::manifest::{Defaults, Entry};
@@ -41,8 +42,17 @@ use spawn::{Program, Signals};
 /// Variables kept by `--clean-env`.
 pub const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "USER", "LANG", "TERM", "TMPDIR"];
 
-/// Never passed to the child: they unlock the store.
-const WITHHELD: &[&str] = &[ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE];
+/// Never passed to the child: they unlock the store, or a backend (a Vault token reads
+/// every value under the store's prefix, not just the ones the program was given).
+const WITHHELD: &[&str] = &[
+    ENV_IDENTITY,
+    ENV_IDENTITY_FILE,
+    ENV_PASSPHRASE,
+    ENV_UNLOCKING[0],
+    ENV_UNLOCKING[1],
+    ENV_UNLOCKING[2],
+    ENV_UNLOCKING[3],
+];
 
 /// One credential to inject.
 pub struct Injection {
@@ -175,6 +185,9 @@ pub struct ExecPlan {
     /// Run the program in this sandbox ([`crate::sandbox`]), already checked to be
     /// possible on this machine.
     pub sandbox: Option<crate::sandbox::Spec>,
+    /// A hash-pinned program's open file, which `program` (`/dev/fd/N`) names: kept open
+    /// until the program starts, so what runs is what was hashed.
+    pub pinned: Option<program::OpenedProgram>,
 }
 
 /// How a plan is carried out.
@@ -204,6 +217,8 @@ impl ExecPlan {
 /// or 128+N when signal N killed it), after removing the files it wrote.
 /// `say` hears the warnings and `-v` notes (the caller prints them).
 pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)) -> Result<i32> {
+    // Until the program has started (or this returns), the pinned file stays open.
+    let _pinned = &plan.pinned;
     let base = filecred::base_dir();
     // Directories a killed agentcred left are cleaned by the next run that writes file
     // credentials (not by every exec: that would list the temp dir each time).

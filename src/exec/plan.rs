@@ -81,6 +81,13 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         );
     });
     let only = CredentialName::parse_list(&request.only)?;
+    // `--only ""` or `--only ,` names nothing: never "everything".
+    if !request.only.is_empty() && only.is_empty() {
+        return Err(Error::Usage(
+            "--only names no credential; name at least one (--only NAME,...)".into(),
+        )
+        .into());
+    }
     audit.note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
     let store = open_store()?;
     let resolved = resolve_program(program, std::env::var_os("PATH").as_deref())?;
@@ -91,13 +98,26 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
             .clone()
             .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
     });
-    let reader = store.reader(identity()?)?;
+    // A rolled-back store can bring back a revoked grant: refused here, not warned.
+    let reader = store.reader_for_exec(identity()?)?;
     let chosen = policy::choose_agent(
         request.agent.as_deref(),
         env_agent.as_deref(),
         program,
+        args,
         |name| reader.agent(name),
     )?;
+    if chosen.is_none() {
+        let shown = escape(&program.to_string_lossy());
+        if reader.defaults()?.require_agent {
+            return Err(Error::AgentRequired { program: shown }.into());
+        }
+        if only.is_empty() && reader.has_agents() {
+            say(&format!(
+                "warning: no agent applies to {shown}, so it gets every credential (--agent NAME, or an agent named like the program or script, limits it; `agentcred config require-agent true` makes this an error)"
+            ));
+        }
+    }
     audit.note(|d| d.agent = chosen.as_ref().map(|c| c.name.to_string()));
     let flags = ExecPolicy {
         clean_env: request.clean_env,
@@ -124,9 +144,13 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
     });
     // An agent's credentials go only to its pinned program: run the path checked.
     // Otherwise run the file found along PATH, as execvp would have.
-    let run_path = match &selection.agent {
-        Some(chosen) => check_program(chosen, &resolved)?,
-        None => resolved.found,
+    // A hash-pinned program runs through the descriptor that was hashed (`pinned`).
+    let (run_path, pinned) = match &selection.agent {
+        Some(chosen) => {
+            let checked = check_program(chosen, &resolved, program)?;
+            (checked.path, checked.opened)
+        }
+        None => (resolved.found, None),
     };
     let mut targets: BTreeMap<&str, &CredentialName> = BTreeMap::new();
     for (name, entry) in &selected {
@@ -265,6 +289,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         agent: selection.agent.map(|chosen| chosen.name),
         broker,
         sandbox,
+        pinned,
     })
 }
 

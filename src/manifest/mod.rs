@@ -68,6 +68,10 @@ pub struct Manifest {
 pub struct Defaults {
     pub rotate_every: Period,
     pub due_soon_window: Period,
+    /// `exec` and `export` refuse to run without an agent (`agentcred config require-agent
+    /// true`): no program gets every credential by accident. Sealed with the rest.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_agent: bool,
 }
 
 impl Default for Defaults {
@@ -75,6 +79,7 @@ impl Default for Defaults {
         Defaults {
             rotate_every: Period::days(90),
             due_soon_window: Period::days(14),
+            require_agent: false,
         }
     }
 }
@@ -229,6 +234,10 @@ pub struct Agent {
     /// The SHA-256 (hex) that executable must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_sha256: Option<String>,
+    /// The name the program must be run as (a multi-call binary dispatches on it); older
+    /// pins have none and use the pinned path's file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_name: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub clean_env: bool,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -431,6 +440,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             program: program.map(String::from),
             program_sha256: program.map(|_| "ab".repeat(32)),
+            program_name: None,
             clean_env: true,
             mask: program.is_some(),
             deny_overdue: false,
@@ -637,5 +647,65 @@ mod tests {
         // A Windows checkout still verifies.
         let crlf = text.replace('\n', "\r\n");
         assert!(seal_ok(&crlf, &key).unwrap());
+    }
+}
+
+/// No manifest text makes the parsers panic: a manifest is read from disk and may be
+/// anything (issue 14: one holding `rotate_every = "19999y"` made every command panic).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = "format = 1\nstore_id = \"a0c2554afd5478a9\"\ngeneration = 1\nrecipients_sha256 = \"f6\"\nseal = \"x\"\n\n[defaults]\nrotate_every = \"90d\"\ndue_soon_window = \"14d\"\n\n[credentials.foo]\nenv = \"FOO\"\nkind = \"secret\"\nbackend = \"age\"\ncreated_at = \"2026-11-30T14:22:50Z\"\nrotated_at = \"2026-11-30T14:22:50Z\"\nrotate_every = \"30d\"\nmac = \"m\"\n\n[agents.bot]\nallow = [\"foo\"]\n";
+
+    fn exercise(text: &str) {
+        let _ = header(text);
+        let _ = find_defaults(text);
+        let _ = find_vault(text);
+        let _ = table_names(text, "credentials");
+        let _ = table_names(text, "agents");
+        if let Ok(name) = CredentialName::parse("foo") {
+            let _ = find_entry(text, &name);
+        }
+        if let Ok(name) = AgentName::parse("bot") {
+            let _ = find_agent(text, &name);
+        }
+        let _ = Manifest::parse_sealed(text);
+        if let Ok(manifest) = Manifest::parse_any(text) {
+            for entry in manifest.credentials.values() {
+                let _ = entry.due_at(&manifest.defaults);
+                let _ = entry.expires_before_due(&manifest.defaults);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text(text in "\\PC{0,400}") {
+            exercise(&text);
+        }
+
+        #[test]
+        fn a_valid_manifest_with_any_field_value(period in "\\PC{0,12}|[0-9]{1,12}(h|d|w|mo|y)", date in "\\PC{0,30}|-?[0-9]{1,6}-[0-9]{2}-[0-9]{2}(T00:00:00Z)?") {
+            let text = VALID
+                .replace("\"30d\"", &format!("{period:?}"))
+                .replace("\"14d\"", &format!("{period:?}"))
+                .replace("\"2026-11-30T14:22:50Z\"", &format!("{date:?}"));
+            exercise(&text);
+        }
+
+        #[test]
+        fn a_valid_manifest_cut_anywhere(cut in 0usize..600, insert in "\\PC{0,8}") {
+            let mut text = VALID.to_string();
+            let mut at = cut.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            text.insert_str(at, &insert);
+            exercise(&text);
+            exercise(&VALID[..cut.min(VALID.len())]);
+        }
     }
 }

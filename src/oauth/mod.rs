@@ -133,7 +133,10 @@ pub fn access_token(
     {
         (cache.say)(&format!(
             "note: the token endpoint of {name} issued a token of type {}, not Bearer; it is injected as is",
-            escape(&truncate(kind, MAX_ERROR_CODE))
+            escape(&truncate(
+                &redact(kind, client.secret.expose_secret()),
+                MAX_ERROR_CODE
+            ))
         ));
     }
     say(format!("obtained a new access token ({})", token.expiry()));
@@ -448,13 +451,11 @@ fn server_error(
     })
 }
 
+/// `text` without the secret in any form a server may echo: as is, base64 (a Basic
+/// header), percent- or form-encoded (as it was sent), JSON-escaped, or cut short.
 fn redact(text: &str, secret: &[u8]) -> String {
-    match std::str::from_utf8(secret) {
-        Ok(secret) if secret.len() >= 4 && text.contains(secret) => {
-            text.replace(secret, "<redacted>")
-        }
-        _ => text.to_string(),
-    }
+    let sent = form_encode(secret);
+    crate::mask::redact(text, &[secret, sent.as_bytes()])
 }
 
 fn truncate(text: &str, max: usize) -> String {

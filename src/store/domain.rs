@@ -312,6 +312,14 @@ impl Txn<'_> {
         self.manifest.vault = Some(settings);
     }
 
+    /// Set `require_agent` (exec and export refuse to run when no agent applies); returns
+    /// whether it changed.
+    pub fn set_require_agent(&mut self, value: bool) -> bool {
+        let changed = self.manifest.defaults.require_agent != value;
+        self.manifest.defaults.require_agent = value;
+        changed
+    }
+
     fn entry_mut(&mut self, name: &CredentialName) -> Result<&mut Entry> {
         self.manifest
             .credentials
