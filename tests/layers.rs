@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("broker", 7),
     ("sandbox", 7),
     ("mcp", 7),
+    ("gitmerge", 7),
     ("cli", 8),
 ];
 

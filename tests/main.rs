@@ -12,6 +12,7 @@ mod doctor;
 mod exec;
 mod filecred;
 mod generated;
+mod gitmerge;
 mod integrity;
 mod interop;
 mod keychain;

@@ -12,12 +12,15 @@ mod due;
 mod exec;
 mod export;
 mod get;
+mod git_setup;
 mod identity;
 mod import;
 mod init;
 mod input;
 mod list;
+mod merge_driver;
 mod recipients;
+mod resolve;
 mod rm;
 mod rotate;
 mod scan;
@@ -87,6 +90,9 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
     Scan(scan::ScanArgs),
+    GitSetup(git_setup::GitSetupArgs),
+    Resolve(resolve::ResolveArgs),
+    MergeDriver(merge_driver::MergeDriverArgs),
 }
 
 impl Command {
@@ -114,6 +120,9 @@ impl Command {
             Command::Unlock(args) => args.run(ctx),
             Command::Lock(args) => args.run(ctx),
             Command::Scan(args) => args.run(ctx),
+            Command::GitSetup(args) => args.run(ctx),
+            Command::Resolve(args) => args.run(ctx),
+            Command::MergeDriver(args) => args.run(ctx),
         }
     }
 }
