@@ -434,3 +434,35 @@ fn the_driver_never_prompts_and_refuses_without_an_identity() {
         "nothing written"
     );
 }
+
+#[test]
+fn git_setup_outside_a_work_tree_says_so_and_init_there_registers_nothing() {
+    let env = member();
+    let (out, _) = ok(&env, &["init"]);
+    assert!(!out.contains("merge driver"), "{out}");
+    assert!(!env.store.join(".gitattributes").exists());
+    let out = env.cmd().arg("git-setup").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is not in a git work tree"),
+        "{}",
+        stderr_of(&out)
+    );
+    // Run twice in a work tree, it writes each attribute once and keeps other lines.
+    git(&env, &env.store, &["init", "-q"]);
+    std::fs::write(env.store.join(".gitattributes"), "*.md text\n").unwrap();
+    ok(&env, &["git-setup"]);
+    ok(&env, &["git-setup"]);
+    let text = std::fs::read_to_string(env.store.join(".gitattributes")).unwrap();
+    assert!(text.starts_with("*.md text\n"), "{text}");
+    assert_eq!(
+        text.matches("agentcred.toml merge=agentcred").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("secrets/*.age merge=binary").count(),
+        1,
+        "{text}"
+    );
+}

@@ -13,10 +13,13 @@ use crate::util::output::escape;
 /// Merge agentcred.toml / recipients.txt for git (registered by init and git-setup)
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Git runs this; you do not. `agentcred git-setup` registers it:
-  git config merge.agentcred.driver 'agentcred merge-driver %O %A %B %P'
-It never prompts: the identity must unlock without a terminal (a plain identity file, the
-keychain, AGENTCRED_IDENTITY, or AGENTCRED_PASSPHRASE). On failure git reports a conflict."
+    after_help = "Git runs this; you do not. It never prompts: the identity must unlock without a
+terminal (a plain identity file, the keychain, AGENTCRED_IDENTITY, or AGENTCRED_PASSPHRASE).
+On failure git reports a conflict.
+
+Examples:
+  agentcred git-setup          # registers it in this clone's git config, as:
+  git config merge.agentcred.driver 'agentcred merge-driver %O %A %B %P'"
 )]
 pub struct MergeDriverArgs {
     /// The common ancestor's version (%O)
