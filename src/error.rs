@@ -15,6 +15,35 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A mistyped flag given where the program goes (`exec --bogus`).
+    #[error(
+        "unknown option {option} for exec{guess} (the program goes after --; a program named like an option needs ./)"
+    )]
+    UnknownExecOption { option: String, guess: String },
+
+    /// Two selected credentials would set the same variable.
+    #[error("credentials {first} and {second} are both injected as {env}; choose one with --only")]
+    DuplicateEnv {
+        first: String,
+        second: String,
+        env: String,
+    },
+
+    /// A question only a person can answer, with no terminal to ask it on.
+    #[error("refusing to {what} without --yes: there is no terminal to confirm on")]
+    NeedsConfirmation { what: String },
+
+    /// No value given (stdin empty or closed, no prompt allowed).
+    #[error("no value for {name} ({why}): pipe it on stdin or use --from-file")]
+    NoValue { name: String, why: &'static str },
+
+    #[error("the value for {name} is larger than 16 MiB")]
+    ValueTooLarge { name: String },
+
+    /// A date flag (`--rotated-at`) set after now.
+    #[error("{flag} cannot be in the future")]
+    FutureDate { flag: &'static str },
+
     #[error("invalid credential name {name}: {reason}")]
     InvalidName { name: String, reason: String },
 
@@ -210,6 +239,10 @@ pub enum Error {
 
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
+
+    /// Another agentcred held the store's lock for the whole wait.
+    #[error("cannot lock the store in {}: another agentcred has held its lock for {seconds} s", path.display())]
+    StoreBusy { path: PathBuf, seconds: u64 },
 }
 
 impl Error {
@@ -217,6 +250,12 @@ impl Error {
         match self {
             Error::Unhealthy { exit, .. } => *exit,
             Error::Usage(_)
+            | Error::UnknownExecOption { .. }
+            | Error::DuplicateEnv { .. }
+            | Error::NeedsConfirmation { .. }
+            | Error::NoValue { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::FutureDate { .. }
             | Error::VaultNotConfigured
             | Error::InvalidName { .. }
             | Error::InvalidAgentName { .. }
@@ -231,6 +270,7 @@ impl Error {
             | Error::VaultFailed { .. }
             | Error::Unsupported(_) => Exit::Failure,
             Error::Io { .. }
+            | Error::StoreBusy { .. }
             | Error::RotationCommand { .. }
             | Error::Unchanged { .. }
             | Error::Leaked { .. } => Exit::Failure,

@@ -157,7 +157,7 @@ impl AgentArgs {
 
 /// Refuse a credential name the store does not have (exit 4).
 fn check_exist(txn: &Txn<'_>, names: &[CredentialName]) -> Result<(), Error> {
-    match names.iter().find(|n| txn.manifest.entry(n).is_none()) {
+    match names.iter().find(|n| txn.entry(n).is_none()) {
         Some(missing) => Err(Error::CredentialNotFound {
             name: missing.to_string(),
         }),
@@ -203,7 +203,7 @@ impl AddArgs {
         };
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
-        if txn.manifest.agent(&name).is_some() && !self.force {
+        if txn.agent(&name).is_some() && !self.force {
             return Err(Error::AgentExists {
                 name: name.to_string(),
             }
@@ -232,7 +232,7 @@ impl AddArgs {
             created_by: user_at_host(),
             mac: String::new(),
         };
-        txn.manifest.agents.insert(name.to_string(), agent);
+        txn.put_agent(&name, agent);
         ctx.audit.ok()?;
         txn.commit()?;
         eprintln!("{summary}");
@@ -247,11 +247,7 @@ impl RmArgs {
         ctx.audit.note(|d| d.agent = Some(name.to_string()));
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
-        let removed = txn
-            .manifest
-            .agents
-            .remove(name.as_str())
-            .ok_or_else(|| not_found(&name))?;
+        let removed = txn.remove_agent(&name).ok_or_else(|| not_found(&name))?;
         ctx.audit
             .note(|d| d.credentials = removed.allow.iter().cloned().collect());
         ctx.audit.ok()?;
@@ -278,28 +274,13 @@ fn change_allowance(
     });
     let store = ctx.open_store()?;
     let mut txn = store.begin(ctx.identity()?)?;
-    if txn.manifest.agent(&name).is_none() {
+    if txn.agent(&name).is_none() {
         return Err(not_found(&name).into());
     }
     if grant {
         check_exist(&txn, &names)?;
     }
-    let agent = txn
-        .manifest
-        .agents
-        .get_mut(name.as_str())
-        .ok_or_else(|| not_found(&name))?;
-    let mut unchanged = Vec::new();
-    for credential in &names {
-        let changed = if grant {
-            agent.allow.insert(credential.to_string())
-        } else {
-            agent.allow.remove(credential.as_str())
-        };
-        if !changed {
-            unchanged.push(credential.to_string());
-        }
-    }
+    let (unchanged, agent) = txn.change_allowance(&name, &names, grant)?;
     let now_allowed = agent.allow.iter().cloned().collect::<Vec<_>>().join(", ");
     if unchanged.len() == names.len() {
         eprintln!(

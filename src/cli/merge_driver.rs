@@ -41,10 +41,15 @@ impl MergeDriverArgs {
                 "agentcred cannot merge {shown} without unlocking your identity"
             ))
         })?;
-        let merged = gitmerge::drive(&identity, &self.base, &self.ours, &self.theirs, &self.path)
-            .map_err(|e| {
-            anyhow::Error::from(e).context(format!("agentcred did not merge {shown}"))
-        })?;
+        let merged = gitmerge::drive(
+            &identity,
+            &self.base,
+            &self.ours,
+            &self.theirs,
+            &self.path,
+            crate::cli::context::say_on_stderr(),
+        )
+        .map_err(|e| anyhow::Error::from(e).context(format!("agentcred did not merge {shown}")))?;
         match merged {
             Merged::Clean {
                 generation: Some(generation),

@@ -268,11 +268,7 @@ fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit
 
 /// Parse a comma-separated or repeated list of credential names.
 fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
-    raw.iter()
-        .flat_map(|s| s.split(','))
-        .filter(|s| !s.is_empty())
-        .map(crate::model::credential::CredentialName::parse)
-        .collect()
+    crate::model::credential::CredentialName::parse_list(raw)
 }
 
 /// Words people bring from other tools (`op run`, `pass rm`, `gh secret set`), with the
@@ -363,7 +359,7 @@ fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
         Some(Error::AgentNotFound { name }) => Some((name.clone(), false)),
         _ => None,
     })?;
-    let manifest = crate::store::Store::open(&ctx.store_dir)
+    let manifest = crate::store::Store::open(&ctx.store_dir, crate::cli::context::say_on_stderr())
         .and_then(|store| store.manifest_unverified())
         .ok()?;
     let names: Vec<&String> = if credential {

@@ -37,7 +37,13 @@ impl ResolveArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let side = if self.ours { Side::Ours } else { Side::Theirs };
         let identity = ctx.identity()?;
-        let (chosen, resolved) = gitmerge::resolve(identity, &ctx.store_dir, &self.name, side)?;
+        let (chosen, resolved) = gitmerge::resolve(
+            identity,
+            &ctx.store_dir,
+            &self.name,
+            side,
+            crate::cli::context::say_on_stderr(),
+        )?;
         let mut out = std::io::stdout().lock();
         let word = if self.ours { "ours" } else { "theirs" };
         for key in chosen {

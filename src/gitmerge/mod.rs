@@ -31,7 +31,7 @@ use crate::manifest::{self, Manifest};
 use crate::model::credential::{BackendKind, CredentialName};
 use crate::store::{RECIPIENTS, SECRETS, Store};
 use crate::util;
-use crate::util::output::escape;
+use crate::util::output::{Say, escape};
 
 /// The name of the driver in `.gitattributes` and the git config.
 pub const DRIVER: &str = "agentcred";
@@ -61,6 +61,7 @@ pub fn drive(
     ours: &Path,
     theirs: &Path,
     path: &Path,
+    say: Say,
 ) -> Result<Merged> {
     let read = |file: &Path| {
         std::fs::read(file).map_err(|e| Error::io(format!("cannot read {}", file.display()), e))
@@ -90,7 +91,7 @@ pub fn drive(
         )));
     }
     let store_dir = store_dir_of(path);
-    let store = Store::open(&store_dir)?;
+    let store = Store::open(&store_dir, say)?;
     let text = |bytes: Vec<u8>, side: &str| {
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::integrity(side_file(side), "it is not UTF-8 text"))?;
@@ -202,8 +203,9 @@ pub fn resolve(
     store_dir: &Path,
     name: &str,
     side: Side,
+    say: Say,
 ) -> Result<(Vec<String>, Resolved)> {
-    let store = Store::open(store_dir)?;
+    let store = Store::open(store_dir, say)?;
     let path = store_dir.join(manifest::FILE_NAME);
     let raw =
         util::fs::read_nofollow(&path).map_err(|e| Error::io("cannot read agentcred.toml", e))?;

@@ -108,7 +108,7 @@ pub fn access_token(
     };
     let say = |text: String| {
         if verbose {
-            eprintln!("agentcred: {name}: {text}");
+            (cache.say)(&format!("agentcred: {name}: {text}"));
         }
     };
     if let Some(token) = cache.fresh(&client) {
@@ -131,16 +131,18 @@ pub fn access_token(
     if let Some(kind) = token.token_type.as_deref()
         && !kind.eq_ignore_ascii_case("bearer")
     {
-        eprintln!(
+        (cache.say)(&format!(
             "note: the token endpoint of {name} issued a token of type {}, not Bearer; it is injected as is",
             escape(&truncate(kind, MAX_ERROR_CODE))
-        );
+        ));
     }
     say(format!("obtained a new access token ({})", token.expiry()));
     match token.expires_at {
         Some(expires_at) if is_fresh(token.obtained_at, expires_at, token.obtained_at) => {
             if let Err(e) = cache.save(&client, &token, expires_at) {
-                eprintln!("warning: the access token of {name} was not cached: {e}");
+                (cache.say)(&format!(
+                    "warning: the access token of {name} was not cached: {e}"
+                ));
             }
         }
         Some(_) => say("not cached: its lifetime is 60 s or less".into()),
