@@ -191,6 +191,14 @@ pub enum Error {
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
 
+    #[error("the store is in the middle of a git merge: unresolved conflict on {conflicts}")]
+    MergeUnresolved { conflicts: String },
+
+    #[error(
+        "integrity check failed: agentcred.toml: it holds git conflict markers (this clone merged without the agentcred merge driver)"
+    )]
+    GitConflictMarkers,
+
     #[error("the audit log is broken at line {line}: {detail}")]
     AuditChain { line: u64, detail: String },
 
@@ -319,6 +327,8 @@ impl Error {
             | Error::RolledBack { .. }
             | Error::Untrusted { .. }
             | Error::AuditChain { .. }
+            | Error::MergeUnresolved { .. }
+            | Error::GitConflictMarkers
             | Error::StoreTooOpen { .. }
             | Error::KeychainItemChanged { .. }
             | Error::VaultValueChanged { .. } => Exit::Integrity,
@@ -380,6 +390,8 @@ impl Error {
             Error::Integrity { .. } => {
                 "the store was changed outside agentcred; restore it from git, or see `agentcred doctor`".into()
             }
+            Error::MergeUnresolved { .. } => "choose a side for each with `agentcred resolve NAME --ours` (or `--theirs`), then `git commit`; `git merge --abort` gives up the merge".into(),
+            Error::GitConflictMarkers => "`git merge --abort`, run `agentcred git-setup` in this clone, then merge again".into(),
             Error::AuditChain { .. } => {
                 "the log was changed after it was written; keep a copy of it as evidence".into()
             }

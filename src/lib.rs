@@ -19,6 +19,7 @@ pub(crate) mod envfile;
 pub(crate) mod error;
 pub(crate) mod exec;
 pub(crate) mod exit;
+pub(crate) mod gitmerge;
 pub(crate) mod manifest;
 pub(crate) mod mask;
 pub(crate) mod mcp;

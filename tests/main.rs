@@ -13,6 +13,7 @@ mod doctor;
 mod exec;
 mod filecred;
 mod generated;
+mod gitmerge;
 mod hardening;
 mod integrity;
 mod interop;

@@ -16,14 +16,17 @@ mod edit;
 mod exec;
 mod export;
 mod get;
+mod git_setup;
 mod identity;
 mod import;
 mod init;
 mod input;
 mod list;
 mod mcp;
+mod merge_driver;
 mod recipients;
 mod rename;
+mod resolve;
 mod rm;
 mod rotate;
 mod scan;
@@ -155,6 +158,11 @@ pub enum Command {
     Lock(unlock::LockArgs),
     Scan(scan::ScanArgs),
     Mcp(mcp::McpArgs),
+    GitSetup(git_setup::GitSetupArgs),
+    Resolve(resolve::ResolveArgs),
+    /// Git's merge driver for a store (git runs it; see `git-setup`)
+    #[command(hide = true)]
+    MergeDriver(merge_driver::MergeDriverArgs),
 }
 
 impl Command {
@@ -197,6 +205,9 @@ impl Command {
             Command::Lock(args) => args.run(ctx),
             Command::Scan(args) => args.run(ctx),
             Command::Mcp(args) => args.run(ctx),
+            Command::GitSetup(args) => args.run(ctx),
+            Command::Resolve(args) => args.run(ctx),
+            Command::MergeDriver(args) => args.run(ctx),
         }
     }
 }

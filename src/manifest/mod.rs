@@ -6,6 +6,7 @@
 //! file is known to be in the layout agentcred writes, so `get` can cut out its entry's
 //! section and parse only that. Everything that needs more parses the whole file.
 
+pub mod conflict;
 mod fastpath;
 mod render;
 

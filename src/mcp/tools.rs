@@ -516,7 +516,9 @@ impl Handler for Tools<'_> {
             idempotent: true,
             open_world: false,
         }];
-        let profile = match Store::open(&self.store_dir, crate::util::output::say_on_stderr()).and_then(|store| self.profile(&store)) {
+        let profile = match Store::open(&self.store_dir, crate::util::output::say_on_stderr())
+            .and_then(|store| self.profile(&store))
+        {
             Ok(profile) => profile,
             Err(e) => {
                 eprintln!("agentcred mcp: tools/list: {e}");

@@ -257,6 +257,7 @@ impl Store {
             .map_err(|e| self.io_err("read the manifest", e))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))?;
+        manifest::conflict::refuse_unmerged(&text)?;
         manifest::normalize_line_ends(text)
     }
 
