@@ -278,10 +278,12 @@ fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Op
         Ok(true) => report.ok(
             "manifest",
             format!(
-                "seal verified: generation {}, {} credentials, {} agents",
+                "seal verified: generation {}, {} credential{}, {} agent{}",
                 manifest.generation,
                 manifest.credentials.len(),
-                manifest.agents.len()
+                plural(manifest.credentials.len()),
+                manifest.agents.len(),
+                plural(manifest.agents.len())
             ),
         ),
         Ok(false) => {
@@ -585,7 +587,7 @@ fn check_audit(root: &Path, report: &mut Report) {
         Ok(None) => report.ok("audit", "no audit log on this machine yet"),
         Ok(Some(reader)) => match crate::audit::scan(reader, |_| Ok(())) {
             Ok(scan) => match scan.broken {
-                None => report.ok("audit", format!("{} events, chain intact", scan.lines)),
+                None => report.ok("audit", format!("{} event{}, chain intact", scan.lines, plural(usize::try_from(scan.lines).unwrap_or(usize::MAX)))),
                 Some(e) => report.problem(
                     "audit",
                     e.to_string(),

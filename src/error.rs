@@ -65,6 +65,9 @@ pub enum Error {
     #[error("no store at {}", path.display())]
     StoreNotFound { path: PathBuf },
 
+    #[error("{} is not a store directory", path.display())]
+    NotAStore { path: PathBuf },
+
     #[error("a store already exists at {}", path.display())]
     StoreExists { path: PathBuf },
 
@@ -139,8 +142,8 @@ pub enum Error {
     #[error("{recipient} is not a recipient of this store")]
     RecipientNotFound { recipient: String },
 
-    #[error("{what} is not encrypted to your identity")]
-    NotARecipient { what: String },
+    #[error("{what} is not encrypted to your identity (from {identity})")]
+    NotARecipient { what: String, identity: String },
 
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
@@ -228,6 +231,7 @@ impl Error {
             | Error::AgentNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. }
+            | Error::NotAStore { .. }
             | Error::RecipientNotFound { .. }
             | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
@@ -282,6 +286,9 @@ impl Error {
             Error::ProgramChanged { agent, .. } => format!(
                 "if the change is expected (an upgrade), pin it again with `agentcred agent add {agent} --force --program PATH --pin-sha256 ...`"
             ),
+            Error::NotAStore { .. } => {
+                "pass --store DIR naming a directory made by `agentcred init`".into()
+            }
             Error::StoreNotFound { .. } => {
                 "run `agentcred init` to create one, or pass --store DIR".into()
             }
@@ -292,8 +299,11 @@ impl Error {
             Error::KeychainItemChanged { name } => format!("if you changed it, store it through agentcred: `agentcred add {name} --backend keychain --force`"),
             Error::KeychainItemMissing { name } => format!("store it again with `agentcred add {name} --backend keychain --force`, or drop it with `agentcred rm {name}`"),
             Error::IdentityTooOpen { path } => format!("chmod 600 {}", path.display()),
+            Error::PassphraseNeeded { .. } if crate::util::prompt::in_ci() => {
+                "set AGENTCRED_PASSPHRASE (CI never prompts)".into()
+            }
             Error::PassphraseNeeded { .. } => {
-                "set AGENTCRED_PASSPHRASE, or run from a terminal".into()
+                "run `agentcred unlock` at a terminal first (it keeps the identity unlocked for the session), or set AGENTCRED_PASSPHRASE".into()
             }
             Error::NotARecipient { .. } => "ask a store member to add your recipient (`agentcred identity --public` prints it)".into(),
             Error::Integrity { .. } => {

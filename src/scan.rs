@@ -95,6 +95,9 @@ pub enum Visit {
     File { path: PathBuf, shown: String },
     /// Something that could not be read (permissions, a vanished file): a warning.
     Error(String),
+    /// A file or directory not searched because an ignore file excludes it (reported
+    /// once per topmost ignored path, after the files), so the user can be told.
+    Ignored { shown: String },
 }
 
 /// The files under `roots` in a stable order, `.gitignore`, `.ignore` and
@@ -102,6 +105,52 @@ pub enum Visit {
 /// repository), hidden files included (a leaked `.env` is the classic), `.git` itself
 /// skipped. A root named explicitly is always visited, ignored or not.
 pub fn walk(roots: &[PathBuf], no_ignore: bool, mut visit: impl FnMut(Visit)) {
+    let mut seen = std::collections::HashSet::new();
+    for_each_entry(roots, no_ignore, None, |entry| match entry {
+        Ok(entry) => {
+            seen.insert(entry.path().to_path_buf());
+            if entry.file_type().is_some_and(|t| t.is_file()) {
+                let shown = shown(entry.path());
+                visit(Visit::File {
+                    path: entry.into_path(),
+                    shown,
+                });
+            }
+        }
+        Err(message) => visit(Visit::Error(message)),
+    });
+    if no_ignore {
+        return;
+    }
+    // What the ignore files hid: the same walk without them, not descending below a path
+    // the first walk did not see (one line for `target/`, not its thousand files).
+    let seen = std::sync::Arc::new(seen);
+    let mut ignored = Vec::new();
+    for_each_entry(roots, true, Some(seen.clone()), |entry| {
+        let Ok(entry) = entry else {
+            return;
+        };
+        if seen.contains(entry.path()) {
+            return;
+        }
+        match entry.file_type() {
+            Some(t) if t.is_dir() => ignored.push(format!("{}/", shown(entry.path()))),
+            Some(t) if t.is_file() => ignored.push(shown(entry.path())),
+            _ => {}
+        }
+    });
+    for shown in ignored {
+        visit(Visit::Ignored { shown });
+    }
+}
+
+/// Walk `roots` as [`walk`] describes; with `within`, only into directories it holds.
+fn for_each_entry(
+    roots: &[PathBuf],
+    no_ignore: bool,
+    within: Option<std::sync::Arc<std::collections::HashSet<PathBuf>>>,
+    mut each: impl FnMut(Result<ignore::DirEntry, String>),
+) {
     let Some((first, rest)) = roots.split_first() else {
         return;
     };
@@ -120,19 +169,14 @@ pub fn walk(roots: &[PathBuf], no_ignore: bool, mut visit: impl FnMut(Visit)) {
         .follow_links(false)
         .skip_stdout(true)
         .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(|entry| entry.file_name() != ".git");
+        .filter_entry(move |entry| {
+            entry.file_name() != ".git"
+                && within.as_ref().is_none_or(|seen| {
+                    entry.depth() == 0 || entry.path().parent().is_some_and(|p| seen.contains(p))
+                })
+        });
     for entry in builder.build() {
-        match entry {
-            Ok(entry) if entry.file_type().is_some_and(|t| t.is_file()) => {
-                let shown = shown(entry.path());
-                visit(Visit::File {
-                    path: entry.into_path(),
-                    shown,
-                });
-            }
-            Ok(_) => {}
-            Err(e) => visit(Visit::Error(crate::util::output::escape(&e.to_string()))),
-        }
+        each(entry.map_err(|e| crate::util::output::escape(&e.to_string())));
     }
 }
 

@@ -17,20 +17,90 @@ fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
             shell.script(),
         );
     }
-    let mut page = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut page)
-        .unwrap();
-    files.insert(PathBuf::from("man/agentcred.1"), page);
+    files.insert(PathBuf::from("man/agentcred.1"), man_page(cmd.clone()));
     for sub in cmd.get_subcommands() {
         let name = format!("agentcred-{}", sub.get_name());
-        let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(&*Box::leak(name.clone().into_boxed_str())))
-            .render(&mut page)
-            .unwrap();
+        let page = man_page(sub.clone().name(&*Box::leak(name.clone().into_boxed_str())));
         files.insert(Path::new("man").join(format!("{name}.1")), page);
     }
     files
+}
+
+/// clap_mangen's page, except the help's epilogue: its prose joins the DESCRIPTION, and
+/// `Examples:`, `Environment:` and `Exit status:` become EXAMPLES, ENVIRONMENT and EXIT
+/// STATUS sections with their lines kept (clap_mangen puts it all, filled, under EXTRA).
+/// Every page gets ENVIRONMENT and EXIT STATUS.
+fn man_page(cmd: clap::Command) -> Vec<u8> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut page = Vec::new();
+    man.render_title(&mut page).unwrap();
+    man.render_name_section(&mut page).unwrap();
+    man.render_synopsis_section(&mut page).unwrap();
+    man.render_description_section(&mut page).unwrap();
+    let epilogue = cmd
+        .get_after_long_help()
+        .or_else(|| cmd.get_after_help())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let mut sections: Vec<(String, Vec<&str>)> = vec![(String::new(), Vec::new())];
+    for line in epilogue.lines() {
+        let title = match line {
+            "Examples:" => Some("EXAMPLES"),
+            "Environment:" => Some("ENVIRONMENT"),
+            "Exit status:" => Some("EXIT STATUS"),
+            _ => None,
+        };
+        match title {
+            Some(title) => sections.push((title.to_string(), Vec::new())),
+            None => sections.last_mut().unwrap().1.push(line),
+        }
+    }
+    let (_, prose) = sections.remove(0);
+    for paragraph in prose
+        .split(|l| l.trim().is_empty())
+        .filter(|p| !p.is_empty())
+    {
+        page.extend(b".PP\n");
+        for line in paragraph {
+            page.extend(roff_line(line).as_bytes());
+        }
+    }
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut page).unwrap();
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(&mut page).unwrap();
+    }
+    for (text, title) in [
+        (agentcred::cli::ENVIRONMENT, "ENVIRONMENT"),
+        (agentcred::cli::EXIT_STATUS, "EXIT STATUS"),
+    ] {
+        if !sections.iter().any(|(t, _)| t == title) {
+            sections.push((title.to_string(), text.lines().skip(1).collect()));
+        }
+    }
+    for (title, lines) in sections {
+        page.extend(format!(".SH \"{title}\"\n.nf\n").as_bytes());
+        for line in lines.iter().skip_while(|l| l.trim().is_empty()) {
+            page.extend(roff_line(line).as_bytes());
+        }
+        page.extend(b".fi\n");
+    }
+    if cmd.get_version().is_some() {
+        man.render_version_section(&mut page).unwrap();
+    }
+    page
+}
+
+/// One line of text for roff: backslashes and hyphens escaped, a leading `.` or `'`
+/// made literal.
+fn roff_line(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}\n")
+    } else {
+        format!("{escaped}\n")
+    }
 }
 
 #[test]

@@ -744,3 +744,19 @@ fn removing_a_recipient_tags_keychain_values_under_the_new_store_key() {
     );
     assert_eq!(lookup(&env, &before), None);
 }
+
+#[test]
+fn rename_moves_a_keychain_value_to_an_item_of_the_new_name() {
+    let env = keychain_store();
+    add_keychain(&env, "token", b"kept");
+    let old = account(&env, "token");
+    agentcred(&env, Bus::Unlocked)
+        .args(["rename", "token", "bot-token"])
+        .assert()
+        .success();
+    let new = account(&env, "bot-token");
+    assert!(new.contains("/bot-token/"), "{new}");
+    assert_eq!(lookup(&env, &old), None, "the old item is gone");
+    assert_eq!(lookup(&env, &new).as_deref(), Some(&b"kept"[..]));
+    assert_eq!(get(&env, "bot-token"), b"kept");
+}

@@ -18,6 +18,7 @@ mod interop;
 mod keychain;
 mod layers;
 mod mask;
+mod newuser;
 mod oauth;
 mod recipients;
 mod rotation;

@@ -216,13 +216,13 @@ fn a_store_in_git_works_for_every_member_and_ci_and_a_removed_member_loses_it() 
     // what he could read is due now.
     let out = ana
         .cmd()
-        .args(["recipients", "rm", &bob_recipient])
+        .args(["recipients", "rm", &bob_recipient, "--yes"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let removed = stderr_of(&out);
     for said in [
-        "no terminal to ask on: marking the 4 credentials",
+        "marked 4 credentials due for rotation now",
         "the store key was replaced",
         "git history keeps them",
         "update AGENTCRED_STORE_FINGERPRINT where it is pinned",
@@ -334,7 +334,7 @@ fn a_machine_that_remembers_the_old_key_accepts_its_rotation_once() {
         stderr_of(&out)
     );
     ana.cmd()
-        .args(["recipients", "rm", &bob.recipient(), "--keep-due"])
+        .args(["recipients", "rm", &bob.recipient(), "--keep-due", "--yes"])
         .assert()
         .success()
         .stderr(predicate::str::contains(
@@ -532,7 +532,7 @@ fn ssh_keys_are_recipients_and_identities() {
     );
     // Removed by fingerprint, the ed25519 key can no longer open anything.
     ana.cmd()
-        .args(["recipients", "rm", &ed_fingerprint, "--keep-due"])
+        .args(["recipients", "rm", &ed_fingerprint, "--keep-due", "--yes"])
         .assert()
         .success()
         .stderr(predicate::str::contains(format!(
@@ -599,7 +599,7 @@ fn a_recipients_change_killed_at_any_moment_leaves_a_consistent_store() {
     let add_took = started.elapsed();
     let started = Instant::now();
     ana.cmd()
-        .args(["recipients", "rm", &bob_recipient, "--keep-due"])
+        .args(["recipients", "rm", &bob_recipient, "--keep-due", "--yes"])
         .assert()
         .success();
     // The faster of the two: a first run pays for cold caches.
@@ -618,7 +618,7 @@ fn a_recipients_change_killed_at_any_moment_leaves_a_consistent_store() {
         let listed = stdout_of(&ana.cmd().args(["recipients", "list"]).output().unwrap());
         let bob_before = listed.contains(&bob_recipient);
         let args: Vec<&str> = if bob_before {
-            vec!["recipients", "rm", &bob_recipient, "--keep-due"]
+            vec!["recipients", "rm", &bob_recipient, "--keep-due", "--yes"]
         } else {
             vec!["recipients", "add", &bob_recipient]
         };
@@ -795,7 +795,7 @@ fn a_change_cut_between_its_commit_and_its_renames_is_read_and_finished() {
         );
         let mut args = vec!["recipients", change, bob_recipient.as_str()];
         if change == "rm" {
-            args.push("--keep-due");
+            args.extend(["--keep-due", "--yes"]);
         }
         ana.cmd().args(&args).assert().success();
         cut_after_commit(&ana, &before, key_renamed);
@@ -865,6 +865,9 @@ fn on_a_terminal_rm_asks_before_marking_credentials_due() {
             .env("AGENTCRED_STORE", &ana.store)
             .env("TERM", "dumb");
         let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+        // Destructive: asked first, then whether to mark due.
+        session.exp_string("Remove recipient").unwrap();
+        session.send_line("y").unwrap();
         session
             .exp_string("could read 1 credential. Mark them due for rotation now?")
             .unwrap();

@@ -47,14 +47,20 @@ fn passphrase_identity_works_with_the_variable_and_fails_fast_without() {
             .and(predicate::str::contains("AGENTCRED_PASSPHRASE")),
     );
     assert!(started.elapsed() < Duration::from_secs(10), "fails at once");
-    // Not CI, but no terminal and --no-input: still no prompt.
-    env.cmd()
-        .args(["--no-input", "get", "k"])
+    // Not CI, but no terminal (setsid: no controlling terminal either, even when the
+    // tests run from one) and --no-input: still no prompt.
+    env.command("setsid")
+        .args([
+            TestEnv::bin().as_os_str(),
+            "--no-input".as_ref(),
+            "get".as_ref(),
+            "k".as_ref(),
+        ])
         .env_remove("CI")
         .assert()
         .code(5);
-    env.cmd()
-        .args(["get", "k"])
+    env.command("setsid")
+        .args([TestEnv::bin().as_os_str(), "get".as_ref(), "k".as_ref()])
         .env_remove("CI")
         .assert()
         .code(5);

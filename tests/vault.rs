@@ -925,3 +925,37 @@ fn removing_a_recipient_tags_vault_values_under_the_new_key() {
             "the store key changed since this machine last used the store",
         ));
 }
+
+#[test]
+fn rename_and_edit_of_a_vault_credential_move_the_path_and_mirror_the_dates() {
+    let fleet = Fleet::new();
+    fleet.add("db-password", b"pg-rename-me");
+    fleet
+        .cmd()
+        .args(["edit", "db-password", "--rotate-every", "30d"])
+        .assert()
+        .success();
+    let metadata = fleet
+        .bao
+        .json(&["kv", "metadata", "get", &fleet.path("db-password")]);
+    assert_eq!(metadata["data"]["custom_metadata"]["rotate_every"], "30d");
+    fleet
+        .cmd()
+        .args(["rename", "db-password", "pg-password"])
+        .assert()
+        .success();
+    assert_eq!(fleet.get("pg-password"), b"pg-rename-me");
+    let out = fleet
+        .bao
+        .cli(&["kv", "metadata", "get", &fleet.path("db-password")]);
+    assert!(
+        !out.status.success(),
+        "the old path is gone: {}",
+        stdout_of(&out)
+    );
+    let metadata = fleet
+        .bao
+        .json(&["kv", "metadata", "get", &fleet.path("pg-password")]);
+    assert_eq!(metadata["data"]["custom_metadata"]["rotate_every"], "30d");
+    fleet.cmd().args(["doctor"]).assert().success();
+}

@@ -37,6 +37,7 @@ pub fn read(
     let plain = integrity::decrypt(identity, &ciphertext).map_err(|failure| match failure {
         DecryptFailure::NotForUs => Error::NotARecipient {
             what: format!("credential {name}"),
+            identity: identity.source().to_string(),
         },
         DecryptFailure::Damaged => Error::integrity(&file, "it does not decrypt"),
     })?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use crate::cli::context::{Ctx, user_at_host};
 use crate::error::Error;
@@ -196,8 +197,7 @@ impl AddArgs {
         let mut upstream = None;
         self.upstream.change()?.apply(self.kind, &mut upstream)?;
         let now = crate::model::rotation::now();
-        let rotated_at = self.rotated_at.unwrap_or(now);
-        if rotated_at > now {
+        if self.rotated_at.is_some_and(|at| at > now) {
             return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
         }
         let store = ctx.open_store()?;
@@ -207,16 +207,23 @@ impl AddArgs {
         if self.backend == BackendKind::Vault {
             reader.vault()?.get()?;
         }
-        match reader.entry(&name) {
+        // `add --force` with the value already stored changes metadata only: the rotation
+        // clock keeps running (else an overdue key would look fresh). A value that cannot
+        // be read counts as different: --force is how a lost one is replaced.
+        let old = match reader.entry(&name) {
             Ok(_) if !self.force => {
                 return Err(Error::Exists {
                     name: name.to_string(),
                 }
                 .into());
             }
-            Ok(_) | Err(Error::CredentialNotFound { .. }) => {}
+            Ok(entry) => reader
+                .value(&name, &entry)
+                .ok()
+                .map(|value| (entry.sha256, value)),
+            Err(Error::CredentialNotFound { .. }) => None,
             Err(e) => return Err(e.into()),
-        }
+        };
         drop(reader);
         let value = read_value(ctx, &name, self.from_file.as_deref())?;
         let mut txn = store.begin(identity)?;
@@ -227,9 +234,28 @@ impl AddArgs {
             }
             .into());
         }
+        let same_value = match (&previous, &old) {
+            (Some(previous), Some((sha256, old_value))) => {
+                previous.sha256 == *sha256
+                    && bool::from(old_value.expose_secret().ct_eq(value.expose_secret()))
+            }
+            _ => false,
+        };
+        drop(old);
+        let rotated_at = match (self.rotated_at, &previous) {
+            (Some(at), _) => at,
+            (None, Some(previous)) if same_value => previous.rotated_at,
+            _ => now,
+        };
         let sha256 = txn.stage_value_for(self.backend, &name, value.expose_secret())?;
         let created_at = previous.as_ref().map_or(now, |p| p.created_at);
         let mut history = previous.map(|p| p.history).unwrap_or_default();
+        // The date given survives a later `rotate` in the history.
+        let reasons: Vec<String> = (self.rotated_at.filter(|at| *at < now))
+            .map(|at| format!("last rotated {} (--rotated-at)", output::date(at)))
+            .into_iter()
+            .chain(same_value.then(|| "same value; the rotation clock keeps running".into()))
+            .collect();
         history.push(Event {
             at: now,
             action: if history.is_empty() {
@@ -239,7 +265,7 @@ impl AddArgs {
             }
             .into(),
             by: user_at_host(),
-            reason: None,
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         });
         let entry = Entry {
             env,
@@ -269,13 +295,29 @@ impl AddArgs {
             entry.backend.as_str(),
             due_summary(&entry, defaults)
         );
-        let note = expiry_note(&name, &entry, defaults);
+        let mut notes: Vec<String> = expiry_note(&name, &entry, defaults).into_iter().collect();
+        if same_value && self.rotated_at.is_none() {
+            notes.push(format!(
+                "note: the value is the one already stored: {name} keeps its rotation date {} (use `agentcred edit` to change metadata only)",
+                output::date(rotated_at)
+            ));
+        }
+        let due = entry.due_at(defaults);
+        if crate::model::rotation::status(due, now, defaults.due_soon_window)
+            == crate::model::rotation::Status::Overdue
+            && let Some(due) = due
+        {
+            notes.push(format!(
+                "note: {name} is already overdue for rotation (due {}); `agentcred rotate {name}` stores a new value",
+                output::date(due)
+            ));
+        }
         txn.manifest.credentials.insert(name.to_string(), entry);
         ctx.audit.ok()?;
         txn.commit()?;
         let mut stderr = std::io::stderr().lock();
         writeln!(stderr, "{summary}")?;
-        if let Some(note) = note {
+        for note in notes {
             writeln!(stderr, "{note}")?;
         }
         Ok(())

@@ -112,11 +112,29 @@ fn row(event: &Event) -> [String; 9] {
         if event.credentials.is_empty() {
             "-".into()
         } else {
-            escape(&event.credentials.join(","))
+            credentials_cell(&event.credentials)
         },
         escape(&event.user),
         event.pid.to_string(),
     ]
+}
+
+/// The credentials column: names up to about 40 characters, then how many more, so one
+/// `import` of a thousand keys stays one readable row (`--json` has every name).
+fn credentials_cell(names: &[String]) -> String {
+    const WIDTH: usize = 40;
+    let mut cell = String::new();
+    for (shown, name) in names.iter().enumerate() {
+        let name = escape(name);
+        if !cell.is_empty() && cell.len() + 1 + name.len() > WIDTH {
+            return format!("{cell},+{} more", names.len() - shown);
+        }
+        if !cell.is_empty() {
+            cell.push(',');
+        }
+        cell.push_str(&name);
+    }
+    cell
 }
 
 fn verify(reader: Option<impl std::io::BufRead>, json: bool) -> anyhow::Result<()> {

@@ -23,6 +23,8 @@ const CREDENTIAL_ARGS: &[(&[&str], &str)] = &[
     (&["get"], "name"),
     (&["show"], "name"),
     (&["rm"], "name"),
+    (&["edit"], "name"),
+    (&["rename"], "old"),
     (&["rotate"], "name"),
     (&["token"], "name"),
     (&["add"], "name"),

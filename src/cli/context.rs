@@ -21,6 +21,8 @@ pub struct Ctx {
     /// The audit event of a command that reads or changes a secret (see [`audit::Recorder`]).
     pub audit: audit::Recorder,
     identity: OnceCell<Identity>,
+    /// Why [`Ctx::identity_if_unlocked`] found none: a note for the user.
+    no_identity_note: OnceCell<&'static str>,
 }
 
 impl Ctx {
@@ -49,6 +51,7 @@ impl Ctx {
             core_limit,
             audit: audit::Recorder::default(),
             identity: OnceCell::new(),
+            no_identity_note: OnceCell::new(),
         })
     }
 
@@ -77,13 +80,28 @@ impl Ctx {
         }
         match identity::load(Unlock { may_prompt: false }) {
             Ok(identity) => Ok(Some(self.identity.get_or_init(|| identity))),
-            Err(
-                Error::NoIdentity
-                | Error::NoIdentityKeychainDown { .. }
-                | Error::PassphraseNeeded { .. },
-            ) => Ok(None),
+            Err(Error::NoIdentity | Error::NoIdentityKeychainDown { .. }) => {
+                let _ = self.no_identity_note.set(
+                    "note: integrity not verified: there is no identity here (`agentcred init` creates one; or set AGENTCRED_IDENTITY_FILE)",
+                );
+                Ok(None)
+            }
+            Err(Error::PassphraseNeeded { .. }) => {
+                let _ = self.no_identity_note.set(
+                    "note: integrity not verified: the identity is locked (run `agentcred unlock`, or set AGENTCRED_PASSPHRASE)",
+                );
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// What to tell the user after [`Ctx::identity_if_unlocked`] found no identity.
+    pub fn unverified_note(&self) -> &'static str {
+        self.no_identity_note
+            .get()
+            .copied()
+            .unwrap_or("note: integrity not verified: the identity is locked")
     }
 
     pub fn open_store(&self) -> Result<Store> {

@@ -182,23 +182,7 @@ impl DoctorArgs {
 
 /// Ask a yes/no question on the terminal; refuse (exit 2) where no one can answer.
 fn confirm(ctx: &Ctx, question: &str, what: &str) -> anyhow::Result<()> {
-    if !ctx.may_prompt() {
-        return Err(Error::Usage(format!(
-            "refusing to {what} without --yes: there is no terminal to confirm on"
-        ))
-        .into());
-    }
-    let confirmed = dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Error::io(
-                "cannot read the answer",
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-    if !confirmed {
+    if !super::input::confirm_destructive(ctx.may_prompt(), question, what)? {
         anyhow::bail!("nothing was changed");
     }
     Ok(())

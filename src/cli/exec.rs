@@ -16,12 +16,13 @@ use super::parse_names;
 /// Run a program with credentials injected as environment variables
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "agentcred exec [OPTIONS] -- <CMD> [ARGS]...",
     after_help = "Which credentials: --only, else --agent, else $AGENTCRED_AGENT, else an agent
 named like the program, else every credential. With an agent, --only may only narrow
 what it allows.
 
 Examples:
-  agentcred exec -- python bot.py
+  agentcred exec -- python3 bot.py
   agentcred exec -- mybot                 # the agent named mybot, if there is one
   agentcred exec --agent ci -- ./deploy
   agentcred exec --only openai-api-key -- ./mybot --verbose
@@ -85,9 +86,19 @@ impl ExecArgs {
             .ok_or_else(|| anyhow::anyhow!("no command given"))?;
         // A mistyped flag lands here as the program; say so instead of "command not found".
         if program.as_encoded_bytes().starts_with(b"-") {
+            let typed = program.to_string_lossy();
+            let flag = typed.split('=').next().unwrap_or_default();
+            let command = <ExecArgs as clap::Args>::augment_args(clap::Command::new("exec"));
+            let longs: Vec<String> = command
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect();
+            let guess = super::closest(flag, longs.iter().map(String::as_str))
+                .map(|l| format!(": did you mean {l}?"))
+                .unwrap_or_default();
             return Err(Error::Usage(format!(
-                "unknown option {} for exec (the program goes after --; a program named like an option needs ./)",
-                crate::util::output::escape(&program.to_string_lossy())
+                "unknown option {} for exec{guess} (the program goes after --; a program named like an option needs ./)",
+                crate::util::output::escape(flag)
             ))
             .into());
         }

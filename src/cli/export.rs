@@ -82,8 +82,15 @@ impl ExportArgs {
         // An oauth2 credential's variable holds an access token, as with exec.
         let store_id = reader.store_id().to_owned();
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
+        let mut skipped = Vec::new();
         for name in names {
             let entry = reader.entry(&name)?;
+            // exec gives a file credential's variable a path, never the contents: a
+            // variable holding the whole key file would be a different contract.
+            if entry.kind == crate::model::credential::Kind::File {
+                skipped.push(name.to_string());
+                continue;
+            }
             let mut value = reader.value(&name, &entry)?;
             if entry.kind == crate::model::credential::Kind::Oauth2 {
                 value = crate::oauth::access_token(&tokens, &name, &entry, &value, ctx.verbose)?;
@@ -116,6 +123,13 @@ impl ExportArgs {
             }
         }
         ctx.audit.ok()?;
+        if !skipped.is_empty() {
+            eprintln!(
+                "note: skipped file credential{} {}: exec gives programs a path to a private file; `agentcred get NAME > FILE` writes one",
+                if skipped.len() == 1 { "" } else { "s" },
+                skipped.join(", ")
+            );
+        }
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()?;

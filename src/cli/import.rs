@@ -52,47 +52,56 @@ impl ImportArgs {
         if text.len() as u64 > MAX_FILE {
             return Err(Error::Usage("the .env file is larger than 64 MiB".into()).into());
         }
-        let pairs = envfile::parse(&text)?;
+        // Errors name the file and line; `-` is stdin.
+        let file = if self.file.as_os_str() == "-" {
+            "stdin".to_string()
+        } else {
+            crate::util::output::escape(&self.file.display().to_string())
+        };
+        let pairs =
+            envfile::parse(&text).map_err(|e| anyhow::Error::from(e).context(file.clone()))?;
         let mut seen = BTreeSet::new();
         let mut items = Vec::with_capacity(pairs.len());
+        let mut empty = Vec::new();
         for pair in pairs {
-            // The text before `=` is not echoed: on a malformed line it is often the value.
+            let at = format!("{file}, line {}", pair.line);
+            // The text before `=` is not echoed unless it is a variable name: on a
+            // malformed line it is often the value.
             let env = EnvVarName::parse(&pair.key).map_err(|e| {
                 Error::Usage(match e {
                     Error::RefusedEnvVar { var } if var.len() <= 64 => format!(
-                        "line {}: {var} cannot be set by agentcred: it changes how programs load or run",
-                        pair.line
+                        "{at}: {var} cannot be set by agentcred: it changes how programs load or run"
                     ),
                     _ => format!(
-                        "line {}: the text before '=' is not a variable name (A-Z, a-z, 0-9, '_', not starting with a digit)",
-                        pair.line
+                        "{at}: the text before '=' is not a variable name (A-Z, a-z, 0-9, '_', not starting with a digit)"
                     ),
                 })
             })?;
             let name = CredentialName::parse(&pair.key).map_err(|_| {
                 Error::Usage(format!(
-                    "line {}: the variable cannot be a credential name (at most 64 characters, and names are lowercase or all-uppercase)",
-                    pair.line
+                    "{at}: {env} cannot be a credential name (at most 64 characters, and names are lowercase or all-uppercase)"
                 ))
             })?;
             if !seen.insert(name.clone()) {
-                return Err(Error::Usage(format!(
-                    "line {}: {} is defined twice",
-                    pair.line, pair.key
-                ))
-                .into());
+                return Err(Error::Usage(format!("{at}: {env} is defined twice")).into());
             }
             if pair.value.is_empty() {
-                return Err(Error::Usage(format!(
-                    "line {}: the value of {} is empty",
-                    pair.line, pair.key
-                ))
-                .into());
+                // A placeholder (`EMPTY=`) is not a secret: skip it, say so below.
+                empty.push(env.to_string());
+                continue;
             }
             items.push((name, env, pair.value));
         }
+        if !empty.is_empty() {
+            eprintln!(
+                "note: skipped {} empty variable{} in {file}: {}",
+                empty.len(),
+                if empty.len() == 1 { "" } else { "s" },
+                summarize(&empty)
+            );
+        }
         if items.is_empty() {
-            return Err(Error::Usage("the file defines no variables".into()).into());
+            return Err(Error::Usage(format!("{file} defines no variables with a value")).into());
         }
         ctx.audit.note(|d| {
             d.credentials = items.iter().map(|(n, ..)| n.to_string()).collect();
@@ -131,7 +140,13 @@ impl ImportArgs {
                 }
                 .into(),
                 by: by.clone(),
-                reason: None,
+                // The date given survives a later `rotate` in the history.
+                reason: (rotated_at < now).then(|| {
+                    format!(
+                        "last rotated {} (--rotated-at)",
+                        crate::util::output::date(rotated_at)
+                    )
+                }),
             });
             let entry = Entry {
                 env: env.clone(),
@@ -160,8 +175,21 @@ impl ImportArgs {
             "imported {} credential{}: {}",
             names.len(),
             if names.len() == 1 { "" } else { "s" },
-            names.join(", ")
+            summarize(&names)
         );
         Ok(())
     }
+}
+
+/// The first few names, then how many more: a 1,000-line file is not 1,000 names on a line.
+fn summarize(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{}, and {} more (`agentcred list` shows them)",
+        names[..SHOWN].join(", "),
+        names.len() - SHOWN
+    )
 }

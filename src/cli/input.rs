@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::cli::context::Ctx;
 use crate::error::{Error, Result};
 use crate::model::credential::CredentialName;
+use crate::util::prompt;
 
 /// Largest value accepted: secrets, not payloads.
 const MAX_VALUE: usize = 16 * 1024 * 1024;
@@ -27,21 +28,11 @@ pub fn read_value(
         bytes
     } else if std::io::stdin().is_terminal() {
         if !ctx.may_prompt() {
-            return Err(Error::Usage(
-                "no value: pipe it on stdin or use --from-file (prompting is off)".into(),
-            ));
+            return Err(no_value(name, "prompting is off"));
         }
-        let typed = dialoguer::Password::new()
-            .with_prompt(format!("Value for {name}"))
-            .with_confirmation("Again", "The two values differ")
-            .interact()
-            .map_err(|e| {
-                Error::io(
-                    "cannot read the value",
-                    std::io::Error::other(e.to_string()),
-                )
-            })?;
-        Zeroizing::new(typed.into_bytes())
+        let typed = prompt::hidden(&format!("Value for {name}"), Some("Again"), "the value")
+            .map_err(|e| Error::io("cannot read the value", e))?;
+        Zeroizing::new(typed.as_bytes().to_vec())
     } else {
         let mut bytes = Zeroizing::new(Vec::new());
         std::io::stdin()
@@ -59,7 +50,13 @@ pub fn read_value(
         bytes
     };
     if value.is_empty() {
-        return Err(Error::Usage(format!("the value for {name} is empty")));
+        return Err(match from_file {
+            Some(path) => Error::Usage(format!(
+                "the value for {name} is empty: {} is empty",
+                path.display()
+            )),
+            None => no_value(name, "stdin was empty"),
+        });
     }
     if value.len() > MAX_VALUE {
         return Err(Error::Usage(format!(
@@ -67,4 +64,29 @@ pub fn read_value(
         )));
     }
     Ok(SecretSlice::from(value.to_vec()))
+}
+
+/// No value was given: say the ways to give one (never "the value is empty" for a stdin
+/// that CI left closed).
+fn no_value(name: &CredentialName, why: &str) -> Error {
+    Error::Usage(format!(
+        "no value for {name} ({why}): pipe it on stdin or use --from-file"
+    ))
+}
+
+/// Ask before a destructive change (`rm`, `recipients rm`, `doctor --reseal`). Without a
+/// terminal to ask on, refuse (exit 2): there, destructive means `--yes`. `Ok(false)`
+/// when the person said no.
+pub fn confirm_destructive(may_prompt: bool, question: &str, what: &str) -> Result<bool> {
+    if !may_prompt {
+        return Err(Error::Usage(format!(
+            "refusing to {what} without --yes: there is no terminal to confirm on"
+        )));
+    }
+    confirm(question, false)
+}
+
+/// A yes/no question on the terminal.
+pub fn confirm(question: &str, default: bool) -> Result<bool> {
+    prompt::confirm(question, default).map_err(|e| Error::io("cannot read the answer", e))
 }

@@ -106,9 +106,7 @@ pub fn load_manifest(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
     match ctx.identity_if_unlocked()? {
         Some(identity) => Ok((store.reader(identity)?.manifest()?, true)),
         None => {
-            eprintln!(
-                "note: integrity not verified: the identity is locked (set AGENTCRED_PASSPHRASE or AGENTCRED_IDENTITY)"
-            );
+            eprintln!("{}", ctx.unverified_note());
             Ok((store.manifest_unverified()?, false))
         }
     }

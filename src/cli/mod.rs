@@ -9,6 +9,7 @@ mod completions;
 pub mod context;
 mod doctor;
 mod due;
+mod edit;
 mod exec;
 mod export;
 mod get;
@@ -18,6 +19,7 @@ mod init;
 mod input;
 mod list;
 mod recipients;
+mod rename;
 mod rm;
 mod rotate;
 mod scan;
@@ -28,10 +30,10 @@ mod upstream_flags;
 mod vault;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cli::context::Ctx;
 use crate::error::Error;
@@ -45,24 +47,77 @@ use crate::util::hardening;
     name = "agentcred",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = format!("{EXAMPLES}\n`agentcred --help` also lists the environment variables and exit codes."),
+    after_long_help = format!("{EXAMPLES}\n{ENVIRONMENT}\n{EXIT_STATUS}")
 )]
 pub struct Cli {
-    /// The store directory [default: ~/.local/share/agentcred]
-    #[arg(long, global = true, value_name = "DIR", env = "AGENTCRED_STORE")]
+    /// The store directory [default: $XDG_DATA_HOME/agentcred, else ~/.local/share/agentcred]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "AGENTCRED_STORE",
+        hide_env_values = true,
+        help_heading = GLOBAL
+    )]
     pub store: Option<PathBuf>,
 
     /// Never prompt; fail instead when input would be needed
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub no_input: bool,
 
     /// Say more on stderr (never values)
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
 }
+
+const GLOBAL: &str = "Global options";
+
+/// The top-level examples (also the man page's EXAMPLES).
+pub const EXAMPLES: &str = "Examples:
+  agentcred init                                      # a store, and your identity
+  printf %s \"$OPENAI_API_KEY\" | agentcred add openai-api-key
+  agentcred exec -- python3 bot.py                    # the bot gets OPENAI_API_KEY
+  agentcred agent add bot --allow openai-api-key      # only what this bot needs
+  agentcred exec --agent bot -- ./bot
+  agentcred edit openai-api-key --rotate-every 30d
+  agentcred due --check                               # in CI: exit 3 when one is overdue
+";
+
+/// The variables agentcred reads (`--help` and the man pages' ENVIRONMENT).
+pub const ENVIRONMENT: &str = "Environment:
+  AGENTCRED_STORE              the store directory, as --store
+  AGENTCRED_IDENTITY           the text of an age identity (AGE-SECRET-KEY-1...)
+  AGENTCRED_IDENTITY_FILE      a path to an identity file, plain or passphrase-protected
+  AGENTCRED_PASSPHRASE         the passphrase of a protected identity file (else a prompt
+                               on the terminal; `agentcred unlock` asks once per session)
+  AGENTCRED_AGENT              the agent exec and export use when none is named
+  AGENTCRED_STORE_FINGERPRINT  refuse a store whose key has another fingerprint (pin in CI)
+  VAULT_ADDR, VAULT_TOKEN      the vault backend (also BAO_ADDR, BAO_TOKEN, and an AppRole
+                               in AGENTCRED_VAULT_ROLE_ID, AGENTCRED_VAULT_SECRET_ID)
+  CI                           when set (not empty, 0 or false), nothing ever prompts
+  NO_COLOR                     no color in output
+  SSL_CERT_FILE                trust anchors (PEM) for agentcred's own HTTPS: the roots of
+                               token endpoints and Vault, added to the broker's
+  XDG_DATA_HOME, XDG_CONFIG_HOME  where the default store and identity file live
+";
+
+/// The exit codes (`--help` and the man pages' EXIT STATUS); pinned by CONTRACT section 7.
+pub const EXIT_STATUS: &str = "Exit status:
+  0    success
+  1    an error not listed below (a name that exists without --force, a network failure)
+  2    usage error (unknown flag, bad duration, invalid name or variable)
+  3    a credential is overdue (due --check, exec --deny-overdue)
+  4    not found (credential, agent, store)
+  5    cannot unlock (no identity, wrong passphrase, keychain or vault unreachable)
+  6    integrity (damaged or swapped secret file, bad manifest, broken audit chain)
+  7    denied (the agent is not allowed that credential)
+  126  exec: the program is not executable;  127: not found;  else the program's own status
+";
 
 // Parsed once per run: the size of the largest variant (add's flags) costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -73,6 +128,8 @@ pub enum Command {
     Get(get::GetArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
+    Edit(edit::EditArgs),
+    Rename(rename::RenameArgs),
     Rm(rm::RmArgs),
     Rotate(rotate::RotateArgs),
     Due(due::DueArgs),
@@ -100,6 +157,8 @@ impl Command {
             Command::Get(args) => args.run(ctx),
             Command::List(args) => args.run(ctx),
             Command::Show(args) => args.run(ctx),
+            Command::Edit(args) => args.run(ctx),
+            Command::Rename(args) => args.run(ctx),
             Command::Rm(args) => args.run(ctx),
             Command::Rotate(args) => args.run(ctx),
             Command::Due(args) => args.run(ctx),
@@ -125,9 +184,16 @@ impl Command {
 pub fn main() -> ExitCode {
     complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
-    let cli = match Cli::try_parse() {
+    let cli = match with_default_store(Cli::command())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(message) = usage_hint(&e) {
+                eprint!("{message}");
+                return Exit::Usage.into();
+            }
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {
                 Exit::Usage.code()
@@ -138,12 +204,12 @@ pub fn main() -> ExitCode {
     };
     let ctx = match Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit) {
         Ok(ctx) => ctx,
-        Err(e) => return report(&e.into()).into(),
+        Err(e) => return report(&e.into(), || None).into(),
     };
     match cli.command.run(&ctx) {
         Ok(()) => Exit::Success.into(),
         Err(e) => {
-            let exit = report(&e);
+            let exit = report(&e, || similar_name(&ctx, &e));
             if exit != Exit::Success {
                 ctx.audit.failed(exit);
             }
@@ -152,8 +218,29 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Print an error as one line (plus a hint) and choose the exit code.
-fn report(err: &anyhow::Error) -> Exit {
+/// Help that names this machine's default store (which follows `XDG_DATA_HOME`), not
+/// the generic text the man pages carry.
+fn with_default_store(command: clap::Command) -> clap::Command {
+    let Some(dirs) = directories::ProjectDirs::from("", "", "agentcred") else {
+        return command;
+    };
+    let dir = dirs.data_dir();
+    let shown = match std::env::var_os("HOME").map(PathBuf::from) {
+        Some(home) if !home.as_os_str().is_empty() && dir.starts_with(&home) => {
+            Path::new("~").join(dir.strip_prefix(&home).unwrap_or(dir))
+        }
+        _ => dir.to_path_buf(),
+    };
+    let help = format!(
+        "The store directory [default: {}]",
+        crate::util::output::escape(&shown.display().to_string())
+    );
+    command.mut_arg("store", |arg| arg.help(help))
+}
+
+/// Print an error as one line (plus a hint) and choose the exit code. `similar` may
+/// offer a better hint (a name like the one not found).
+fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit {
     let broken_pipe = err
         .chain()
         .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
@@ -167,7 +254,7 @@ fn report(err: &anyhow::Error) -> Exit {
     let mut stderr = io::stderr().lock();
     let message = format!("{err:#}").replace('\n', " ");
     let _ = writeln!(stderr, "error: {message}");
-    if let Some(hint) = core.and_then(Error::hint) {
+    if let Some(hint) = similar().or_else(|| core.and_then(Error::hint)) {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     core.map_or(Exit::Failure, Error::exit)
@@ -180,4 +267,119 @@ fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::Credentia
         .filter(|s| !s.is_empty())
         .map(crate::model::credential::CredentialName::parse)
         .collect()
+}
+
+/// Words people bring from other tools (`op run`, `pass rm`, `gh secret set`), with the
+/// command that does it here. clap's own guess goes by spelling: `set` -> `get`.
+const OTHER_TOOLS: &[(&str, &str, &str)] = &[
+    (
+        "run",
+        "agentcred exec -- CMD",
+        "runs CMD with its credentials, as `op run` does",
+    ),
+    (
+        "env",
+        "agentcred exec -- CMD",
+        "runs CMD with its credentials",
+    ),
+    ("delete", "agentcred rm NAME", "deletes a credential"),
+    ("remove", "agentcred rm NAME", "deletes a credential"),
+    ("del", "agentcred rm NAME", "deletes a credential"),
+    (
+        "set",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    (
+        "put",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    (
+        "insert",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    (
+        "create",
+        "agentcred add NAME",
+        "stores a credential (`edit` changes its metadata)",
+    ),
+    ("ls", "agentcred list", "lists the credentials"),
+    ("mv", "agentcred rename OLD NEW", "renames a credential"),
+    ("move", "agentcred rename OLD NEW", "renames a credential"),
+    (
+        "info",
+        "agentcred show NAME",
+        "shows a credential's metadata",
+    ),
+];
+
+/// Flags people try for a value on the command line, which agentcred never takes.
+const VALUE_FLAGS: &[&str] = &["--value", "--secret", "--password", "--token", "--key"];
+
+/// A better message than clap's for a usage error a newcomer makes: a subcommand from
+/// another tool, or a value on the command line (clap would suggest `-- --value`).
+fn usage_hint(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    match err.kind() {
+        ErrorKind::InvalidSubcommand => {
+            let typed = context(ContextKind::InvalidSubcommand)?;
+            let (_, command, what) = OTHER_TOOLS.iter().find(|(word, ..)| *word == typed)?;
+            Some(format!(
+                "error: unrecognized subcommand '{typed}'\nhint: did you mean `{command}`? It {what}\n"
+            ))
+        }
+        ErrorKind::UnknownArgument => {
+            let typed = context(ContextKind::InvalidArg)?;
+            // Never echo what follows `=`: it is the value.
+            let flag = typed.split('=').next().unwrap_or_default();
+            VALUE_FLAGS.contains(&flag).then(|| {
+                format!(
+                    "error: there is no {flag} option: agentcred never takes a value on the command line (shell history and `ps` would keep it)\n\
+                     hint: pipe it (printf %s \"$VALUE\" | agentcred add NAME), use --from-file PATH, or run at a terminal to be asked\n"
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// "did you mean NAME?" for a credential or agent that is not there, from the names the
+/// store has (read without unlocking: names are not secret).
+fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
+    let (wanted, credential) = err.chain().find_map(|c| match c.downcast_ref::<Error>() {
+        Some(Error::CredentialNotFound { name }) => Some((name.clone(), true)),
+        Some(Error::AgentNotFound { name }) => Some((name.clone(), false)),
+        _ => None,
+    })?;
+    let manifest = crate::store::Store::open(&ctx.store_dir)
+        .and_then(|store| store.manifest_unverified())
+        .ok()?;
+    let names: Vec<&String> = if credential {
+        manifest.credentials.keys().collect()
+    } else {
+        manifest.agents.keys().collect()
+    };
+    let best = closest(&wanted, names.iter().map(|n| n.as_str()))?;
+    let list = if credential { "list" } else { "agent list" };
+    Some(format!(
+        "did you mean {best}? (`agentcred {list}` shows them all)"
+    ))
+}
+
+/// The candidate most like `typed`, when it is like enough to be the one meant.
+pub(crate) fn closest<'a>(
+    typed: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(typed, c), c))
+        .filter(|(score, c)| *score > 0.8 && *c != typed)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }

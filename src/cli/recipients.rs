@@ -71,23 +71,24 @@ struct AddArgs {
     after_help = "The removed member can no longer decrypt the store as re-encrypted now,
 nor anything added later. They may have kept copies of the old files (git history keeps
 them) and of the values, so every credential they could read is marked due for rotation
-now (on a terminal, after asking), unless --keep-due.
+now (on a terminal, after asking), unless --keep-due. Without a terminal to confirm on,
+it needs --yes, as `rm` does.
 
 Examples:
   agentcred recipients rm age1leaver...
   agentcred recipients rm 'ssh-ed25519 AAAA...' --yes       # no question, mark due
   agentcred recipients rm SHA256:abc...                     # an SSH key by its fingerprint
-  agentcred recipients rm age1old... --keep-due             # a key retired, nobody left"
+  agentcred recipients rm age1old... --keep-due --yes       # a key retired, nobody left"
 )]
 struct RmArgs {
     /// The recipient, as listed (an SSH key also by its SHA256: fingerprint)
     recipient: String,
 
     /// Do not mark the credentials it could read due for rotation
-    #[arg(long, conflicts_with = "yes")]
+    #[arg(long)]
     keep_due: bool,
 
-    /// Mark them due without asking
+    /// Do not ask (needed without a terminal); marks them due unless --keep-due
     #[arg(short, long)]
     yes: bool,
 
@@ -129,9 +130,7 @@ impl ListArgs {
         let (file, verified) = match identity {
             Some(identity) => (store.reader(identity)?.recipients()?, true),
             None => {
-                eprintln!(
-                    "note: integrity not verified: the identity is locked (set AGENTCRED_PASSPHRASE or AGENTCRED_IDENTITY)"
-                );
+                eprintln!("{}", ctx.unverified_note());
                 let manifest = store.manifest_unverified()?;
                 (
                     store.committed_recipients(&manifest.recipients_sha256)?,
@@ -337,38 +336,35 @@ impl RmArgs {
         Ok(())
     }
 
-    /// Whether to mark the exposed credentials due: `--keep-due` no, `--yes` yes, a
-    /// terminal asks, and without one they are marked (the safe default), saying so.
+    /// Confirm the removal (`--yes`, or a terminal to ask on: destructive without a
+    /// terminal means `--yes`, as for `rm`), then whether to mark the exposed credentials
+    /// due: `--keep-due` no, `--yes` yes, else a question.
     fn mark_due(&self, ctx: &Ctx, removed: &Recipient, count: usize) -> anyhow::Result<bool> {
+        let who = removed.short();
+        if !self.yes
+            && !super::input::confirm_destructive(
+                ctx.may_prompt(),
+                &format!(
+                    "Remove recipient {who}? The store is re-encrypted without it, with a new key"
+                ),
+                &format!("remove recipient {who}"),
+            )?
+        {
+            anyhow::bail!("nothing was changed");
+        }
         if self.keep_due {
             return Ok(false);
         }
         if self.yes || count == 0 {
             return Ok(true);
         }
-        if !ctx.may_prompt() {
-            eprintln!(
-                "note: no terminal to ask on: marking the {count} credential{} {} could read due now (--keep-due does not)",
-                plural(count),
-                removed.short()
-            );
-            return Ok(true);
-        }
-        dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "{} could read {count} credential{}. Mark them due for rotation now?",
-                removed.short(),
+        Ok(super::input::confirm(
+            &format!(
+                "{who} could read {count} credential{}. Mark them due for rotation now?",
                 plural(count)
-            ))
-            .default(true)
-            .interact()
-            .map_err(|e| {
-                Error::io(
-                    "cannot read the answer",
-                    std::io::Error::other(e.to_string()),
-                )
-                .into()
-            })
+            ),
+            true,
+        )?)
     }
 }
 

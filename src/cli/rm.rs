@@ -15,7 +15,7 @@ pub struct RmArgs {
     /// Credential name
     name: String,
 
-    /// Do not ask for confirmation
+    /// Do not ask for confirmation (needed without a terminal)
     #[arg(short, long)]
     yes: bool,
 }
@@ -28,26 +28,14 @@ impl RmArgs {
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         store.reader(identity)?.entry(&name)?;
-        if !self.yes {
-            if !ctx.may_prompt() {
-                return Err(Error::Usage(format!(
-                    "refusing to delete {name} without --yes: there is no terminal to confirm on"
-                ))
-                .into());
-            }
-            let confirmed = dialoguer::Confirm::new()
-                .with_prompt(format!("Delete credential {name}?"))
-                .default(false)
-                .interact()
-                .map_err(|e| {
-                    Error::io(
-                        "cannot read the answer",
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-            if !confirmed {
-                anyhow::bail!("not deleted");
-            }
+        if !self.yes
+            && !super::input::confirm_destructive(
+                ctx.may_prompt(),
+                &format!("Delete credential {name}?"),
+                &format!("delete {name}"),
+            )?
+        {
+            anyhow::bail!("not deleted");
         }
         let mut txn = store.begin(identity)?;
         txn.remove(&name).ok_or_else(|| Error::CredentialNotFound {
@@ -70,9 +58,7 @@ impl RmArgs {
                 agents.join(", ")
             );
         }
-        if ctx.verbose {
-            eprintln!("deleted {name}");
-        }
+        eprintln!("deleted {name}");
         Ok(())
     }
 }

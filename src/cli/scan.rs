@@ -122,6 +122,7 @@ impl ScanArgs {
         let mut out = BufWriter::new(stdout.lock());
         let mut findings: Vec<(String, u64, usize)> = Vec::new();
         let mut files_scanned = 0u64;
+        let mut ignored: Vec<String> = Vec::new();
         let mut scanner = scan::Scanner::new(&patterns);
         let mut scan_one = |shown: String,
                             source: &mut dyn io::Read,
@@ -166,6 +167,7 @@ impl ScanArgs {
                         Err(e) => eprintln!("warning: cannot read {shown}: {e}"),
                     },
                     Visit::Error(message) => eprintln!("warning: {message}"),
+                    Visit::Ignored { shown } => ignored.push(shown),
                 }
             });
             if let Some(e) = failed {
@@ -174,9 +176,26 @@ impl ScanArgs {
         }
         out.flush()?;
         drop(out);
-        if ctx.verbose {
-            eprintln!("agentcred: searched {files_scanned} files");
+        // A clean result says what it covered, and what .gitignore kept out of it.
+        let mut summary = format!(
+            "{}searched {files_scanned} file{}",
+            if findings.is_empty() {
+                "nothing found: "
+            } else {
+                ""
+            },
+            if files_scanned == 1 { "" } else { "s" }
+        );
+        if !ignored.is_empty() {
+            const SHOWN: usize = 5;
+            let more = ignored.len().saturating_sub(SHOWN);
+            summary.push_str(&format!(
+                "; not searched, ignored by .gitignore or the like: {}{} (--no-ignore searches them)",
+                ignored[..ignored.len().min(SHOWN)].join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ));
         }
+        eprintln!("{summary}");
 
         let mut places: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for (shown, line, label) in &findings {

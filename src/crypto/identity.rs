@@ -11,7 +11,7 @@
 //! is not a terminal. Then it fails at once (exit 5) naming the variable to set.
 
 use std::fmt;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::iter;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -69,11 +69,11 @@ pub struct Unlock {
 }
 
 impl Unlock {
-    /// Prompting is allowed only on a terminal, without `--no-input`, and outside CI.
+    /// Prompting is allowed only with a terminal (stdin, or the controlling terminal when
+    /// stdin is a pipe), without `--no-input`, and outside CI.
     pub fn from_env(no_input: bool) -> Self {
-        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
         Unlock {
-            may_prompt: !no_input && !ci && std::io::stdin().is_terminal(),
+            may_prompt: crate::util::prompt::may_prompt(no_input),
         }
     }
 }
@@ -241,7 +241,16 @@ fn load_from(source: Source, unlock: Unlock) -> Result<Identity> {
             parse_keys(&text, &source)?
         }
         Source::EnvFile(path) | Source::DefaultFile(path) => {
-            let bytes = read_identity_file(path)?;
+            let bytes = match (read_identity_file(path), &source) {
+                // Say which variable named it: the user may not remember setting it.
+                (Err(Error::Io { cause, .. }), Source::EnvFile(_)) => {
+                    return Err(Error::BadIdentity {
+                        source_name: format!("{ENV_IDENTITY_FILE}={}", path.display()),
+                        detail: cause.to_string(),
+                    });
+                }
+                (bytes, _) => bytes?,
+            };
             if is_age_encrypted(&bytes) {
                 let plain = decrypt_with_passphrase(&bytes, path, unlock)?;
                 let text = std::str::from_utf8(&plain).map_err(|_| Error::BadIdentity {
@@ -350,19 +359,11 @@ fn passphrase(path: &Path, unlock: Unlock, confirm: bool) -> Result<SecretString
             path: path.to_path_buf(),
         });
     }
-    let mut prompt =
-        dialoguer::Password::new().with_prompt(format!("Passphrase for {}", path.display()));
-    if confirm {
-        prompt = prompt
-            .with_confirmation("Confirm passphrase", "Passphrases do not match")
-            .allow_empty_password(false);
-    }
-    prompt.interact().map(SecretString::from).map_err(|e| {
-        Error::io(
-            "cannot read the passphrase",
-            std::io::Error::other(e.to_string()),
-        )
-    })
+    let prompt = format!("Passphrase for {}", path.display());
+    let confirm = confirm.then_some("Confirm passphrase");
+    crate::util::prompt::hidden(&prompt, confirm, "the passphrase")
+        .map(|typed| SecretString::from(typed.as_str().to_owned()))
+        .map_err(|e| Error::io("cannot read the passphrase", e))
 }
 
 fn decrypt_with_passphrase(

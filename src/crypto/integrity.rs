@@ -265,6 +265,7 @@ pub fn decrypt_store_key(
     let plain = decrypt(identity, ciphertext).map_err(|f| match f {
         DecryptFailure::NotForUs => Error::NotARecipient {
             what: "this store".into(),
+            identity: identity.source().to_string(),
         },
         DecryptFailure::Damaged => {
             Error::integrity(file, "it is not a valid age file for this identity")

@@ -70,8 +70,15 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
+        let not_a_store = || Error::NotAStore {
+            path: root.to_path_buf(),
+        };
+        if std::fs::metadata(root).is_ok_and(|meta| !meta.is_dir()) {
+            return Err(not_a_store());
+        }
         match std::fs::symlink_metadata(root.join(manifest::FILE_NAME)) {
             Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(not_a_store()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::StoreNotFound {
                     path: root.to_path_buf(),

@@ -274,6 +274,52 @@ impl Txn<'_> {
         Some(entry)
     }
 
+    /// Rename a credential: its value moves to the new name in the same backend (an `age`
+    /// file binds its name, so it is encrypted again; a keychain item or vault path is
+    /// named after the credential), its entry, history and agents' grants follow, and the
+    /// old value goes at commit as for [`Txn::remove`]. `event` is appended to the history.
+    /// Returns the agents whose grants were moved.
+    pub fn rename(
+        &mut self,
+        old: &CredentialName,
+        new: &CredentialName,
+        event: manifest::Event,
+    ) -> Result<Vec<String>> {
+        let Some(mut entry) = self.manifest.entry(old).cloned() else {
+            return Err(Error::CredentialNotFound {
+                name: old.to_string(),
+            });
+        };
+        if self.manifest.entry(new).is_some() {
+            return Err(Error::Exists {
+                name: new.to_string(),
+            });
+        }
+        let store_id = self.manifest.store_id.clone();
+        let value = backend::read(
+            &self.store.secrets_dir(),
+            self.identity,
+            &self.key,
+            &store_id,
+            old,
+            &entry,
+            &|| self.vault.get(),
+        )?;
+        entry.sha256 = Some(self.stage_value_for(entry.backend, new, value.expose_secret())?);
+        entry.vault_version = None;
+        entry.history.push(event);
+        self.remove(old);
+        self.manifest.credentials.insert(new.to_string(), entry);
+        let mut agents = Vec::new();
+        for (agent_name, agent) in &mut self.manifest.agents {
+            if agent.allow.remove(old.as_str()) {
+                agent.allow.insert(new.to_string());
+                agents.push(agent_name.clone());
+            }
+        }
+        Ok(agents)
+    }
+
     /// Refuse to commit an entry whose backend is not where its value was staged (a value
     /// staged in the keychain under an entry that says `age` would be lost).
     fn check_staged_backends(&self) -> Result<()> {

@@ -7,3 +7,4 @@ pub mod hash;
 pub mod host;
 pub mod http;
 pub mod output;
+pub mod prompt;
