@@ -110,7 +110,8 @@ fn run_brokered(
         .args(["exec", "-v", "--broker"])
         .args(extra)
         .args(["--", "sh", "-c", &script])
-        .timeout(Duration::from_secs(120))
+        // A hang guard, not a timing assertion: importing an SDK takes a minute on a loaded CI VM.
+        .timeout(Duration::from_secs(600))
         .output()
         .unwrap()
 }
@@ -518,4 +519,48 @@ fn an_agent_policy_can_require_the_broker() {
         stderr_of(&out).lines().last().unwrap(),
         "error: --raw goes with --broker (or an agent whose policy brokers)"
     );
+}
+
+#[test]
+fn edit_sets_and_removes_the_upstream() {
+    let env = TestEnv::init();
+    env.add("gh", b"ghp_0123456789abcdef");
+    let out = env
+        .cmd()
+        .args(["edit", "gh", "--provider", "github"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).starts_with("edited gh: upstream"),
+        "{}",
+        stderr_of(&out)
+    );
+    let show = env.cmd().args(["show", "gh"]).output().unwrap();
+    assert!(
+        stdout_of(&show).contains(
+            "upstream:     https://api.github.com (Authorization: Bearer {}, base URL in GITHUB_API_URL)"
+        ),
+        "{}",
+        stdout_of(&show)
+    );
+    env.cmd()
+        .args(["edit", "gh", "--no-upstream"])
+        .assert()
+        .success();
+    let show = env.cmd().args(["show", "gh"]).output().unwrap();
+    assert!(
+        !stdout_of(&show).contains("upstream: "),
+        "{}",
+        stdout_of(&show)
+    );
+    // A failed edit changes nothing.
+    let before = env.snapshot();
+    let out = env
+        .cmd()
+        .args(["edit", "gh", "--upstream", "http://example.com"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(before, env.snapshot());
 }

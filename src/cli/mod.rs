@@ -110,6 +110,8 @@ pub const ENVIRONMENT: &str = "Environment:
                                in AGENTCRED_VAULT_ROLE_ID, AGENTCRED_VAULT_SECRET_ID)
   CI                           when set (not empty, 0 or false), nothing ever prompts
   NO_COLOR                     no color in output
+  SSL_CERT_FILE                trust anchors (PEM) for agentcred's own HTTPS: the roots of
+                               token endpoints and Vault, added to the broker's
   XDG_DATA_HOME, XDG_CONFIG_HOME  where the default store and identity file live
 ";
 

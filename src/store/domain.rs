@@ -34,6 +34,8 @@ pub struct EntryEdit {
     pub description: Option<Option<String>>,
     pub rotate_every: Option<Option<RotateEvery>>,
     pub due: Option<Option<Timestamp>>,
+    /// Where `exec --broker` sends it: set, replaced or removed (`--no-upstream`).
+    pub upstream: Option<crate::model::upstream::UpstreamChange>,
 }
 
 /// A history event, the one place they are made.
@@ -184,6 +186,10 @@ impl Txn<'_> {
         }
         if let Some(due) = edit.due {
             entry.due = due;
+        }
+        if let Some(change) = edit.upstream {
+            change.apply(entry.kind, &mut entry.upstream)?;
+            changed.push("upstream");
         }
         entry
             .history
