@@ -352,6 +352,11 @@ impl Patterns {
         })
     }
 
+    /// The length of the longest form: more than any held-back beginning of one.
+    pub fn longest(&self) -> usize {
+        self.window + 1
+    }
+
     /// The labels, indexed as [`Piece::Found`] reports them.
     pub fn labels(&self) -> &[String] {
         &self.labels
