@@ -418,18 +418,22 @@ const SKIP_MIN_STEP: usize = 8;
 /// row, so one of them is a multiple of `step` (that many). Looking up the substring at
 /// every multiple of `step` in the set of all forms' substrings therefore finds at least
 /// one for every occurrence; when none is found, no form is in the buffer and the full
-/// search is not needed. With forms of 40 bytes that is one lookup (a bit in a table that
-/// stays in L1, then a sorted list on a hit) per 35 bytes, against Teddy's work on every
-/// byte. Forms shorter than `GRAM + SKIP_MIN_STEP - 1` bytes turn it off.
+/// search is not needed. With forms of 40 bytes that is one lookup (a bit in a bloom
+/// table, 8 KiB for one value, then a sorted list on a hit) per 35 bytes, against Teddy's
+/// work on every byte. Forms shorter than `GRAM + SKIP_MIN_STEP - 1` bytes turn it off.
 struct Skip {
     step: usize,
-    /// One bit per hash of each substring.
+    /// One bit per hash of each substring: at least 64 bits per substring, so that a
+    /// lookup seldom goes on to `grams` also with many values.
     bloom: Zeroizing<Vec<u64>>,
+    /// `64 - log2(bits in bloom)`: the shift that turns a hash into a bit's index.
+    shift: u32,
     /// The substrings, sorted: a hit in `bloom` is confirmed here.
     grams: Zeroizing<Vec<u64>>,
 }
 
-const BLOOM_BITS: u32 = 16;
+/// The bloom table's size bounds, as powers of two (8 KiB to 1 MiB).
+const BLOOM_BITS: std::ops::RangeInclusive<u32> = 16..=23;
 
 fn gram(bytes: &[u8]) -> u64 {
     let mut word = [0u8; 8];
@@ -437,8 +441,8 @@ fn gram(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(word)
 }
 
-fn bloom_slot(gram: u64) -> usize {
-    (gram.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - BLOOM_BITS)) as usize
+fn bloom_slot(gram: u64, shift: u32) -> usize {
+    (gram.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
 }
 
 impl Skip {
@@ -454,12 +458,20 @@ impl Skip {
         }
         grams.sort_unstable();
         grams.dedup();
-        let mut bloom = Zeroizing::new(vec![0u64; (1 << BLOOM_BITS) / 64]);
+        let wanted = (grams.len().max(1) * 64).next_power_of_two().ilog2();
+        let bits = wanted.clamp(*BLOOM_BITS.start(), *BLOOM_BITS.end());
+        let shift = 64 - bits;
+        let mut bloom = Zeroizing::new(vec![0u64; (1 << bits) / 64]);
         for &g in grams.iter() {
-            let slot = bloom_slot(g);
+            let slot = bloom_slot(g, shift);
             bloom[slot / 64] |= 1 << (slot % 64);
         }
-        Some(Skip { step, bloom, grams })
+        Some(Skip {
+            step,
+            bloom,
+            shift,
+            grams,
+        })
     }
 
     /// `false` when no form lies wholly in `buf`.
@@ -467,7 +479,7 @@ impl Skip {
         let mut at = 0;
         while at + GRAM <= buf.len() {
             let g = gram(&buf[at..]);
-            let slot = bloom_slot(g);
+            let slot = bloom_slot(g, self.shift);
             if self.bloom[slot / 64] & (1 << (slot % 64)) != 0
                 && self.grams.binary_search(&g).is_ok()
             {
