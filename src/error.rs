@@ -185,6 +185,10 @@ pub enum Error {
     #[error("cannot get an access token for {name}: {detail}")]
     OAuthClientRejected { name: String, detail: String },
 
+    /// The user's grant is gone (`invalid_grant`, never logged in, revoked): exit 5.
+    #[error("cannot get an access token for {name}: {detail}")]
+    OAuthLoginNeeded { name: String, detail: String },
+
     #[error("stored values found in {places} place{}: {names}", if *.places == 1 { "" } else { "s" })]
     Leaked {
         places: usize,
@@ -249,7 +253,8 @@ impl Error {
             | Error::VaultNoToken
             | Error::VaultUnavailable { .. }
             | Error::VaultRefused { .. }
-            | Error::OAuthClientRejected { .. } => Exit::Locked,
+            | Error::OAuthClientRejected { .. }
+            | Error::OAuthLoginNeeded { .. } => Exit::Locked,
             Error::Integrity { .. }
             | Error::RolledBack { .. }
             | Error::Untrusted { .. }
@@ -323,6 +328,9 @@ impl Error {
             Error::OAuthClientRejected { name, .. } => format!(
                 "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; store the current secret with `agentcred rotate {name}`"
             ),
+            Error::OAuthLoginNeeded { name, .. } => {
+                format!("run agentcred login {name} (or `agentcred login {name} --device` without a browser)")
+            }
             Error::RefusedEnvVar { .. } => "choose another variable with --env".into(),
             Error::Overdue { .. } => {
                 "rotate with `agentcred rotate NAME`; `agentcred due` lists what is due".into()

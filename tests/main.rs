@@ -16,6 +16,7 @@ mod integrity;
 mod interop;
 mod keychain;
 mod layers;
+mod login;
 mod mask;
 mod newuser;
 mod oauth;

@@ -16,6 +16,10 @@
 //! and only then asks the endpoint. No error message ever holds the secret or a token.
 
 mod cache;
+pub mod device;
+pub mod jwt;
+pub mod login;
+pub mod refresh;
 
 use std::fmt;
 use std::time::Duration;
@@ -35,7 +39,7 @@ use crate::util;
 use crate::util::http;
 use crate::util::output::{self, escape};
 
-pub use crate::model::settings::{AuthMethod, ClientConfig, check_token_url};
+pub use crate::model::settings::{AuthMethod, ClientConfig, Grant, check_token_url};
 pub use cache::TokenCache;
 use cache::{lock_file, token_file};
 
@@ -101,10 +105,16 @@ pub fn access_token(
     secret: &SecretSlice<u8>,
     verbose: bool,
 ) -> Result<SecretSlice<u8>> {
+    let config = config_of(name, entry)?;
+    if config.grant == Grant::AuthorizationCode {
+        // The value is a refresh token that the server may rotate: read again under the lock.
+        return refresh::access_token(cache, name, config, secret, verbose);
+    }
     let client = Client {
         name,
-        config: config_of(name, entry)?,
+        config,
         secret,
+        client_secret: Some(secret.expose_secret()),
     };
     let say = |text: String| {
         if verbose {
@@ -127,7 +137,17 @@ pub fn access_token(
         ));
         return Ok(token.into_value());
     }
-    let token = request(&client)?;
+    let token = match config.grant {
+        Grant::JwtBearer => jwt::request(&client)?,
+        _ => request(&client, client_credentials_body(config))?,
+    };
+    report_type(name, &token);
+    say(format!("obtained a new access token ({})", token.expiry()));
+    cache_token(cache, &client, &token, &say);
+    Ok(token.into_value())
+}
+
+fn report_type(name: &CredentialName, token: &Token) {
     if let Some(kind) = token.token_type.as_deref()
         && !kind.eq_ignore_ascii_case("bearer")
     {
@@ -136,17 +156,22 @@ pub fn access_token(
             escape(&truncate(kind, MAX_ERROR_CODE))
         );
     }
-    say(format!("obtained a new access token ({})", token.expiry()));
+}
+
+/// Keep a token in the cache when it lives long enough to be worth it.
+fn cache_token(cache: &TokenCache, client: &Client, token: &Token, say: &dyn Fn(String)) {
     match token.expires_at {
         Some(expires_at) if is_fresh(token.obtained_at, expires_at, token.obtained_at) => {
-            if let Err(e) = cache.save(&client, &token, expires_at) {
-                eprintln!("warning: the access token of {name} was not cached: {e}");
+            if let Err(e) = cache.save(client, token, expires_at) {
+                eprintln!(
+                    "warning: the access token of {} was not cached: {e}",
+                    client.name
+                );
             }
         }
         Some(_) => say("not cached: its lifetime is 60 s or less".into()),
         None => say("not cached: the endpoint did not say when it expires".into()),
     }
-    Ok(token.into_value())
 }
 
 /// A new access token minted with `secret`, neither taken from the cache nor put in it:
@@ -157,12 +182,22 @@ pub fn mint(
     entry: &Entry,
     secret: &SecretSlice<u8>,
 ) -> Result<SecretSlice<u8>> {
+    let config = config_of(name, entry)?;
     let client = Client {
         name,
-        config: config_of(name, entry)?,
+        config,
         secret,
+        client_secret: Some(secret.expose_secret()),
     };
-    Ok(request(&client)?.into_value())
+    match config.grant {
+        Grant::ClientCredentials => {
+            Ok(request(&client, client_credentials_body(config))?.into_value())
+        }
+        Grant::JwtBearer => Ok(jwt::request(&client)?.into_value()),
+        Grant::AuthorizationCode => Err(Error::Unsupported(format!(
+            "{name} holds a refresh token: `agentcred login {name}` replaces it"
+        ))),
+    }
 }
 
 fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientConfig> {
@@ -184,16 +219,20 @@ pub fn forget(store: &Store, name: &CredentialName) {
 }
 
 /// What a token request needs: the credential's name (for messages and the cache), its
-/// endpoint, and its secret.
+/// endpoint, its stored value (which keys the cache's MAC) and the client secret it
+/// authenticates with (none for a public client, which sends its id in the body).
 struct Client<'a> {
     name: &'a CredentialName,
     config: &'a ClientConfig,
     secret: &'a SecretSlice<u8>,
+    client_secret: Option<&'a [u8]>,
 }
 
 /// An access token and what is known about its lifetime. Not `Debug`.
 pub struct Token {
     access_token: Zeroizing<String>,
+    /// A refresh token, when the server issued one (code exchange, refresh rotation).
+    refresh_token: Option<Zeroizing<String>>,
     token_type: Option<String>,
     obtained_at: Timestamp,
     expires_at: Option<Timestamp>,
@@ -240,15 +279,41 @@ fn form_encode(bytes: &[u8]) -> Zeroizing<String> {
 enum Failure {
     /// The client was refused (`invalid_client`, or HTTP 401): exit 5.
     Client(String),
+    /// The grant is gone (`invalid_grant`, RFC 6749 section 5.2): exit 5, log in again.
+    Grant(String),
+    /// RFC 8628 section 3.5: the person has not answered yet; poll again.
+    Pending,
+    /// RFC 8628 section 3.5: poll less often.
+    SlowDown,
     Other(String),
 }
 
-/// Run the client-credentials grant (RFC 6749 section 4.4.2) for one client.
-fn request(client: &Client) -> Result<Token> {
-    request_inner(client).map_err(|failure| match failure {
+/// The body of a client-credentials request (RFC 6749 section 4.4.2).
+fn client_credentials_body(config: &ClientConfig) -> Zeroizing<String> {
+    let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
+    for (key, value) in [("scope", &config.scope), ("audience", &config.audience)] {
+        if let Some(value) = value {
+            body.push_str(&format!("&{key}={}", *form_encode(value.as_bytes())));
+        }
+    }
+    body
+}
+
+/// Send one token request with the grant's form `body` (the client's authentication is
+/// added here) and read the token response.
+fn request(client: &Client, body: Zeroizing<String>) -> Result<Token> {
+    request_inner(client, body).map_err(|failure| match failure {
         Failure::Client(detail) => Error::OAuthClientRejected {
             name: client.name.to_string(),
             detail,
+        },
+        Failure::Grant(detail) => Error::OAuthLoginNeeded {
+            name: client.name.to_string(),
+            detail,
+        },
+        Failure::Pending | Failure::SlowDown => Error::OAuth {
+            name: client.name.to_string(),
+            detail: "the token endpoint answered as if to a device login".into(),
         },
         Failure::Other(detail) => Error::OAuth {
             name: client.name.to_string(),
@@ -257,7 +322,10 @@ fn request(client: &Client) -> Result<Token> {
     })
 }
 
-fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
+fn request_inner(
+    client: &Client,
+    mut body: Zeroizing<String>,
+) -> std::result::Result<Token, Failure> {
     let config = client.config;
     check_token_url(&config.token_url).map_err(|e| Failure::Other(e.to_string()))?;
     let uri: ureq::http::Uri = config
@@ -267,26 +335,24 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
     let loopback = uri.host().is_some_and(http::is_loopback);
     // No redirects: a token request is never sent anywhere but the configured endpoint.
     let agent = http::agent(loopback, REQUEST_TIMEOUT);
-    let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
-    for (key, value) in [("scope", &config.scope), ("audience", &config.audience)] {
-        if let Some(value) = value {
-            body.push_str(&format!("&{key}={}", *form_encode(value.as_bytes())));
-        }
-    }
     let id = form_encode(config.client_id.as_bytes());
-    let secret = form_encode(client.secret.expose_secret());
     let mut post = agent
         .post(&config.token_url)
         .header("Accept", "application/json")
         .content_type("application/x-www-form-urlencoded");
-    match config.auth_method {
-        AuthMethod::Basic => {
-            let pair = Zeroizing::new(format!("{}:{}", *id, *secret));
+    let secret = client.client_secret.map(form_encode);
+    match (&secret, config.auth_method) {
+        // A public client (RFC 6749 section 2.1): only its id. A jwt-bearer assertion
+        // authenticates by itself and needs no client at all.
+        _ if config.grant == Grant::JwtBearer => {}
+        (None, _) => body.push_str(&format!("&client_id={}", *id)),
+        (Some(secret), AuthMethod::Basic) => {
+            let pair = Zeroizing::new(format!("{}:{}", *id, **secret));
             let header = Zeroizing::new(format!("Basic {}", BASE64.encode(pair.as_bytes())));
             post = post.header("Authorization", header.as_str());
         }
-        AuthMethod::Post => {
-            body.push_str(&format!("&client_id={}&client_secret={}", *id, *secret));
+        (Some(secret), AuthMethod::Post) => {
+            body.push_str(&format!("&client_id={}&client_secret={}", *id, **secret));
         }
     }
     let endpoint = format!("the token endpoint {}", escape(&config.token_url));
@@ -329,10 +395,21 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
             || oauth_error
                 .as_ref()
                 .is_some_and(|e| e.code == "invalid_client");
+        let grant_gone = oauth_error
+            .as_ref()
+            .is_some_and(|e| e.code == "invalid_grant")
+            && config.grant == Grant::AuthorizationCode;
+        match oauth_error.as_ref().map(|e| e.code.as_str()) {
+            Some("authorization_pending") => return Err(Failure::Pending),
+            Some("slow_down") => return Err(Failure::SlowDown),
+            _ => {}
+        }
         return Err(if status.is_redirection() {
             Failure::Other(format!(
                 "{detail}; token requests do not follow redirects: set the final URL with `agentcred add NAME --force --token-url URL ...`"
             ))
+        } else if grant_gone {
+            Failure::Grant(detail)
         } else if refused {
             Failure::Client(detail)
         } else {
@@ -365,6 +442,10 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
         Some(serde_json::Value::String(kind)) => Some(kind.clone()),
         _ => None,
     };
+    let refresh_token = match json.remove("refresh_token") {
+        Some(serde_json::Value::String(token)) if !token.is_empty() => Some(Zeroizing::new(token)),
+        _ => None,
+    };
     let expires_at = json.get("expires_in").and_then(lifetime_secs).map(|secs| {
         obtained_at
             .checked_add(SignedDuration::from_secs(secs))
@@ -372,6 +453,7 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
     });
     Ok(Token {
         access_token,
+        refresh_token,
         token_type,
         obtained_at,
         expires_at,

@@ -1,0 +1,101 @@
+// A real OpenID Connect provider (node-oidc-provider, which we did not write) on loopback,
+// for tests/login.rs. Prints one line `READY http://127.0.0.1:PORT` when it listens.
+//
+// Clients: `agent-public` (a native public client: PKCE, no secret) and `agent-conf`
+// (confidential, client_secret_basic). Refresh tokens are issued for every code and rotated
+// on every use; reusing a rotated one revokes the whole grant (the provider's own reuse
+// detection). Access tokens live 30 s, so agentcred never caches them and every `token`
+// refreshes. The device authorization grant is on. `POST /sa/token` answers the
+// jwt-bearer grant (RFC 7523) for a service-account key, verifying its RS256 signature.
+import * as http from 'node:http';
+import * as crypto from 'node:crypto';
+import Provider from 'oidc-provider';
+import * as jose from 'jose';
+
+const port = Number(process.env.PORT || 0);
+const server = http.createServer();
+await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const grantTypes = [
+  'authorization_code',
+  'refresh_token',
+  'urn:ietf:params:oauth:grant-type:device_code',
+];
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: 'agent-public',
+      application_type: 'native',
+      token_endpoint_auth_method: 'none',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      grant_types: grantTypes,
+      response_types: ['code'],
+    },
+    {
+      client_id: 'agent-conf',
+      client_secret: 'conf-client-secret-0123456789',
+      application_type: 'native',
+      token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      grant_types: grantTypes,
+      response_types: ['code'],
+    },
+  ],
+  features: {
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
+  },
+  pkce: { required: () => true },
+  issueRefreshToken: async () => true,
+  rotateRefreshToken: () => true,
+  ttl: { AccessToken: 30, DeviceCode: Number(process.env.DEVICE_TTL || 600) },
+  scopes: ['openid', 'offline_access', 'mail.read'],
+});
+provider.on('server_error', (_ctx, err) => console.error('server_error', err));
+
+// RFC 7523 section 2.1 at /sa/token, beside the provider (which knows no jwt-bearer grant):
+// the assertion is verified by jose with the public half of the key in SA_PUBLIC_KEY.
+const saKey = process.env.SA_PUBLIC_KEY && crypto.createPublicKey(process.env.SA_PUBLIC_KEY);
+async function jwtBearer(req, res) {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const form = new URLSearchParams(body);
+  const answer = (status, json) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(json));
+  };
+  if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+    return answer(400, { error: 'unsupported_grant_type' });
+  }
+  let claims;
+  try {
+    ({ payload: claims } = await jose.jwtVerify(form.get('assertion') || '', saKey, {
+      algorithms: ['RS256'],
+      audience: `${issuer}/sa/token`,
+      issuer: 'sa@agentcred-test.iam.example',
+      maxTokenAge: '1h',
+    }));
+  } catch (e) {
+    return answer(400, { error: 'invalid_grant', error_description: `assertion: ${e.code}` });
+  }
+  if (!claims.scope || typeof claims.exp !== 'number') {
+    return answer(400, { error: 'invalid_scope', error_description: 'no scope in the assertion' });
+  }
+  jwtGrants += 1;
+  answer(200, {
+    access_token: `sa-token-${crypto.randomBytes(12).toString('hex')}`,
+    token_type: 'Bearer',
+    expires_in: 3600,
+  });
+}
+let jwtGrants = 0;
+
+const callback = provider.callback();
+server.on('request', (req, res) => {
+  if (req.url === '/sa/token' && req.method === 'POST' && saKey) return void jwtBearer(req, res);
+  if (req.url === '/sa/count') return void res.end(String(jwtGrants));
+  return callback(req, res);
+});
+console.log(`READY ${issuer}`);
