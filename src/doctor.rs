@@ -19,6 +19,7 @@ use crate::manifest::{self, Manifest};
 use crate::model::credential::{BackendKind, CredentialName};
 use crate::model::rotation::{self, Status};
 use crate::store::{self, Store};
+use crate::util::output::Say;
 use crate::util::output::escape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -117,7 +118,7 @@ impl Report {
 }
 
 /// Run every check on the store at `root`. `identity` is how the caller unlocked (or failed to).
-pub fn check(root: &Path, identity: Result<&Identity, Error>) -> Report {
+pub fn check(root: &Path, identity: Result<&Identity, Error>, say: Say) -> Report {
     let mut report = Report::default();
     if !root.join(manifest::FILE_NAME).exists() {
         report.error(
@@ -129,7 +130,7 @@ pub fn check(root: &Path, identity: Result<&Identity, Error>) -> Report {
         return report;
     }
     check_permissions(root, &mut report);
-    let store = match Store::open(root) {
+    let store = match Store::open(root, say) {
         Ok(store) => store,
         Err(e) => {
             report.error("store", &e);
@@ -476,15 +477,10 @@ impl Secrets<'_> {
                 Ok(vault.get()?.read(self.key, store_id, name, entry)?.newer)
             }
             _ => {
-                backend::read(
-                    &self.store.secrets_dir(),
-                    self.identity,
-                    self.key,
-                    store_id,
-                    name,
-                    entry,
-                    &|| Err(Error::VaultNotConfigured),
-                )?;
+                let ctx = self
+                    .store
+                    .backend_ctx(self.identity, self.key, store_id, &[]);
+                backend::read(&ctx, name, entry, &|| Err(Error::VaultNotConfigured))?;
                 Ok(false)
             }
         }

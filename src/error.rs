@@ -15,6 +15,35 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A mistyped flag given where the program goes (`exec --bogus`).
+    #[error(
+        "unknown option {option} for exec{guess} (the program goes after --; a program named like an option needs ./)"
+    )]
+    UnknownExecOption { option: String, guess: String },
+
+    /// Two selected credentials would set the same variable.
+    #[error("credentials {first} and {second} are both injected as {env}; choose one with --only")]
+    DuplicateEnv {
+        first: String,
+        second: String,
+        env: String,
+    },
+
+    /// A question only a person can answer, with no terminal to ask it on.
+    #[error("refusing to {what} without --yes: there is no terminal to confirm on")]
+    NeedsConfirmation { what: String },
+
+    /// No value given (stdin empty or closed, no prompt allowed).
+    #[error("no value for {name} ({why}): pipe it on stdin or use --from-file")]
+    NoValue { name: String, why: &'static str },
+
+    #[error("the value for {name} is larger than 16 MiB")]
+    ValueTooLarge { name: String },
+
+    /// A date flag (`--rotated-at`) set after now.
+    #[error("{flag} cannot be in the future")]
+    FutureDate { flag: &'static str },
+
     #[error("invalid credential name {name}: {reason}")]
     InvalidName { name: String, reason: String },
 
@@ -108,6 +137,14 @@ pub enum Error {
 
     #[error("{0}")]
     Unsupported(String),
+
+    #[error(
+        "agentcred {command} cannot run inside a sandboxed agent (exec --sandbox): the store and identity are out of its reach"
+    )]
+    Sandboxed { command: String },
+
+    #[error("--sandbox cannot be enforced on this system: {reason}")]
+    SandboxUnavailable { reason: String, need: String },
 
     #[error("this store has no Vault address")]
     VaultNotConfigured,
@@ -206,6 +243,10 @@ pub enum Error {
 
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
+
+    /// Another agentcred held the store's lock for the whole wait.
+    #[error("cannot lock the store in {}: another agentcred has held its lock for {seconds} s", path.display())]
+    StoreBusy { path: PathBuf, seconds: u64 },
 }
 
 impl Error {
@@ -213,6 +254,12 @@ impl Error {
         match self {
             Error::Unhealthy { exit, .. } => *exit,
             Error::Usage(_)
+            | Error::UnknownExecOption { .. }
+            | Error::DuplicateEnv { .. }
+            | Error::NeedsConfirmation { .. }
+            | Error::NoValue { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::FutureDate { .. }
             | Error::VaultNotConfigured
             | Error::InvalidName { .. }
             | Error::InvalidAgentName { .. }
@@ -225,8 +272,10 @@ impl Error {
             | Error::NotEnvSafe { .. }
             | Error::OAuth { .. }
             | Error::VaultFailed { .. }
-            | Error::Unsupported(_) => Exit::Failure,
+            | Error::Unsupported(_)
+            | Error::SandboxUnavailable { .. } => Exit::Failure,
             Error::Io { .. }
+            | Error::StoreBusy { .. }
             | Error::RotationCommand { .. }
             | Error::Unchanged { .. }
             | Error::Leaked { .. } => Exit::Failure,
@@ -254,7 +303,8 @@ impl Error {
             | Error::VaultUnavailable { .. }
             | Error::VaultRefused { .. }
             | Error::OAuthClientRejected { .. }
-            | Error::OAuthLoginNeeded { .. } => Exit::Locked,
+            | Error::OAuthLoginNeeded { .. }
+            | Error::Sandboxed { .. } => Exit::Locked,
             Error::Integrity { .. }
             | Error::RolledBack { .. }
             | Error::Untrusted { .. }
@@ -270,6 +320,8 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             Error::Exists { .. } => "use --force to replace it".into(),
+            Error::SandboxUnavailable { need, .. } => format!("needed: {need}; `agentcred doctor` shows what this system supports"),
+            Error::Sandboxed { .. } => "ask for the credential in the agent's policy (agentcred agent grant), outside the sandbox".into(),
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
             Error::AgentExists { .. } => "use --force to replace it".into(),
             Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),

@@ -3,9 +3,10 @@
 //! The binary is a thin shell over this library (see `cli`): the store, its integrity, the
 //! identity, and exec are plain modules that tests and the man-page generator can reach.
 //!
-//! Layers only look down: `cli` -> features (`exec`, `oauth`, `doctor`, `policy`, `scan`,
-//! `mask`, `audit`, `envfile`, `rotate`) -> `store` -> `backend` -> `manifest` -> `model`
-//! and `crypto` -> `error`/`exit` -> `util`. tests/layers.rs fails on an upward import.
+//! Layers only look down: `cli` -> features (`exec`, `rotate`, `doctor` over `policy`,
+//! `oauth`, `audit`, `mask`, `scan`, `envfile`) -> `store` -> `backend` -> `manifest` ->
+//! `crypto` -> `model` -> `error`/`exit` -> `util`. tests/layers.rs fails on an upward
+//! import or an import cycle.
 #![forbid(unsafe_code)]
 
 pub(crate) mod audit;
@@ -23,6 +24,7 @@ pub(crate) mod model;
 pub(crate) mod oauth;
 pub(crate) mod policy;
 pub(crate) mod rotate;
+pub(crate) mod sandbox;
 pub(crate) mod scan;
 pub(crate) mod store;
 pub(crate) mod util;

@@ -9,15 +9,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::crypto::integrity;
 use crate::error::{Error, Result};
 use crate::manifest::Agent;
 use crate::model::credential::{AgentName, CredentialName};
 use crate::util::output::escape;
 
-use crate::exec::program::{Program, program_basename, program_sha256};
+use crate::util::fs::program_basename;
 
 /// The variable that names the agent: read by `exec`, and set for the child it starts.
 pub const ENV_AGENT: &str = "AGENTCRED_AGENT";
@@ -58,6 +57,7 @@ pub struct ExecPolicy {
     pub clean_env: bool,
     pub mask: bool,
     pub deny_overdue: bool,
+    pub sandbox: bool,
 }
 
 impl ExecPolicy {
@@ -66,6 +66,7 @@ impl ExecPolicy {
             clean_env: self.clean_env || agent.clean_env,
             mask: self.mask || agent.mask,
             deny_overdue: self.deny_overdue || agent.deny_overdue,
+            sandbox: self.sandbox || agent.sandbox,
         }
     }
 }
@@ -206,31 +207,6 @@ impl Selection {
     }
 }
 
-/// Refuse to give an agent's credentials to anything but its pinned program (and, when a
-/// hash is pinned, to that program changed). Returns the path to run: the checked one.
-pub fn check_program(chosen: &Chosen, program: &Program) -> Result<PathBuf> {
-    let Some(pinned) = &chosen.agent.program else {
-        return Ok(program.found.clone());
-    };
-    if program.canonical != Path::new(pinned) {
-        return Err(Error::WrongProgram {
-            agent: chosen.name.to_string(),
-            pinned: escape(pinned),
-            program: escape(&program.canonical.to_string_lossy()),
-        });
-    }
-    if let Some(expected) = &chosen.agent.program_sha256 {
-        let actual = program_sha256(&program.canonical)?;
-        if !integrity::tags_equal(&actual, expected) {
-            return Err(Error::ProgramChanged {
-                agent: chosen.name.to_string(),
-                program: escape(pinned),
-            });
-        }
-    }
-    Ok(program.canonical.clone())
-}
-
 /// The child's `AGENTCRED_AGENT`: the agent used, and never an inherited value otherwise.
 pub fn set_agent_var(env: &mut Vec<(OsString, OsString)>, agent: Option<&AgentName>) {
     env.retain(|(key, _)| key != ENV_AGENT);
@@ -242,7 +218,7 @@ pub fn set_agent_var(env: &mut Vec<(OsString, OsString)>, agent: Option<&AgentNa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::program::{pin_program, resolve_program};
+    use crate::exec::program::{check_program, pin_program, program_sha256, resolve_program};
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
 
@@ -254,6 +230,7 @@ mod tests {
             clean_env: false,
             mask: false,
             deny_overdue: false,
+            sandbox: false,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
             mac: String::new(),
@@ -350,7 +327,8 @@ mod tests {
             ExecPolicy {
                 clean_env: true,
                 mask: true,
-                deny_overdue: false
+                deny_overdue: false,
+                sandbox: false
             }
         );
         let flags = ExecPolicy {

@@ -168,27 +168,42 @@ fn add_refuses_empty_value_and_bad_flags() {
         .args(["add", "x", "--rotate-every", "90x"])
         .write_stdin("v")
         .assert()
-        .code(2);
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid duration 90x: the unit must be h, d, w, mo or y",
+        ));
     env.cmd()
         .args(["add", "x", "--due", "someday"])
         .write_stdin("v")
         .assert()
-        .code(2);
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid date someday: expected a date like 2027-01-31",
+        ));
     env.cmd()
         .args(["add", "x", "--no-such-flag"])
         .write_stdin("v")
         .assert()
-        .code(2);
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unexpected argument '--no-such-flag' found",
+        ));
     env.cmd()
         .args(["add", "x", "--description", "two\nlines"])
         .write_stdin("v")
         .assert()
-        .code(2);
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid description two\\u{a}lines: it must be one line",
+        ));
     env.cmd()
         .args(["add", "x", "--rotate-every", "30d", "--no-rotation"])
         .write_stdin("v")
         .assert()
-        .code(2);
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the argument '--rotate-every <DUR>' cannot be used with '--no-rotation'",
+        ));
     assert_eq!(env.snapshot(), before);
 }
 

@@ -4,7 +4,6 @@ use crate::common;
 
 use common::{TestEnv, stderr_of};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 fn raw_cmd(env: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = Command::new(TestEnv::bin());
@@ -58,9 +57,16 @@ fn sigkill_during_add_force_leaves_old_or_new_value() {
     let env = TestEnv::init();
     env.add("k", b"value-0");
     let mut seen_new = 0;
+    let mut mid_write = 0;
     let mut previous = b"value-0".to_vec();
-    for round in 1..=50u64 {
+    // Kill times are steered towards the write, so that some kills land in it (proved by
+    // what they leave behind) however fast or loaded the machine is.
+    let mut timer = common::KillTimer::new(3_000);
+    let mut round = 0u64;
+    while round < 50 || (mid_write < 3 && round < 400) {
+        round += 1;
         let new_value = format!("value-{round}");
+        let before = common::mid_write_leftovers(&env.store);
         let mut child = raw_cmd(&env, &["add", "k", "--force"]).spawn().unwrap();
         {
             use std::io::Write;
@@ -71,22 +77,27 @@ fn sigkill_during_add_force_leaves_old_or_new_value() {
                 .write_all(new_value.as_bytes())
                 .unwrap();
         }
-        // Spread the kill over the whole life of the process (a few milliseconds).
-        std::thread::sleep(Duration::from_micros((round * 397) % 12_000));
+        timer.wait();
         let _ = child.kill();
         let _ = child.wait();
+        let cut_short = common::new_leftovers(&before, &common::mid_write_leftovers(&env.store));
         let value = env.get("k");
         assert!(
             value == previous || value == new_value.as_bytes(),
             "round {round}: got {:?}",
             String::from_utf8_lossy(&value)
         );
-        if value == new_value.as_bytes() {
+        let completed = value == new_value.as_bytes();
+        if completed {
             seen_new += 1;
         }
+        if cut_short {
+            mid_write += 1;
+        }
+        timer.steer(completed, cut_short);
         previous = value;
         // The store must also still accept writes.
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             env.cmd()
                 .args(["add", &format!("extra-{round}")])
                 .write_stdin("x")
@@ -94,6 +105,12 @@ fn sigkill_during_add_force_leaves_old_or_new_value() {
                 .success();
         }
     }
-    eprintln!("{seen_new} of 50 adds completed before the kill");
-    assert!(seen_new < 50, "some kills landed mid-write");
+    eprintln!(
+        "{round} rounds: {seen_new} adds completed before the kill, {mid_write} killed mid-write"
+    );
+    assert!(seen_new < round, "some kills landed before the commit");
+    assert!(
+        mid_write > 0,
+        "no kill landed mid-write (no pending or temp file seen)"
+    );
 }

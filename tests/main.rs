@@ -22,6 +22,7 @@ mod newuser;
 mod oauth;
 mod recipients;
 mod rotation;
+mod sandbox;
 mod scan;
 mod scripting;
 mod signals;

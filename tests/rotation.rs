@@ -6,7 +6,6 @@ use crate::common;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -864,8 +863,15 @@ fn sigkill_during_rotate_leaves_the_old_or_the_new_value() {
     env.add("k", b"value-0");
     let mut previous = b"value-0".to_vec();
     let mut seen_new = 0;
-    for round in 1..=50u64 {
+    let mut mid_write = 0;
+    // Kill times are steered towards the write, so that some kills land in it (proved by
+    // what they leave behind) however fast or loaded the machine is.
+    let mut timer = common::KillTimer::new(5_000);
+    let mut round = 0u64;
+    while round < 50 || (mid_write < 3 && round < 400) {
+        round += 1;
         let new_value = format!("value-{round}");
+        let before = common::mid_write_leftovers(&env.store);
         let mut child = raw_rotate(&env).spawn().unwrap();
         {
             use std::io::Write;
@@ -876,17 +882,18 @@ fn sigkill_during_rotate_leaves_the_old_or_the_new_value() {
                 .write_all(new_value.as_bytes())
                 .unwrap();
         }
-        // Spread the kill over the whole life of a rotate (about 20 ms in a debug build).
-        std::thread::sleep(Duration::from_micros((round * 397) % 20_000));
+        timer.wait();
         let _ = child.kill();
         let _ = child.wait();
+        let cut_short = common::new_leftovers(&before, &common::mid_write_leftovers(&env.store));
         let value = env.get("k");
         assert!(
             value == previous || value == new_value.as_bytes(),
             "round {round}: got {:?}",
             String::from_utf8_lossy(&value)
         );
-        if value == new_value.as_bytes() {
+        let completed = value == new_value.as_bytes();
+        if completed {
             seen_new += 1;
             let shown = show(&env, "k");
             assert_eq!(
@@ -894,8 +901,12 @@ fn sigkill_during_rotate_leaves_the_old_or_the_new_value() {
                 "rotated"
             );
         }
+        if cut_short {
+            mid_write += 1;
+        }
+        timer.steer(completed, cut_short);
         previous = value;
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             // Still writable, and nothing left behind but the secret files.
             env.add(&format!("extra-{round}"), b"x");
             let leftovers: Vec<_> = fs::read_dir(env.store.join("secrets"))
@@ -906,7 +917,13 @@ fn sigkill_during_rotate_leaves_the_old_or_the_new_value() {
             assert!(leftovers.is_empty(), "{leftovers:?}");
         }
     }
-    eprintln!("{seen_new} of 50 rotations completed before the kill");
-    assert!(seen_new < 50, "some kills landed mid-rotation");
+    eprintln!(
+        "{round} rounds: {seen_new} rotations completed before the kill, {mid_write} killed mid-rotation"
+    );
+    assert!(seen_new < round, "some kills landed before the commit");
+    assert!(
+        mid_write > 0,
+        "no kill landed mid-rotation (no pending or temp file seen)"
+    );
     assert!(Path::new(&env.secret_file("k")).exists());
 }

@@ -6,14 +6,17 @@
 //! matching the manifest's hash (a writer died between the two renames) takes the pending
 //! file when its hash is the one the sealed manifest names.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use secrecy::SecretSlice;
 
+use crate::backend::{Backend, Ctx};
 use crate::crypto::identity::Identity;
 use crate::crypto::integrity::{self, DecryptFailure, sha256_hex};
 use crate::error::{Error, Result};
-use crate::manifest::Entry;
+use crate::manifest::{Entry, Manifest};
+use crate::model::credential::BackendKind;
 use crate::model::credential::CredentialName;
 use crate::util;
 
@@ -25,16 +28,14 @@ pub fn pending_name(name: &CredentialName) -> String {
     format!("{name}.age.pending")
 }
 
-pub fn read(
-    secrets_dir: &Path,
+fn open_ciphertext(
     identity: &Identity,
     store_id: &str,
     name: &CredentialName,
-    entry: &Entry,
+    ciphertext: &[u8],
 ) -> Result<SecretSlice<u8>> {
     let file = format!("secrets/{}", file_name(name));
-    let ciphertext = committed_ciphertext(secrets_dir, name, entry)?;
-    let plain = integrity::decrypt(identity, &ciphertext).map_err(|failure| match failure {
+    let plain = integrity::decrypt(identity, ciphertext).map_err(|failure| match failure {
         DecryptFailure::NotForUs => Error::NotARecipient {
             what: format!("credential {name}"),
             identity: identity.source().to_string(),
@@ -44,6 +45,10 @@ pub fn read(
     integrity::open_value(&plain, store_id, name.as_str(), &file)
 }
 
+fn missing(name: &CredentialName) -> Error {
+    Error::integrity(format!("secrets/{}", file_name(name)), "it is missing")
+}
+
 /// The bytes of the file the manifest names for `name`: `NAME.age`, or the pending file a
 /// writer killed after its commit left, when that is the one whose hash is recorded.
 pub fn committed_ciphertext(
@@ -51,6 +56,15 @@ pub fn committed_ciphertext(
     name: &CredentialName,
     entry: &Entry,
 ) -> Result<Vec<u8>> {
+    find_ciphertext(secrets_dir, name, entry)?.ok_or_else(|| missing(name))
+}
+
+/// Like [`committed_ciphertext`]; `Ok(None)` when there is no such file.
+fn find_ciphertext(
+    secrets_dir: &Path,
+    name: &CredentialName,
+    entry: &Entry,
+) -> Result<Option<Vec<u8>>> {
     let file = format!("secrets/{}", file_name(name));
     let expected = entry
         .sha256
@@ -63,14 +77,154 @@ pub fn committed_ciphertext(
     };
     let current = read(file_name(name))?;
     match current {
-        Some(bytes) if sha256_hex(&bytes) == expected => Ok(bytes),
+        Some(bytes) if sha256_hex(&bytes) == expected => Ok(Some(bytes)),
         current => match read(pending_name(name))? {
-            Some(bytes) if sha256_hex(&bytes) == expected => Ok(bytes),
-            _ if current.is_none() => Err(Error::integrity(&file, "it is missing")),
+            Some(bytes) if sha256_hex(&bytes) == expected => Ok(Some(bytes)),
+            _ if current.is_none() => Ok(None),
             _ => Err(Error::integrity(
                 &file,
                 "it does not match the manifest (replaced, swapped or damaged)",
             )),
         },
+    }
+}
+
+/// The age backend's staged work: the names it wrote a `NAME.age.pending` for.
+#[derive(Default)]
+pub struct AgeBackend {
+    staged: Vec<CredentialName>,
+}
+
+impl Backend for AgeBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Age
+    }
+
+    fn read(
+        &self,
+        ctx: &Ctx,
+        name: &CredentialName,
+        entry: &Entry,
+    ) -> Result<Option<SecretSlice<u8>>> {
+        match find_ciphertext(&ctx.secrets_dir, name, entry)? {
+            Some(ciphertext) => {
+                open_ciphertext(ctx.identity, &ctx.store_id, name, &ciphertext).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn missing(&self, _ctx: &Ctx, name: &CredentialName) -> Error {
+        missing(name)
+    }
+
+    /// Finish a commit that a killed writer left between its two renames (the pending file
+    /// is the one the manifest names), and drop pending and temporary files of commits
+    /// that never happened.
+    fn recover(&self, ctx: &Ctx, manifest: &Manifest) -> Result<()> {
+        let dir = &ctx.secrets_dir;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ctx.io_err("list secrets", e)),
+        };
+        let err = |e| ctx.io_err("clean up secrets", e);
+        for dirent in entries {
+            let dirent = dirent.map_err(err)?;
+            let file_name = dirent.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if file_name.starts_with(".tmp-") {
+                util::fs::remove_if_exists(&dirent.path()).map_err(err)?;
+                continue;
+            }
+            let Some(stem) = file_name.strip_suffix(".age.pending") else {
+                continue;
+            };
+            let expected = CredentialName::parse(stem)
+                .ok()
+                .and_then(|name| manifest.entry(&name).and_then(|e| e.sha256.clone()));
+            let bytes = util::fs::read_nofollow(&dirent.path()).map_err(err)?;
+            if expected.is_some_and(|sha| sha == sha256_hex(&bytes)) {
+                util::fs::rename_durable(dir, file_name, &format!("{stem}.age")).map_err(err)?;
+            } else {
+                util::fs::remove_if_exists(&dirent.path()).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encrypt a value for `name` and write it as `NAME.age.pending`; returns the file's
+    /// SHA-256 for the entry.
+    fn stage(&mut self, ctx: &Ctx, name: &CredentialName, value: &[u8]) -> Result<String> {
+        let plain = integrity::seal_value(&ctx.store_id, name.as_str(), value);
+        let ciphertext = integrity::encrypt_to(ctx.recipients, &plain)?;
+        let dir = &ctx.secrets_dir;
+        let err = |e| ctx.io_err("write a secret", e);
+        util::fs::create_private_dir(dir).map_err(err)?;
+        let temp = util::fs::write_temp(dir, &ciphertext).map_err(err)?;
+        temp.persist(dir.join(pending_name(name)))
+            .map_err(|e| err(e.error))?;
+        self.staged.push(name.clone());
+        Ok(sha256_hex(&ciphertext))
+    }
+
+    fn staged(&self) -> Vec<&CredentialName> {
+        self.staged.iter().collect()
+    }
+
+    fn rewrite_on_recipients(&self, _new_key: bool) -> bool {
+        true
+    }
+
+    fn before_commit(&mut self, ctx: &Ctx, _manifest: &mut Manifest) -> Result<()> {
+        if !self.staged.is_empty() {
+            util::fs::sync_dir(&ctx.secrets_dir).map_err(|e| ctx.io_err("commit", e))?;
+        }
+        Ok(())
+    }
+
+    /// Rename each staged file into place when its entry is still an `age` one; drop the
+    /// `NAME.age` of a credential removed or moved to another backend.
+    fn finish(
+        &mut self,
+        ctx: &Ctx,
+        manifest: &Manifest,
+        touched: &BTreeSet<CredentialName>,
+        _warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        let dir = &ctx.secrets_dir;
+        let err = |e| ctx.io_err("commit", e);
+        let mut files_changed = false;
+        for name in touched {
+            let age_now = manifest
+                .entry(name)
+                .is_some_and(|entry| entry.backend == BackendKind::Age);
+            let staged = self.staged.contains(name);
+            if staged && age_now {
+                util::fs::rename_durable(dir, &pending_name(name), &file_name(name))
+                    .map_err(err)?;
+            } else {
+                if staged {
+                    util::fs::remove_if_exists(&dir.join(pending_name(name))).map_err(err)?;
+                }
+                if !age_now {
+                    files_changed |=
+                        util::fs::remove_if_exists(&dir.join(file_name(name))).map_err(err)?;
+                }
+            }
+        }
+        if files_changed {
+            util::fs::sync_dir(dir).map_err(err)?;
+        }
+        self.staged.clear();
+        Ok(())
+    }
+
+    fn undo(&mut self, ctx: &Ctx, _warnings: &mut Vec<String>) {
+        for name in self.staged.drain(..) {
+            let _ = util::fs::remove_if_exists(&ctx.secrets_dir.join(pending_name(&name)));
+        }
     }
 }

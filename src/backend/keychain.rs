@@ -14,13 +14,17 @@
 //! old item is deleted after. A writer that dies in between leaves an unreferenced item,
 //! never an entry without its value. See `store::Txn`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use secrecy::SecretSlice;
+
+use crate::backend::{Backend, Ctx};
 
 use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::crypto::os_keychain::{Keychain, Subject};
 use crate::error::{Error, Result};
-use crate::manifest::Entry;
-use crate::model::credential::CredentialName;
+use crate::manifest::{Entry, Manifest};
+use crate::model::credential::{BackendKind, CredentialName};
 
 /// Hex digits of the tag that name an item's version.
 const VERSION_LEN: usize = 16;
@@ -46,12 +50,19 @@ pub fn entry_account(store_id: &str, name: &CredentialName, entry: &Entry) -> Op
     }
 }
 
-pub fn read(
+fn missing(name: &CredentialName) -> Error {
+    Error::KeychainItemMissing {
+        name: name.to_string(),
+    }
+}
+
+/// Like [`read`]; `Ok(None)` when the item is not there.
+fn find(
     key: &StoreKey,
     store_id: &str,
     name: &CredentialName,
     entry: &Entry,
-) -> Result<SecretSlice<u8>> {
+) -> Result<Option<SecretSlice<u8>>> {
     let tag = entry
         .sha256
         .as_deref()
@@ -63,17 +74,17 @@ pub fn read(
             )
         })?;
     let account = account(store_id, name, tag);
-    let mut value = Keychain::for_process()
-        .get(&account, Subject::Credential(name.as_str()))?
-        .ok_or_else(|| Error::KeychainItemMissing {
-            name: name.to_string(),
-        })?;
+    let Some(mut value) =
+        Keychain::for_process().get(&account, Subject::Credential(name.as_str()))?
+    else {
+        return Ok(None);
+    };
     if !tags_equal(&key.value_tag(store_id, name.as_str(), &value), tag) {
         return Err(Error::KeychainItemChanged {
             name: name.to_string(),
         });
     }
-    Ok(SecretSlice::from(std::mem::take(&mut *value)))
+    Ok(Some(SecretSlice::from(std::mem::take(&mut *value))))
 }
 
 /// Write a value to a new item; returns the tag to record in the entry and the account.
@@ -97,4 +108,131 @@ pub fn write(
 /// Delete an item; `Ok(false)` when it was already gone.
 pub fn delete(name: &CredentialName, account: &str) -> Result<bool> {
     Keychain::for_process().delete(account, Subject::Credential(name.as_str()))
+}
+
+/// The keychain backend's staged work: the items written by a transaction, and the items
+/// the manifest named when it began (to delete those it no longer names, after the commit).
+pub struct KeychainBackend {
+    /// Items written by this transaction: name and account.
+    staged: Vec<(CredentialName, String)>,
+    /// Items the committed manifest references.
+    committed: BTreeMap<CredentialName, String>,
+}
+
+impl KeychainBackend {
+    pub fn new(manifest: Option<&Manifest>) -> Self {
+        let committed = manifest
+            .into_iter()
+            .flat_map(|m| {
+                m.credentials.iter().filter_map(|(name, entry)| {
+                    let name = CredentialName::parse(name).ok()?;
+                    let account = entry_account(&m.store_id, &name, entry)?;
+                    Some((name, account))
+                })
+            })
+            .collect();
+        KeychainBackend {
+            staged: Vec::new(),
+            committed,
+        }
+    }
+}
+
+/// The account the manifest (as changed so far) names for `name`.
+fn final_item(manifest: &Manifest, name: &CredentialName) -> Option<String> {
+    let entry = manifest.entry(name)?;
+    entry_account(&manifest.store_id, name, entry)
+}
+
+impl Backend for KeychainBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Keychain
+    }
+
+    fn read(
+        &self,
+        ctx: &Ctx,
+        name: &CredentialName,
+        entry: &Entry,
+    ) -> Result<Option<SecretSlice<u8>>> {
+        find(ctx.key, &ctx.store_id, name, entry)
+    }
+
+    fn missing(&self, _ctx: &Ctx, name: &CredentialName) -> Error {
+        missing(name)
+    }
+
+    /// A new item whose account carries the value's tag; returns the tag.
+    fn stage(&mut self, ctx: &Ctx, name: &CredentialName, value: &[u8]) -> Result<String> {
+        let (tag, account) = write(ctx.key, &ctx.store_id, name, value)?;
+        self.staged.push((name.clone(), account));
+        Ok(tag)
+    }
+
+    fn staged(&self) -> Vec<&CredentialName> {
+        self.staged.iter().map(|(name, _)| name).collect()
+    }
+
+    /// A removed credential's item is deleted only after the commit: deleting first would
+    /// destroy the value when the commit then fails (a full disk), leaving the store naming
+    /// an item that is gone. So the keychain must answer now, before anything changes; an
+    /// item a later failure leaves behind carries a label naming its store and credential.
+    fn before_commit(&mut self, _ctx: &Ctx, manifest: &mut Manifest) -> Result<()> {
+        if let Some(name) = self
+            .committed
+            .keys()
+            .find(|name| manifest.entry(name).is_none())
+        {
+            crate::crypto::os_keychain::probe().map_err(|reason| Error::Keychain {
+                action: format!("delete credential {name} from"),
+                reason,
+                for_identity: false,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Delete superseded items: the old value after a replacement, and any item staged but
+    /// not kept.
+    fn finish(
+        &mut self,
+        _ctx: &Ctx,
+        manifest: &Manifest,
+        _touched: &BTreeSet<CredentialName>,
+        warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        let mut superseded: Vec<(&CredentialName, &String)> = Vec::new();
+        for (name, account) in &self.committed {
+            if manifest.entry(name).is_none()
+                || final_item(manifest, name).as_ref() != Some(account)
+            {
+                superseded.push((name, account));
+            }
+        }
+        for (name, account) in &self.staged {
+            if final_item(manifest, name).as_ref() != Some(account)
+                && !self.committed.values().any(|a| a == account)
+            {
+                superseded.push((name, account));
+            }
+        }
+        for (name, account) in superseded {
+            if let Err(e) = delete(name, account) {
+                warnings.push(format!(
+                    "the old keychain item {}/{account} of {name} is left behind: {e}",
+                    crate::crypto::os_keychain::SERVICE
+                ));
+            }
+        }
+        self.staged.clear();
+        Ok(())
+    }
+
+    fn undo(&mut self, _ctx: &Ctx, _warnings: &mut Vec<String>) {
+        for (name, account) in self.staged.drain(..) {
+            if self.committed.get(&name) != Some(&account) {
+                let _ = delete(&name, &account);
+            }
+        }
+    }
 }

@@ -8,12 +8,13 @@ use jiff::Timestamp;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::manifest::{Defaults, Entry, Event, RotateEvery};
+use crate::manifest::{Defaults, Entry, RotateEvery};
 use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 use crate::model::rotation::{Period, parse_date};
 use crate::oauth::{AuthMethod, ClientConfig, Grant};
+use crate::store::NewEntry;
 use crate::util::output::{self, escape};
 
 use super::input::read_value;
@@ -259,15 +260,16 @@ impl AddArgs {
         let mut oauth2 = self.oauth2_config()?;
         let now = crate::model::rotation::now();
         if self.rotated_at.is_some_and(|at| at > now) {
-            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+            return Err(Error::FutureDate {
+                flag: "--rotated-at",
+            }
+            .into());
         }
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         // Check before asking for the value, so a typo costs no typing.
         let reader = store.reader(identity)?;
-        if self.backend == BackendKind::Vault {
-            reader.vault()?.get()?;
-        }
+        reader.check_backend(self.backend)?;
         // `add --force` with the value already stored changes metadata only: the rotation
         // clock keeps running (else an overdue key would look fresh). A value that cannot
         // be read counts as different: --force is how a lost one is replaced.
@@ -297,7 +299,7 @@ impl AddArgs {
             None => read_value(ctx, &name, self.from_file.as_deref())?,
         };
         let mut txn = store.begin(identity)?;
-        let previous = txn.manifest.entry(&name).cloned();
+        let previous = txn.entry(&name).cloned();
         if previous.is_some() && !self.force {
             return Err(Error::Exists {
                 name: name.to_string(),
@@ -317,32 +319,17 @@ impl AddArgs {
             (None, Some(previous)) if same_value => previous.rotated_at,
             _ => now,
         };
-        let sha256 = txn.stage_value_for(self.backend, &name, value.expose_secret())?;
-        let created_at = previous.as_ref().map_or(now, |p| p.created_at);
-        let mut history = previous.map(|p| p.history).unwrap_or_default();
         // The date given survives a later `rotate` in the history.
         let reasons: Vec<String> = (self.rotated_at.filter(|at| *at < now))
             .map(|at| format!("last rotated {} (--rotated-at)", output::date(at)))
             .into_iter()
             .chain(same_value.then(|| "same value; the rotation clock keeps running".into()))
             .collect();
-        history.push(Event {
-            at: now,
-            action: if history.is_empty() {
-                "created"
-            } else {
-                "replaced"
-            }
-            .into(),
-            by: user_at_host(),
-            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
-        });
-        let entry = Entry {
+        let new = NewEntry {
             env,
             kind: self.kind,
             backend: self.backend,
             description: self.description,
-            created_at,
             rotated_at,
             rotate_every: if self.no_rotation {
                 Some(RotateEvery::Never)
@@ -350,18 +337,13 @@ impl AddArgs {
                 self.rotate_every.map(RotateEvery::Every)
             },
             due: self.due,
-            sha256: Some(sha256),
-            vault_version: None,
-            // A login record or a key file: nothing in it for people to see.
-            value_info: match &oauth2 {
-                Some(config) if config.grant != Grant::ClientCredentials => None,
-                _ => crate::model::value_info::inspect(value.expose_secret()).map(Box::new),
-            },
             oauth2: oauth2.map(Box::new),
-            history,
-            mac: String::new(),
         };
-        let defaults = &txn.manifest.defaults;
+        let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
+        let entry = txn
+            .put_value(&name, value.expose_secret(), new, now, "created", reason)?
+            .clone();
+        let defaults = &txn.manifest().defaults;
         let summary = format!(
             "stored {name} as {} ({}, {})",
             entry.env,
@@ -385,7 +367,6 @@ impl AddArgs {
                 output::date(due)
             ));
         }
-        txn.manifest.credentials.insert(name.to_string(), entry);
         ctx.audit.ok()?;
         txn.commit()?;
         let mut stderr = std::io::stderr().lock();

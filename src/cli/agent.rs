@@ -78,6 +78,11 @@ struct AddArgs {
     #[arg(long)]
     deny_overdue: bool,
 
+    /// exec runs it in a sandbox: it cannot read the store or the identity, nor reach the
+    /// unlock cache, the keychain or agentcred (see `exec --sandbox`)
+    #[arg(long)]
+    sandbox: bool,
+
     /// Replace an existing agent
     #[arg(long)]
     force: bool,
@@ -157,7 +162,7 @@ impl AgentArgs {
 
 /// Refuse a credential name the store does not have (exit 4).
 fn check_exist(txn: &Txn<'_>, names: &[CredentialName]) -> Result<(), Error> {
-    match names.iter().find(|n| txn.manifest.entry(n).is_none()) {
+    match names.iter().find(|n| txn.entry(n).is_none()) {
         Some(missing) => Err(Error::CredentialNotFound {
             name: missing.to_string(),
         }),
@@ -203,7 +208,7 @@ impl AddArgs {
         };
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
-        if txn.manifest.agent(&name).is_some() && !self.force {
+        if txn.agent(&name).is_some() && !self.force {
             return Err(Error::AgentExists {
                 name: name.to_string(),
             }
@@ -228,11 +233,12 @@ impl AddArgs {
             clean_env: self.clean_env,
             mask: self.mask,
             deny_overdue: self.deny_overdue,
+            sandbox: self.sandbox,
             created_at: crate::model::rotation::now(),
             created_by: user_at_host(),
             mac: String::new(),
         };
-        txn.manifest.agents.insert(name.to_string(), agent);
+        txn.put_agent(&name, agent);
         ctx.audit.ok()?;
         txn.commit()?;
         eprintln!("{summary}");
@@ -247,11 +253,7 @@ impl RmArgs {
         ctx.audit.note(|d| d.agent = Some(name.to_string()));
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
-        let removed = txn
-            .manifest
-            .agents
-            .remove(name.as_str())
-            .ok_or_else(|| not_found(&name))?;
+        let removed = txn.remove_agent(&name).ok_or_else(|| not_found(&name))?;
         ctx.audit
             .note(|d| d.credentials = removed.allow.iter().cloned().collect());
         ctx.audit.ok()?;
@@ -278,28 +280,13 @@ fn change_allowance(
     });
     let store = ctx.open_store()?;
     let mut txn = store.begin(ctx.identity()?)?;
-    if txn.manifest.agent(&name).is_none() {
+    if txn.agent(&name).is_none() {
         return Err(not_found(&name).into());
     }
     if grant {
         check_exist(&txn, &names)?;
     }
-    let agent = txn
-        .manifest
-        .agents
-        .get_mut(name.as_str())
-        .ok_or_else(|| not_found(&name))?;
-    let mut unchanged = Vec::new();
-    for credential in &names {
-        let changed = if grant {
-            agent.allow.insert(credential.to_string())
-        } else {
-            agent.allow.remove(credential.as_str())
-        };
-        if !changed {
-            unchanged.push(credential.to_string());
-        }
-    }
+    let (unchanged, agent) = txn.change_allowance(&name, &names, grant)?;
     let now_allowed = agent.allow.iter().cloned().collect::<Vec<_>>().join(", ");
     if unchanged.len() == names.len() {
         eprintln!(
@@ -355,6 +342,7 @@ struct AgentJson<'a> {
     clean_env: bool,
     mask: bool,
     deny_overdue: bool,
+    sandbox: bool,
     created_at: String,
     created_by: &'a str,
 }
@@ -369,6 +357,7 @@ impl<'a> AgentJson<'a> {
             clean_env: agent.clean_env,
             mask: agent.mask,
             deny_overdue: agent.deny_overdue,
+            sandbox: agent.sandbox,
             created_at: output::rfc3339(agent.created_at),
             created_by: &agent.created_by,
         }
@@ -381,6 +370,7 @@ fn policy_text(agent: &Agent) -> String {
         (agent.clean_env, "clean-env"),
         (agent.mask, "mask"),
         (agent.deny_overdue, "deny-overdue"),
+        (agent.sandbox, "sandbox"),
     ]
     .into_iter()
     .filter_map(|(on, text)| on.then_some(text))
@@ -486,6 +476,7 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
         ("clean env", yes_no(agent.clean_env)),
         ("mask", yes_no(agent.mask)),
         ("deny overdue", yes_no(agent.deny_overdue)),
+        ("sandbox", yes_no(agent.sandbox)),
         (
             "created",
             format!(

@@ -105,7 +105,7 @@ impl Ctx {
     }
 
     pub fn open_store(&self) -> Result<Store> {
-        let store = Store::open(&self.store_dir)?;
+        let store = Store::open(&self.store_dir, say_on_stderr())?;
         self.audit.store_opened(store.root());
         Ok(store)
     }
@@ -114,4 +114,9 @@ impl Ctx {
     pub fn may_prompt(&self) -> bool {
         self.unlock().may_prompt
     }
+}
+
+/// Print the library's warnings and notes on stderr, each as it comes.
+pub fn say_on_stderr() -> crate::util::output::Say {
+    std::rc::Rc::new(|line: &str| eprintln!("{line}"))
 }

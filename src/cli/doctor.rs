@@ -56,7 +56,19 @@ impl DoctorArgs {
         if self.trust {
             return self.trust(ctx);
         }
-        let report = doctor::check(&ctx.store_dir, ctx.identity());
+        let mut report = doctor::check(
+            &ctx.store_dir,
+            ctx.identity(),
+            crate::cli::context::say_on_stderr(),
+        );
+        let (works, message, fix) = crate::sandbox::doctor(&ctx.store_dir);
+        report.findings.push(Finding {
+            check: "sandbox",
+            level: if works { Level::Ok } else { Level::Warning },
+            message,
+            fix,
+            exit: crate::exit::Exit::Success,
+        });
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if self.json {
             serde_json::to_writer_pretty(
@@ -173,7 +185,7 @@ impl DoctorArgs {
             txn
         };
         ctx.audit.ok()?;
-        let generation = txn.manifest.generation + 1;
+        let generation = txn.manifest().generation + 1;
         txn.commit()?;
         eprintln!("resealed the store at generation {generation}");
         Ok(())

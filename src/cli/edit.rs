@@ -5,11 +5,12 @@
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::manifest::{Event, RotateEvery};
+use crate::manifest::RotateEvery;
 use crate::model::credential::{CredentialName, EnvVarName};
 use crate::model::rotation::Period;
+use crate::store::EntryEdit;
 
 use super::add::{check_description, due_summary, parse_period, parse_timestamp};
 
@@ -75,40 +76,26 @@ impl EditArgs {
         }
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
-        let mut entry =
-            txn.manifest
-                .entry(&name)
-                .cloned()
-                .ok_or_else(|| Error::CredentialNotFound {
-                    name: name.to_string(),
-                })?;
-        let mut changed = Vec::new();
-        if let Some(env) = env {
-            entry.env = env;
-            changed.push("env");
-        }
-        if let Some(text) = self.description {
-            entry.description = Some(text).filter(|t| !t.is_empty());
-            changed.push("description");
-        }
-        if let Some((rotate_every, due)) = rotation {
-            entry.rotate_every = rotate_every;
-            entry.due = due;
-            changed.push("rotation policy");
-        }
-        entry.history.push(Event {
-            at: crate::model::rotation::now(),
-            action: "edited".into(),
-            by: user_at_host(),
-            reason: Some(changed.join(", ")),
-        });
+        let (rotate_every, due) = match rotation {
+            Some((rotate_every, due)) => (Some(rotate_every), Some(due)),
+            None => (None, None),
+        };
+        let change = EntryEdit {
+            env,
+            description: self
+                .description
+                .map(|text| Some(text).filter(|t| !t.is_empty())),
+            rotate_every,
+            due,
+        };
+        let (entry, changed) = txn.edit(&name, change, crate::model::rotation::now())?;
+        let entry = entry.clone();
         let summary = format!(
             "edited {name}: {} (injected as {}, {})",
             changed.join(", "),
             entry.env,
-            due_summary(&entry, &txn.manifest.defaults)
+            due_summary(&entry, &txn.manifest().defaults)
         );
-        txn.manifest.credentials.insert(name.to_string(), entry);
         ctx.audit.ok()?;
         txn.commit()?;
         eprintln!("{summary}");

@@ -6,12 +6,8 @@ use clap::Args;
 
 use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::exec::{self, ExecPlan, Injection};
-use crate::model::credential::{CredentialName, Kind};
-use crate::oauth;
-use crate::policy::{self, ENV_AGENT, ExecPolicy, Names};
-
-use super::parse_names;
+use crate::exec::plan::{self, Deps, Request};
+use crate::exec::{self};
 
 /// Run a program with credentials injected as environment variables
 #[derive(Debug, Args)]
@@ -52,6 +48,12 @@ pub struct ExecArgs {
     #[arg(long)]
     deny_overdue: bool,
 
+    /// Run the program in a sandbox: it and everything it starts cannot read the store,
+    /// the identity or agentcred's config, use the unlock cache, reach the keychain, or
+    /// read agentcred's memory; refuses (exit 1) where the system cannot enforce that
+    #[arg(long)]
+    sandbox: bool,
+
     /// Replace injected values (and their base64 and URL-encoded forms) in the program's
     /// stdout and stderr with <agentcred:NAME>; a terminal stays a terminal
     #[arg(long)]
@@ -70,12 +72,11 @@ pub struct ExecArgs {
 impl ExecArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("exec");
-        let (program, args) = self
-            .command
-            .split_first()
-            .ok_or_else(|| anyhow::anyhow!("no command given"))?;
-        // A mistyped flag lands here as the program; say so instead of "command not found".
-        if program.as_encoded_bytes().starts_with(b"-") {
+        // A mistyped flag lands where the program goes; say so, with the closest flag,
+        // instead of "command not found" (the use case refuses it too, without a guess).
+        if let Some(program) = self.command.first()
+            && program.as_encoded_bytes().starts_with(b"-")
+        {
             let typed = program.to_string_lossy();
             let flag = typed.split('=').next().unwrap_or_default();
             let command = <ExecArgs as clap::Args>::augment_args(clap::Command::new("exec"));
@@ -86,161 +87,37 @@ impl ExecArgs {
             let guess = super::closest(flag, longs.iter().map(String::as_str))
                 .map(|l| format!(": did you mean {l}?"))
                 .unwrap_or_default();
-            return Err(Error::Usage(format!(
-                "unknown option {} for exec{guess} (the program goes after --; a program named like an option needs ./)",
-                crate::util::output::escape(flag)
-            ))
+            return Err(Error::UnknownExecOption {
+                option: crate::util::output::escape(flag),
+                guess,
+            }
             .into());
         }
-        ctx.audit.note(|d| {
-            d.program = Some(
-                crate::exec::program::program_basename(program)
-                    .map_or_else(|| program.to_string_lossy().into_owned(), String::from),
-            );
-        });
-        let only = parse_names(&self.only)?;
-        ctx.audit
-            .note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
-        let store = ctx.open_store()?;
-        let resolved =
-            crate::exec::program::resolve_program(program, std::env::var_os("PATH").as_deref())?;
-        let env_agent = std::env::var_os(ENV_AGENT).filter(|v| !v.is_empty());
-        ctx.audit.note(|d| {
-            d.agent = self
-                .agent
-                .clone()
-                .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
-        });
-        let reader = store.reader(ctx.identity()?)?;
-        let chosen = policy::choose_agent(
-            self.agent.as_deref(),
-            env_agent.as_deref(),
-            program,
-            |name| reader.agent(name),
-        )?;
-        ctx.audit
-            .note(|d| d.agent = chosen.as_ref().map(|c| c.name.to_string()));
-        let flags = ExecPolicy {
+        let request = Request {
+            command: self.command,
+            only: self.only,
+            agent: self.agent,
             clean_env: self.clean_env,
             deny_overdue: self.deny_overdue,
-            ..ExecPolicy::default()
+            mask: self.mask,
+            verbose: ctx.verbose,
+            broker: None,
+            sandbox: self.sandbox.then_some(crate::exec::SandboxPlan {}),
         };
-        let selection = policy::select(only, chosen, flags)?;
-        let selected: Vec<(CredentialName, crate::manifest::Entry)> = match &selection.names {
-            Names::Every => reader
-                .manifest()?
-                .credentials
-                .into_iter()
-                .filter_map(|(name, entry)| CredentialName::parse(&name).ok().map(|n| (n, entry)))
-                .collect(),
-            Names::These(names) => names
-                .iter()
-                .map(|name| reader.entry(name).map(|entry| (name.clone(), entry)))
-                .collect::<Result<_, _>>()?,
-        };
-        ctx.audit.note(|d| {
-            d.credentials = selected.iter().map(|(n, _)| n.to_string()).collect();
-        });
-        // An agent's credentials go only to its pinned program: run the path checked.
-        // Otherwise run the file found along PATH, as execvp would have.
-        let run_path = match &selection.agent {
-            Some(chosen) => policy::check_program(chosen, &resolved)?,
-            None => resolved.found,
-        };
-        let mut targets: std::collections::BTreeMap<&str, &CredentialName> = Default::default();
-        for (name, entry) in &selected {
-            if let Some(other) = targets.insert(entry.env.as_str(), name) {
-                return Err(Error::Usage(format!(
-                    "credentials {other} and {name} are both injected as {}; choose one with --only",
-                    entry.env
-                ))
-                .into());
-            }
-        }
-        drop(targets);
-        let overdue = exec::overdue_check(
-            selected.iter().map(|(name, entry)| (name, entry)),
-            &reader.defaults()?,
-            crate::model::rotation::now(),
-            selection.policy.deny_overdue,
-        )
-        .map_err(|e| {
-            let program = self.command.first().map(|p| p.to_string_lossy());
-            anyhow::Error::from(e).context(format!(
-                "not starting {}",
-                crate::util::output::escape(program.as_deref().unwrap_or("the program"))
-            ))
-        })?;
-        for warning in overdue {
-            eprintln!("{warning}");
-        }
-        let mut values = Vec::with_capacity(selected.len());
-        for (name, entry) in selected {
-            let value = reader.value(&name, &entry)?;
-            values.push((name, entry, value));
-        }
-        let store_id = reader.store_id().to_owned();
-        drop(reader);
-        // oauth2 credentials hold a client secret; the program gets an access token instead.
-        // Done with the store unlocked: a token request may take seconds.
-        let values = oauth::access_tokens(&store, ctx.identity()?, &store_id, values, ctx.verbose)
-            .map_err(|e| not_starting(e.into(), program))?;
-        let mut injections = Vec::with_capacity(values.len());
-        for (name, entry, value) in values {
-            let injection = Injection {
-                value,
-                name,
-                env: entry.env,
-                kind: entry.kind,
-            };
-            exec::check_injection(&injection)?;
-            injections.push(injection);
-        }
-        if ctx.verbose {
-            eprintln!("agentcred: {}", selection.explain(program));
-            let names: Vec<String> = injections
-                .iter()
-                .map(|i| match i.kind {
-                    Kind::Secret => format!("{} as {}", i.name, i.env),
-                    Kind::Oauth2 => format!("{} as an access token in {}", i.name, i.env),
-                    Kind::File => format!("{} as a file in {}", i.name, i.env),
-                })
-                .collect();
-            eprintln!(
-                "agentcred: injecting {}",
-                if names.is_empty() {
-                    "nothing".into()
-                } else {
-                    names.join(", ")
-                }
-            );
-        }
-        let plan = ExecPlan {
-            program: run_path.into_os_string(),
-            argv0: program.clone(),
-            args: args.to_vec(),
-            injections,
-            clean_env: selection.policy.clean_env,
-            mask: self.mask || selection.policy.mask,
-            agent: selection.agent.map(|chosen| chosen.name),
-        };
-        if ctx.identity()?.unlocked_in_session() {
-            eprintln!(
-                "warning: your identity is unlocked in this login session's kernel keyring (agentcred unlock), where {} can read it; run `agentcred lock` before running programs you do not trust",
-                crate::util::output::escape(&program.to_string_lossy())
-            );
-        }
+        let plan = plan::prepare(
+            request,
+            Deps {
+                open_store: &|| ctx.open_store(),
+                identity: &|| ctx.identity(),
+                audit: &ctx.audit,
+                say: &mut |line| eprintln!("{line}"),
+            },
+        )?;
         ctx.audit.ok()?;
-        let code = exec::run(plan, &ctx.core_limit, ctx.verbose)?;
+        let code = exec::run(plan, &ctx.core_limit, ctx.verbose, &|line| {
+            eprintln!("{line}")
+        })?;
         // Spawn mode: the program has ended and its files are gone; end with its status.
         std::process::exit(code)
     }
-}
-
-/// Say that the program was not started, and why.
-fn not_starting(e: anyhow::Error, program: &std::ffi::OsStr) -> anyhow::Error {
-    e.context(format!(
-        "not starting {}",
-        crate::util::output::escape(&program.to_string_lossy())
-    ))
 }

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::envfile;
 use crate::error::Error;
-use crate::manifest::{Entry, Event};
 use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
+use crate::store::NewEntry;
 
 use super::add::parse_timestamp;
 
@@ -109,63 +109,42 @@ impl ImportArgs {
         let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);
         if rotated_at > now {
-            return Err(Error::Usage("--rotated-at cannot be in the future".into()).into());
+            return Err(Error::FutureDate {
+                flag: "--rotated-at",
+            }
+            .into());
         }
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
         if !self.force
-            && let Some((name, ..)) = items
-                .iter()
-                .find(|(name, ..)| txn.manifest.entry(name).is_some())
+            && let Some((name, ..)) = items.iter().find(|(name, ..)| txn.entry(name).is_some())
         {
             return Err(Error::Exists {
                 name: name.to_string(),
             }
             .into());
         }
-        let by = user_at_host();
         for (name, env, value) in &items {
-            let sha256 = txn.stage_value(name, value)?;
-            let previous = txn.manifest.entry(name).cloned();
-            let mut history = previous
-                .as_ref()
-                .map(|p| p.history.clone())
-                .unwrap_or_default();
-            history.push(Event {
-                at: now,
-                action: if previous.is_some() {
-                    "replaced"
-                } else {
-                    "imported"
-                }
-                .into(),
-                by: by.clone(),
-                // The date given survives a later `rotate` in the history.
-                reason: (rotated_at < now).then(|| {
-                    format!(
-                        "last rotated {} (--rotated-at)",
-                        crate::util::output::date(rotated_at)
-                    )
-                }),
-            });
-            let entry = Entry {
+            let previous = txn.entry(name);
+            let new = NewEntry {
                 env: env.clone(),
                 kind: Kind::Secret,
-                // `stage_value` kept a replaced credential's backend; so does its entry.
-                backend: previous.as_ref().map_or(BackendKind::Age, |p| p.backend),
-                description: previous.as_ref().and_then(|p| p.description.clone()),
-                created_at: previous.as_ref().map_or(now, |p| p.created_at),
+                // A replaced credential keeps its backend.
+                backend: previous.map_or(BackendKind::Age, |p| p.backend),
+                description: previous.and_then(|p| p.description.clone()),
                 rotated_at,
-                rotate_every: previous.as_ref().and_then(|p| p.rotate_every),
-                due: previous.as_ref().and_then(|p| p.due),
-                sha256: Some(sha256),
-                vault_version: None,
-                value_info: crate::model::value_info::inspect(value).map(Box::new),
+                rotate_every: previous.and_then(|p| p.rotate_every),
+                due: previous.and_then(|p| p.due),
                 oauth2: None,
-                history,
-                mac: String::new(),
             };
-            txn.manifest.credentials.insert(name.to_string(), entry);
+            // The date given survives a later `rotate` in the history.
+            let reason = (rotated_at < now).then(|| {
+                format!(
+                    "last rotated {} (--rotated-at)",
+                    crate::util::output::date(rotated_at)
+                )
+            });
+            txn.put_value(name, value, new, now, "imported", reason)?;
         }
         ctx.audit.ok()?;
         txn.commit()?;

@@ -110,8 +110,13 @@ impl InitArgs {
                 recipients.push(r);
             }
         }
-        let (store, fingerprint) = Store::create(&ctx.store_dir, &recipients, vault)
-            .with_context(|| format!("cannot create a store at {}", ctx.store_dir.display()))?;
+        let (store, fingerprint) = Store::create(
+            &ctx.store_dir,
+            &recipients,
+            vault,
+            crate::cli::context::say_on_stderr(),
+        )
+        .with_context(|| format!("cannot create a store at {}", ctx.store_dir.display()))?;
         writeln!(out, "Created store {}", store.root().display())?;
         if created {
             writeln!(out, "Created identity in {}", identity.source())?;

@@ -59,19 +59,20 @@ pub fn read_value(
         });
     }
     if value.len() > MAX_VALUE {
-        return Err(Error::Usage(format!(
-            "the value for {name} is larger than 16 MiB"
-        )));
+        return Err(Error::ValueTooLarge {
+            name: name.to_string(),
+        });
     }
     Ok(SecretSlice::from(value.to_vec()))
 }
 
 /// No value was given: say the ways to give one (never "the value is empty" for a stdin
 /// that CI left closed).
-fn no_value(name: &CredentialName, why: &str) -> Error {
-    Error::Usage(format!(
-        "no value for {name} ({why}): pipe it on stdin or use --from-file"
-    ))
+fn no_value(name: &CredentialName, why: &'static str) -> Error {
+    Error::NoValue {
+        name: name.to_string(),
+        why,
+    }
 }
 
 /// Ask before a destructive change (`rm`, `recipients rm`, `doctor --reseal`). Without a
@@ -79,9 +80,9 @@ fn no_value(name: &CredentialName, why: &str) -> Error {
 /// when the person said no.
 pub fn confirm_destructive(may_prompt: bool, question: &str, what: &str) -> Result<bool> {
     if !may_prompt {
-        return Err(Error::Usage(format!(
-            "refusing to {what} without --yes: there is no terminal to confirm on"
-        )));
+        return Err(Error::NeedsConfirmation {
+            what: what.to_string(),
+        });
     }
     confirm(question, false)
 }

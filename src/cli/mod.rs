@@ -147,6 +147,17 @@ pub enum Command {
 }
 
 impl Command {
+    /// The subcommand's name, for the sandbox's refusal.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Get(_) => "get",
+            Command::Export(_) => "export",
+            Command::Exec(_) => "exec",
+            Command::Token(_) => "token",
+            _ => "",
+        }
+    }
+
     fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         match self {
             Command::Init(args) => args.run(ctx),
@@ -180,6 +191,9 @@ impl Command {
 
 /// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
+    if let Some(code) = crate::sandbox::trampoline_if_asked() {
+        return code;
+    }
     complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
     let cli = match with_default_store(Cli::command())
@@ -200,6 +214,9 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    if let Some(e) = crate::sandbox::refuse_inside(cli.command.name()) {
+        return report(&e.into(), || None).into();
+    }
     let ctx = match Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit) {
         Ok(ctx) => ctx,
         Err(e) => return report(&e.into(), || None).into(),
@@ -260,11 +277,7 @@ fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit
 
 /// Parse a comma-separated or repeated list of credential names.
 fn parse_names(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
-    raw.iter()
-        .flat_map(|s| s.split(','))
-        .filter(|s| !s.is_empty())
-        .map(crate::model::credential::CredentialName::parse)
-        .collect()
+    crate::model::credential::CredentialName::parse_list(raw)
 }
 
 /// Words people bring from other tools (`op run`, `pass rm`, `gh secret set`), with the
@@ -355,7 +368,7 @@ fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
         Some(Error::AgentNotFound { name }) => Some((name.clone(), false)),
         _ => None,
     })?;
-    let manifest = crate::store::Store::open(&ctx.store_dir)
+    let manifest = crate::store::Store::open(&ctx.store_dir, crate::cli::context::say_on_stderr())
         .and_then(|store| store.manifest_unverified())
         .ok()?;
     let names: Vec<&String> = if credential {

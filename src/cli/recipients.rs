@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::Error;
-use crate::manifest::Event;
-use crate::model::credential::BackendKind;
+use crate::model::credential::{BackendKind, CredentialName};
 use crate::store::RecipientsFile;
 use crate::util::output::escape;
 
@@ -228,7 +227,7 @@ impl AddArgs {
             &recipient,
             recipient::comment_of(&self.recipient),
         );
-        let reencrypted = age_names(&txn.manifest);
+        let reencrypted = age_names(txn.manifest());
         ctx.audit.note(|d| d.credentials = reencrypted.clone());
         let mut progress = Progress::new();
         txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
@@ -264,29 +263,28 @@ impl RmArgs {
         let removed = find(&current, &self.recipient)?;
         check_removable(&current, &removed, identity, self.force)?;
         let text = recipient::remove_from_file(&current.text, &removed);
-        let exposed = exposed_names(&txn.manifest);
+        let exposed = exposed_names(txn.manifest());
         ctx.audit.note(|d| d.credentials = exposed.clone());
         let mut progress = Progress::new();
         txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
         progress.finish();
         let now = crate::model::rotation::now();
-        let by = user_at_host();
         for name in &exposed {
-            let Some(entry) = txn.manifest.credentials.get_mut(name) else {
+            let Ok(name) = CredentialName::parse(name) else {
                 continue;
             };
-            if mark_due {
-                entry.due = Some(entry.due.map_or(now, |due| due.min(now)));
+            if txn.entry(&name).is_some() {
+                txn.mark(
+                    &name,
+                    now,
+                    mark_due,
+                    "recipient-removed",
+                    Some(removed.short()),
+                )?;
             }
-            entry.history.push(Event {
-                at: now,
-                action: "recipient-removed".into(),
-                by: by.clone(),
-                reason: Some(removed.short()),
-            });
         }
         let vault = txn
-            .manifest
+            .manifest()
             .credentials
             .values()
             .any(|e| e.backend == BackendKind::Vault);

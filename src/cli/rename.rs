@@ -3,9 +3,8 @@
 
 use clap::Args;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::manifest::Event;
 use crate::model::credential::{CredentialName, EnvVarName};
 
 /// Rename a credential (its value, history and agents' grants follow)
@@ -44,27 +43,13 @@ impl RenameArgs {
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         let mut txn = store.begin(identity)?;
-        let agents = txn.rename(
-            &old,
-            &new,
-            Event {
-                at: crate::model::rotation::now(),
-                action: "renamed".into(),
-                by: user_at_host(),
-                reason: Some(format!("from {old}")),
-            },
-        )?;
-        let entry = txn
-            .manifest
-            .credentials
-            .get_mut(new.as_str())
+        let agents = txn.rename(&old, &new, env, crate::model::rotation::now())?;
+        let env = txn
+            .entry(&new)
+            .map(|entry| entry.env.clone())
             .ok_or_else(|| Error::CredentialNotFound {
                 name: new.to_string(),
             })?;
-        if let Some(env) = env {
-            entry.env = env;
-        }
-        let env = entry.env.clone();
         ctx.audit.ok()?;
         txn.commit()?;
         crate::oauth::forget(&store, &old);

@@ -3,7 +3,6 @@
 use clap::Args;
 
 use crate::cli::context::Ctx;
-use crate::error::Error;
 use crate::model::credential::CredentialName;
 
 /// Delete a credential (its value and its metadata)
@@ -38,16 +37,7 @@ impl RmArgs {
             anyhow::bail!("not deleted");
         }
         let mut txn = store.begin(identity)?;
-        txn.remove(&name).ok_or_else(|| Error::CredentialNotFound {
-            name: name.to_string(),
-        })?;
-        // An agent never allows a credential that does not exist.
-        let mut agents = Vec::new();
-        for (agent_name, agent) in &mut txn.manifest.agents {
-            if agent.allow.remove(name.as_str()) {
-                agents.push(agent_name.clone());
-            }
-        }
+        let agents = txn.remove_credential(&name)?;
         ctx.audit.ok()?;
         txn.commit()?;
         crate::oauth::forget(&store, &name);

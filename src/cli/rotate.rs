@@ -12,11 +12,11 @@ use clap::Args;
 use secrecy::{ExposeSecret, SecretSlice};
 use subtle::ConstantTimeEq;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::crypto::identity::Identity;
 use crate::error::Error;
 use crate::exec::{self, Injection};
-use crate::manifest::{Entry, Event};
+use crate::manifest::Entry;
 use crate::model::credential::{CredentialName, Kind};
 use crate::oauth;
 use crate::rotate;
@@ -123,7 +123,7 @@ fn store_value(
     value: &SecretSlice<u8>,
 ) -> anyhow::Result<()> {
     let mut txn = store.begin(identity)?;
-    let Some(current) = txn.manifest.entry(name).cloned() else {
+    let Some(current) = txn.entry(name).cloned() else {
         return Err(anyhow::Error::from(Error::CredentialNotFound {
             name: name.to_string(),
         })
@@ -139,28 +139,18 @@ fn store_value(
             ));
     }
     // Staged where the credential lives now (age file or keychain item).
-    let sha256 = txn.stage_value(name, value.expose_secret())?;
     let now = crate::model::rotation::now();
-    let mut entry = current;
-    if let Some(due) = entry.due.take() {
+    let (entry, cleared) = txn.rotate_value(name, value.expose_secret(), now)?;
+    let entry = entry.clone();
+    if let Some(due) = cleared {
         notes.push(format!(
             "note: the one-off due date {} was for the old value and is cleared",
             output::date(due)
         ));
     }
-    entry.rotated_at = now;
-    entry.sha256 = Some(sha256);
-    entry.value_info = crate::model::value_info::inspect(value.expose_secret()).map(Box::new);
-    entry.history.push(Event {
-        at: now,
-        action: "rotated".into(),
-        by: user_at_host(),
-        reason: None,
-    });
-    let defaults = &txn.manifest.defaults;
+    let defaults = &txn.manifest().defaults;
     let summary = format!("rotated {name} ({})", due_summary(&entry, defaults));
     notes.extend(expiry_note(name, &entry, defaults));
-    txn.manifest.credentials.insert(name.to_string(), entry);
     ctx.audit.ok()?;
     txn.commit()?;
     let mut stderr = std::io::stderr().lock();

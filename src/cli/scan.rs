@@ -8,9 +8,8 @@ use clap::Args;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 
-use crate::cli::context::{Ctx, user_at_host};
+use crate::cli::context::Ctx;
 use crate::error::Error;
-use crate::manifest::Event;
 use crate::mask::{self, Patterns};
 use crate::model::credential::CredentialName;
 use crate::scan::{self, Scanned, Visit};
@@ -252,14 +251,13 @@ fn mark_compromised(
 ) -> anyhow::Result<Vec<String>> {
     let mut txn = store.begin(ctx.identity()?)?;
     let now = crate::model::rotation::now();
-    let by = user_at_host();
     let mut marked = Vec::new();
     for (&label, where_found) in places {
         let name = &labels[label];
         let Some(before) = looked.iter().find(|l| l.name.as_str() == name) else {
             continue;
         };
-        let Some(entry) = txn.manifest.credentials.get_mut(name.as_str()) else {
+        let Some(entry) = txn.entry(&before.name) else {
             eprintln!("note: {name} was removed while scanning; not marked");
             continue;
         };
@@ -267,7 +265,6 @@ fn mark_compromised(
             eprintln!("note: {name} was rotated while scanning; not marked");
             continue;
         }
-        entry.due = Some(now);
         let mut reason = format!(
             "found by scan in {}",
             where_found
@@ -280,12 +277,7 @@ fn mark_compromised(
         if where_found.len() > 3 {
             reason.push_str(&format!(" and {} more", where_found.len() - 3));
         }
-        entry.history.push(Event {
-            at: now,
-            action: "compromised".into(),
-            by: by.clone(),
-            reason: Some(reason),
-        });
+        txn.mark_due_now(&before.name, now, "compromised", Some(reason))?;
         marked.push(name.clone());
     }
     if !marked.is_empty() {

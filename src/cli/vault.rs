@@ -86,7 +86,7 @@ impl SetArgs {
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
         let store_id = txn.store_id().to_string();
-        let current = txn.manifest.vault.clone();
+        let current = txn.manifest().vault.clone();
         let base = current.clone().unwrap_or(Settings {
             addr: None,
             mount: vault::DEFAULT_MOUNT.into(),
@@ -103,7 +103,7 @@ impl SetArgs {
             return Ok(());
         }
         let living = txn
-            .manifest
+            .manifest()
             .credentials
             .values()
             .filter(|e| e.backend == BackendKind::Vault)
@@ -117,7 +117,7 @@ impl SetArgs {
             ))
             .into());
         }
-        txn.manifest.vault = Some(new.clone());
+        txn.set_vault_settings(new.clone());
         ctx.audit.ok()?;
         txn.commit()?;
         eprintln!(

@@ -11,6 +11,8 @@
 //! and passphrase variables never reach the child.
 
 pub mod filecred;
+mod launch;
+pub mod plan;
 pub mod program;
 pub mod spawn;
 
@@ -168,7 +170,23 @@ pub struct ExecPlan {
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
     pub agent: Option<crate::model::credential::AgentName>,
+    /// Broker routes instead of raw values (`exec --broker`, issue 16): always `None` until
+    /// the broker exists.
+    pub broker: Option<BrokerPlan>,
+    /// Run the program in this sandbox ([`crate::sandbox`]), already checked to be
+    /// possible on this machine.
+    pub sandbox: Option<crate::sandbox::Spec>,
 }
+
+/// Where `exec --broker` will route a program's requests (issue 16). A placeholder: no
+/// plan carries one yet.
+#[derive(Debug, Default)]
+pub struct BrokerPlan {}
+
+/// `exec --sandbox` asked for (an agent's policy may ask too): the use case works out what
+/// to protect from the store's location and checks that this machine can.
+#[derive(Debug, Default)]
+pub struct SandboxPlan {}
 
 /// How a plan is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,17 +210,23 @@ impl ExecPlan {
 /// Carry out a plan. In [`RunMode::Replace`] this returns only on failure; in
 /// [`RunMode::Spawn`] it returns the exit code agentcred should end with (the program's,
 /// or 128+N when signal N killed it), after removing the files it wrote.
-pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
+/// `say` hears the warnings and `-v` notes (the caller prints them).
+pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)) -> Result<i32> {
+    if plan.broker.is_some() {
+        return Err(Error::Unsupported(
+            "exec through the broker is not built yet".into(),
+        ));
+    }
     let base = filecred::base_dir();
     // Directories a killed agentcred left are cleaned by the next run that writes file
     // credentials (not by every exec: that would list the temp dir each time).
     if plan.injections.iter().any(|i| i.kind == Kind::File) {
         let stale = filecred::remove_stale(&base);
         if verbose && stale > 0 {
-            eprintln!(
+            say(&format!(
                 "agentcred: removed {stale} file-credential director{} left by an agentcred that was killed",
                 if stale == 1 { "y" } else { "ies" }
-            );
+            ));
         }
     }
     if plan.mode() == RunMode::Replace {
@@ -213,17 +237,23 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             &FileSet::default(),
         );
         crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
+        let launch = launch::Launch::new(&plan, &mut env, true);
         drop(plan.injections);
+        if launch.sandbox_here
+            && let Some(spec) = &plan.sandbox
+        {
+            crate::sandbox::apply(spec)?;
+        }
         return Err(replace_process(
-            &plan.program,
-            &plan.argv0,
-            &plan.args,
+            &launch.program,
+            &launch.argv0,
+            &launch.args,
             env,
             core_limit,
         ));
     }
     let patterns = if plan.mask {
-        masking_patterns(&plan.injections, verbose)?
+        masking_patterns(&plan.injections, verbose, say)?
     } else {
         None
     };
@@ -237,10 +267,10 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
             .map(|i| (&i.name, i.value.expose_secret())),
     )?;
     if verbose && let Some(dir) = files.dir() {
-        eprintln!(
+        say(&format!(
             "agentcred: file credentials are in {} until the program ends",
             dir.display()
-        );
+        ));
     }
     let mut env = child_env(
         std::env::vars_os(),
@@ -249,23 +279,28 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool) -> Result<i32> {
         &files,
     );
     crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
+    let launch = launch::Launch::new(&plan, &mut env, false);
     drop(plan.injections);
     let program = Program {
-        program: &plan.program,
-        argv0: &plan.argv0,
-        args: &plan.args,
+        program: &launch.program,
+        argv0: &launch.argv0,
+        args: &launch.args,
         env,
     };
     let dir = files.dir().map(std::path::Path::to_path_buf);
     let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
     if let (Err(e), Some(dir)) = (files.remove(), dir) {
-        eprintln!("warning: cannot remove {}: {e}", dir.display());
+        say(&format!("warning: cannot remove {}: {e}", dir.display()));
     }
     outcome
 }
 
 /// The automaton for `--mask`; short values are named on stderr with `-v`.
-fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Arc<Patterns>>> {
+fn masking_patterns(
+    injections: &[Injection],
+    verbose: bool,
+    say: &dyn Fn(&str),
+) -> Result<Option<Arc<Patterns>>> {
     let built = Patterns::build(
         injections
             .iter()
@@ -273,10 +308,10 @@ fn masking_patterns(injections: &[Injection], verbose: bool) -> Result<Option<Ar
     )?;
     if verbose {
         for name in &built.too_short {
-            eprintln!(
+            say(&format!(
                 "agentcred: not masking {name}: its value is shorter than {} bytes",
                 mask::MIN_LEN
-            );
+            ));
         }
     }
     Ok(built.patterns.map(Arc::new))

@@ -5,17 +5,16 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::crypto::integrity;
 use crate::error::{Error, Result};
+use crate::policy::Chosen;
 use crate::util::hash::sha256_reader;
 use crate::util::output::escape;
 
+pub use crate::util::fs::program_basename;
+
 /// Where `execvp` looks when `PATH` is unset.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-
-/// The file name of CMD as given (`./bin/mybot` -> `mybot`), when it is text.
-pub fn program_basename(program: &OsStr) -> Option<&str> {
-    Path::new(program).file_name().and_then(OsStr::to_str)
-}
 
 /// A program as `exec` runs it: the path found (like `execvp`: CMD with a `/` as given,
 /// else the first executable `dir/CMD` along `PATH`, `./CMD` for an empty entry) and its
@@ -119,4 +118,29 @@ pub fn launch_error(program: &OsStr, error: io::Error) -> Error {
             program: format!("{program}: {error}"),
         },
     }
+}
+
+/// Refuse to give an agent's credentials to anything but its pinned program (and, when a
+/// hash is pinned, to that program changed). Returns the path to run: the checked one.
+pub fn check_program(chosen: &Chosen, program: &Program) -> Result<PathBuf> {
+    let Some(pinned) = &chosen.agent.program else {
+        return Ok(program.found.clone());
+    };
+    if program.canonical != Path::new(pinned) {
+        return Err(Error::WrongProgram {
+            agent: chosen.name.to_string(),
+            pinned: escape(pinned),
+            program: escape(&program.canonical.to_string_lossy()),
+        });
+    }
+    if let Some(expected) = &chosen.agent.program_sha256 {
+        let actual = program_sha256(&program.canonical)?;
+        if !integrity::tags_equal(&actual, expected) {
+            return Err(Error::ProgramChanged {
+                agent: chosen.name.to_string(),
+                program: escape(pinned),
+            });
+        }
+    }
+    Ok(program.canonical.clone())
 }

@@ -232,6 +232,9 @@ pub struct Agent {
     pub mask: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub deny_overdue: bool,
+    /// exec runs its program in the sandbox (CONTRACT section 11).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sandbox: bool,
     pub created_at: Timestamp,
     pub created_by: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -388,6 +391,7 @@ mod tests {
             clean_env: true,
             mask: program.is_some(),
             deny_overdue: false,
+            sandbox: false,
             created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
             mac: String::new(),

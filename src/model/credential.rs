@@ -22,6 +22,15 @@ const MAX_ENV_LEN: usize = 128;
 pub struct CredentialName(String);
 
 impl CredentialName {
+    /// A comma-separated or repeated list of names (`--only a,b --only c`).
+    pub fn parse_list(raw: &[String]) -> Result<Vec<CredentialName>> {
+        raw.iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.is_empty())
+            .map(CredentialName::parse)
+            .collect()
+    }
+
     /// Parse a name as typed by a user. A name in environment-variable form
     /// (`OPENAI_API_KEY`) is normalized to `openai-api-key`.
     pub fn parse(input: &str) -> Result<Self> {
@@ -303,6 +312,9 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every kind, in the order a transaction finishes them.
+    pub const ALL: [BackendKind; 3] = [BackendKind::Age, BackendKind::Keychain, BackendKind::Vault];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Age => "age",

@@ -42,6 +42,8 @@ pub struct TokenCache<'a> {
     dir: PathBuf,
     pub(super) identity: &'a Identity,
     store_id: &'a str,
+    /// Where notes and warnings go: the store's caller.
+    pub(super) say: crate::util::output::Say,
 }
 
 /// A cached token as stored (inside the age file, after the header line).
@@ -69,6 +71,7 @@ impl<'a> TokenCache<'a> {
             dir: store.root().join(CACHE_DIR).join(TOKENS_DIR),
             identity,
             store_id,
+            say: store.sayer(),
         }
     }
 

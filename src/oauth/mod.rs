@@ -118,7 +118,7 @@ pub fn access_token(
     };
     let say = |text: String| {
         if verbose {
-            eprintln!("agentcred: {name}: {text}");
+            (cache.say)(&format!("agentcred: {name}: {text}"));
         }
     };
     if let Some(token) = cache.fresh(&client) {
@@ -141,20 +141,20 @@ pub fn access_token(
         Grant::JwtBearer => jwt::request(&client)?,
         _ => request(&client, client_credentials_body(config))?,
     };
-    report_type(name, &token);
+    report_type(cache, name, &token);
     say(format!("obtained a new access token ({})", token.expiry()));
     cache_token(cache, &client, &token, &say);
     Ok(token.into_value())
 }
 
-fn report_type(name: &CredentialName, token: &Token) {
+fn report_type(cache: &TokenCache, name: &CredentialName, token: &Token) {
     if let Some(kind) = token.token_type.as_deref()
         && !kind.eq_ignore_ascii_case("bearer")
     {
-        eprintln!(
+        (cache.say)(&format!(
             "note: the token endpoint of {name} issued a token of type {}, not Bearer; it is injected as is",
             escape(&truncate(kind, MAX_ERROR_CODE))
-        );
+        ));
     }
 }
 
@@ -163,10 +163,10 @@ fn cache_token(cache: &TokenCache, client: &Client, token: &Token, say: &dyn Fn(
     match token.expires_at {
         Some(expires_at) if is_fresh(token.obtained_at, expires_at, token.obtained_at) => {
             if let Err(e) = cache.save(client, token, expires_at) {
-                eprintln!(
+                (cache.say)(&format!(
                     "warning: the access token of {} was not cached: {e}",
                     client.name
-                );
+                ));
             }
         }
         Some(_) => say("not cached: its lifetime is 60 s or less".into()),

@@ -19,7 +19,6 @@
 //! `invalid_grant` and asks for `agentcred login`. No client can close that window alone;
 //! servers that keep the previous token valid for a grace period close it from their side.
 
-use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -129,7 +128,7 @@ pub(super) fn access_token(
         });
     };
     let mut txn = store.begin(cache.identity)?;
-    if txn.manifest.entry(name).map(|e| &e.sha256) != Some(&entry.sha256) {
+    if txn.entry(name).map(|e| &e.sha256) != Some(&entry.sha256) {
         return Err(Error::OAuth {
             name: name.to_string(),
             detail: "it was changed while its token was being refreshed; try again".into(),
@@ -174,7 +173,7 @@ pub(super) fn access_token(
             value.clone()
         }
     };
-    report_type(name, &token);
+    report_type(cache, name, &token);
     say(format!("obtained a new access token ({})", token.expiry()));
     let client = Client {
         name,
@@ -186,31 +185,24 @@ pub(super) fn access_token(
     Ok(token.into_value())
 }
 
-/// Stage `value` as the credential's new value in `txn`: the value's tag, `rotated_at`, and
-/// (for a login) an event in its history. The caller commits.
+/// Stage `value` as the credential's new value in `txn` (`rotated_at` moves; a login is
+/// recorded in its history). The caller commits.
 pub(super) fn put_value(
     txn: &mut crate::store::Txn,
     name: &CredentialName,
     value: &[u8],
     event: Option<Event>,
 ) -> Result<()> {
-    let Some(mut entry) = txn.manifest.entry(name).cloned() else {
-        return Err(Error::CredentialNotFound {
-            name: name.to_string(),
-        });
-    };
-    let sha256 = txn.stage_value_for(entry.backend, name, value)?;
-    entry.sha256 = Some(sha256);
-    entry.rotated_at = now_after(entry.rotated_at);
-    entry.value_info = None;
-    entry.history.extend(event);
-    txn.manifest.credentials.insert(name.to_string(), entry);
+    let at = crate::model::rotation::now();
+    txn.replace_value(
+        name,
+        value,
+        at,
+        event
+            .as_ref()
+            .map(|e| (e.action.as_str(), e.reason.clone())),
+    )?;
     Ok(())
-}
-
-/// Now, or the previous time if the clock went back (so `rotated_at` never runs backwards).
-fn now_after(previous: Timestamp) -> Timestamp {
-    crate::model::rotation::now().max(previous)
 }
 
 /// Store what a login obtained: the refresh token becomes the value (keeping the client

@@ -6,10 +6,12 @@
 //! a new manifest into place. A failure before the commit removes what was staged, so the
 //! store is left byte-for-byte as it was.
 
+mod domain;
 mod reader;
 pub mod state;
 mod txn;
 
+pub use domain::{EntryEdit, NewEntry};
 pub use reader::Reader;
 pub use txn::Txn;
 
@@ -18,15 +20,16 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use crate::backend::{self, LazyVault, keychain, vault};
+use crate::backend::{self, vault};
 use crate::crypto::identity::Identity;
 use crate::crypto::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Header, Manifest};
-use crate::model::credential::{BackendKind, CredentialName};
 use crate::util;
+use crate::util::output::Say;
 
 pub const RECIPIENTS: &str = "recipients.txt";
 pub const STORE_KEY: &str = "storekey.age";
@@ -50,6 +53,8 @@ const GITIGNORE_TEXT: &str = "\
 
 pub struct Store {
     root: PathBuf,
+    /// Where warnings go (see [`Say`]).
+    say: Say,
 }
 
 impl Store {
@@ -61,14 +66,43 @@ impl Store {
         self.root.join(SECRETS)
     }
 
+    /// What a backend needs from this store.
+    pub fn backend_ctx<'a>(
+        &self,
+        identity: &'a Identity,
+        key: &'a StoreKey,
+        store_id: &str,
+        recipients: &'a [Recipient],
+    ) -> backend::Ctx<'a> {
+        backend::Ctx {
+            root: self.root.clone(),
+            secrets_dir: self.secrets_dir(),
+            identity,
+            key,
+            store_id: store_id.to_string(),
+            recipients,
+        }
+    }
+
+    /// Give a warning or note to the caller.
+    pub fn say(&self, line: &str) {
+        (self.say)(line)
+    }
+
+    /// Where this store's warnings go, for a feature working on it.
+    pub fn sayer(&self) -> Say {
+        Rc::clone(&self.say)
+    }
+
     fn io_err(&self, what: &str, e: io::Error) -> Error {
         Error::io(format!("cannot {what} in {}", self.root.display()), e)
     }
 
     /// Open an existing store, refusing one that others could write to.
-    pub fn open(root: &Path) -> Result<Store> {
+    pub fn open(root: &Path, say: Say) -> Result<Store> {
         let store = Store {
             root: root.to_path_buf(),
+            say,
         };
         let not_a_store = || Error::NotAStore {
             path: root.to_path_buf(),
@@ -121,9 +155,11 @@ impl Store {
         root: &Path,
         recipients: &[Recipient],
         vault: Option<vault::Requested>,
+        say: Say,
     ) -> Result<(Store, String)> {
         let store = Store {
             root: root.to_path_buf(),
+            say,
         };
         if root.join(manifest::FILE_NAME).exists() {
             return Err(Error::StoreExists {
@@ -149,7 +185,7 @@ impl Store {
         // The manifest last: until it exists, this is not a store.
         util::fs::write_atomic(root, manifest::FILE_NAME, text.as_bytes()).map_err(err)?;
         let fingerprint = key.fingerprint();
-        state::check_store_key(root, &manifest.store_id, &fingerprint, &[])?;
+        state::check_store_key(root, &manifest.store_id, &fingerprint, &[], &*store.say)?;
         Ok((store, fingerprint))
     }
 
@@ -201,13 +237,10 @@ impl Store {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::io(
-                        format!("cannot lock the store in {}", self.root.display()),
-                        io::Error::other(format!(
-                            "another agentcred has held its lock for {} s",
-                            LOCK_WAIT.as_secs()
-                        )),
-                    ));
+                    return Err(Error::StoreBusy {
+                        path: self.root.clone(),
+                        seconds: LOCK_WAIT.as_secs(),
+                    });
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(self.io_err("lock the store", e));
@@ -259,6 +292,7 @@ impl Store {
             &header.store_id,
             &file.key.fingerprint(),
             &file.previous_fingerprints(),
+            &*self.say,
         )?;
         Ok((file, sealed))
     }
@@ -386,7 +420,7 @@ impl Store {
                 "the seal does not match",
             ));
         }
-        warn_if_rolled_back(&header);
+        warn_if_rolled_back(self, &header);
         Ok(Reader {
             store: self,
             identity,
@@ -457,7 +491,7 @@ impl Store {
             (Manifest::load(&text, Some(&key))?, None)
         };
         if reseal {
-            warn_if_rolled_back(&header);
+            warn_if_rolled_back(self, &header);
         } else {
             refuse_if_rolled_back(&header)?;
         }
@@ -479,32 +513,11 @@ impl Store {
                 }
             }
         }
-        let committed_items = manifest
-            .credentials
-            .iter()
-            .filter(|(_, entry)| entry.backend == BackendKind::Keychain)
-            .filter_map(|(name, entry)| {
-                let name = CredentialName::parse(name).ok()?;
-                let account = keychain::entry_account(&manifest.store_id, &name, entry)?;
-                Some((name, account))
-            })
-            .collect();
-        let vault_before = manifest
-            .credentials
-            .iter()
-            .filter(|(_, entry)| entry.backend == BackendKind::Vault)
-            .filter_map(|(name, entry)| {
-                let name = CredentialName::parse(name).ok()?;
-                Some((name, backend::vault::metadata(entry, &manifest.defaults)))
-            })
-            .collect();
-        let vault = LazyVault::new(manifest.vault.clone(), &manifest.store_id);
+        let backends = backend::open_all(&manifest)?;
         let txn = Txn {
             store: self,
             identity,
-            vault,
-            vault_before,
-            staged_vault: Vec::new(),
+            backends,
             _lock: lock,
             key,
             previous_keys: previous,
@@ -512,9 +525,6 @@ impl Store {
             recipients,
             manifest,
             staged_root: Vec::new(),
-            staged: Vec::new(),
-            staged_items: Vec::new(),
-            committed_items,
             removed: Vec::new(),
             committed: false,
         };
@@ -534,12 +544,12 @@ pub struct Reseal {
     pub recipients_changed: bool,
 }
 
-fn warn_if_rolled_back(header: &Header) {
+fn warn_if_rolled_back(store: &Store, header: &Header) {
     if let Some(seen) = state::note_generation(&header.store_id, header.generation) {
-        eprintln!(
+        store.say(&format!(
             "warning: this store is at generation {}, older than generation {seen} seen on this machine (an old git checkout, or a rollback)",
             header.generation
-        );
+        ));
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::cell::OnceCell;
 use std::fs::File;
+use std::rc::Rc;
 
 use secrecy::SecretSlice;
 
@@ -10,7 +11,7 @@ use crate::crypto::identity::Identity;
 use crate::crypto::integrity::StoreKey;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Agent, Defaults, Entry, Header, Manifest};
-use crate::model::credential::{AgentName, CredentialName};
+use crate::model::credential::{AgentName, BackendKind, CredentialName};
 
 use super::*;
 
@@ -22,7 +23,7 @@ pub struct Reader<'a> {
     pub(super) _lock: Option<File>,
     pub(super) text: String,
     pub(super) header: Header,
-    pub(super) vault: OnceCell<LazyVault>,
+    pub(super) vault: OnceCell<Rc<LazyVault>>,
 }
 
 impl Reader<'_> {
@@ -67,25 +68,25 @@ impl Reader<'_> {
     }
 
     /// The store's Vault settings and client (made on first use).
-    pub fn vault(&self) -> Result<&LazyVault> {
+    pub fn vault(&self) -> Result<&Rc<LazyVault>> {
         if let Some(vault) = self.vault.get() {
             return Ok(vault);
         }
         let settings = manifest::find_vault(&self.text)?;
         Ok(self
             .vault
-            .get_or_init(|| LazyVault::new(settings, &self.header.store_id)))
+            .get_or_init(|| Rc::new(LazyVault::new(settings, &self.header.store_id))))
+    }
+
+    /// Can values of `kind` be used at all (Vault answers)? Asked before a value is typed.
+    pub fn check_backend(&self, kind: BackendKind) -> Result<()> {
+        backend::open(kind, None, &|| self.vault().map(Rc::clone))?.check_reachable()
     }
 
     pub fn value(&self, name: &CredentialName, entry: &Entry) -> Result<SecretSlice<u8>> {
-        backend::read(
-            &self.store.secrets_dir(),
-            self.identity,
-            &self.key,
-            &self.header.store_id,
-            name,
-            entry,
-            &|| self.vault()?.get(),
-        )
+        let ctx = self
+            .store
+            .backend_ctx(self.identity, &self.key, &self.header.store_id, &[]);
+        backend::read(&ctx, name, entry, &|| self.vault().map(Rc::clone))
     }
 }

@@ -101,6 +101,7 @@ pub fn check_store_key(
     store_id: &str,
     fingerprint: &str,
     previous: &[String],
+    say: &dyn Fn(&str),
 ) -> Result<()> {
     match load_at_path(root) {
         Some(seen) if seen.store_id != store_id => {
@@ -145,10 +146,10 @@ pub fn check_store_key(
                     ),
                 });
             }
-            eprintln!(
+            say(&format!(
                 "note: this store's key was rotated since this machine last used it (fingerprint {} before, {fingerprint} now)",
                 seen.store_key_fingerprint
-            );
+            ));
             save(
                 store_id,
                 &Seen {

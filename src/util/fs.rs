@@ -89,6 +89,13 @@ pub fn create_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// The file name of CMD as given (`./bin/mybot` -> `mybot`), when it is text.
+pub fn program_basename(program: &std::ffi::OsStr) -> Option<&str> {
+    std::path::Path::new(program)
+        .file_name()
+        .and_then(std::ffi::OsStr::to_str)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,10 @@ pub fn rfc3339(at: Timestamp) -> String {
         .to_string()
 }
 
+/// Where the library's lines for people go (warnings, notes, `-v` detail): the caller
+/// decides, and `cli` prints them to stderr. The library never prints them itself.
+pub type Say = std::rc::Rc<dyn Fn(&str)>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

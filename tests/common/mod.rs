@@ -160,3 +160,66 @@ pub fn stderr_of(out: &std::process::Output) -> String {
 pub fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Files a writer killed mid-write leaves in a store: a staged `NAME.age.pending` or an
+/// unfinished `.tmp-*` file, in `secrets/` or next to the manifest, each with its inode
+/// and modification time. One that was not there before a writer started proves that its
+/// kill landed after the write began (see [`new_leftovers`]).
+pub fn mid_write_leftovers(store: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = Vec::new();
+    for dir in [store.to_path_buf(), store.join("secrets")] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(".tmp-") || name.ends_with(".age.pending"))
+                && let Ok(meta) = entry.metadata()
+                && let Ok(modified) = meta.modified()
+            {
+                found.push((name, meta.ino(), modified));
+            }
+        }
+    }
+    found
+}
+
+/// Whether `after` holds a leftover file that `before` did not (a new one, or one written
+/// again): the writer that ran in between was killed mid-write.
+pub fn new_leftovers(
+    before: &[(String, u64, std::time::SystemTime)],
+    after: &[(String, u64, std::time::SystemTime)],
+) -> bool {
+    after.iter().any(|file| !before.contains(file))
+}
+
+/// When to kill the next writer, steered towards its write: later after a kill that came
+/// before the write began (nothing changed, nothing left behind), earlier after one that
+/// came when the write was already done.
+pub struct KillTimer {
+    pub micros: u64,
+}
+
+impl KillTimer {
+    pub fn new(micros: u64) -> Self {
+        KillTimer { micros }
+    }
+
+    pub fn wait(&self) {
+        std::thread::sleep(std::time::Duration::from_micros(self.micros));
+    }
+
+    /// Steer after a round: `completed` the write finished, `mid_write` it was cut short.
+    pub fn steer(&mut self, completed: bool, mid_write: bool) {
+        if mid_write {
+            return;
+        }
+        if completed {
+            self.micros = self.micros * 3 / 4;
+        } else {
+            self.micros = self.micros * 5 / 4 + 200;
+        }
+        self.micros = self.micros.min(2_000_000);
+    }
+}

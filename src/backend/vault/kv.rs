@@ -86,12 +86,31 @@ impl Vault {
         name: &CredentialName,
         entry: &Entry,
     ) -> Result<Read> {
-        let op = format!("read credential {name} from Vault");
-        let (fields, version) = self.current(&op, name)?;
-        let fields = fields.ok_or_else(|| Error::VaultValueMissing {
+        self.find(key, store_id, name, entry)?
+            .ok_or_else(|| self.missing(name))
+    }
+
+    /// The error for a path with no live version.
+    pub fn missing(&self, name: &CredentialName) -> Error {
+        Error::VaultValueMissing {
             name: name.to_string(),
             path: self.kv_path(name),
-        })?;
+        }
+    }
+
+    /// Like [`Vault::read`]; `Ok(None)` when the path has no live version.
+    pub fn find(
+        &self,
+        key: &StoreKey,
+        store_id: &str,
+        name: &CredentialName,
+        entry: &Entry,
+    ) -> Result<Option<Read>> {
+        let op = format!("read credential {name} from Vault");
+        let (fields, version) = self.current(&op, name)?;
+        let Some(fields) = fields else {
+            return Ok(None);
+        };
         let changed = |detail: &str| Error::VaultValueChanged {
             name: name.to_string(),
             path: self.kv_path(name),
@@ -128,10 +147,10 @@ impl Vault {
         }
         let tag = key.value_tag(store_id, name.as_str(), &value);
         let newer = !entry.sha256.as_deref().is_some_and(|t| tags_equal(t, &tag));
-        Ok(Read {
+        Ok(Some(Read {
             value: SecretSlice::from(value.to_vec()),
             newer,
-        })
+        }))
     }
 
     /// Write a new version holding `value` (check-and-set against the version read just

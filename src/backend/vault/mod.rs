@@ -30,11 +30,18 @@
 mod client;
 mod kv;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::credential::CredentialName;
+use secrecy::SecretSlice;
+
+use crate::backend::{Backend, Ctx, LazyVault};
+use crate::error::{Error, Result};
+use crate::manifest::{Entry, Manifest};
+use crate::model::credential::{BackendKind, CredentialName};
 
 pub use crate::model::settings::{
     DEFAULT_MOUNT, Requested, VaultSettings as Settings, check_addr, check_path, default_prefix,
@@ -119,6 +126,154 @@ pub fn effective(settings: Option<&Settings>, store_id: &str) -> Effective {
         prefix,
         namespace: env(&ENV_NAMESPACE).map(|(_, v)| v),
         token_from,
+    }
+}
+
+/// The vault backend's staged work: the writes of a transaction with what each replaced,
+/// and the `vault` credentials of the committed manifest with the metadata mirrored for
+/// each (to know whose changed).
+pub struct VaultBackend {
+    client: Rc<LazyVault>,
+    before: BTreeMap<CredentialName, BTreeMap<String, String>>,
+    staged: Vec<(CredentialName, Written)>,
+}
+
+impl VaultBackend {
+    pub fn new(manifest: Option<&Manifest>, client: Rc<LazyVault>) -> Self {
+        let before = manifest
+            .into_iter()
+            .flat_map(|m| {
+                m.credentials
+                    .iter()
+                    .filter(|(_, entry)| entry.backend == BackendKind::Vault)
+                    .filter_map(|(name, entry)| {
+                        let name = CredentialName::parse(name).ok()?;
+                        Some((name, metadata(entry, &m.defaults)))
+                    })
+            })
+            .collect();
+        VaultBackend {
+            client,
+            before,
+            staged: Vec::new(),
+        }
+    }
+}
+
+impl Backend for VaultBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Vault
+    }
+
+    fn read(
+        &self,
+        ctx: &Ctx,
+        name: &CredentialName,
+        entry: &Entry,
+    ) -> Result<Option<SecretSlice<u8>>> {
+        let found = self
+            .client
+            .get()?
+            .find(ctx.key, &ctx.store_id, name, entry)?;
+        Ok(found.map(|read| read.value))
+    }
+
+    fn missing(&self, ctx: &Ctx, name: &CredentialName) -> Error {
+        match self.client.get() {
+            Ok(client) => client.missing(name),
+            Err(_) => Error::VaultValueMissing {
+                name: name.to_string(),
+                path: kv_path(self.client.settings(), &ctx.store_id, name),
+            },
+        }
+    }
+
+    /// A new KV version (check-and-set against the version read just before); returns
+    /// its tag.
+    fn stage(&mut self, ctx: &Ctx, name: &CredentialName, value: &[u8]) -> Result<String> {
+        let written = self
+            .client
+            .get()?
+            .write(ctx.key, &ctx.store_id, name, value)?;
+        let tag = written.tag.clone();
+        self.staged.push((name.clone(), written));
+        Ok(tag)
+    }
+
+    fn staged(&self) -> Vec<&CredentialName> {
+        self.staged.iter().map(|(name, _)| name).collect()
+    }
+
+    fn check_reachable(&self) -> Result<()> {
+        self.client.get().map(|_| ())
+    }
+
+    /// The entry of a value written records the version written; a removed credential's
+    /// path is deleted (there is no rename to wait for), and the rotation dates of every
+    /// vault credential written or whose dates changed are mirrored.
+    fn before_commit(&mut self, _ctx: &Ctx, manifest: &mut Manifest) -> Result<()> {
+        for (name, written) in &self.staged {
+            if let Some(entry) = manifest.credentials.get_mut(name.as_str())
+                && entry.backend == BackendKind::Vault
+                && entry.sha256.as_deref() == Some(written.tag.as_str())
+            {
+                entry.vault_version = Some(written.version);
+            }
+        }
+        for name in self.before.keys() {
+            if manifest.entry(name).is_none() {
+                self.client.get()?.delete(name)?;
+            }
+        }
+        for (name, entry) in &manifest.credentials {
+            if entry.backend != BackendKind::Vault {
+                continue;
+            }
+            let Ok(name) = CredentialName::parse(name) else {
+                continue;
+            };
+            let metadata = metadata(entry, &manifest.defaults);
+            let staged = self.staged.iter().any(|(n, _)| *n == name);
+            if staged || self.before.get(&name) != Some(&metadata) {
+                self.client.get()?.set_metadata(&name, &metadata)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A credential moved out of Vault (`add --force --backend age`) leaves its path.
+    fn finish(
+        &mut self,
+        _ctx: &Ctx,
+        manifest: &Manifest,
+        _touched: &BTreeSet<CredentialName>,
+        warnings: &mut Vec<String>,
+    ) -> Result<()> {
+        for name in self.before.keys() {
+            let moved = manifest
+                .entry(name)
+                .is_some_and(|entry| entry.backend != BackendKind::Vault);
+            if moved && let Err(e) = self.client.get().and_then(|v| v.delete(name)) {
+                warnings.push(format!("the old value of {name} is left in Vault: {e}"));
+            }
+        }
+        self.staged.clear();
+        Ok(())
+    }
+
+    /// Put back what each write replaced, newest first, tagged under the key that stays.
+    fn undo(&mut self, ctx: &Ctx, warnings: &mut Vec<String>) {
+        for (name, written) in self.staged.drain(..).rev() {
+            let restored = self
+                .client
+                .get()
+                .and_then(|v| v.restore(ctx.key, &ctx.store_id, &name, &written));
+            if let Err(e) = restored {
+                warnings.push(format!(
+                    "the new value of {name} stays in Vault, though nothing was committed: {e}"
+                ));
+            }
+        }
     }
 }
 

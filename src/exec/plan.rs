@@ -1,0 +1,235 @@
+//! exec's use case, callable without the parser: a [`Request`] in, an [`ExecPlan`] out.
+//! Which agent and credentials (README, "Agents: least privilege per program"), the
+//! program checked against the agent's pin, duplicate variables and overdue credentials
+//! refused, values read and OAuth tokens minted, in that order. `cli/exec.rs` only wires
+//! flags to a request; `exec --broker`, `exec --sandbox` and the MCP server build
+//! requests too.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use crate::audit::Recorder;
+use crate::crypto::identity::Identity;
+use crate::error::{Error, Result};
+use crate::exec::program::{check_program, program_basename, resolve_program};
+use crate::exec::{self, BrokerPlan, ExecPlan, Injection, SandboxPlan};
+use crate::manifest::Entry;
+use crate::model::credential::{CredentialName, Kind};
+use crate::oauth;
+use crate::policy::{self, ENV_AGENT, ExecPolicy, Names};
+use crate::store::Store;
+use crate::util::output::escape;
+
+/// What `agentcred exec` is asked to do.
+#[derive(Debug, Default)]
+pub struct Request {
+    /// The program and its arguments.
+    pub command: Vec<OsString>,
+    /// `--only`: these credentials (comma-separated or repeated).
+    pub only: Vec<String>,
+    /// `--agent`.
+    pub agent: Option<String>,
+    pub clean_env: bool,
+    pub deny_overdue: bool,
+    pub mask: bool,
+    /// `-v`: say which rule chose the agent and what is injected.
+    pub verbose: bool,
+    /// `exec --broker`: route requests through the broker instead of injecting values
+    /// (issue 16; not built yet, so always `None`).
+    pub broker: Option<BrokerPlan>,
+    /// `exec --sandbox`: run the program in the sandbox (an agent's policy may ask too).
+    pub sandbox: Option<SandboxPlan>,
+}
+
+/// What the use case needs from its caller: the store and identity (opened when first
+/// needed, so errors come in the documented order), the command's audit event, and
+/// where lines for people go (warnings, `-v` notes): the library prints nothing itself.
+pub struct Deps<'a> {
+    pub open_store: &'a dyn Fn() -> Result<Store>,
+    pub identity: &'a dyn Fn() -> Result<&'a Identity>,
+    pub audit: &'a Recorder,
+    pub say: &'a mut dyn FnMut(&str),
+}
+
+/// Turn a request into a plan: everything `exec` decides before the program runs.
+pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
+    let Deps {
+        open_store,
+        identity,
+        audit,
+        say,
+    } = deps;
+    let (program, args) = request
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("no command given"))?;
+    // A mistyped flag lands here as the program; say so instead of "command not found".
+    if program.as_encoded_bytes().starts_with(b"-") {
+        let typed = program.to_string_lossy();
+        return Err(Error::UnknownExecOption {
+            option: escape(typed.split('=').next().unwrap_or_default()),
+            guess: String::new(),
+        }
+        .into());
+    }
+    audit.note(|d| {
+        d.program = Some(
+            program_basename(program)
+                .map_or_else(|| program.to_string_lossy().into_owned(), String::from),
+        );
+    });
+    let only = CredentialName::parse_list(&request.only)?;
+    audit.note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
+    let store = open_store()?;
+    let resolved = resolve_program(program, std::env::var_os("PATH").as_deref())?;
+    let env_agent = std::env::var_os(ENV_AGENT).filter(|v| !v.is_empty());
+    audit.note(|d| {
+        d.agent = request
+            .agent
+            .clone()
+            .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
+    });
+    let reader = store.reader(identity()?)?;
+    let chosen = policy::choose_agent(
+        request.agent.as_deref(),
+        env_agent.as_deref(),
+        program,
+        |name| reader.agent(name),
+    )?;
+    audit.note(|d| d.agent = chosen.as_ref().map(|c| c.name.to_string()));
+    let flags = ExecPolicy {
+        clean_env: request.clean_env,
+        deny_overdue: request.deny_overdue,
+        sandbox: request.sandbox.is_some(),
+        ..ExecPolicy::default()
+    };
+    let selection = policy::select(only, chosen, flags)?;
+    let selected: Vec<(CredentialName, Entry)> = match &selection.names {
+        Names::Every => reader
+            .manifest()?
+            .credentials
+            .into_iter()
+            .filter_map(|(name, entry)| CredentialName::parse(&name).ok().map(|n| (n, entry)))
+            .collect(),
+        Names::These(names) => names
+            .iter()
+            .map(|name| reader.entry(name).map(|entry| (name.clone(), entry)))
+            .collect::<Result<_>>()?,
+    };
+    audit.note(|d| {
+        d.credentials = selected.iter().map(|(n, _)| n.to_string()).collect();
+    });
+    // An agent's credentials go only to its pinned program: run the path checked.
+    // Otherwise run the file found along PATH, as execvp would have.
+    let run_path = match &selection.agent {
+        Some(chosen) => check_program(chosen, &resolved)?,
+        None => resolved.found,
+    };
+    let mut targets: BTreeMap<&str, &CredentialName> = BTreeMap::new();
+    for (name, entry) in &selected {
+        if let Some(other) = targets.insert(entry.env.as_str(), name) {
+            return Err(Error::DuplicateEnv {
+                first: other.to_string(),
+                second: name.to_string(),
+                env: entry.env.to_string(),
+            }
+            .into());
+        }
+    }
+    drop(targets);
+    let overdue = exec::overdue_check(
+        selected.iter().map(|(name, entry)| (name, entry)),
+        &reader.defaults()?,
+        crate::model::rotation::now(),
+        selection.policy.deny_overdue,
+    )
+    .map_err(|e| not_starting(e.into(), program))?;
+    for warning in overdue {
+        say(&warning);
+    }
+    // Checked before any value is decrypted: a system that cannot sandbox refuses early.
+    let sandbox = if selection.policy.sandbox {
+        let spec = crate::sandbox::Spec::for_store(store.root())
+            .and_then(|spec| crate::sandbox::check(&spec).map(|mechanism| (spec, mechanism)))
+            .and_then(|found| crate::sandbox::keep_undumpable().map(|()| found))
+            .map_err(|e| {
+                anyhow::Error::from(e).context(format!(
+                    "not starting {}",
+                    escape(&program.to_string_lossy())
+                ))
+            })?;
+        if request.verbose {
+            say(&format!("agentcred: sandbox: {}", spec.1));
+        }
+        Some(spec.0)
+    } else {
+        None
+    };
+    let mut values = Vec::with_capacity(selected.len());
+    for (name, entry) in selected {
+        let value = reader.value(&name, &entry)?;
+        values.push((name, entry, value));
+    }
+    let store_id = reader.store_id().to_owned();
+    drop(reader);
+    // oauth2 credentials hold a client secret; the program gets an access token instead.
+    // Done with the store unlocked: a token request may take seconds.
+    let values = oauth::access_tokens(&store, identity()?, &store_id, values, request.verbose)
+        .map_err(|e| not_starting(e.into(), program))?;
+    let mut injections = Vec::with_capacity(values.len());
+    for (name, entry, value) in values {
+        let injection = Injection {
+            value,
+            name,
+            env: entry.env,
+            kind: entry.kind,
+        };
+        exec::check_injection(&injection)?;
+        injections.push(injection);
+    }
+    if request.verbose {
+        say(&format!("agentcred: {}", selection.explain(program)));
+        let names: Vec<String> = injections
+            .iter()
+            .map(|i| match i.kind {
+                Kind::Secret => format!("{} as {}", i.name, i.env),
+                Kind::Oauth2 => format!("{} as an access token in {}", i.name, i.env),
+                Kind::File => format!("{} as a file in {}", i.name, i.env),
+            })
+            .collect();
+        say(&format!(
+            "agentcred: injecting {}",
+            if names.is_empty() {
+                "nothing".into()
+            } else {
+                names.join(", ")
+            }
+        ));
+    }
+    // A sandboxed program cannot reach the keyring, so there is nothing to warn about.
+    if sandbox.is_none() && identity()?.unlocked_in_session() {
+        say(&format!(
+            "warning: your identity is unlocked in this login session's kernel keyring (agentcred unlock), where {} can read it; run `agentcred lock` before running programs you do not trust",
+            escape(&program.to_string_lossy())
+        ));
+    }
+    Ok(ExecPlan {
+        program: run_path.into_os_string(),
+        argv0: program.clone(),
+        args: args.to_vec(),
+        injections,
+        clean_env: selection.policy.clean_env,
+        mask: request.mask || selection.policy.mask,
+        agent: selection.agent.map(|chosen| chosen.name),
+        broker: request.broker,
+        sandbox,
+    })
+}
+
+/// Say that the program was not started, and why.
+fn not_starting(e: anyhow::Error, program: &std::ffi::OsStr) -> anyhow::Error {
+    e.context(format!(
+        "not starting {}",
+        escape(&program.to_string_lossy())
+    ))
+}

@@ -1,0 +1,504 @@
+//! `exec --sandbox` (CONTRACT section 11), proved from inside the sandboxed program: each
+//! test runs a shell script there that tries what an agent turned against its user would
+//! try, and prints what happened.
+//!
+//! Run as root, many of these checks would pass or fail for the wrong reason (root reads
+//! any file, and owns the keyring), so every command runs as an unprivileged user: as root
+//! (CI) the tests create one with `useradd` and switch to it with `setpriv`; run by anyone
+//! else they already are one. The tree the user needs (a copy of the agentcred binary,
+//! HOME, the working directory) lives under /var/tmp, not /tmp: a directory on the way to
+//! a protected path can get no new entries from inside (see src/sandbox/landlock.rs), and
+//! these tests check that the program can write to /tmp.
+//!
+//! `scripts/test` installs keyutils (keyctl), util-linux (setpriv) and gnome-keyring.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::TestEnv;
+
+const USER: &str = "agentcred-sbx";
+const PASS: &str = "correct horse battery staple";
+const ALLOWED: &str = "sk-allowed-0123456789";
+const OTHER: &str = "sk-other-9876543210";
+
+fn is_root() -> bool {
+    rustix::process::getuid().is_root()
+}
+
+/// The unprivileged user the tests run as: created when root, else the current user.
+fn user() -> Option<(u32, u32)> {
+    if !is_root() {
+        return None;
+    }
+    let id = |flag: &str| {
+        Command::new("id")
+            .args([flag, USER])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<u32>().ok())
+    };
+    if id("-u").is_none() {
+        // Several tests may race to create it; the loser's failure is fine if it exists.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ])
+            .status();
+    }
+    Some((
+        id("-u").expect("useradd made the test user"),
+        id("-g").expect("the test user's group"),
+    ))
+}
+
+/// A HOME, working directory and agentcred binary that the unprivileged user owns.
+struct Sandboxed {
+    base: tempfile::TempDir,
+    home: PathBuf,
+    work: PathBuf,
+    bin: PathBuf,
+    owner: Option<(u32, u32)>,
+}
+
+impl Sandboxed {
+    fn new() -> Self {
+        let base = tempfile::Builder::new()
+            .prefix("agentcred-sandbox-")
+            .tempdir_in("/var/tmp")
+            .expect("temp dir in /var/tmp");
+        let root = base.path();
+        fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
+        let (home, work, bin) = (root.join("home"), root.join("work"), root.join("bin"));
+        for dir in [&home, &work, &bin, &root.join("keys")] {
+            fs::create_dir(dir).unwrap();
+        }
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::copy(TestEnv::bin(), bin.join("agentcred")).unwrap();
+        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/keyring-session");
+        fs::copy(support, bin.join("keyring-session")).unwrap();
+        for file in ["agentcred", "keyring-session"] {
+            fs::set_permissions(bin.join(file), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let owner = user();
+        if let Some((uid, gid)) = owner {
+            for dir in [&home, &work, &root.join("keys")] {
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        Sandboxed {
+            base,
+            home,
+            work,
+            bin,
+            owner,
+        }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.home.join(".local/share/agentcred")
+    }
+
+    /// `program args` as the unprivileged user, in `work`, with a clean environment.
+    fn run(&self, vars: &[(&str, &OsStr)], program: &str, args: &[&str]) -> Output {
+        let path = format!(
+            "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            self.bin.display()
+        );
+        let mut env: Vec<(String, std::ffi::OsString)> = vec![
+            ("PATH".into(), path.into()),
+            ("HOME".into(), self.home.clone().into()),
+            ("USER".into(), USER.into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("CI".into(), "true".into()),
+        ];
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_os_string())));
+        let mut cmd = match self.owner {
+            Some((uid, gid)) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={gid}"),
+                    "--clear-groups".into(),
+                    "--".into(),
+                ]);
+                cmd.arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
+        cmd.args(args)
+            .env_clear()
+            .envs(env)
+            .current_dir(&self.work)
+            .stdin(std::process::Stdio::null());
+        cmd.output().expect("run as the test user")
+    }
+
+    fn agentcred(&self, vars: &[(&str, &OsStr)], args: &[&str]) -> Output {
+        self.run(vars, "agentcred", args)
+    }
+
+    /// A store with a passphrase identity and two credentials.
+    fn store_with_two(&self) {
+        let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+        ok(&self.agentcred(pass, &["init", "--passphrase", "--identity", "file"]));
+        for (name, value) in [("allowed", ALLOWED), ("other", OTHER)] {
+            let script = format!("printf %s '{value}' | agentcred add {name}");
+            ok(&self.run(pass, "sh", &["-c", &script]));
+        }
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The shell function the scripts below use: `check NAME CMD...` prints `NAME: allowed`
+/// or `NAME: denied: <its error>`.
+const CHECK: &str = r#"check() { name=$1; shift; if out=$("$@" 2>&1 </dev/null); then echo "$name: allowed"; else echo "$name: denied: $(echo $out)"; fi; }
+"#;
+
+/// The line a script printed for a check.
+fn line<'a>(stdout: &'a str, name: &str) -> &'a str {
+    let prefix = format!("{name}: ");
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{stdout}"))
+}
+
+fn denied(stdout: &str, name: &str, why: &str) {
+    let line = line(stdout, name);
+    assert!(
+        line.starts_with(&format!("{name}: denied")) && line.contains(why),
+        "{name} should be denied ({why}):\n{stdout}"
+    );
+}
+
+fn allowed(stdout: &str, name: &str) {
+    assert_eq!(line(stdout, name), format!("{name}: allowed"), "\n{stdout}");
+}
+
+#[test]
+fn the_program_cannot_read_the_store_or_identity_nor_use_the_unlock_cache() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let identity = s.home.join(".config/agentcred/identity.txt");
+    // A second identity file, named by AGENTCRED_IDENTITY_FILE when exec runs, and a
+    // project directory in HOME made before.
+    let other_identity = s.base.path().join("keys/id.txt");
+    let script = format!(
+        "cp {id} {other} && chmod 600 {other} && mkdir $HOME/project",
+        id = identity.display(),
+        other = other_identity.display()
+    );
+    ok(&s.run(&[], "sh", &["-c", &script]));
+    // The unlock cache holds the identity, in the keyring all of this user's processes see.
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    ok(&s.agentcred(pass, &["unlock", "--for", "1h"]));
+    let outside = ok(&s.run(&[], "keyctl", &["show", "@s"]));
+    assert!(outside.contains("agentcred:identity:"), "{outside}");
+
+    let script = format!(
+        r#"{CHECK}
+check identity cat {identity}
+check identity_env cat {other}
+check manifest cat {store}/agentcred.toml
+check secret cat {store}/secrets/other.age
+check write_store sh -c 'echo x > {store}/planted'
+check keyring keyctl show @s
+check user_keyring keyctl show @u
+check get agentcred get other
+check get_unmarked env -u AGENTCRED_SANDBOXED agentcred get other
+check export agentcred export
+check cwd_write sh -c 'echo hi > new.txt && cat new.txt'
+check cwd_later sh -c 'mkdir -p later/deeper && echo x > later/deeper/f && cat later/deeper/f'
+check tmp_write sh -c 'f=$(mktemp /tmp/agentcred-sbx.XXXXXX) && echo y > "$f" && cat "$f" && rm "$f"'
+check home_sibling sh -c 'mkdir -p "$HOME/project/src" && echo z > "$HOME/project/src/f" && cat "$HOME/project/src/f"'
+check home_new_entry touch "$HOME/.new-dotfile"
+check list_home ls -a "$HOME"
+echo "value: $ALLOWED"
+echo "marker: $AGENTCRED_SANDBOXED"
+"#,
+        identity = identity.display(),
+        other = other_identity.display(),
+        store = s.store().display(),
+    );
+    let id_file = other_identity.clone().into_os_string();
+    let vars: &[(&str, &OsStr)] = &[("AGENTCRED_IDENTITY_FILE", &id_file)];
+    let out = s.agentcred(
+        vars,
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let stdout = ok(&out);
+    denied(&stdout, "identity", "Permission denied");
+    denied(&stdout, "identity_env", "Permission denied");
+    denied(&stdout, "manifest", "Permission denied");
+    denied(&stdout, "secret", "Permission denied");
+    denied(&stdout, "write_store", "Permission denied");
+    denied(&stdout, "keyring", "Operation not permitted");
+    denied(&stdout, "user_keyring", "Operation not permitted");
+    assert!(!stdout.contains("agentcred:identity:"), "{stdout}");
+    denied(
+        &stdout,
+        "get",
+        "error: agentcred get cannot run inside a sandboxed agent",
+    );
+    // Without the marker variable the kernel still says no.
+    denied(&stdout, "get_unmarked", "error:");
+    denied(&stdout, "export", "inside a sandboxed agent");
+    assert!(!stdout.contains(OTHER), "{stdout}");
+    allowed(&stdout, "cwd_write");
+    allowed(&stdout, "cwd_later");
+    allowed(&stdout, "tmp_write");
+    allowed(&stdout, "home_sibling");
+    allowed(&stdout, "list_home");
+    // The known limit: HOME is on the way to ~/.config/agentcred, so nothing new can be
+    // made directly in it (README says so).
+    denied(&stdout, "home_new_entry", "Permission denied");
+    assert!(stdout.contains(&format!("value: {ALLOWED}\n")), "{stdout}");
+    assert!(stdout.contains("marker: 1\n"), "{stdout}");
+    assert!(!s.store().join("planted").exists());
+
+    // `get` inside ends with exit 5.
+    let out = s.agentcred(
+        &[],
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "agentcred",
+            "get",
+            "other",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sandboxed agent"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn spawn_mode_keeps_agentcreds_memory_and_environment_out_of_reach() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    // --mask runs the program as a child of a living agentcred (as --broker does).
+    let script = format!(
+        r#"{CHECK}
+echo "parent: $(cat /proc/$PPID/comm)"
+check mem head -c 1 /proc/$PPID/mem
+check environ cat /proc/$PPID/environ
+check maps cat /proc/$PPID/maps
+check ptrace_signal kill -0 $PPID
+check identity cat {identity}
+[ "$ALLOWED" = {ALLOWED} ] && echo "value: arrived"
+"#,
+        identity = s.home.join(".config/agentcred/identity.txt").display()
+    );
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let out = s.agentcred(
+        pass,
+        &[
+            "exec",
+            "--sandbox",
+            "--mask",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let stdout = ok(&out);
+    assert!(stdout.contains("parent: agentcred\n"), "{stdout}");
+    denied(&stdout, "mem", "Permission denied");
+    denied(&stdout, "environ", "Permission denied");
+    denied(&stdout, "maps", "Permission denied");
+    denied(&stdout, "ptrace_signal", "not permitted");
+    denied(&stdout, "identity", "Permission denied");
+    assert!(stdout.contains("value: arrived\n"), "{stdout}");
+}
+
+/// The identity in a real gnome-keyring on a private bus; the bus on a path-named socket
+/// (covered in a mount namespace) or an abstract one (Landlock's scope).
+#[test]
+fn the_program_cannot_ask_the_keychain_for_the_identity() {
+    for listen in [None, Some("unix:abstract=/tmp/agentcred-sbx-bus")] {
+        let s = Sandboxed::new();
+        let mut vars: Vec<(&str, &OsStr)> = Vec::new();
+        let path_bus;
+        match listen {
+            Some(address) => vars.push(("KEYRING_SESSION_LISTEN", OsStr::new(address))),
+            None => {
+                path_bus = format!("unix:path={}/bus", s.work.display());
+                vars.push(("KEYRING_SESSION_LISTEN", OsStr::new(&path_bus)));
+            }
+        }
+        let script = format!(
+            r#"{CHECK}
+set -e
+agentcred init --identity keychain >/dev/null 2>&1
+check outside secret-tool lookup service agentcred username identity
+agentcred exec --sandbox -- sh -c '{CHECK}
+check inside secret-tool lookup service agentcred username identity
+check get agentcred get x
+echo "bus: $DBUS_SESSION_BUS_ADDRESS"'
+"#
+        );
+        let out = s.run(&vars, "keyring-session", &["unlocked", "sh", "-c", &script]);
+        let stdout = ok(&out);
+        allowed(&stdout, "outside");
+        denied(&stdout, "inside", "Could not connect");
+        denied(&stdout, "get", "sandboxed agent");
+        let bus = line(&stdout, "bus");
+        match listen {
+            Some(_) => assert!(bus.contains("abstract="), "{stdout}"),
+            None => assert!(bus.contains("path="), "{stdout}"),
+        }
+    }
+}
+
+#[test]
+fn sandbox_refuses_rather_than_degrades() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let marker = s.work.join("ran");
+    let script = format!("touch {}", marker.display());
+    let force: &[(&str, &OsStr)] = &[
+        ("AGENTCRED_SANDBOX_FORCE_UNSUPPORTED", OsStr::new("1")),
+        ("AGENTCRED_PASSPHRASE", OsStr::new(PASS)),
+    ];
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    for extra in [&[][..], &["--mask"][..]] {
+        let mut args = vec!["exec", "--sandbox"];
+        args.extend_from_slice(extra);
+        args.extend(["--only", "allowed", "--", "sh", "-c", &script]);
+        let out = s.agentcred(force, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with(
+                "error: not starting sh: --sandbox cannot be enforced on this system: this kernel has no Landlock\nhint: needed: Linux 5.13 or later with Landlock"
+            ),
+            "{stderr}"
+        );
+        assert!(!marker.exists(), "the program ran");
+    }
+    // doctor says what is missing; the store is not unhealthy for it.
+    let out = s.agentcred(force, &["doctor"]);
+    let doctor = ok(&out);
+    let line = doctor
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("sandbox"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with(
+            "warning  sandbox      exec --sandbox refuses to run here: this kernel has no Landlock"
+        ),
+        "{doctor}"
+    );
+    let doctor = ok(&s.agentcred(pass, &["doctor"]));
+    assert!(
+        doctor.contains("ok       sandbox      exec --sandbox would use Landlock ABI"),
+        "{doctor}"
+    );
+    // An agent's policy asks for it too.
+    ok(&s.agentcred(
+        pass,
+        &["agent", "add", "bot", "--allow", "allowed", "--sandbox"],
+    ));
+    let out = s.agentcred(
+        force,
+        &["exec", "--agent", "bot", "--", "sh", "-c", &script],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(!marker.exists(), "the program ran");
+    let show = ok(&s.agentcred(pass, &["agent", "show", "bot", "--json"]));
+    assert!(show.contains("\"sandbox\": true"), "{show}");
+    // Without the forced failure the policy's sandbox applies.
+    let out = s.agentcred(
+        pass,
+        &["exec", "--agent", "bot", "--", "agentcred", "get", "other"],
+    );
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    // The forcing variable cannot make the sandbox weaker: it only ever refuses.
+    let out = s.agentcred(
+        force,
+        &["exec", "--only", "allowed", "--", "sh", "-c", &script],
+    );
+    ok(&out);
+    assert!(marker.exists());
+    drop(s.base);
+}
+
+#[test]
+fn the_trampoline_is_not_a_way_around() {
+    let s = Sandboxed::new();
+    let out = s.agentcred(
+        &[],
+        &["__sandbox-exec", "--unprotect", "/", "--", "sh", "sh"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("error: __sandbox-exec is agentcred's own")
+    );
+}
+
+/// On a terminal (script(1) gives it one): job control works inside, and TIOCSTI, which
+/// would type `agentcred get ...` for the shell to run after the program, does not.
+#[test]
+fn the_program_keeps_job_control_but_cannot_type_into_its_terminal() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let typing =
+        r#"perl -e 'my $c = "x"; ioctl(STDIN, 0x5412, $c) or die "ioctl: $!\n"; print "typed\n"'"#;
+    for (flag, expect) in [
+        ("", "typed"),
+        ("--sandbox", "ioctl: Operation not permitted"),
+    ] {
+        let command = format!("agentcred exec {flag} --only allowed -- {typing}");
+        let out = s.run(pass, "script", &["-qec", &command, "/dev/null"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(expect), "{flag}: {stdout}");
+    }
+    let command =
+        "agentcred exec --sandbox --only allowed -- bash -ic 'sleep 0.1 & fg; echo fg-ok'";
+    let out = s.run(pass, "script", &["-qec", command, "/dev/null"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("sleep 0.1") && stdout.contains("fg-ok"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("no job control"), "{stdout}");
+}
