@@ -42,8 +42,11 @@ pub struct Event {
     pub agent: Option<String>,
     /// The credentials read, changed, or allowed. Names only, never values.
     pub credentials: Vec<String>,
-    /// The program's file name (exec).
+    /// The program's file name (exec), or the declared command's name (mcp `run`).
     pub program: Option<String>,
+    /// A request the broker forwarded or refused (action `broker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
     pub pid: u32,
     /// `user@host`.
     pub user: String,
@@ -57,6 +60,17 @@ impl Event {
     }
 }
 
+/// One request through the broker: never headers, bodies or the query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub method: String,
+    pub host: String,
+    pub path: String,
+    pub status: u16,
+    /// `brokered` or `blocked`.
+    pub decision: String,
+}
+
 /// What a command knows so far about the event it will write.
 #[derive(Clone, Debug, Default)]
 pub struct Draft {
@@ -64,6 +78,7 @@ pub struct Draft {
     pub agent: Option<String>,
     pub credentials: Vec<String>,
     pub program: Option<String>,
+    pub request: Option<Request>,
 }
 
 /// The word an exit code is logged as.
@@ -118,6 +133,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         agent: draft.agent.clone(),
         credentials: draft.credentials.clone(),
         program: draft.program.clone(),
+        request: draft.request.clone(),
         pid: std::process::id(),
         user: crate::util::host::user_at_host(),
         prev: last.hash,
@@ -128,21 +144,64 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         // (broken) line of its own and the chain goes on after it.
         line.push(b'\n');
     }
+    let start = line.len();
     serde_json::to_writer(&mut line, &event)
         .map_err(|e| Error::io("cannot write the audit log", e.into()))?;
     line.push(b'\n');
-    (&file).write_all(&line).map_err(log_error)?;
+    if let Err(e) = (&file).write_all(&line) {
+        // A full disk (or a file size limit) can take the first part of the line: cut it
+        // off again, so the log stays a whole chain rather than broken for good.
+        let _ = file.set_len(len);
+        return Err(log_error(e));
+    }
     // A change to the store is fsynced with it. A read (get, exec, token, export) is in the
     // file, and so in the page cache, before the secret is released; only a power loss in
     // the next seconds could drop it, and an fsync would cost every `exec` about half a
     // millisecond on this machine's disk.
-    if !is_read(draft.action) || outcome != "ok" {
+    let durable = !is_read(draft.action) || outcome != "ok";
+    if durable {
         file.sync_data().map_err(log_error)?;
     }
     if len == 0 {
         util::fs::sync_dir(store_root).map_err(log_error)?;
     }
+    move_anchor(
+        store_root,
+        &file,
+        len + line.len() as u64,
+        &line[start..],
+        event.seq,
+        durable,
+    );
     Ok(event)
+}
+
+/// Move this machine's anchor of the log (see [`crate::store::state::AuditAnchor`]) to the line
+/// just written, but only from where it was: if the log no longer reaches the anchored
+/// line, or that line changed, the anchor stays as evidence for `audit --verify`.
+fn move_anchor(store_root: &Path, file: &File, end: u64, line: &[u8], seq: u64, durable: bool) {
+    let len = end - line.len() as u64;
+    let anchored = match crate::store::state::audit_anchor(store_root) {
+        None => true,
+        Some(anchor) if anchor.bytes == 0 => anchor.lines == 0,
+        Some(anchor) => {
+            anchor.bytes <= len
+                && last_line(file, anchor.bytes).is_ok_and(|l| !l.torn && l.hash == anchor.head)
+        }
+    };
+    if !anchored {
+        return;
+    }
+    let anchor = crate::store::state::AuditAnchor {
+        lines: seq,
+        bytes: end,
+        head: sha256_hex(line),
+    };
+    if let Err(e) = crate::store::state::save_audit_anchor(store_root, &anchor, durable) {
+        eprintln!(
+            "warning: cannot remember where the audit log ends ({e}): its truncation would go unnoticed"
+        );
+    }
 }
 
 /// The last line of the log: its hash (the next `prev`) and sequence number.
@@ -221,7 +280,18 @@ pub struct Scan {
 
 /// Read a log from its first line, checking the chain, and hand each event that parses to
 /// `each`. Only the first break is kept; reading goes on after it.
-pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>) -> Result<Scan> {
+pub fn scan(reader: impl BufRead, each: impl FnMut(Event) -> Result<()>) -> Result<Scan> {
+    scan_anchored(reader, None, each)
+}
+
+/// [`scan`], also checking the log against this machine's anchor: it must still reach the
+/// anchored line, unchanged. A chain break is reported first (it says more).
+pub fn scan_anchored(
+    mut reader: impl BufRead,
+    anchor: Option<&crate::store::state::AuditAnchor>,
+    mut each: impl FnMut(Event) -> Result<()>,
+) -> Result<Scan> {
+    let mut anchored_hash = None;
     let mut expected_prev = GENESIS.to_string();
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -286,6 +356,30 @@ pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>)
             first_break = Some(Error::AuditChain { line: at, detail });
         }
         expected_prev = sha256_hex(&line);
+        if anchor.is_some_and(|a| a.lines == number) {
+            anchored_hash = Some(expected_prev.clone());
+        }
+    }
+    if first_break.is_none()
+        && let Some(anchor) = anchor
+        && anchor.lines > 0
+    {
+        first_break = if number < anchor.lines {
+            Some(Error::AuditChain {
+                line: number,
+                detail: format!(
+                    "the log was truncated: it has {number} lines, but this machine wrote {} (the last lines were removed)",
+                    anchor.lines
+                ),
+            })
+        } else if anchored_hash.as_deref() != Some(anchor.head.as_str()) {
+            Some(Error::AuditChain {
+                line: anchor.lines,
+                detail: "it is not the line this machine wrote there: the log was truncated and rewritten".into(),
+            })
+        } else {
+            None
+        };
     }
     Ok(Scan {
         lines: number,
@@ -296,6 +390,58 @@ pub fn scan(mut reader: impl BufRead, mut each: impl FnMut(Event) -> Result<()>)
         },
         broken: first_break,
     })
+}
+
+/// Check the whole log of the store at `root` against its chain and this machine's anchor
+/// (`audit --verify`, `doctor`). A log deleted after this machine wrote to it is a break.
+pub fn verify_log(root: &Path) -> Result<Scan> {
+    let anchor = crate::store::state::audit_anchor(root);
+    match open_for_reading(root)? {
+        Some(reader) => scan_anchored(reader, anchor.as_ref(), |_| Ok(())),
+        None => Ok(Scan {
+            lines: 0,
+            head: GENESIS.to_string(),
+            broken: anchor.filter(|a| a.lines > 0).map(|a| Error::AuditChain {
+                line: 0,
+                detail: format!(
+                    "the log was deleted: this machine wrote {} lines to it (`agentcred doctor --trust` starts a new one deliberately)",
+                    a.lines
+                ),
+            }),
+        }),
+    }
+}
+
+/// Anchor the log as it is now (`doctor --trust`): a deliberate reset or truncation is
+/// accepted, and later ones are caught again.
+pub fn reanchor(root: &Path) -> Result<()> {
+    let result = match open_for_reading(root)? {
+        None => crate::store::state::reset_audit_anchor(root),
+        Some(mut reader) => {
+            let mut bytes = 0u64;
+            let mut lines = 0u64;
+            let mut head = GENESIS.to_string();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| Error::io("cannot read the audit log", e))?;
+                if n == 0 {
+                    break;
+                }
+                bytes += n as u64;
+                lines += 1;
+                head = sha256_hex(&line);
+            }
+            crate::store::state::save_audit_anchor(
+                root,
+                &crate::store::state::AuditAnchor { lines, bytes, head },
+                true,
+            )
+        }
+    };
+    result.map_err(|e| Error::io("cannot remember where the audit log ends", e))
 }
 
 /// Open the log for reading, with a shared lock so no line is read half-written.
@@ -411,6 +557,7 @@ mod tests {
             agent: Some("bot".into()),
             credentials: vec!["a".into(), "b".into()],
             program: Some("mybot".into()),
+            request: None,
         }
     }
 

@@ -256,6 +256,34 @@ fn check_permissions(root: &Path, report: &mut Report) {
     }
 }
 
+/// A sealed manifest older than this machine has seen (or than AGENTCRED_MIN_GENERATION)
+/// may bring back a revoked grant or a removed recipient: exec refuses it.
+fn check_rollback(manifest: &Manifest, report: &mut Report) {
+    match crate::store::state::note_generation(&manifest.store_id, manifest.generation) {
+        Ok(None) => {}
+        Ok(Some(rollback)) => report.problem(
+            "rollback",
+            format!(
+                "the store is at generation {}, older than generation {} {}: an old checkout or a rollback, which can bring back revoked grants",
+                rollback.generation,
+                rollback.seen,
+                if rollback.pinned {
+                    "pinned by AGENTCRED_MIN_GENERATION"
+                } else {
+                    "seen on this machine"
+                }
+            ),
+            Some(if rollback.pinned {
+                "`git pull` the current store, or lower AGENTCRED_MIN_GENERATION".into()
+            } else {
+                "`git pull` the current store; for a deliberate checkout of an older state, `agentcred doctor --trust`".into()
+            }),
+            Exit::Integrity,
+        ),
+        Err(e) => report.error("rollback", &e),
+    }
+}
+
 fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Option<Manifest> {
     let manifest = match Manifest::parse_any(text) {
         Ok(manifest) => manifest,
@@ -276,17 +304,20 @@ fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Op
         return Some(manifest);
     };
     match manifest::seal_ok(text, key) {
-        Ok(true) => report.ok(
-            "manifest",
-            format!(
-                "seal verified: generation {}, {} credential{}, {} agent{}",
-                manifest.generation,
-                manifest.credentials.len(),
-                plural(manifest.credentials.len()),
-                manifest.agents.len(),
-                plural(manifest.agents.len())
-            ),
-        ),
+        Ok(true) => {
+            report.ok(
+                "manifest",
+                format!(
+                    "seal verified: generation {}, {} credential{}, {} agent{}",
+                    manifest.generation,
+                    manifest.credentials.len(),
+                    plural(manifest.credentials.len()),
+                    manifest.agents.len(),
+                    plural(manifest.agents.len())
+                ),
+            );
+            check_rollback(&manifest, report);
+        }
         Ok(false) => {
             let fix = "if the edit was deliberate, `agentcred doctor --reseal`; otherwise restore agentcred.toml from git".to_string();
             let edits = manifest::hand_edits(&manifest, key);
@@ -579,19 +610,23 @@ fn check_leftovers(store: &Store, manifest: Option<&Manifest>, report: &mut Repo
 }
 
 fn check_audit(root: &Path, report: &mut Report) {
-    match crate::audit::open_for_reading(root) {
-        Ok(None) => report.ok("audit", "no audit log on this machine yet"),
-        Ok(Some(reader)) => match crate::audit::scan(reader, |_| Ok(())) {
-            Ok(scan) => match scan.broken {
-                None => report.ok("audit", format!("{} event{}, chain intact", scan.lines, plural(usize::try_from(scan.lines).unwrap_or(usize::MAX)))),
-                Some(e) => report.problem(
-                    "audit",
-                    e.to_string(),
-                    Some("keep the broken log as evidence (mv audit.jsonl audit.jsonl.broken); a new one starts".into()),
-                    Exit::Integrity,
+    match crate::audit::verify_log(root) {
+        Ok(scan) => match scan.broken {
+            None if scan.lines == 0 => report.ok("audit", "no audit log on this machine yet"),
+            None => report.ok(
+                "audit",
+                format!(
+                    "{} event{}, chain intact",
+                    scan.lines,
+                    plural(usize::try_from(scan.lines).unwrap_or(usize::MAX))
                 ),
-            },
-            Err(e) => report.error("audit", &e),
+            ),
+            Some(e) => report.problem(
+                "audit",
+                e.to_string(),
+                Some("keep the broken log as evidence (mv audit.jsonl audit.jsonl.broken), then `agentcred doctor --trust` starts a new one".into()),
+                Exit::Integrity,
+            ),
         },
         Err(e) => report.error("audit", &e),
     }

@@ -101,7 +101,10 @@ fn quoted(text: &str, quote: char, line: usize) -> Result<(Zeroizing<Vec<u8>>, u
                 'n' => '\n',
                 'r' => '\r',
                 't' => '\t',
-                '"' | '\\' | '$' | '\'' => escaped,
+                '"' | '\\' | '$' | '\'' | '`' => escaped,
+                // A backslash-newline inside double quotes is a line continuation to a
+                // shell; the value keeps neither.
+                '\n' => continue,
                 other => {
                     value.push(b'\\');
                     other
@@ -115,25 +118,29 @@ fn quoted(text: &str, quote: char, line: usize) -> Result<(Zeroizing<Vec<u8>>, u
     Err(bad(line, "the quoted value is never closed"))
 }
 
-/// `KEY='value'`, or double quotes with escapes when the value has a quote or newline.
+/// `KEY='value'`, or, when the value has a single quote, double quotes with only the
+/// characters a POSIX shell treats specially there escaped (`\` `"` `$` and backtick):
+/// newlines and carriage returns stay literal. So the line means the same to a shell that
+/// sources it (sh, bash, dash: nothing runs, the value arrives exactly) and to [`parse`].
+/// A value with a NUL byte cannot be a shell variable: see [`shell_safe`].
 pub fn dotenv_line(key: &str, value: &str) -> String {
-    if !value.contains('\'') && !value.contains('\n') && !value.contains('\r') {
+    if !value.contains('\'') {
         return format!("{key}='{value}'\n");
     }
     let mut out = format!("{key}=\"");
     for c in value.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '$' => out.push_str("\\$"),
-            c => out.push(c),
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
         }
+        out.push(c);
     }
     out.push_str("\"\n");
     out
+}
+
+/// Whether a value can be carried exactly by a shell variable (no NUL byte).
+pub fn shell_safe(value: &str) -> bool {
+    !value.contains('\0')
 }
 
 /// `export KEY='value'`, safe for any POSIX shell to `eval`.
@@ -189,10 +196,46 @@ mod tests {
 
     #[test]
     fn dotenv_and_shell_round_trip() {
-        for value in ["plain", "it's", "two\nlines", "a \"b\" $c \\d", ""] {
+        for value in [
+            "plain",
+            "it's",
+            "two\nlines",
+            "a \"b\" $c \\d",
+            "",
+            "it's `x` $(y) \\n\r\n",
+        ] {
             let line = dotenv_line("K", value);
             assert_eq!(parsed(&line), kv(&[("K", value)]), "{line}");
         }
         assert_eq!(shell_line("K", "it's"), "export K='it'\\''s'\n");
+    }
+}
+
+/// No input makes the .env parser panic, and what `dotenv_line` writes parses back to the
+/// value exactly.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in "\\PC*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn env_shaped_text(lines in proptest::collection::vec("(export )?[A-Z_]{1,6} ?= ?(['\"#\\\\$`a-z \n\t]){0,12}", 0..8)) {
+            let _ = parse(&lines.join("\n"));
+        }
+
+        #[test]
+        fn dotenv_lines_round_trip(value in "[^\u{0}]{0,64}") {
+            let line = dotenv_line("KEY", &value);
+            let pairs = parse(&line).unwrap();
+            prop_assert_eq!(pairs.len(), 1);
+            prop_assert_eq!(pairs[0].value.as_slice(), value.as_bytes());
+        }
     }
 }

@@ -75,11 +75,17 @@ pub enum Error {
     #[error("agent {name} already exists")]
     AgentExists { name: String },
 
+    #[error("agent {agent} declares no command {name}")]
+    AgentCommandNotFound { agent: String, name: String },
+
     #[error("program {program} not found")]
     ProgramNotFound { program: String },
 
     #[error("agent {agent} is not allowed credential {name}")]
     NotAllowed { agent: String, name: String },
+
+    #[error("this store requires an agent (require_agent), and none applies to {program}")]
+    AgentRequired { program: String },
 
     #[error("agent {agent} may only run {pinned}, not {program}")]
     WrongProgram {
@@ -185,6 +191,14 @@ pub enum Error {
     #[error("integrity check failed: {what}: {detail}")]
     Integrity { what: String, detail: String },
 
+    #[error("the store is in the middle of a git merge: unresolved conflict on {conflicts}")]
+    MergeUnresolved { conflicts: String },
+
+    #[error(
+        "integrity check failed: agentcred.toml: it holds git conflict markers (this clone merged without the agentcred merge driver)"
+    )]
+    GitConflictMarkers,
+
     #[error("the audit log is broken at line {line}: {detail}")]
     AuditChain { line: u64, detail: String },
 
@@ -237,9 +251,16 @@ pub enum Error {
     Untrusted { detail: String },
 
     #[error(
-        "this store is at generation {generation}, older than generation {seen} seen on this machine; refusing to write over a rollback"
+        "this store is at generation {generation}, older than generation {seen} {}; refusing to {doing} a rollback (it can bring back revoked grants and removed recipients)",
+        if *.pinned { "pinned by AGENTCRED_MIN_GENERATION" } else { "seen on this machine" }
     )]
-    RolledBack { generation: u64, seen: u64 },
+    RolledBack {
+        generation: u64,
+        seen: u64,
+        pinned: bool,
+        /// `write over` or `run a program from`.
+        doing: &'static str,
+    },
 
     #[error("{context}: {cause}")]
     Io { context: String, cause: io::Error },
@@ -282,6 +303,7 @@ impl Error {
             Error::Overdue { .. } => Exit::Overdue,
             Error::CredentialNotFound { .. }
             | Error::AgentNotFound { .. }
+            | Error::AgentCommandNotFound { .. }
             | Error::ProgramNotFound { .. }
             | Error::StoreNotFound { .. }
             | Error::NotAStore { .. }
@@ -289,6 +311,7 @@ impl Error {
             | Error::VaultValueMissing { .. }
             | Error::KeychainItemMissing { .. } => Exit::NotFound,
             Error::NotAllowed { .. }
+            | Error::AgentRequired { .. }
             | Error::WrongProgram { .. }
             | Error::ProgramChanged { .. } => Exit::Denied,
             Error::NoIdentity
@@ -309,6 +332,8 @@ impl Error {
             | Error::RolledBack { .. }
             | Error::Untrusted { .. }
             | Error::AuditChain { .. }
+            | Error::MergeUnresolved { .. }
+            | Error::GitConflictMarkers
             | Error::StoreTooOpen { .. }
             | Error::KeychainItemChanged { .. }
             | Error::VaultValueChanged { .. } => Exit::Integrity,
@@ -325,6 +350,9 @@ impl Error {
             Error::CredentialNotFound { .. } => "`agentcred list` shows the stored names".into(),
             Error::AgentExists { .. } => "use --force to replace it".into(),
             Error::AgentNotFound { .. } => "`agentcred agent list` shows the agents".into(),
+            Error::AgentCommandNotFound { agent, .. } => {
+                format!("`agentcred agent show {agent}` lists its commands")
+            }
             Error::VaultNotConfigured => "give it one with `agentcred vault set --addr URL` (or `init --vault-addr`), or set VAULT_ADDR".into(),
             Error::VaultNoToken => "set VAULT_TOKEN (or BAO_TOKEN), or AGENTCRED_VAULT_ROLE_ID and AGENTCRED_VAULT_SECRET_ID for an AppRole login".into(),
             Error::VaultUnavailable { .. } => "check VAULT_ADDR and that the server is up and unsealed (`bao status`)".into(),
@@ -334,6 +362,7 @@ impl Error {
             Error::RecipientNotFound { .. } => {
                 "`agentcred recipients list` shows them".into()
             }
+            Error::AgentRequired { .. } => "name one with --agent NAME (or AGENTCRED_AGENT), or run a program or script named like an agent; `agentcred config require-agent false` turns the requirement off".into(),
             Error::NotAllowed { agent, name } => {
                 format!("`agentcred agent grant {agent} {name}` allows it")
             }
@@ -366,12 +395,15 @@ impl Error {
             Error::Integrity { .. } => {
                 "the store was changed outside agentcred; restore it from git, or see `agentcred doctor`".into()
             }
+            Error::MergeUnresolved { .. } => "choose a side for each with `agentcred resolve NAME --ours` (or `--theirs`), then `git commit`; `git merge --abort` gives up the merge".into(),
+            Error::GitConflictMarkers => "`git merge --abort`, run `agentcred git-setup` in this clone, then merge again".into(),
             Error::AuditChain { .. } => {
                 "the log was changed after it was written; keep a copy of it as evidence".into()
             }
             Error::StoreTooOpen { path } => format!("chmod 700 {}", path.display()),
             Error::Untrusted { .. } => "if the change was deliberate, accept it with `agentcred doctor --trust`; otherwise restore the store from git".into(),
-            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate, accept it with `agentcred doctor --trust`".into(),
+            Error::RolledBack { pinned: true, .. } => "`git pull` the current store, or lower AGENTCRED_MIN_GENERATION if going back was deliberate".into(),
+            Error::RolledBack { .. } => "`git pull` the current store; if going back was deliberate (a checkout of an older state), accept it with `agentcred doctor --trust`".into(),
             Error::NotEnvSafe { name, .. } => format!(
                 "store it as a file credential (`agentcred add {name} --kind file --force --from-file PATH`): the program then gets the path of a private file holding it, which has no size or NUL limit"
             ),
@@ -392,6 +424,14 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        // Store files are opened with O_NOFOLLOW: ELOOP means a symlink was put where a
+        // store file belongs, which is tampering, not an I/O accident (exit 6).
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            return Error::Integrity {
+                what: context.into(),
+                detail: "it is a symlink (store files are never followed)".into(),
+            };
+        }
         Error::Io {
             context: context.into(),
             cause: source,

@@ -31,36 +31,65 @@ pub const MIN_LEN: usize = 8;
 ///   makes of a multi-line value);
 /// - base64, standard and URL-safe alphabets, with and without padding, and the part of it
 ///   that is fixed when the value sits at offset 1 or 2 of a 3-byte group inside a longer
-///   encoded text (an `Authorization: Basic` header encodes `user:value`);
+///   encoded text (an `Authorization: Basic` header encodes `user:value`), and the value
+///   encoded from the start of a file wrapped at 76 columns (GNU `base64`) and 64 (PEM), with `\n` or `\r\n`;
 /// - percent-encoding (RFC 3986: all but `A-Za-z0-9-._~` as `%XX`), with upper- and
-///   lowercase hex, with spaces as `+` (HTML forms), and keeping `!'()*` as JavaScript's
-///   `encodeURIComponent` does.
+///   lowercase hex, with spaces as `+` (HTML forms), keeping `!'()*` as JavaScript's
+///   `encodeURIComponent` does, and keeping `/` as Python's `urllib.parse.quote` does;
+/// - JSON-escaped, as serde_json and as Python's `json.dumps` (ASCII only) write it;
+/// - all of the above also for the value without its trailing newline(s), which is how a
+///   value stored with one is usually printed.
 pub fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    if value.len() < MIN_LEN {
+        return out;
+    }
+    add_forms(value, &mut out);
+    // A value stored with its trailing newline is usually printed without it.
+    let trimmed = value
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(&value[..0], |end| &value[..=end]);
+    if trimmed.len() != value.len() && trimmed.len() >= MIN_LEN {
+        add_forms(trimmed, &mut out);
+    }
+    out
+}
+
+/// The columns `base64` wraps at: GNU coreutils' default, and PEM's.
+const WRAP_COLUMNS: [usize; 2] = [76, 64];
+
+fn add_forms(value: &[u8], out: &mut Vec<Zeroizing<Vec<u8>>>) {
     let mut add = |form: Vec<u8>| {
         let form = Zeroizing::new(form);
         if form.len() >= MIN_LEN && !out.iter().any(|f| **f == *form) {
             out.push(form);
         }
     };
-    if value.len() < MIN_LEN {
-        return Vec::new();
-    }
     add(value.to_vec());
     if value.contains(&b'\n') {
+        // A terminal's output processing turns every `\n` into `\r\n`, also one that
+        // already follows a `\r` (a CRLF value arrives as `\r\r\n`); a program may also
+        // write CRLF itself.
         let mut crlf = Vec::with_capacity(value.len() + 16);
+        let mut onlcr = Vec::with_capacity(value.len() + 16);
         for (i, &b) in value.iter().enumerate() {
-            if b == b'\n' && (i == 0 || value[i - 1] != b'\r') {
-                crlf.push(b'\r');
+            if b == b'\n' {
+                onlcr.push(b'\r');
+                if i == 0 || value[i - 1] != b'\r' {
+                    crlf.push(b'\r');
+                }
             }
             crlf.push(b);
+            onlcr.push(b);
         }
         add(crlf);
+        add(onlcr);
     }
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         add(engine.encode(value).into_bytes());
     }
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+    for (alphabet, engine) in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD].into_iter().enumerate() {
         for offset in 0..3 {
             let mut shifted = Zeroizing::new(vec![0u8; offset]);
             shifted.extend_from_slice(value);
@@ -68,7 +97,18 @@ pub fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
             // Character i holds bits [6i, 6i+6); keep those made of the value's bits only.
             let first = (8 * offset).div_ceil(6);
             let end = (8 * (offset + value.len())) / 6;
-            add(encoded[first..end].to_vec());
+            let fixed = &encoded[first..end];
+            if offset == 0 && alphabet == 0 {
+                // `base64` and PEM wrap lines: the value encoded from the start of a file
+                // (or followed by anything, a newline included), wrapped.
+                for columns in WRAP_COLUMNS {
+                    if fixed.len() > columns {
+                        add(wrap(fixed, columns, b"\n"));
+                        add(wrap(fixed, columns, b"\r\n"));
+                    }
+                }
+            }
+            add(fixed.to_vec());
         }
     }
     for style in [
@@ -76,8 +116,95 @@ pub fn forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         Percent::Strict { upper: false },
         Percent::Form,
         Percent::Component,
+        Percent::Path,
     ] {
         add(percent_encode(value, style));
+    }
+    if let Ok(text) = std::str::from_utf8(value) {
+        for ascii in [false, true] {
+            add(json_escape(text, ascii).into_bytes());
+        }
+    }
+}
+
+/// `text` split into lines of `columns` characters joined by `eol` (no `eol` at the end).
+fn wrap(text: &[u8], columns: usize, eol: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / columns * eol.len());
+    for (i, line) in text.chunks(columns).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(eol);
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+/// The inside of a JSON string: what serde_json writes, or, with `ascii`, Python's
+/// `json.dumps` default (everything past ASCII as `\uXXXX`, lowercase hex, surrogate
+/// pairs past the BMP).
+fn json_escape(text: &str, ascii: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (ascii && !c.is_ascii()) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` with every form of every secret (see [`forms`]) blotted out as `<redacted>`, and
+/// also any run of at least [`MIN_LEN`] bytes that starts one of those forms (a server
+/// that truncates what it echoes still leaks most of a secret). Secrets shorter than
+/// [`MIN_LEN`] but at least 4 bytes are blotted out as they are. For error text from
+/// servers, which is short: this is not the streaming [`Redactor`].
+pub fn redact(text: &str, secrets: &[&[u8]]) -> String {
+    let bytes = text.as_bytes();
+    let mut hidden = vec![false; bytes.len()];
+    for secret in secrets {
+        let mut all = forms(secret);
+        if (4..MIN_LEN).contains(&secret.len()) {
+            all.push(Zeroizing::new(secret.to_vec()));
+        }
+        for form in &all {
+            let probe = &form[..form.len().min(MIN_LEN)];
+            for start in memchr::memmem::find_iter(bytes, probe) {
+                let mut end = start + probe.len();
+                while end < bytes.len()
+                    && end - start < form.len()
+                    && bytes[end] == form[end - start]
+                {
+                    end += 1;
+                }
+                hidden[start..end].fill(true);
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for (i, c) in text.char_indices() {
+        if hidden[i..i + c.len_utf8()].iter().any(|&h| h) {
+            if !in_run {
+                out.push_str("<redacted>");
+                in_run = true;
+            }
+        } else {
+            in_run = false;
+            out.push(c);
+        }
     }
     out
 }
@@ -91,6 +218,8 @@ enum Percent {
     Form,
     /// JavaScript's `encodeURIComponent`: also keeps `!'()*`.
     Component,
+    /// Python's `urllib.parse.quote` default: also keeps `/`.
+    Path,
 }
 
 fn percent_encode(value: &[u8], style: Percent) -> Vec<u8> {
@@ -105,7 +234,8 @@ fn percent_encode(value: &[u8], style: Percent) -> Vec<u8> {
         let keep = b.is_ascii_alphanumeric()
             || matches!(b, b'-' | b'.' | b'_' | b'~')
             || (matches!(style, Percent::Component)
-                && matches!(b, b'!' | b'\'' | b'(' | b')' | b'*'));
+                && matches!(b, b'!' | b'\'' | b'(' | b')' | b'*'))
+            || (matches!(style, Percent::Path) && b == b'/');
         if keep {
             out.push(b);
         } else if b == b' ' && matches!(style, Percent::Form) {
@@ -419,6 +549,18 @@ impl<'p> Redactor<'p> {
             patterns,
             pending: Zeroizing::new(Vec::new()),
         }
+    }
+
+    /// Carry on a stream searched before, from the bytes it held back
+    /// ([`Redactor::into_pending`]): for a caller that owns its patterns behind an `Arc`
+    /// and cannot keep a borrow between pieces (the broker's response bodies).
+    pub fn resume(patterns: &'p Patterns, pending: Zeroizing<Vec<u8>>) -> Self {
+        Redactor { patterns, pending }
+    }
+
+    /// The bytes held back, to [`Redactor::resume`] with.
+    pub fn into_pending(self) -> Zeroizing<Vec<u8>> {
+        self.pending
     }
 
     /// Search the next piece of the stream. Everything that cannot be (part of) a value

@@ -30,6 +30,9 @@ pub enum Rule {
     Env,
     /// An agent named like the program (`agentcred exec -- mybot`).
     ProgramName,
+    /// An agent named like the script an interpreter runs (`agentcred exec -- python3
+    /// bot.py`).
+    ScriptName,
 }
 
 impl Rule {
@@ -38,6 +41,7 @@ impl Rule {
             Rule::Flag => "chosen by --agent",
             Rule::Env => "chosen by AGENTCRED_AGENT",
             Rule::ProgramName => "named like the program",
+            Rule::ScriptName => "named like the script the interpreter runs",
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct ExecPolicy {
     pub mask: bool,
     pub deny_overdue: bool,
     pub sandbox: bool,
+    /// `exec --broker`.
+    pub broker: bool,
 }
 
 impl ExecPolicy {
@@ -67,6 +73,7 @@ impl ExecPolicy {
             mask: self.mask || agent.mask,
             deny_overdue: self.deny_overdue || agent.deny_overdue,
             sandbox: self.sandbox || agent.sandbox,
+            broker: self.broker || agent.broker,
         }
     }
 }
@@ -90,12 +97,14 @@ pub struct Selection {
 }
 
 /// Find the agent in effect: `--agent`, else `AGENTCRED_AGENT`, else an agent named like
-/// the program's file name. A named agent that does not exist is an error (exit 4); a
-/// program name that is not an agent is not.
+/// the program's file name, else, for an interpreter (`python3 bot.py`), one named like
+/// the script. A named agent that does not exist is an error (exit 4); a program name that
+/// is not an agent is not.
 pub fn choose_agent(
     flag: Option<&str>,
     env: Option<&OsStr>,
     program: &OsStr,
+    args: &[OsString],
     mut find: impl FnMut(&AgentName) -> Result<Option<Agent>>,
 ) -> Result<Option<Chosen>> {
     let env = env.filter(|v| !v.is_empty());
@@ -117,14 +126,115 @@ pub fn choose_agent(
         })?;
         return Ok(Some(Chosen { name, agent, rule }));
     }
-    let Some(name) = program_basename(program).and_then(|b| AgentName::parse(b).ok()) else {
+    if let Some(name) = program_basename(program).and_then(|b| AgentName::parse(b).ok())
+        && let Some(agent) = find(&name)?
+    {
+        return Ok(Some(Chosen {
+            name,
+            agent,
+            rule: Rule::ProgramName,
+        }));
+    }
+    let Some(name) = script_name(program, args).and_then(|s| AgentName::parse(&s).ok()) else {
         return Ok(None);
     };
     Ok(find(&name)?.map(|agent| Chosen {
         name,
         agent,
-        rule: Rule::ProgramName,
+        rule: Rule::ScriptName,
     }))
+}
+
+/// Interpreters whose first operand is the program that really runs. Versioned names
+/// (`python3.12`, `nodejs`) count as theirs.
+const INTERPRETERS: &[&str] = &[
+    "python", "node", "nodejs", "ruby", "perl", "bash", "sh", "dash", "zsh", "ksh", "deno", "bun",
+    "uv",
+];
+
+/// Options of those interpreters that take the next argument as their value.
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "-W",
+    "-X",
+    "-Q",
+    "-r",
+    "--require",
+    "--import",
+    "--loader",
+    "-I",
+    "-o",
+    "-O",
+    "--with",
+    "--python",
+    "--project",
+    "--config",
+];
+
+/// Options after which there is no script: the code is inline (`-e` is errexit to a
+/// shell, but code to node, ruby and perl).
+fn inline_code(family: &str, option: &str) -> bool {
+    match family {
+        "node" | "nodejs" | "bun" => matches!(option, "-e" | "-p" | "--eval" | "--print"),
+        "ruby" => option == "-e",
+        "perl" => matches!(option, "-e" | "-E"),
+        _ => option == "-c",
+    }
+}
+
+/// The name of the script an interpreter runs (`python3 -u ./bots/bot.py` -> `bot`,
+/// `python -m bot` -> `bot`, `uv run python bot.py` -> `bot`, `deno run -A bot.ts` ->
+/// `bot`), or `None` when CMD is no interpreter or runs inline code.
+pub fn script_name(program: &OsStr, args: &[OsString]) -> Option<String> {
+    let base = program_basename(program)?;
+    let family = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !INTERPRETERS.contains(&family) {
+        return None;
+    }
+    let mut rest = args.iter();
+    // `deno run`, `bun run`, `uv run`: the subcommand comes first.
+    if matches!(family, "deno" | "bun" | "uv") {
+        let mut peek = rest.clone();
+        if peek.next().is_some_and(|a| a == "run") {
+            rest = peek;
+        } else if family != "bun" {
+            return None;
+        }
+    }
+    while let Some(arg) = rest.next() {
+        let text = arg.to_str()?;
+        if inline_code(family, text) {
+            return None;
+        }
+        if text == "-m" {
+            // `python -m pkg.module`: the module that runs.
+            let module = rest.next()?.to_str()?;
+            return module.rsplit('.').next().map(str::to_string);
+        }
+        if text == "--" {
+            continue;
+        }
+        if text.starts_with('-') {
+            if OPTIONS_WITH_VALUE.contains(&text) {
+                rest.next();
+            }
+            continue;
+        }
+        // `uv run python bot.py`: the interpreter uv runs, then its script.
+        if family == "uv" {
+            let remaining: Vec<OsString> = rest.cloned().collect();
+            return script_name(arg, &remaining).or_else(|| stem(text));
+        }
+        return stem(text);
+    }
+    None
+}
+
+/// `./bots/bot.py` -> `bot`.
+fn stem(path: &str) -> Option<String> {
+    Path::new(path)
+        .file_stem()
+        .and_then(OsStr::to_str)
+        .map(str::to_string)
 }
 
 /// Decide the names: `--only` when given (within the agent's allowance, when an agent
@@ -227,12 +337,15 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             program: None,
             program_sha256: None,
+            program_name: None,
             clean_env: false,
             mask: false,
             deny_overdue: false,
             sandbox: false,
+            broker: false,
             created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
+            commands: BTreeMap::new(),
             mac: String::new(),
         }
     }
@@ -250,9 +363,69 @@ mod tests {
 
     fn choose(flag: Option<&str>, env: Option<&str>, program: &str) -> Result<Option<Chosen>> {
         let map = agents();
-        choose_agent(flag, env.map(OsStr::new), OsStr::new(program), |n| {
+        choose_agent(flag, env.map(OsStr::new), OsStr::new(program), &[], |n| {
             Ok(map.get(n.as_str()).cloned())
         })
+    }
+
+    fn script(command: &[&str]) -> Option<String> {
+        let args: Vec<OsString> = command[1..].iter().map(OsString::from).collect();
+        script_name(OsStr::new(command[0]), &args)
+    }
+
+    #[test]
+    fn interpreters_are_looked_through_to_their_script() {
+        for (command, want) in [
+            (&["python3", "bot.py"][..], Some("bot")),
+            (
+                &[
+                    "/usr/bin/python3.12",
+                    "-u",
+                    "-W",
+                    "ignore",
+                    "./bots/bot.py",
+                    "--x",
+                ],
+                Some("bot"),
+            ),
+            (&["python", "-m", "pkg.bot"], Some("bot")),
+            (&["python3", "-c", "print(1)"], None),
+            (
+                &["node", "--require", "dotenv/config", "bot.js"],
+                Some("bot"),
+            ),
+            (&["node", "-e", "1"], None),
+            (&["ruby", "bot.rb"], Some("bot")),
+            (&["perl", "-w", "bot.pl"], Some("bot")),
+            (&["perl", "-e", "1"], None),
+            (&["bash", "-e", "-o", "pipefail", "bot.sh"], Some("bot")),
+            (&["sh", "-c", "bot.sh"], None),
+            (&["dash", "bot"], Some("bot")),
+            (&["deno", "run", "-A", "bot.ts"], Some("bot")),
+            (&["deno", "eval", "1"], None),
+            (&["bun", "bot.ts"], Some("bot")),
+            (&["bun", "run", "bot.ts"], Some("bot")),
+            (&["uv", "run", "bot.py"], Some("bot")),
+            (
+                &["uv", "run", "--with", "httpx", "python", "-u", "bot.py"],
+                Some("bot"),
+            ),
+            (&["mybot", "other.py"], None),
+            (&["python3"], None),
+        ] {
+            assert_eq!(script(command).as_deref(), want, "{command:?}");
+        }
+        let map = agents();
+        let args = [OsString::from("-u"), OsString::from("bot.py")];
+        let chosen = choose_agent(None, None, OsStr::new("python3"), &args, |n| {
+            Ok(map.get(n.as_str()).cloned())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (chosen.name.as_str(), chosen.rule),
+            ("bot", Rule::ScriptName)
+        );
     }
 
     fn names(list: &[&str]) -> Vec<CredentialName> {
@@ -328,7 +501,8 @@ mod tests {
                 clean_env: true,
                 mask: true,
                 deny_overdue: false,
-                sandbox: false
+                sandbox: false,
+                broker: false,
             }
         );
         let flags = ExecPolicy {
@@ -384,6 +558,8 @@ mod tests {
             Err(Error::NotExecutable { .. })
         ));
         let pinned = pin_program(OsStr::new("tool"), Some(&path)).unwrap();
+        assert_eq!(pinned.name, "tool");
+        let pinned = pinned.path;
         let mut bot = agent(&[]);
         bot.program = Some(pinned.clone());
         bot.program_sha256 = Some(program_sha256(Path::new(&pinned)).unwrap());
@@ -392,16 +568,23 @@ mod tests {
             agent: bot,
             rule: Rule::Flag,
         };
-        assert_eq!(check_program(&chosen, &found).unwrap(), found.canonical);
+        let checked = check_program(&chosen, &found, OsStr::new("tool")).unwrap();
+        assert!(checked.path.starts_with("/dev/fd/"), "{:?}", checked.path);
+        assert!(checked.opened.is_some());
+        // The same file under another name (a multi-call binary's applet) is not the pin.
+        assert!(matches!(
+            check_program(&chosen, &found, OsStr::new("sh")),
+            Err(Error::WrongProgram { .. })
+        ));
         write(&first.join("tool"), "#!/bin/sh\necho 1\n", 0o755);
         let other = resolve_program(OsStr::new("tool"), Some(&path)).unwrap();
         assert!(matches!(
-            check_program(&chosen, &other),
+            check_program(&chosen, &other, OsStr::new("tool")),
             Err(Error::WrongProgram { .. })
         ));
         write(&second.join("tool"), "#!/bin/sh\necho changed\n", 0o755);
         assert!(matches!(
-            check_program(&chosen, &found),
+            check_program(&chosen, &found, OsStr::new("tool")),
             Err(Error::ProgramChanged { .. })
         ));
         assert!(matches!(
@@ -410,6 +593,10 @@ mod tests {
         ));
         assert!(matches!(
             pin_program(first.as_os_str(), Some(&path)),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            pin_program(OsStr::new("/bin/busybox"), Some(&path)),
             Err(Error::Usage(_))
         ));
     }

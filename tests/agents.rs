@@ -108,7 +108,12 @@ fn add_list_show_and_their_errors() {
         (&true.into(), &true.into(), &true.into())
     );
     assert_eq!(json["verified"], true);
-    assert!(json["created_by"].as_str().unwrap().starts_with("tester@"));
+    assert!(
+        json["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}@", common::account()))
+    );
     let list: serde_json::Value = serde_json::from_slice(
         &env.cmd()
             .args(["agent", "list", "--json"])

@@ -127,7 +127,12 @@ fn each_secret_read_or_change_writes_one_event() {
     );
     for (i, event) in all.iter().enumerate() {
         assert_eq!(event["seq"], i as u64 + 1);
-        assert!(event["user"].as_str().unwrap().starts_with("tester@"));
+        assert!(
+            event["user"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{}@", common::account()))
+        );
         assert!(event["pid"].as_u64().unwrap() > 0);
         assert!(event["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(event["prev"].as_str().unwrap().len(), 64);

@@ -33,6 +33,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("broker", 8),
     ("sandbox", 8),
     ("mcp", 8),
+    ("gitmerge", 8),
     ("cli", 9),
 ];
 

@@ -46,10 +46,12 @@ impl Provider {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("node runs (scripts/test installs it)");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        stdout.read_line(&mut line).unwrap();
+        // The provider keeps writing to stdout (its NOTICE lines, on the first sign-in):
+        // the pipe must stay open and drained, or node dies of EPIPE mid-login.
+        thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let issuer = line
             .strip_prefix("READY ")
             .unwrap_or_else(|| panic!("the provider did not start: {line:?}"))
@@ -247,7 +249,10 @@ fn login_token_rotation_and_a_revoked_grant() {
     login(&env, "mail");
     let show = stdout_of(&env.cmd().args(["show", "mail"]).output().unwrap());
     assert!(show.contains("logged in:    20"), "{show}");
-    assert!(show.contains("by tester@"), "{show}");
+    assert!(
+        show.contains(&format!(" by {}@", common::account())),
+        "{show}"
+    );
     let first = refresh_token(&env, "mail");
     let rotated_before = rotated_at(&env, "mail");
 
@@ -452,24 +457,53 @@ fn a_redirect_with_another_state_or_an_error_stores_nothing() {
     assert_eq!(before, env.snapshot());
 }
 
-#[test]
-fn device_grant() {
-    let provider = Provider::start(&[]);
-    let env = TestEnv::init();
-    add(&env, &provider, "mail", PUBLIC, &[]);
-    let mut run = Login::start(&env, &["mail", "--device", "--timeout", "120"]);
+/// `login NAME --device`, the test's browser entering the code printed.
+fn device_login(env: &TestEnv, name: &str) {
+    let mut run = Login::start(env, &[name, "--device", "--timeout", "120"]);
     let line = run.line_with("enter the code");
     let words: Vec<&str> = line.split_whitespace().collect();
     let uri = words[words.iter().position(|w| *w == "open").unwrap() + 1];
     let code = *words.last().unwrap();
     let page = browser(&["--device", uri, code]);
-    assert!(page.starts_with("200 "), "{page}");
+    assert!(
+        page.starts_with("200 ") && page.contains("Sign-in Success"),
+        "{page}"
+    );
     let (status, printed) = run.finish();
     assert_eq!(status, 0, "{printed}");
+    assert!(printed.contains(&format!("logged in: {name}")), "{printed}");
+}
+
+#[test]
+fn device_grant() {
+    let provider = Provider::start(&[]);
+    let env = TestEnv::init();
+    add(&env, &provider, "mail", PUBLIC, &[]);
+    device_login(&env, "mail");
     let out = token(&env, "mail");
     assert!(out.status.success(), "{}", stderr_of(&out));
     let show = stdout_of(&env.cmd().args(["show", "mail"]).output().unwrap());
     assert!(show.contains("(authorization code (device))"), "{show}");
+}
+
+#[test]
+fn device_grant_honours_slow_down() {
+    // The server answers the first poll `slow_down`, and any later poll that comes before
+    // the interval (grown by 5 s) has passed: a client that ignored slow_down would be
+    // told again and again, and never get its token.
+    let provider = Provider::start(&[("SLOW_DOWN", "1")]);
+    let env = TestEnv::init();
+    add(&env, &provider, "mail", PUBLIC, &[]);
+    device_login(&env, "mail");
+    let out = Command::new("curl")
+        .args(["-sS", &provider.url("/device/stats")])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["slowDown"], 1, "{stats}");
+    assert_eq!(stats["tooFast"], 0, "{stats}");
+    assert!(stats["polls"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(token(&env, "mail").status.success());
 }
 
 #[test]

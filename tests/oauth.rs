@@ -987,3 +987,120 @@ fn rotate_verify_checks_a_new_client_secret_by_minting_a_token() {
     assert!(!marker(&env).exists(), "the verify command never ran");
     assert_eq!(env.snapshot(), before, "the store is unchanged");
 }
+
+/// Issue 14 item 9: a server that echoes the client's credentials back in its error, in
+/// the forms it received them (Basic header, form body) or cut short.
+#[test]
+fn server_errors_echoing_the_secret_in_any_form_are_redacted() {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw_basic = b64.encode(format!("{CLIENT_ID}:{SECRET}"));
+    let cases: Vec<(&str, Handler, &[&str])> = vec![
+        (
+            "the Authorization header it got",
+            Box::new(|r: &Request, _| {
+                json(
+                    400,
+                    serde_json::json!({"error": "invalid_request", "error_description": format!("bad header {}", r.header("authorization").unwrap_or(""))}),
+                )
+            }),
+            &[],
+        ),
+        (
+            "the form-encoded secret",
+            Box::new(|r: &Request, _| {
+                let body = r.body.clone();
+                json(
+                    400,
+                    serde_json::json!({"error": "invalid_request", "error_description": format!("body was {body}")}),
+                )
+            }),
+            &["--auth-method", "post"],
+        ),
+        (
+            "base64 of id:secret as sent before encoding",
+            Box::new(move |_: &Request, _| {
+                json(
+                    400,
+                    serde_json::json!({"error": "invalid_request", "error_description": format!("Basic {raw_basic}")}),
+                )
+            }),
+            &[],
+        ),
+        (
+            "a long prefix of the secret",
+            Box::new(|_: &Request, _| {
+                json(
+                    400,
+                    serde_json::json!({"error": "invalid_request", "error_description": format!("secret starts {}...", &SECRET[..14])}),
+                )
+            }),
+            &[],
+        ),
+        (
+            "the secret as the error code",
+            Box::new(|_: &Request, _| json(400, serde_json::json!({"error": SECRET}))),
+            &[],
+        ),
+    ];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let forbidden = [
+        SECRET.to_string(),
+        SECRET[..14].to_string(),
+        "cs-9f3Kq2+secret%3A%26".to_string(),
+        b64.encode(format!("{CLIENT_ID}:{SECRET}"))[..20].to_string(),
+        b64.encode("bot%3Aone:cs-9f3Kq2+secret%3A%26%3D%25%2B%2Fx")[..20].to_string(),
+        // The part of the Basic header that only the secret determines.
+        b64.encode("bot%3Aone:cs-9f3Kq2+secret%3A%26%3D%25%2B%2Fx")[16..36].to_string(),
+    ];
+    for (what, handler, extra) in cases {
+        let server = Server::start(handler);
+        let env = store_for(&server.url, extra);
+        let out = exec_printing(&env);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr_of(&out));
+        let err = stderr_of(&out);
+        assert!(err.contains("answered HTTP 400"), "{what}: {err}");
+        assert!(err.contains("<redacted>"), "{what}: {err}");
+        for form in &forbidden {
+            assert!(!err.contains(form.as_str()), "{what}: {form:?} in {err}");
+        }
+        assert!(!marker(&env).exists());
+    }
+}
+
+/// Issue 14 item 5: an access token chosen by a hostile endpoint stays inert when the
+/// exported file is sourced, and arrives exactly.
+#[test]
+fn a_hostile_access_token_exported_runs_nothing_when_sourced() {
+    const EVIL: &str = "`touch PWNED`$(touch PWNED)'; touch PWNED; '\"; touch PWNED; \"";
+    let server = Server::start(|_, _| {
+        json(
+            200,
+            serde_json::json!({"access_token": EVIL, "token_type": "Bearer", "expires_in": 3600}),
+        )
+    });
+    let env = store_for(&server.url, &[]);
+    for format in ["dotenv", "shell"] {
+        let out = env
+            .cmd()
+            .args(["export", "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let file = env.dir.path().join(format!("tokens.{format}"));
+        fs::write(&file, &out.stdout).unwrap();
+        for shell in ["sh", "bash", "dash"] {
+            let got = std::process::Command::new(shell)
+                .arg("-c")
+                .arg(format!(". '{}'; printf %s \"$API_TOKEN\"", file.display()))
+                .current_dir(env.dir.path())
+                .output()
+                .unwrap();
+            assert!(got.status.success(), "{shell}: {}", stderr_of(&got));
+            assert!(
+                !env.dir.path().join("PWNED").exists(),
+                "{format} sourced by {shell} ran the token"
+            );
+            assert_eq!(stdout_of(&got), EVIL, "{format} in {shell}");
+        }
+    }
+}

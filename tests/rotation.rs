@@ -496,9 +496,17 @@ fn rotate_replaces_the_value_restarts_the_clock_and_records_history() {
     let history = shown["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["action"], "rotated");
-    assert!(history[1]["by"].as_str().unwrap().starts_with("tester@"));
+    assert!(
+        history[1]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}@", common::account()))
+    );
     let text = stdout_of(&env.cmd().args(["show", "k"]).output().unwrap());
-    assert!(text.contains("rotated   tester@"), "{text}");
+    assert!(
+        text.contains(&format!("rotated   {}@", common::account())),
+        "{text}"
+    );
     assert!(!text.contains("new-value"), "{text}");
     assert!(
         !fs::read_to_string(env.manifest_path())

@@ -350,7 +350,10 @@ fn a_second_machine_sees_a_rotation_at_its_next_read() {
     fleet.add("api-key", b"v1");
     // Another machine: its own HOME, a copy of the store, the same member's identity.
     let other = TestEnv::new();
+    // As `git pull` would: the audit log is machine-local (not in git), so it stays.
     let copy = || {
+        let log = other.store.join("audit.jsonl");
+        let kept = std::fs::read(&log).ok();
         let _ = std::fs::remove_dir_all(&other.store);
         assert!(
             StdCommand::new("cp")
@@ -361,6 +364,10 @@ fn a_second_machine_sees_a_rotation_at_its_next_read() {
                 .unwrap()
                 .success()
         );
+        let _ = std::fs::remove_file(&log);
+        if let Some(kept) = kept {
+            std::fs::write(&log, kept).unwrap();
+        }
     };
     copy();
     let identity = fleet.env.identity_text();
@@ -821,6 +828,12 @@ fn a_write_that_does_not_commit_is_undone_in_vault() {
         .code(1);
     std::fs::remove_dir(&audit).unwrap();
     assert_eq!(fleet.env.snapshot(), before);
+    // The log this machine wrote is gone: doctor would report it until it is accepted.
+    fleet
+        .cmd()
+        .args(["doctor", "--trust", "--yes"])
+        .assert()
+        .success();
     assert_eq!(fleet.get("k"), b"kept");
     // Vault has the failed write and the previous value written back over it.
     let metadata = fleet.bao.json(&["kv", "metadata", "get", &path]);

@@ -27,6 +27,7 @@ use super::input::read_value;
   agentcred add gcp-sa --from-file sa.json --env GOOGLE_CREDENTIALS_JSON
   agentcred add github-token --rotate-every 30d --description 'bot PAT'
   agentcred add gcp-key --kind file --env GOOGLE_APPLICATION_CREDENTIALS --from-file sa.json
+  agentcred add openai-api-key --provider openai     # exec --broker can broker it
   agentcred add slack-token --backend keychain       # value in the OS keychain
   agentcred add db-password --backend vault          # value in Vault/OpenBao (see `vault`)
   agentcred add api --kind oauth2 --token-url https://auth.example.com/oauth/token \\
@@ -122,6 +123,9 @@ pub struct AddArgs {
     /// (prompt, stdin or --from-file); without it the client is public and nothing is read
     #[arg(long, help_heading = OAUTH2_HEADING)]
     confidential: bool,
+
+    #[command(flatten)]
+    upstream: super::upstream_flags::UpstreamFlags,
 }
 
 const OAUTH2_HEADING: &str = "OAuth 2.0 client credentials (--kind oauth2)";
@@ -258,6 +262,8 @@ impl AddArgs {
             check_description(text)?;
         }
         let mut oauth2 = self.oauth2_config()?;
+        let mut upstream = None;
+        self.upstream.change()?.apply(self.kind, &mut upstream)?;
         let now = crate::model::rotation::now();
         if self.rotated_at.is_some_and(|at| at > now) {
             return Err(Error::FutureDate {
@@ -338,6 +344,7 @@ impl AddArgs {
             },
             due: self.due,
             oauth2: oauth2.map(Box::new),
+            upstream,
         };
         let reason = (!reasons.is_empty()).then(|| reasons.join("; "));
         let entry = txn

@@ -42,6 +42,7 @@ enum AgentCommand {
     Show(ShowArgs),
     Grant(GrantArgs),
     Revoke(RevokeArgs),
+    Command(super::agent_command::CommandArgs),
 }
 
 /// Create an agent allowed some credentials
@@ -82,6 +83,9 @@ struct AddArgs {
     /// unlock cache, the keychain or agentcred (see `exec --sandbox`)
     #[arg(long)]
     sandbox: bool,
+    /// exec brokers its credentials (as exec --broker): it gets placeholders, never values
+    #[arg(long)]
+    broker: bool,
 
     /// Replace an existing agent
     #[arg(long)]
@@ -156,6 +160,7 @@ impl AgentArgs {
             AgentCommand::Show(args) => args.run(ctx),
             AgentCommand::Grant(args) => args.run(ctx),
             AgentCommand::Revoke(args) => args.run(ctx),
+            AgentCommand::Command(args) => args.run(ctx),
         }
     }
 }
@@ -189,22 +194,19 @@ impl AddArgs {
             d.agent = Some(name.to_string());
             d.credentials = to_strings(&allow);
         });
-        let (program, program_sha256) = match &self.program {
+        let (program, program_sha256, program_name) = match &self.program {
             Some(path) => {
-                let pinned =
+                let pin =
                     crate::exec::program::pin_program(path, std::env::var_os("PATH").as_deref())?;
                 let sha = if self.pin_sha256 {
-                    Some(crate::exec::program::program_sha256(pinned.as_ref())?)
+                    Some(crate::exec::program::program_sha256(pin.path.as_ref())?)
                 } else {
                     None
                 };
-                ctx.audit.note(|d| {
-                    d.program =
-                        crate::exec::program::program_basename(pinned.as_ref()).map(String::from);
-                });
-                (Some(pinned), sha)
+                ctx.audit.note(|d| d.program = Some(pin.name.clone()));
+                (Some(pin.path), sha, Some(pin.name))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let store = ctx.open_store()?;
         let mut txn = store.begin(ctx.identity()?)?;
@@ -230,12 +232,15 @@ impl AddArgs {
             allow: allow.iter().map(ToString::to_string).collect(),
             program,
             program_sha256,
+            program_name,
             clean_env: self.clean_env,
             mask: self.mask,
             deny_overdue: self.deny_overdue,
             sandbox: self.sandbox,
+            broker: self.broker,
             created_at: crate::model::rotation::now(),
             created_by: user_at_host(),
+            commands: Default::default(),
             mac: String::new(),
         };
         txn.put_agent(&name, agent);
@@ -343,8 +348,10 @@ struct AgentJson<'a> {
     mask: bool,
     deny_overdue: bool,
     sandbox: bool,
+    broker: bool,
     created_at: String,
     created_by: &'a str,
+    commands: &'a std::collections::BTreeMap<String, crate::manifest::AgentCommand>,
 }
 
 impl<'a> AgentJson<'a> {
@@ -358,8 +365,10 @@ impl<'a> AgentJson<'a> {
             mask: agent.mask,
             deny_overdue: agent.deny_overdue,
             sandbox: agent.sandbox,
+            broker: agent.broker,
             created_at: output::rfc3339(agent.created_at),
             created_by: &agent.created_by,
+            commands: &agent.commands,
         }
     }
 }
@@ -371,6 +380,7 @@ fn policy_text(agent: &Agent) -> String {
         (agent.mask, "mask"),
         (agent.deny_overdue, "deny-overdue"),
         (agent.sandbox, "sandbox"),
+        (agent.broker, "broker"),
     ]
     .into_iter()
     .filter_map(|(on, text)| on.then_some(text))
@@ -477,6 +487,7 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
         ("mask", yes_no(agent.mask)),
         ("deny overdue", yes_no(agent.deny_overdue)),
         ("sandbox", yes_no(agent.sandbox)),
+        ("broker", yes_no(agent.broker)),
         (
             "created",
             format!(
@@ -489,6 +500,20 @@ fn show(manifest: &Manifest, verified: bool, name: &AgentName, json: bool) -> an
     ];
     for (key, value) in lines {
         writeln!(out, "{:<16}{value}", format!("{key}:"))?;
+    }
+    for (command, declared) in &agent.commands {
+        let mut line = escape(&declared.program);
+        for arg in &declared.args {
+            line.push(' ');
+            line.push_str(&escape(arg));
+        }
+        if declared.extra_args {
+            line.push_str(" [ARGS...]");
+        }
+        if declared.read_only {
+            line.push_str(" (read-only)");
+        }
+        writeln!(out, "{:<16}{command}: {line}", "command:")?;
     }
     Ok(())
 }

@@ -40,10 +40,10 @@ impl AuditArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
         let store = ctx.open_store()?;
-        let reader = audit::open_for_reading(store.root())?;
         if self.verify {
-            return verify(reader, self.json);
+            return verify(store.root(), self.json);
         }
+        let reader = audit::open_for_reading(store.root())?;
         let mut events = Vec::new();
         let scan = match reader {
             Some(reader) => Some(audit::scan(reader, |event| {
@@ -137,15 +137,8 @@ fn credentials_cell(names: &[String]) -> String {
     cell
 }
 
-fn verify(reader: Option<impl std::io::BufRead>, json: bool) -> anyhow::Result<()> {
-    let scan = match reader {
-        Some(reader) => audit::scan(reader, |_| Ok(()))?,
-        None => audit::Scan {
-            lines: 0,
-            head: audit::GENESIS.to_string(),
-            broken: None,
-        },
-    };
+fn verify(root: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let scan = audit::verify_log(root)?;
     if let Some(broken) = scan.broken {
         return Err(broken.into());
     }

@@ -45,6 +45,9 @@ const AGENT_ARGS: &[(&[&str], &str)] = &[
     (&["agent", "rm"], "name"),
     (&["agent", "grant"], "name"),
     (&["agent", "revoke"], "name"),
+    (&["agent", "command", "add"], "agent"),
+    (&["agent", "command", "rm"], "agent"),
+    (&["mcp"], "agent"),
 ];
 
 /// The parser's command (`cli`, given by the caller so that this module need not know the

@@ -118,5 +118,5 @@ impl Ctx {
 
 /// Print the library's warnings and notes on stderr, each as it comes.
 pub fn say_on_stderr() -> crate::util::output::Say {
-    std::rc::Rc::new(|line: &str| eprintln!("{line}"))
+    crate::util::output::say_on_stderr()
 }

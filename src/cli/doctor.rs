@@ -119,6 +119,7 @@ impl DoctorArgs {
     /// path, its key's fingerprint, its generation. For a deliberate replacement, key change
     /// or rollback that other commands refuse.
     fn trust(self, ctx: &Ctx) -> anyhow::Result<()> {
+        ctx.audit.begin("trust");
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         let (store_id, fingerprint, generation) = store.trust_preview(identity)?;
@@ -129,7 +130,10 @@ impl DoctorArgs {
         if !self.yes {
             confirm(ctx, "Trust this store?", "trust")?;
         }
+        ctx.audit.ok()?;
         crate::store::state::trust(&ctx.store_dir, &store_id, &fingerprint, generation);
+        // The audit log as it is now (with this event) is the one to extend.
+        crate::audit::reanchor(store.root())?;
         eprintln!("trusted: the next commands compare the store against these");
         Ok(())
     }

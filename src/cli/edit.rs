@@ -21,6 +21,8 @@ use super::add::{check_description, due_summary, parse_period, parse_timestamp};
   agentcred edit gh-token --env GITHUB_TOKEN
   agentcred edit gh-token --rotate-every 30d
   agentcred edit legacy-key --due 2027-01-31
+  agentcred edit gh-token --provider github         # exec --broker can broker it
+  agentcred edit gh-token --no-upstream
   agentcred edit gh-token --description ''          # clears it
 
 To change the value, `agentcred rotate NAME`; to change the name, `agentcred rename`.")]
@@ -47,9 +49,9 @@ pub struct EditArgs {
     /// Never due for rotation
     #[arg(long)]
     no_rotation: bool,
-    // Broker merge (CONTRACT section 10): `--provider`, `--upstream`, `--header`,
-    // `--base-url-env` and `--no-upstream` go here, shared with `add` (flatten the same
-    // struct), and `changes()` below gains an "upstream" arm that sets the entry's upstream.
+
+    #[command(flatten)]
+    upstream: super::upstream_flags::UpstreamFlags,
 }
 
 impl EditArgs {
@@ -67,9 +69,11 @@ impl EditArgs {
             (None, None, true) => Some((Some(RotateEvery::Never), None)),
             (None, None, false) => None,
         };
-        if env.is_none() && self.description.is_none() && rotation.is_none() {
+        let upstream = self.upstream.change()?;
+        let keep_upstream = upstream == crate::model::upstream::UpstreamChange::Keep;
+        if env.is_none() && self.description.is_none() && rotation.is_none() && keep_upstream {
             return Err(Error::Usage(
-                "nothing to change: give --env, --description, --rotate-every, --due or --no-rotation"
+                "nothing to change: give --env, --description, --rotate-every, --due, --no-rotation, --provider, --upstream or --no-upstream"
                     .into(),
             )
             .into());
@@ -87,6 +91,7 @@ impl EditArgs {
                 .map(|text| Some(text).filter(|t| !t.is_empty())),
             rotate_every,
             due,
+            upstream: (!keep_upstream).then_some(upstream),
         };
         let (entry, changed) = txn.edit(&name, change, crate::model::rotation::now())?;
         let entry = entry.clone();

@@ -59,6 +59,16 @@ pub struct ExecArgs {
     #[arg(long)]
     mask: bool,
 
+    /// Broker credentials that have an upstream: the program gets a placeholder and a
+    /// local proxy's URL, never the value; the proxy adds the real key toward that
+    /// upstream only (a credential without an upstream is refused unless in --raw)
+    #[arg(long)]
+    broker: bool,
+
+    /// With --broker: inject these credentials' values as usual
+    #[arg(long, value_name = "NAME,...")]
+    raw: Vec<String>,
+
     /// The program and its arguments
     #[arg(
         required = true,
@@ -101,8 +111,9 @@ impl ExecArgs {
             deny_overdue: self.deny_overdue,
             mask: self.mask,
             verbose: ctx.verbose,
-            broker: None,
-            sandbox: self.sandbox.then_some(crate::exec::SandboxPlan {}),
+            broker: self.broker,
+            raw: self.raw,
+            sandbox: self.sandbox,
         };
         let plan = plan::prepare(
             request,

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::model::credential::{AgentName, CredentialName};
 use crate::policy::{self, Chosen, ExecPolicy, Names, Rule};
 
-use super::parse_names;
+use super::parse_selection;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
@@ -47,12 +47,23 @@ pub struct ExportArgs {
 impl ExportArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("export");
-        let only = parse_names(&self.only)?;
+        let only = parse_selection(&self.only)?;
         let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
         ctx.audit
             .note(|d| d.agent = agent.as_ref().map(ToString::to_string));
         let store = ctx.open_store()?;
-        let reader = store.reader(ctx.identity()?)?;
+        // An agent's grants are policy: a rolled-back store could bring back a revoked one.
+        let reader = if agent.is_some() {
+            store.reader_for_exec(ctx.identity()?)?
+        } else {
+            store.reader(ctx.identity()?)?
+        };
+        if agent.is_none() && reader.defaults()?.require_agent {
+            return Err(Error::AgentRequired {
+                program: "export".into(),
+            }
+            .into());
+        }
         let names: Vec<CredentialName> = if let Some(name) = agent {
             let found = reader.agent(&name)?.ok_or_else(|| Error::AgentNotFound {
                 name: name.to_string(),
@@ -79,6 +90,7 @@ impl ExportArgs {
         ctx.audit
             .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
         let mut values = BTreeMap::new();
+        let mut names_by_env: BTreeMap<String, String> = BTreeMap::new();
         // An oauth2 credential's variable holds an access token, as with exec.
         let store_id = reader.store_id().to_owned();
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
@@ -101,6 +113,7 @@ impl ExportArgs {
                     reason: "it is not UTF-8 text, which this format cannot carry".into(),
                 }
             })?;
+            names_by_env.insert(entry.env.to_string(), name.to_string());
             values.insert(entry.env.to_string(), zeroize::Zeroizing::new(text));
         }
         let mut text = zeroize::Zeroizing::new(String::new());
@@ -115,6 +128,14 @@ impl ExportArgs {
             }
             Format::Dotenv | Format::Shell => {
                 for (key, value) in &values {
+                    if !envfile::shell_safe(value) {
+                        let name = names_by_env.get(key).map_or(key.as_str(), String::as_str);
+                        return Err(Error::NotEnvSafe {
+                            name: name.to_string(),
+                            reason: "it contains a NUL byte, which a shell variable cannot hold (use --format json)".into(),
+                        }
+                        .into());
+                    }
                     text.push_str(&match self.format {
                         Format::Shell => envfile::shell_line(key, value),
                         _ => envfile::dotenv_line(key, value),

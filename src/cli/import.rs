@@ -52,14 +52,15 @@ impl ImportArgs {
         if text.len() as u64 > MAX_FILE {
             return Err(Error::Usage("the .env file is larger than 64 MiB".into()).into());
         }
-        // Errors name the file and line; `-` is stdin.
+        // Errors name the file and line; `-` is stdin. A UTF-8 byte order mark (Windows
+        // editors write one) is not part of the first name.
         let file = if self.file.as_os_str() == "-" {
             "stdin".to_string()
         } else {
             crate::util::output::escape(&self.file.display().to_string())
         };
-        let pairs =
-            envfile::parse(&text).map_err(|e| anyhow::Error::from(e).context(file.clone()))?;
+        let pairs = envfile::parse(text.strip_prefix('\u{feff}').unwrap_or(&text))
+            .map_err(|e| anyhow::Error::from(e).context(file.clone()))?;
         let mut seen = BTreeSet::new();
         let mut items = Vec::with_capacity(pairs.len());
         let mut empty = Vec::new();
@@ -89,6 +90,23 @@ impl ImportArgs {
                 // A placeholder (`EMPTY=`) is not a secret: skip it, say so below.
                 empty.push(env.to_string());
                 continue;
+            }
+            // The checks `add` and `exec` make, before anything is stored: a value that no
+            // exec could inject would otherwise break every plain exec of the store.
+            let too_big = pair.value.len() > super::input::MAX_VALUE;
+            let env_problem = crate::exec::check_env_value(&name, Some(&env), &pair.value).err();
+            if too_big || env_problem.is_some() {
+                let reason = if too_big {
+                    "is larger than 16 MiB".to_string()
+                } else if pair.value.contains(&0) {
+                    "contains a NUL byte, so it cannot be an environment variable".to_string()
+                } else {
+                    "is larger than 128 KiB, so it cannot be an environment variable".to_string()
+                };
+                return Err(Error::Usage(format!(
+                    "{at}: the value of {env} {reason}; store it with `agentcred add {name} --kind file --from-file FILE`"
+                ))
+                .into());
             }
             items.push((name, env, pair.value));
         }
@@ -136,6 +154,7 @@ impl ImportArgs {
                 rotate_every: previous.and_then(|p| p.rotate_every),
                 due: previous.and_then(|p| p.due),
                 oauth2: None,
+                upstream: previous.and_then(|p| p.upstream.clone()),
             };
             // The date given survives a later `rotate` in the history.
             let reason = (rotated_at < now).then(|| {

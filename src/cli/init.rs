@@ -128,6 +128,16 @@ impl InitArgs {
             out,
             "Store key fingerprint: {fingerprint} (pin it on CI runners with AGENTCRED_STORE_FINGERPRINT)"
         )?;
+        // Inside a git work tree: register the merge driver (CONTRACT section 13).
+        if let Ok(program) = std::env::current_exe()
+            && let Some(top) = crate::gitmerge::setup(store.root(), &program)?
+        {
+            writeln!(
+                out,
+                "Git: registered the agentcred merge driver in {} (teammates run `agentcred git-setup` once per clone)",
+                top.display()
+            )?;
+        }
         if let Some(settings) = store.manifest_unverified()?.vault {
             writeln!(
                 out,

@@ -13,7 +13,7 @@ use crate::model::credential::CredentialName;
 use crate::util::prompt;
 
 /// Largest value accepted: secrets, not payloads.
-const MAX_VALUE: usize = 16 * 1024 * 1024;
+pub const MAX_VALUE: usize = 16 * 1024 * 1024;
 
 pub fn read_value(
     ctx: &Ctx,

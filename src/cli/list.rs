@@ -48,6 +48,9 @@ pub struct CredentialJson<'a> {
     /// The token endpoint of an `oauth2` credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<&'a crate::oauth::ClientConfig>,
+    /// Where `exec --broker` sends it: `{"url", "header", "base_url_env"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<&'a crate::model::upstream::Upstream>,
 }
 
 /// What was read from the value: `{"format": "jwt", "expires_at": ...}`.
@@ -91,6 +94,7 @@ impl<'a> CredentialJson<'a> {
             status: rotation::status(due, now, defaults.due_soon_window).as_str(),
             value_info,
             oauth2: entry.oauth2.as_deref(),
+            upstream: entry.upstream.as_deref(),
         }
     }
 }

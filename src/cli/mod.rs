@@ -3,9 +3,12 @@
 
 mod add;
 mod agent;
+mod agent_command;
+mod argv;
 mod audit;
 pub mod complete;
 mod completions;
+mod config;
 pub mod context;
 mod doctor;
 mod due;
@@ -13,20 +16,25 @@ mod edit;
 mod exec;
 mod export;
 mod get;
+mod git_setup;
 mod identity;
 mod import;
 mod init;
 mod input;
 mod list;
 mod login;
+mod mcp;
+mod merge_driver;
 mod recipients;
 mod rename;
+mod resolve;
 mod rm;
 mod rotate;
 mod scan;
 mod show;
 mod token;
 mod unlock;
+mod upstream_flags;
 mod vault;
 
 use std::io::{self, Write};
@@ -95,12 +103,16 @@ pub const ENVIRONMENT: &str = "Environment:
   AGENTCRED_IDENTITY_FILE      a path to an identity file, plain or passphrase-protected
   AGENTCRED_PASSPHRASE         the passphrase of a protected identity file (else a prompt
                                on the terminal; `agentcred unlock` asks once per session)
-  AGENTCRED_AGENT              the agent exec and export use when none is named
+  AGENTCRED_AGENT              the agent exec, export and mcp use when none is named
   AGENTCRED_STORE_FINGERPRINT  refuse a store whose key has another fingerprint (pin in CI)
+  AGENTCRED_MIN_GENERATION     refuse exec on a store older than this generation (pin in
+                               CI: a rollback could bring back a revoked grant)
   VAULT_ADDR, VAULT_TOKEN      the vault backend (also BAO_ADDR, BAO_TOKEN, and an AppRole
                                in AGENTCRED_VAULT_ROLE_ID, AGENTCRED_VAULT_SECRET_ID)
   CI                           when set (not empty, 0 or false), nothing ever prompts
   NO_COLOR                     no color in output
+  SSL_CERT_FILE                trust anchors (PEM) for agentcred's own HTTPS: the roots of
+                               token endpoints and Vault, added to the broker's
   XDG_DATA_HOME, XDG_CONFIG_HOME  where the default store and identity file live
 ";
 
@@ -112,11 +124,15 @@ pub const EXIT_STATUS: &str = "Exit status:
   3    a credential is overdue (due --check, exec --deny-overdue)
   4    not found (credential, agent, store)
   5    cannot unlock (no identity, wrong passphrase, keychain or vault unreachable)
-  6    integrity (damaged or swapped secret file, bad manifest, broken audit chain)
-  7    denied (the agent is not allowed that credential)
+  6    integrity (damaged or swapped secret file, bad manifest, broken or cut audit log,
+       a rolled-back store at exec)
+  7    denied (the agent is not allowed that credential, or none applies and the store
+       requires one)
   126  exec: the program is not executable;  127: not found;  else the program's own status
 ";
 
+// Parsed once per run: the size of the largest variant (add's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::InitArgs),
@@ -141,9 +157,16 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     Agent(agent::AgentArgs),
     Audit(audit::AuditArgs),
+    Config(config::ConfigArgs),
     Unlock(unlock::UnlockArgs),
     Lock(unlock::LockArgs),
     Scan(scan::ScanArgs),
+    Mcp(mcp::McpArgs),
+    GitSetup(git_setup::GitSetupArgs),
+    Resolve(resolve::ResolveArgs),
+    /// Git's merge driver for a store (git runs it; see `git-setup`)
+    #[command(hide = true)]
+    MergeDriver(merge_driver::MergeDriverArgs),
 }
 
 impl Command {
@@ -182,9 +205,14 @@ impl Command {
             Command::Completions(args) => args.run(ctx),
             Command::Agent(args) => args.run(ctx),
             Command::Audit(args) => args.run(ctx),
+            Command::Config(args) => args.run(ctx),
             Command::Unlock(args) => args.run(ctx),
             Command::Lock(args) => args.run(ctx),
             Command::Scan(args) => args.run(ctx),
+            Command::Mcp(args) => args.run(ctx),
+            Command::GitSetup(args) => args.run(ctx),
+            Command::Resolve(args) => args.run(ctx),
+            Command::MergeDriver(args) => args.run(ctx),
         }
     }
 }
@@ -196,8 +224,13 @@ pub fn main() -> ExitCode {
     }
     complete::complete_if_asked(<Cli as clap::CommandFactory>::command);
     let core_limit = hardening::protect();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // A private key typed as an argument is refused before clap can quote it.
+    if let Some(exit) = argv::refuse_private_keys(&args) {
+        return exit.into();
+    }
     let cli = match with_default_store(Cli::command())
-        .try_get_matches()
+        .try_get_matches_from(&args)
         .and_then(|matches| Cli::from_arg_matches(&matches))
     {
         Ok(cli) => cli,
@@ -206,7 +239,7 @@ pub fn main() -> ExitCode {
                 eprint!("{message}");
                 return Exit::Usage.into();
             }
-            let _ = e.print();
+            argv::print_clap_error(&e, &args);
             return ExitCode::from(if e.use_stderr() {
                 Exit::Usage.code()
             } else {
@@ -267,12 +300,24 @@ fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit
     }
     let core = err.chain().find_map(|c| c.downcast_ref::<Error>());
     let mut stderr = io::stderr().lock();
-    let message = format!("{err:#}").replace('\n', " ");
+    let message = argv::scrub(&format!("{err:#}").replace('\n', " "));
     let _ = writeln!(stderr, "error: {message}");
     if let Some(hint) = similar().or_else(|| core.and_then(Error::hint)) {
         let _ = writeln!(stderr, "hint: {hint}");
     }
     core.map_or(Exit::Failure, Error::exit)
+}
+
+/// Parse `--only`: like [`parse_names`], but a flag given that names nothing (`--only ""`,
+/// `--only ,`) is a usage error, never "everything".
+fn parse_selection(raw: &[String]) -> Result<Vec<crate::model::credential::CredentialName>, Error> {
+    let names = parse_names(raw)?;
+    if !raw.is_empty() && names.is_empty() {
+        return Err(Error::Usage(
+            "--only names no credential; name at least one (--only NAME,...)".into(),
+        ));
+    }
+    Ok(names)
 }
 
 /// Parse a comma-separated or repeated list of credential names.

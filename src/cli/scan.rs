@@ -119,11 +119,13 @@ impl ScanArgs {
 
         let stdout = io::stdout();
         let mut out = BufWriter::new(stdout.lock());
-        let mut findings: Vec<(String, u64, usize)> = Vec::new();
+        // (as shown to people, escaped; the real name, for JSON; line; label)
+        let mut findings: Vec<(String, String, u64, usize)> = Vec::new();
         let mut files_scanned = 0u64;
         let mut ignored: Vec<String> = Vec::new();
         let mut scanner = scan::Scanner::new(&patterns);
         let mut scan_one = |shown: String,
+                            real: String,
                             source: &mut dyn io::Read,
                             out: &mut BufWriter<io::StdoutLock<'_>>|
          -> io::Result<()> {
@@ -134,7 +136,7 @@ impl ScanArgs {
                         if !self.json {
                             writeln!(out, "{shown}:{line}: {}", labels[label])?;
                         }
-                        findings.push((shown.clone(), line, label));
+                        findings.push((shown.clone(), real.clone(), line, label));
                     }
                 }
                 Ok(Scanned::Binary) => {
@@ -148,7 +150,12 @@ impl ScanArgs {
         };
         for root in &roots {
             if root.as_os_str() == "-" {
-                scan_one("<stdin>".into(), &mut io::stdin().lock(), &mut out)?;
+                scan_one(
+                    "<stdin>".into(),
+                    "-".into(),
+                    &mut io::stdin().lock(),
+                    &mut out,
+                )?;
                 continue;
             }
             let mut failed = None;
@@ -159,7 +166,12 @@ impl ScanArgs {
                 match visit {
                     Visit::File { path, shown } => match std::fs::File::open(&path) {
                         Ok(mut file) => {
-                            if let Err(e) = scan_one(shown, &mut file, &mut out) {
+                            let real = path
+                                .strip_prefix(".")
+                                .unwrap_or(&path)
+                                .to_string_lossy()
+                                .into_owned();
+                            if let Err(e) = scan_one(shown, real, &mut file, &mut out) {
                                 failed = Some(e);
                             }
                         }
@@ -197,7 +209,7 @@ impl ScanArgs {
         eprintln!("{summary}");
 
         let mut places: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        for (shown, line, label) in &findings {
+        for (shown, _, line, label) in &findings {
             places
                 .entry(*label)
                 .or_default()
@@ -214,7 +226,7 @@ impl ScanArgs {
                 &ScanJson {
                     findings: findings
                         .iter()
-                        .map(|(path, line, label)| FindingJson {
+                        .map(|(_, path, line, label)| FindingJson {
                             path,
                             line: *line,
                             name: &labels[*label],
@@ -249,6 +261,10 @@ fn mark_compromised(
     labels: &[String],
     places: &BTreeMap<usize, Vec<String>>,
 ) -> anyhow::Result<Vec<String>> {
+    ctx.audit.begin("scan-mark-compromised");
+    ctx.audit.note(|d| {
+        d.credentials = places.keys().map(|&l| labels[l].clone()).collect();
+    });
     let mut txn = store.begin(ctx.identity()?)?;
     let now = crate::model::rotation::now();
     let mut marked = Vec::new();
@@ -281,6 +297,8 @@ fn mark_compromised(
         marked.push(name.clone());
     }
     if !marked.is_empty() {
+        ctx.audit.note(|d| d.credentials = marked.clone());
+        ctx.audit.ok()?;
         txn.commit()?;
         eprintln!("marked due now: {}", marked.join(", "));
     }

@@ -176,6 +176,9 @@ impl ShowArgs {
                 client,
             ));
         }
+        if let Some(upstream) = &entry.upstream {
+            lines.push(("upstream", escape(&upstream.to_string())));
+        }
         for (key, value) in lines {
             writeln!(out, "{:<14}{value}", format!("{key}:"))?;
         }

@@ -28,9 +28,20 @@ impl Recipient {
     /// carry its comment after the key.
     pub fn parse(input: &str) -> Result<Recipient> {
         let text = input.trim();
+        // A recipient is public; what is typed in its place may not be (an identity, a
+        // private key, a value pasted into the wrong command): only a public-key-shaped
+        // argument is repeated.
+        let public_shape = ["age1", "ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"]
+            .iter()
+            .any(|p| text.starts_with(p));
+        let shown = if public_shape && !crate::util::output::looks_like_private_key(text) {
+            escape(&shorten(text))
+        } else {
+            "(not repeated here: it may be a secret)".into()
+        };
         let invalid = |reason: String| Error::InvalidValue {
             what: "recipient",
-            input: escape(&shorten(text)),
+            input: shown.clone(),
             reason,
         };
         if text.starts_with("age1") {
@@ -39,7 +50,11 @@ impl Recipient {
                 .map(Recipient::X25519)
                 .map_err(|_| invalid("it is not a valid age X25519 recipient".into()));
         }
-        if text.starts_with("ssh-") || text.starts_with("ecdsa-") || text.starts_with("sk-") {
+        if text.starts_with("ssh-")
+            || text.starts_with("ecdsa-")
+            || text.starts_with("sk-ssh-")
+            || text.starts_with("sk-ecdsa-")
+        {
             use age::ssh::ParseRecipientKeyError as E;
             return text
                 .parse::<age::ssh::Recipient>()
@@ -57,7 +72,7 @@ impl Recipient {
                 });
         }
         Err(invalid(
-            "expected an age recipient (age1...) or an SSH public key (ssh-ed25519 ..., ssh-rsa ...)"
+            "expected an age recipient (age1...) or an SSH public key (ssh-ed25519 ..., ssh-rsa ...); a secret is never an argument: pipe the value or use --from-file"
                 .into(),
         ))
     }

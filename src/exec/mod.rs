@@ -25,6 +25,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
 
+use crate::backend::vault::ENV_UNLOCKING;
 use crate::crypto::identity::{ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE};
 use crate::error::{Error, Result};
 use crate::manifest::{Defaults, Entry};
@@ -41,8 +42,17 @@ use spawn::{Program, Signals};
 /// Variables kept by `--clean-env`.
 pub const CLEAN_ENV_KEEP: &[&str] = &["PATH", "HOME", "USER", "LANG", "TERM", "TMPDIR"];
 
-/// Never passed to the child: they unlock the store.
-const WITHHELD: &[&str] = &[ENV_IDENTITY, ENV_IDENTITY_FILE, ENV_PASSPHRASE];
+/// Never passed to the child: they unlock the store, or a backend (a Vault token reads
+/// every value under the store's prefix, not just the ones the program was given).
+const WITHHELD: &[&str] = &[
+    ENV_IDENTITY,
+    ENV_IDENTITY_FILE,
+    ENV_PASSPHRASE,
+    ENV_UNLOCKING[0],
+    ENV_UNLOCKING[1],
+    ENV_UNLOCKING[2],
+    ENV_UNLOCKING[3],
+];
 
 /// One credential to inject.
 pub struct Injection {
@@ -170,23 +180,15 @@ pub struct ExecPlan {
     pub mask: bool,
     /// The agent whose credentials these are, passed on as `AGENTCRED_AGENT`.
     pub agent: Option<crate::model::credential::AgentName>,
-    /// Broker routes instead of raw values (`exec --broker`, issue 16): always `None` until
-    /// the broker exists.
-    pub broker: Option<BrokerPlan>,
+    /// `--broker`: the broker serving the program, alive until it ends.
+    pub broker: Option<crate::broker::session::Session>,
     /// Run the program in this sandbox ([`crate::sandbox`]), already checked to be
     /// possible on this machine.
     pub sandbox: Option<crate::sandbox::Spec>,
+    /// A hash-pinned program's open file, which `program` (`/dev/fd/N`) names: kept open
+    /// until the program starts, so what runs is what was hashed.
+    pub pinned: Option<program::OpenedProgram>,
 }
-
-/// Where `exec --broker` will route a program's requests (issue 16). A placeholder: no
-/// plan carries one yet.
-#[derive(Debug, Default)]
-pub struct BrokerPlan {}
-
-/// `exec --sandbox` asked for (an agent's policy may ask too): the use case works out what
-/// to protect from the store's location and checks that this machine can.
-#[derive(Debug, Default)]
-pub struct SandboxPlan {}
 
 /// How a plan is carried out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +201,10 @@ pub enum RunMode {
 
 impl ExecPlan {
     pub fn mode(&self) -> RunMode {
-        if self.mask || self.injections.iter().any(|i| i.kind == Kind::File) {
+        if self.mask
+            || self.broker.is_some()
+            || self.injections.iter().any(|i| i.kind == Kind::File)
+        {
             RunMode::Spawn
         } else {
             RunMode::Replace
@@ -212,11 +217,8 @@ impl ExecPlan {
 /// or 128+N when signal N killed it), after removing the files it wrote.
 /// `say` hears the warnings and `-v` notes (the caller prints them).
 pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)) -> Result<i32> {
-    if plan.broker.is_some() {
-        return Err(Error::Unsupported(
-            "exec through the broker is not built yet".into(),
-        ));
-    }
+    // Until the program has started (or this returns), the pinned file stays open.
+    let _pinned = &plan.pinned;
     let base = filecred::base_dir();
     // Directories a killed agentcred left are cleaned by the next run that writes file
     // credentials (not by every exec: that would list the temp dir each time).
@@ -279,6 +281,11 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
         &files,
     );
     crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
+    if let Some(session) = &plan.broker {
+        for warning in session.apply(&mut env) {
+            say(&warning);
+        }
+    }
     let launch = launch::Launch::new(&plan, &mut env, false);
     drop(plan.injections);
     let program = Program {
@@ -289,6 +296,9 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
     };
     let dir = files.dir().map(std::path::Path::to_path_buf);
     let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
+    if let Some(session) = plan.broker {
+        session.stop();
+    }
     if let (Err(e), Some(dir)) = (files.remove(), dir) {
         say(&format!("warning: cannot remove {}: {e}", dir.display()));
     }
@@ -391,6 +401,7 @@ mod tests {
             vault_version: None,
             value_info: None,
             oauth2: None,
+            upstream: None,
             history: Vec::new(),
             mac: String::new(),
         };

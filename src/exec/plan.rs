@@ -12,7 +12,7 @@ use crate::audit::Recorder;
 use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
 use crate::exec::program::{check_program, program_basename, resolve_program};
-use crate::exec::{self, BrokerPlan, ExecPlan, Injection, SandboxPlan};
+use crate::exec::{self, ExecPlan, Injection};
 use crate::manifest::Entry;
 use crate::model::credential::{CredentialName, Kind};
 use crate::oauth;
@@ -34,11 +34,13 @@ pub struct Request {
     pub mask: bool,
     /// `-v`: say which rule chose the agent and what is injected.
     pub verbose: bool,
-    /// `exec --broker`: route requests through the broker instead of injecting values
-    /// (issue 16; not built yet, so always `None`).
-    pub broker: Option<BrokerPlan>,
+    /// `exec --broker`: credentials with an upstream reach the program as a placeholder
+    /// and a local proxy's URL (an agent's policy may ask too).
+    pub broker: bool,
+    /// With `broker`: these credentials are injected as usual.
+    pub raw: Vec<String>,
     /// `exec --sandbox`: run the program in the sandbox (an agent's policy may ask too).
-    pub sandbox: Option<SandboxPlan>,
+    pub sandbox: bool,
 }
 
 /// What the use case needs from its caller: the store and identity (opened when first
@@ -79,6 +81,13 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         );
     });
     let only = CredentialName::parse_list(&request.only)?;
+    // `--only ""` or `--only ,` names nothing: never "everything".
+    if !request.only.is_empty() && only.is_empty() {
+        return Err(Error::Usage(
+            "--only names no credential; name at least one (--only NAME,...)".into(),
+        )
+        .into());
+    }
     audit.note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
     let store = open_store()?;
     let resolved = resolve_program(program, std::env::var_os("PATH").as_deref())?;
@@ -89,18 +98,32 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
             .clone()
             .or_else(|| env_agent.as_ref().map(|v| v.to_string_lossy().into_owned()));
     });
-    let reader = store.reader(identity()?)?;
+    // A rolled-back store can bring back a revoked grant: refused here, not warned.
+    let reader = store.reader_for_exec(identity()?)?;
     let chosen = policy::choose_agent(
         request.agent.as_deref(),
         env_agent.as_deref(),
         program,
+        args,
         |name| reader.agent(name),
     )?;
+    if chosen.is_none() {
+        let shown = escape(&program.to_string_lossy());
+        if reader.defaults()?.require_agent {
+            return Err(Error::AgentRequired { program: shown }.into());
+        }
+        if only.is_empty() && reader.has_agents() {
+            say(&format!(
+                "warning: no agent applies to {shown}, so it gets every credential (--agent NAME, or an agent named like the program or script, limits it; `agentcred config require-agent true` makes this an error)"
+            ));
+        }
+    }
     audit.note(|d| d.agent = chosen.as_ref().map(|c| c.name.to_string()));
     let flags = ExecPolicy {
         clean_env: request.clean_env,
         deny_overdue: request.deny_overdue,
-        sandbox: request.sandbox.is_some(),
+        sandbox: request.sandbox,
+        broker: request.broker,
         ..ExecPolicy::default()
     };
     let selection = policy::select(only, chosen, flags)?;
@@ -121,9 +144,13 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
     });
     // An agent's credentials go only to its pinned program: run the path checked.
     // Otherwise run the file found along PATH, as execvp would have.
-    let run_path = match &selection.agent {
-        Some(chosen) => check_program(chosen, &resolved)?,
-        None => resolved.found,
+    // A hash-pinned program runs through the descriptor that was hashed (`pinned`).
+    let (run_path, pinned) = match &selection.agent {
+        Some(chosen) => {
+            let checked = check_program(chosen, &resolved, program)?;
+            (checked.path, checked.opened)
+        }
+        None => (resolved.found, None),
     };
     let mut targets: BTreeMap<&str, &CredentialName> = BTreeMap::new();
     for (name, entry) in &selected {
@@ -172,6 +199,25 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
     }
     let store_id = reader.store_id().to_owned();
     drop(reader);
+    let brokering = selection.policy.broker;
+    if !brokering && !request.raw.is_empty() {
+        return Err(Error::Usage(
+            "--raw goes with --broker (or an agent whose policy brokers)".into(),
+        )
+        .into());
+    }
+    let (values, brokered) = if brokering {
+        let raw = CredentialName::parse_list(&request.raw)?;
+        let split = crate::broker::session::split(values, &raw)?;
+        (split.raw, split.brokered)
+    } else {
+        (values, Vec::new())
+    };
+    let raw_names: Vec<CredentialName> = if brokering {
+        values.iter().map(|(n, _, _)| n.clone()).collect()
+    } else {
+        Vec::new()
+    };
     // oauth2 credentials hold a client secret; the program gets an access token instead.
     // Done with the store unlocked: a token request may take seconds.
     let values = oauth::access_tokens(&store, identity()?, &store_id, values, request.verbose)
@@ -196,6 +242,12 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
                 Kind::Oauth2 => format!("{} as an access token in {}", i.name, i.env),
                 Kind::File => format!("{} as a file in {}", i.name, i.env),
             })
+            .map(
+                |text| match raw_names.iter().any(|n| text.starts_with(&format!("{n} "))) {
+                    true => format!("{text} (raw, not brokered)"),
+                    false => text,
+                },
+            )
             .collect();
         say(&format!(
             "agentcred: injecting {}",
@@ -206,6 +258,20 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
             }
         ));
     }
+    let broker = if brokering {
+        let session = crate::broker::session::Session::start(
+            brokered,
+            Some(broker_audit(&store, &selection, program)),
+        )?;
+        if request.verbose {
+            for line in &session.summary {
+                say(&format!("agentcred: {line}"));
+            }
+        }
+        Some(session)
+    } else {
+        None
+    };
     // A sandboxed program cannot reach the keyring, so there is nothing to warn about.
     if sandbox.is_none() && identity()?.unlocked_in_session() {
         say(&format!(
@@ -221,8 +287,9 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         clean_env: selection.policy.clean_env,
         mask: request.mask || selection.policy.mask,
         agent: selection.agent.map(|chosen| chosen.name),
-        broker: request.broker,
+        broker,
         sandbox,
+        pinned,
     })
 }
 
@@ -232,4 +299,38 @@ fn not_starting(e: anyhow::Error, program: &std::ffi::OsStr) -> anyhow::Error {
         "not starting {}",
         escape(&program.to_string_lossy())
     ))
+}
+
+/// The broker's audit callback: one `broker` event per request, with the agent and the
+/// program of this exec; its outcome is the decision (`brokered` or `blocked`).
+fn broker_audit(
+    store: &Store,
+    selection: &policy::Selection,
+    program: &std::ffi::OsStr,
+) -> crate::broker::AuditFn {
+    let root = store.root().to_path_buf();
+    let agent = selection
+        .agent
+        .as_ref()
+        .map(|chosen| chosen.name.to_string());
+    let program = program_basename(program).map(String::from);
+    Box::new(move |event: crate::broker::AuditEvent| {
+        let draft = crate::audit::Draft {
+            action: "broker",
+            agent: agent.clone(),
+            credentials: vec![event.credential],
+            program: program.clone(),
+            request: Some(crate::audit::Request {
+                method: event.method,
+                host: event.host,
+                path: event.path,
+                status: event.status,
+                decision: event.decision.as_str().into(),
+            }),
+        };
+        // The broker's thread has no caller to hand a warning to.
+        if let Err(e) = crate::audit::append(&root, &draft, event.decision.as_str()) {
+            eprintln!("warning: a brokered request was not audited: {e}");
+        }
+    })
 }

@@ -6,6 +6,7 @@
 //! file is known to be in the layout agentcred writes, so `get` can cut out its entry's
 //! section and parse only that. Everything that needs more parses the whole file.
 
+pub mod conflict;
 mod fastpath;
 mod render;
 
@@ -68,6 +69,10 @@ pub struct Manifest {
 pub struct Defaults {
     pub rotate_every: Period,
     pub due_soon_window: Period,
+    /// `exec` and `export` refuse to run without an agent (`agentcred config require-agent
+    /// true`): no program gets every credential by accident. Sealed with the rest.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_agent: bool,
 }
 
 impl Default for Defaults {
@@ -75,6 +80,7 @@ impl Default for Defaults {
         Defaults {
             rotate_every: Period::days(90),
             due_soon_window: Period::days(14),
+            require_agent: false,
         }
     }
 }
@@ -107,6 +113,9 @@ pub struct Entry {
     /// The token endpoint of an `oauth2` credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<Box<ClientConfig>>,
+    /// Where `exec --broker` may send it (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Box<crate::model::upstream::Upstream>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -226,6 +235,10 @@ pub struct Agent {
     /// The SHA-256 (hex) that executable must have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_sha256: Option<String>,
+    /// The name the program must be run as (a multi-call binary dispatches on it); older
+    /// pins have none and use the pinned path's file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_name: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub clean_env: bool,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -235,10 +248,49 @@ pub struct Agent {
     /// exec runs its program in the sandbox (CONTRACT section 11).
     #[serde(default, skip_serializing_if = "is_false")]
     pub sandbox: bool,
+    /// exec brokers its credentials (CONTRACT section 10).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub broker: bool,
     pub created_at: Timestamp,
     pub created_by: String,
+    /// Commands `agentcred mcp` may run for it (`agent command add`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commands: BTreeMap<String, AgentCommand>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
+}
+
+/// A command an agent's MCP client may run by name: a pinned program and its fixed
+/// arguments. Covered by the agent's MAC, so only a recipient can declare one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCommand {
+    /// An absolute, canonical path.
+    pub program: String,
+    /// The SHA-256 (hex) the program must have when it is run.
+    pub program_sha256: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The caller may append arguments after `args`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub extra_args: bool,
+    /// Declared free of side effects (MCP `readOnlyHint`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A declared command's name: lowercase `[a-z0-9][a-z0-9._-]*`, at most 64 characters.
+pub fn valid_command_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 fn is_false(value: &bool) -> bool {
@@ -365,6 +417,7 @@ mod tests {
                 private_key_id: Some("0a1b".into()),
             })),
             oauth2: None,
+            upstream: None,
             history: vec![
                 Event {
                     at,
@@ -388,12 +441,15 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             program: program.map(String::from),
             program_sha256: program.map(|_| "ab".repeat(32)),
+            program_name: None,
             clean_env: true,
             mask: program.is_some(),
             deny_overdue: false,
             sandbox: false,
+            broker: false,
             created_at: "2026-01-02T00:00:00Z".parse().unwrap(),
             created_by: "me@host".into(),
+            commands: BTreeMap::new(),
             mac: String::new(),
         }
     }
@@ -416,6 +472,17 @@ mod tests {
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));
         m.agents.insert("ci.v2".into(), agent(&[], None));
+        m.agents.get_mut("bot").unwrap().commands.insert(
+            "deploy.prod".into(),
+            AgentCommand {
+                program: "/usr/bin/deploy".into(),
+                program_sha256: "cd".repeat(32),
+                args: vec!["--prod".into(), "a \"quoted\" arg".into()],
+                extra_args: false,
+                read_only: false,
+                description: Some("ship it".into()),
+            },
+        );
         m.vault = Some(VaultSettings {
             addr: Some("https://vault.example.com:8200".into()),
             mount: "kv".into(),
@@ -457,6 +524,10 @@ mod tests {
             "post"
         );
         assert_eq!(sealed["vault"]["prefix"], "team/agentcred");
+        assert_eq!(
+            sealed["agents"]["bot"]["commands"]["deploy.prod"]["args"][1],
+            "a \"quoted\" arg"
+        );
         assert_eq!(sealed["credentials"]["z"]["backend"], "vault");
         assert_eq!(sealed["credentials"]["z"]["vault_version"], 7);
         assert_eq!(
@@ -497,6 +568,7 @@ mod tests {
             .unwrap();
         assert!(bot.mac_ok(&key, "0123456789abcdef", "bot"));
         assert_eq!(bot.program.as_deref(), Some("/usr/bin/bot"));
+        assert_eq!(bot.commands["deploy.prod"].program, "/usr/bin/deploy");
         let ci = find_agent(&text, &AgentName::parse("ci.v2").unwrap())
             .unwrap()
             .unwrap();
@@ -577,5 +649,65 @@ mod tests {
         // A Windows checkout still verifies.
         let crlf = text.replace('\n', "\r\n");
         assert!(seal_ok(&crlf, &key).unwrap());
+    }
+}
+
+/// No manifest text makes the parsers panic: a manifest is read from disk and may be
+/// anything (issue 14: one holding `rotate_every = "19999y"` made every command panic).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = "format = 1\nstore_id = \"a0c2554afd5478a9\"\ngeneration = 1\nrecipients_sha256 = \"f6\"\nseal = \"x\"\n\n[defaults]\nrotate_every = \"90d\"\ndue_soon_window = \"14d\"\n\n[credentials.foo]\nenv = \"FOO\"\nkind = \"secret\"\nbackend = \"age\"\ncreated_at = \"2026-11-30T14:22:50Z\"\nrotated_at = \"2026-11-30T14:22:50Z\"\nrotate_every = \"30d\"\nmac = \"m\"\n\n[agents.bot]\nallow = [\"foo\"]\n";
+
+    fn exercise(text: &str) {
+        let _ = header(text);
+        let _ = find_defaults(text);
+        let _ = find_vault(text);
+        let _ = table_names(text, "credentials");
+        let _ = table_names(text, "agents");
+        if let Ok(name) = CredentialName::parse("foo") {
+            let _ = find_entry(text, &name);
+        }
+        if let Ok(name) = AgentName::parse("bot") {
+            let _ = find_agent(text, &name);
+        }
+        let _ = Manifest::parse_sealed(text);
+        if let Ok(manifest) = Manifest::parse_any(text) {
+            for entry in manifest.credentials.values() {
+                let _ = entry.due_at(&manifest.defaults);
+                let _ = entry.expires_before_due(&manifest.defaults);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text(text in "\\PC{0,400}") {
+            exercise(&text);
+        }
+
+        #[test]
+        fn a_valid_manifest_with_any_field_value(period in "\\PC{0,12}|[0-9]{1,12}(h|d|w|mo|y)", date in "\\PC{0,30}|-?[0-9]{1,6}-[0-9]{2}-[0-9]{2}(T00:00:00Z)?") {
+            let text = VALID
+                .replace("\"30d\"", &format!("{period:?}"))
+                .replace("\"14d\"", &format!("{period:?}"))
+                .replace("\"2026-11-30T14:22:50Z\"", &format!("{date:?}"));
+            exercise(&text);
+        }
+
+        #[test]
+        fn a_valid_manifest_cut_anywhere(cut in 0usize..600, insert in "\\PC{0,8}") {
+            let mut text = VALID.to_string();
+            let mut at = cut.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            text.insert_str(at, &insert);
+            exercise(&text);
+            exercise(&VALID[..cut.min(VALID.len())]);
+        }
     }
 }

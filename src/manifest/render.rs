@@ -187,6 +187,20 @@ impl Manifest {
                     ),
                 ));
             }
+            if let Some(bad) = agent
+                .commands
+                .keys()
+                .find(|n| !super::valid_command_name(n))
+            {
+                return Err(Error::integrity(
+                    FILE_NAME,
+                    format!(
+                        "agent {} declares an invalid command name {}",
+                        escape(name),
+                        escape(bad)
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -204,6 +204,105 @@ const REFUSED_EXACT: &[&str] = &[
     "CURL_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
     "NODE_TLS_REJECT_UNAUTHORIZED",
+    // TLS trust turned off or redirected, and TLS keys logged (GIT_SSL_* is a prefix below).
+    "SSLKEYLOGFILE",
+    "OPENSSL_CONF",
+    "OPENSSL_ENGINES",
+    "OPENSSL_MODULES",
+    "PYTHONHTTPSVERIFY",
+    "AWS_CA_BUNDLE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "CARGO_HTTP_CAINFO",
+    "PIP_CERT",
+    "PIP_TRUSTED_HOST",
+    "UV_INSECURE_HOST",
+    "HTTPLIB2_CA_CERTS",
+    "NIX_SSL_CERT_FILE",
+    "DENO_CERT",
+    "DENO_TLS_CA_STORE",
+    "GIT_CURL_VERBOSE",
+    "GOINSECURE",
+    "GONOSUMDB",
+    "GONOSUMCHECK",
+    "GOSUMDB",
+    "GOPRIVATE",
+    "GONOPROXY",
+    "GOFLAGS",
+    "GOTOOLCHAIN",
+    // Programs run by tools and shells (names ending in _EDITOR, _PAGER, _ASKPASS are
+    // refused below).
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTC",
+    "RUSTDOC",
+    "RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "CC",
+    "CXX",
+    "CPP",
+    "LD",
+    "AR",
+    "MAKEFLAGS",
+    "MANPAGER",
+    "MANOPT",
+    "FCEDIT",
+    "TERMINAL",
+    "PS1",
+    "PS2",
+    "PS3",
+    "ELECTRON_RUN_AS_NODE",
+    "NODE_REPL_EXTERNAL_MODULE",
+    "PERL5SHELL",
+    "PERLDB_OPTS",
+    "RUBYSHELL",
+    "JAVA_OPTS",
+    "MAVEN_OPTS",
+    "GRADLE_OPTS",
+    "SBT_OPTS",
+    "ANT_OPTS",
+    "CATALINA_OPTS",
+    "ERL_AFLAGS",
+    "ERL_ZFLAGS",
+    "ERL_LIBS",
+    "R_PROFILE",
+    "R_PROFILE_USER",
+    "R_ENVIRON",
+    "R_ENVIRON_USER",
+    "PHP_INI_SCAN_DIR",
+    "TCLLIBPATH",
+    "GTK_PATH",
+    "GTK_MODULES",
+    "QT_PLUGIN_PATH",
+    "GST_PLUGIN_PATH",
+    "PYTHONEXECUTABLE",
+    "PYTHONPLATLIBDIR",
+    "PYTHONUSERBASE",
+    "PYTHONSAFEPATH",
+    "PYTHONNOUSERSITE",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_CEILING_DIRECTORIES",
+    // Other configuration loaded in place of the user's (which can name programs to run,
+    // such as AWS's credential_process, kubectl's exec plugins or docker's helpers).
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "YARN_RC_FILENAME",
+    "PIP_CONFIG_FILE",
+    "CURL_HOME",
+    "WGETRC",
+    "NETRC",
+    "GNUPGHOME",
+    "XDG_CONFIG_HOME",
+    "XDG_CONFIG_DIRS",
+    "BOTO_CONFIG",
+    "CLOUDSDK_CONFIG",
+    "TF_CLI_CONFIG_FILE",
+    "KUBECONFIG",
+    "DOCKER_CONFIG",
+    "HGRCPATH",
+    "INPUTRC",
     // Proxy variables stay allowed: a proxy URL with credentials is a real secret, and
     // with TLS trust pinned by the refusals above a proxy sees host names, not traffic.
 ];
@@ -218,7 +317,16 @@ const REFUSED_PREFIXES: &[&str] = &[
     "CORECLR_",
     "COMPLUS_",
     "DOTNET_",
+    "GIT_SSL_",
+    "GIT_TRACE",
+    "NPM_CONFIG_",
+    "CARGO_BUILD_",
+    "CARGO_TARGET_",
 ];
+
+/// Suffixes refused as injection targets: the commands tools run to edit, page or ask for
+/// a password (`GIT_SEQUENCE_EDITOR`, `SYSTEMD_PAGER`, `SUDO_ASKPASS`). Compared upper-cased.
+const REFUSED_SUFFIXES: &[&str] = &["_EDITOR", "_PAGER", "_ASKPASS"];
 
 impl EnvVarName {
     pub fn parse(input: &str) -> Result<Self> {
@@ -254,7 +362,9 @@ impl EnvVarName {
 
 fn is_refused(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    REFUSED_EXACT.contains(&upper.as_str()) || REFUSED_PREFIXES.iter().any(|p| upper.starts_with(p))
+    REFUSED_EXACT.contains(&upper.as_str())
+        || REFUSED_PREFIXES.iter().any(|p| upper.starts_with(p))
+        || REFUSED_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 impl TryFrom<String> for EnvVarName {
@@ -398,6 +508,19 @@ mod tests {
     #[test]
     fn env_names() {
         assert!(EnvVarName::parse("OPENAI_API_KEY").is_ok());
+        // Secrets people do inject, next to refused families.
+        for allowed in [
+            "HTTPS_PROXY",
+            "GOPROXY",
+            "NPM_TOKEN",
+            "CARGO_REGISTRY_TOKEN",
+            "GITHUB_TOKEN",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "AWS_SECRET_ACCESS_KEY",
+            "PYTHONANYWHERE_API_TOKEN",
+        ] {
+            assert!(EnvVarName::parse(allowed).is_ok(), "{allowed}");
+        }
         assert!(EnvVarName::parse("_x").is_ok());
         for bad in ["", "1A", "A-B", "A B", "A=B"] {
             assert!(
@@ -414,6 +537,11 @@ mod tests {
             "NODE_OPTIONS",
             "AGENTCRED_AGENT",
             "GIT_SSH_COMMAND",
+            "git_ssl_no_verify",
+            "SUDO_ASKPASS",
+            "GIT_SEQUENCE_EDITOR",
+            "NPM_CONFIG_USERCONFIG",
+            "GIT_TRACE_CURL",
         ] {
             assert!(
                 matches!(EnvVarName::parse(refused), Err(Error::RefusedEnvVar { .. })),

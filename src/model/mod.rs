@@ -2,6 +2,8 @@
 //! value looks like, and the settings a store records for its backends and OAuth clients.
 
 pub mod credential;
+pub mod provider;
 pub mod rotation;
 pub mod settings;
+pub mod upstream;
 pub mod value_info;

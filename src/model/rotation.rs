@@ -37,21 +37,24 @@ impl Period {
         }
     }
 
-    fn span(self) -> Span {
+    /// The period as a calendar span; `None` when jiff cannot represent it (its unit
+    /// limits are about 20,000 years), never a panic.
+    fn span(self) -> Option<Span> {
         let n = i64::from(self.amount);
         match self.unit {
-            PeriodUnit::Hours => Span::new().hours(n),
-            PeriodUnit::Days => Span::new().days(n),
-            PeriodUnit::Weeks => Span::new().weeks(n),
-            PeriodUnit::Months => Span::new().months(n),
-            PeriodUnit::Years => Span::new().years(n),
+            PeriodUnit::Hours => Span::new().try_hours(n),
+            PeriodUnit::Days => Span::new().try_days(n),
+            PeriodUnit::Weeks => Span::new().try_weeks(n),
+            PeriodUnit::Months => Span::new().try_months(n),
+            PeriodUnit::Years => Span::new().try_years(n),
         }
+        .ok()
     }
 
     /// `at + self`, in calendar terms (UTC), so `1mo` from Jan 31 is Feb 28.
     pub fn after(self, at: Timestamp) -> Option<Timestamp> {
         at.to_zoned(TimeZone::UTC)
-            .checked_add(self.span())
+            .checked_add(self.span()?)
             .ok()
             .map(|z| z.timestamp())
     }
@@ -59,11 +62,14 @@ impl Period {
     /// `at - self`.
     pub fn before(self, at: Timestamp) -> Option<Timestamp> {
         at.to_zoned(TimeZone::UTC)
-            .checked_sub(self.span())
+            .checked_sub(self.span()?)
             .ok()
             .map(|z| z.timestamp())
     }
 }
+
+/// The longest period accepted, in years.
+const MAX_YEARS: u32 = 1000;
 
 impl FromStr for Period {
     type Err = Error;
@@ -94,11 +100,19 @@ impl FromStr for Period {
             _ => return Err(bad("the unit must be h, d, w, mo or y")),
         };
         let period = Period { amount, unit };
-        // Reject periods that overflow the calendar rather than failing later.
-        if period.after(Timestamp::UNIX_EPOCH).is_none() || amount > 100_000 {
-            return Err(bad("it is too long"));
+        // At most 1000 years, so that any rotation date plus the period stays inside the
+        // calendar (jiff's ends at 9999): a longer one would make due dates vanish.
+        let limit = Period {
+            amount: MAX_YEARS,
+            unit: PeriodUnit::Years,
+        };
+        match (
+            period.after(Timestamp::UNIX_EPOCH),
+            limit.after(Timestamp::UNIX_EPOCH),
+        ) {
+            (Some(end), Some(max)) if end <= max => Ok(period),
+            _ => Err(bad("it is too long (at most 1000 years)")),
         }
-        Ok(period)
     }
 }
 
@@ -231,6 +245,11 @@ mod tests {
             "1m",
             "99999999999d",
             "1yr",
+            "19999y",
+            "240000mo",
+            "9999999d",
+            "1001y",
+            "99999999h",
         ] {
             assert!(bad.parse::<Period>().is_err(), "{bad:?}");
         }
@@ -352,5 +371,59 @@ mod tests {
             status(due, ts("2026-03-17T23:59:59Z"), Period::days(14)),
             Status::Ok
         );
+    }
+}
+
+/// No input makes the duration and date parsers, or the arithmetic on what they accept,
+/// panic (issue 14: `19999y` did).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn check(period: Period) {
+        for at in [Timestamp::MIN, Timestamp::UNIX_EPOCH, now(), Timestamp::MAX] {
+            let due = period.after(at);
+            let _ = period.before(at);
+            let _ = due_at(Policy::Every(period), period, at);
+            let _ = status(due, at, period);
+            let _ = status(Some(at), Timestamp::MAX, period);
+            let _ = status(Some(Timestamp::MAX), at, period);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_as_a_period(text in "\\PC{0,24}") {
+            if let Ok(period) = text.parse::<Period>() {
+                check(period);
+                prop_assert_eq!(period.to_string().parse::<Period>().ok(), Some(period));
+            }
+        }
+
+        #[test]
+        fn any_number_and_unit(amount in 0u64..5_000_000_000, unit in "(h|d|w|mo|y)") {
+            if let Ok(period) = format!("{amount}{unit}").parse::<Period>() {
+                check(period);
+            }
+        }
+
+        #[test]
+        fn any_text_as_a_date(text in "\\PC{0,40}") {
+            if let Ok(at) = parse_date(&text) {
+                check(Period::days(1));
+                let _ = status(Some(at), now(), Period::days(14));
+            }
+        }
+
+        #[test]
+        fn date_shaped_text(year in -100_000i64..100_000, month in 0u8..15, day in 0u8..40, rest in "(|T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2}))") {
+            let text = format!("{year:04}-{month:02}-{day:02}{rest}");
+            if let Ok(at) = parse_date(&text) {
+                let _ = status(Some(at), now(), Period::days(14));
+                let _ = due_at(Policy::Default, Period::days(90), at);
+            }
+        }
     }
 }

@@ -60,37 +60,64 @@ pub fn default_prefix(store_id: &str) -> String {
 
 /// Refuse an address that is not `https://`, except `http://` to a loopback address.
 pub fn check_addr(url: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidValue {
-        what: "Vault address",
+    check_url(
+        url,
+        &UrlRule {
+            what: "Vault address",
+            example: "https://vault.example.com:8200",
+            userinfo: "give the token with VAULT_TOKEN",
+            refuse_query: true,
+            plain_http: "Vault tokens and values only travel over https",
+            other_scheme: "only https:// Vault addresses are supported",
+        },
+    )
+}
+
+/// What [`check_url`] says for one kind of URL.
+struct UrlRule {
+    what: &'static str,
+    example: &'static str,
+    /// Where the credential goes instead of the URL's user name or password.
+    userinfo: &'static str,
+    refuse_query: bool,
+    plain_http: &'static str,
+    other_scheme: &'static str,
+}
+
+/// The one URL policy of agentcred's own HTTPS clients: at most 2048 characters, a
+/// scheme and an authority, no user name or password in it, and `https://` (plain
+/// `http://` only to 127.0.0.0/8, ::1 or localhost, where nothing leaves the machine).
+fn check_url(url: &str, rule: &UrlRule) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidValue {
+        what: rule.what,
         input: escape(url),
-        reason: reason.into(),
+        reason,
     };
     if url.len() > 2048 {
-        return Err(invalid("it is longer than 2048 characters"));
+        return Err(invalid("it is longer than 2048 characters".into()));
     }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| invalid("it is not a URL like https://vault.example.com:8200"))?;
+    let not_a_url = || invalid(format!("it is not a URL like {}", rule.example));
+    let uri: ureq::http::Uri = url.parse().map_err(|_| not_a_url())?;
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(invalid(
-            "it is not a URL like https://vault.example.com:8200",
-        ));
+        return Err(not_a_url());
     };
     if authority.as_str().contains('@') {
-        return Err(invalid(
-            "it holds a user name or password; give the token with VAULT_TOKEN",
-        ));
+        return Err(invalid(format!(
+            "it holds a user name or password; {}",
+            rule.userinfo
+        )));
     }
-    if uri.query().is_some() {
-        return Err(invalid("it has a query string"));
+    if rule.refuse_query && uri.query().is_some() {
+        return Err(invalid("it has a query string".into()));
     }
     match scheme {
         "https" => Ok(()),
         "http" if http::is_loopback(authority.host()) => Ok(()),
-        "http" => Err(invalid(
-            "Vault tokens and values only travel over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
-        )),
-        _ => Err(invalid("only https:// Vault addresses are supported")),
+        "http" => Err(invalid(format!(
+            "{} (plain http only to 127.0.0.0/8, ::1 or localhost)",
+            rule.plain_http
+        ))),
+        _ => Err(invalid(rule.other_scheme.into())),
     }
 }
 
@@ -220,35 +247,17 @@ impl ClientConfig {
 /// Refuse a token URL that is not `https://`, except `http://` to a loopback address
 /// (127.0.0.0/8, ::1, localhost), where nothing leaves the machine.
 pub fn check_token_url(url: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidValue {
-        what: "token URL",
-        input: escape(url),
-        reason: reason.into(),
-    };
-    if url.len() > 2048 {
-        return Err(invalid("it is longer than 2048 characters"));
-    }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| invalid("it is not a URL like https://auth.example.com/oauth/token"))?;
-    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-        return Err(invalid(
-            "it is not a URL like https://auth.example.com/oauth/token",
-        ));
-    };
-    if authority.as_str().contains('@') {
-        return Err(invalid(
-            "it holds a user name or password; give the client id with --client-id",
-        ));
-    }
-    match scheme {
-        "https" => Ok(()),
-        "http" if http::is_loopback(authority.host()) => Ok(()),
-        "http" => Err(invalid(
-            "client secrets are only sent over https (plain http only to 127.0.0.0/8, ::1 or localhost)",
-        )),
-        _ => Err(invalid("only https:// token URLs are supported")),
-    }
+    check_url(
+        url,
+        &UrlRule {
+            what: "token URL",
+            example: "https://auth.example.com/oauth/token",
+            userinfo: "give the client id with --client-id",
+            refuse_query: false,
+            plain_http: "client secrets are only sent over https",
+            other_scheme: "only https:// token URLs are supported",
+        },
+    )
 }
 
 /// Client ids, scopes and audiences are shown to people and sent in requests: one line,

@@ -78,7 +78,7 @@ pub(super) fn obtain(client: &Client, timeout: Duration) -> Result<Token> {
         }
     };
     if !status.is_success() {
-        let why = server_error(&json, client.secret.expose_secret())
+        let why = server_error(&json, &client.secrets())
             .map(|e| format!(": {e}"))
             .unwrap_or_default();
         return Err(err(format!(

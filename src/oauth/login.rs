@@ -70,6 +70,7 @@ pub fn login(
         config,
         secret: &value,
         client_secret: stored.client_secret.as_deref().map(str::as_bytes),
+        refresh_token: None,
     };
     let (token, how) = if options.device {
         (super::device::obtain(&client, options.timeout)?, "device")
@@ -391,7 +392,7 @@ mod tests {
     #[test]
     fn pkce_s256_matches_rfc_7636_appendix_b() {
         assert_eq!(
-            challenge("dBjftJeZ4CVP-1mWbQKJYLdFQ4X1TxM1RsWL1tGrwdE"),
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }

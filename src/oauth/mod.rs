@@ -115,6 +115,7 @@ pub fn access_token(
         config,
         secret,
         client_secret: Some(secret.expose_secret()),
+        refresh_token: None,
     };
     let say = |text: String| {
         if verbose {
@@ -141,19 +142,20 @@ pub fn access_token(
         Grant::JwtBearer => jwt::request(&client)?,
         _ => request(&client, client_credentials_body(config))?,
     };
-    report_type(cache, name, &token);
+    report_type(cache, &client, &token);
     say(format!("obtained a new access token ({})", token.expiry()));
     cache_token(cache, &client, &token, &say);
     Ok(token.into_value())
 }
 
-fn report_type(cache: &TokenCache, name: &CredentialName, token: &Token) {
+fn report_type(cache: &TokenCache, client: &Client, token: &Token) {
+    let name = client.name;
     if let Some(kind) = token.token_type.as_deref()
         && !kind.eq_ignore_ascii_case("bearer")
     {
         (cache.say)(&format!(
             "note: the token endpoint of {name} issued a token of type {}, not Bearer; it is injected as is",
-            escape(&truncate(kind, MAX_ERROR_CODE))
+            escape(&truncate(&redact(kind, &client.secrets()), MAX_ERROR_CODE))
         ));
     }
 }
@@ -188,6 +190,7 @@ pub fn mint(
         config,
         secret,
         client_secret: Some(secret.expose_secret()),
+        refresh_token: None,
     };
     match config.grant {
         Grant::ClientCredentials => {
@@ -198,6 +201,39 @@ pub fn mint(
             "{name} holds a refresh token: `agentcred login {name}` replaces it"
         ))),
     }
+}
+
+/// A new access token for the broker, which keeps it in memory, and how long it may be
+/// used: its lifetime less the margin [`is_fresh`] keeps (none when the endpoint gave no
+/// lifetime). Not put in the cache: the broker asks again only when this one runs out.
+pub fn mint_for_broker(
+    name: &CredentialName,
+    entry: &Entry,
+    secret: &SecretSlice<u8>,
+) -> Result<(SecretSlice<u8>, Option<std::time::Duration>)> {
+    let config = config_of(name, entry)?;
+    let client = Client {
+        name,
+        config,
+        secret,
+        client_secret: Some(secret.expose_secret()),
+        refresh_token: None,
+    };
+    let token = match config.grant {
+        Grant::ClientCredentials => request(&client, client_credentials_body(config))?,
+        Grant::JwtBearer => jwt::request(&client)?,
+        Grant::AuthorizationCode => {
+            return Err(Error::Unsupported(format!(
+                "the broker cannot refresh {name}'s token yet"
+            )));
+        }
+    };
+    let usable = token.expires_at.and_then(|expires_at| {
+        let lifetime = expires_at.duration_since(token.obtained_at);
+        let left = lifetime - MIN_LEFT.max(lifetime / 10);
+        std::time::Duration::try_from(left).ok()
+    });
+    Ok((token.into_value(), usable))
 }
 
 fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientConfig> {
@@ -226,6 +262,22 @@ struct Client<'a> {
     config: &'a ClientConfig,
     secret: &'a SecretSlice<u8>,
     client_secret: Option<&'a [u8]>,
+    /// The refresh token sent (refresh grant): never echoed in a message either.
+    refresh_token: Option<&'a [u8]>,
+}
+
+impl Client<'_> {
+    /// Everything secret this request holds, for blotting out of what a server says.
+    fn secrets(&self) -> Vec<&[u8]> {
+        [
+            Some(self.secret.expose_secret()),
+            self.client_secret,
+            self.refresh_token,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 /// An access token and what is known about its lifetime. Not `Debug`.
@@ -383,7 +435,7 @@ fn request_inner(
     if !status.is_success() {
         let oauth_error = json
             .as_ref()
-            .and_then(|j| server_error(j, client.secret.expose_secret()));
+            .and_then(|j| server_error(j, &client.secrets()));
         let detail = format!(
             "{endpoint} answered {status_text}{}",
             oauth_error
@@ -424,7 +476,7 @@ fn request_inner(
     let access_token = match json.remove("access_token") {
         Some(serde_json::Value::String(token)) if !token.is_empty() => Zeroizing::new(token),
         _ => {
-            let why = server_error(&json, client.secret.expose_secret())
+            let why = server_error(&json, &client.secrets())
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
             return Err(Failure::Other(format!(
@@ -489,14 +541,14 @@ impl fmt::Display for ServerError {
 }
 
 /// The `error` and `error_description` of a response, escaped and truncated, with the
-/// client secret blotted out should a server echo it.
+/// client's secrets (client secret, refresh token) blotted out should a server echo them.
 fn server_error(
     json: &serde_json::Map<String, serde_json::Value>,
-    secret: &[u8],
+    secrets: &[&[u8]],
 ) -> Option<ServerError> {
     let text = |key: &str, max: usize| match json.get(key) {
         Some(serde_json::Value::String(s)) if !s.is_empty() => {
-            Some(escape(&truncate(&redact(s, secret), max)))
+            Some(escape(&truncate(&redact(s, secrets), max)))
         }
         _ => None,
     };
@@ -506,13 +558,13 @@ fn server_error(
     })
 }
 
-fn redact(text: &str, secret: &[u8]) -> String {
-    match std::str::from_utf8(secret) {
-        Ok(secret) if secret.len() >= 4 && text.contains(secret) => {
-            text.replace(secret, "<redacted>")
-        }
-        _ => text.to_string(),
-    }
+/// `text` without the secrets in any form a server may echo: as is, base64 (a Basic
+/// header), percent- or form-encoded (as it was sent), JSON-escaped, or cut short.
+fn redact(text: &str, secrets: &[&[u8]]) -> String {
+    let sent: Vec<Zeroizing<String>> = secrets.iter().map(|s| form_encode(s)).collect();
+    let mut all: Vec<&[u8]> = secrets.to_vec();
+    all.extend(sent.iter().map(|s| s.as_bytes()));
+    crate::mask::redact(text, &all)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -612,17 +664,17 @@ mod tests {
             r#"{"error":"invalid_scope","error_description":"bad \u001b[31m scope for s3cr3t-value"}"#,
         )
         .unwrap();
-        let shown = server_error(&json, b"s3cr3t-value").unwrap().to_string();
+        let shown = server_error(&json, &[b"s3cr3t-value"]).unwrap().to_string();
         assert_eq!(
             shown,
             "invalid_scope: \"bad \\u{1b}[31m scope for <redacted>\""
         );
         let long: serde_json::Map<String, serde_json::Value> =
             serde_json::from_value(serde_json::json!({"error": "x".repeat(500)})).unwrap();
-        let shown = server_error(&long, b"secret").unwrap().to_string();
+        let shown = server_error(&long, &[b"secret"]).unwrap().to_string();
         assert_eq!(shown.len(), MAX_ERROR_CODE + 3);
         let none: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"error_description":"no code"}"#).unwrap();
-        assert!(server_error(&none, b"secret").is_none());
+        assert!(server_error(&none, &[b"secret"]).is_none());
     }
 }

@@ -91,6 +91,7 @@ pub(super) fn access_token(
         config,
         secret: value,
         client_secret: None,
+        refresh_token: None,
     };
     if let Some(token) = cache.fresh(&client) {
         say(format!(
@@ -112,6 +113,7 @@ pub(super) fn access_token(
         config,
         secret: &value,
         client_secret: None,
+        refresh_token: None,
     };
     if let Some(token) = cache.fresh(&client) {
         say(format!(
@@ -143,8 +145,10 @@ pub(super) fn access_token(
         config,
         secret: &value,
         client_secret: stored.client_secret.as_deref().map(str::as_bytes),
+        refresh_token: Some(refresh_token.as_bytes()),
     };
     let mut token = request(&client, body)?;
+    report_type(cache, &client, &token);
     fault("oauth-refresh-received");
     let rotated = token
         .refresh_token
@@ -173,13 +177,13 @@ pub(super) fn access_token(
             value.clone()
         }
     };
-    report_type(cache, name, &token);
     say(format!("obtained a new access token ({})", token.expiry()));
     let client = Client {
         name,
         config,
         secret: &current,
         client_secret: None,
+        refresh_token: None,
     };
     cache_token(cache, &client, &token, &say);
     Ok(token.into_value())
@@ -242,6 +246,7 @@ pub(super) fn store_login(
         config,
         secret: &value,
         client_secret: None,
+        refresh_token: None,
     };
     let cache = TokenCache::new(store, identity, &store_id);
     cache_token(&cache, &client, &token, &|_| {});

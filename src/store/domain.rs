@@ -23,6 +23,8 @@ pub struct NewEntry {
     pub rotate_every: Option<RotateEvery>,
     pub due: Option<Timestamp>,
     pub oauth2: Option<Box<ClientConfig>>,
+    /// Where `exec --broker` sends it (README "Give an LLM agent a key it cannot leak").
+    pub upstream: Option<Box<crate::model::upstream::Upstream>>,
 }
 
 /// What `edit` may change in an entry's metadata; `None` keeps a field.
@@ -32,6 +34,8 @@ pub struct EntryEdit {
     pub description: Option<Option<String>>,
     pub rotate_every: Option<Option<RotateEvery>>,
     pub due: Option<Option<Timestamp>>,
+    /// Where `exec --broker` sends it: set, replaced or removed (`--no-upstream`).
+    pub upstream: Option<crate::model::upstream::UpstreamChange>,
 }
 
 /// A history event, the one place they are made.
@@ -93,6 +97,7 @@ impl Txn<'_> {
             vault_version: None,
             value_info: crate::model::value_info::inspect(value).map(Box::new),
             oauth2: new.oauth2,
+            upstream: new.upstream,
             history,
             mac: String::new(),
         };
@@ -208,6 +213,10 @@ impl Txn<'_> {
         if let Some(due) = edit.due {
             entry.due = due;
         }
+        if let Some(change) = edit.upstream {
+            change.apply(entry.kind, &mut entry.upstream)?;
+            changed.push("upstream");
+        }
         entry
             .history
             .push(event(at, "edited", Some(changed.join(", "))));
@@ -285,6 +294,17 @@ impl Txn<'_> {
         self.manifest.agents.insert(name.to_string(), agent);
     }
 
+    /// An agent to change in place (its MAC is renewed at commit), e.g. its declared
+    /// commands (`agent command add|rm`).
+    pub fn agent_mut(&mut self, name: &AgentName) -> Result<&mut Agent> {
+        self.manifest
+            .agents
+            .get_mut(name.as_str())
+            .ok_or_else(|| Error::AgentNotFound {
+                name: name.to_string(),
+            })
+    }
+
     /// Remove an agent; `None` when there is none of that name.
     pub fn remove_agent(&mut self, name: &AgentName) -> Option<Agent> {
         self.manifest.agents.remove(name.as_str())
@@ -322,6 +342,14 @@ impl Txn<'_> {
     /// Set the store's `[vault]` settings.
     pub fn set_vault_settings(&mut self, settings: VaultSettings) {
         self.manifest.vault = Some(settings);
+    }
+
+    /// Set `require_agent` (exec and export refuse to run when no agent applies); returns
+    /// whether it changed.
+    pub fn set_require_agent(&mut self, value: bool) -> bool {
+        let changed = self.manifest.defaults.require_agent != value;
+        self.manifest.defaults.require_agent = value;
+        changed
     }
 
     fn entry_mut(&mut self, name: &CredentialName) -> Result<&mut Entry> {

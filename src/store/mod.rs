@@ -257,6 +257,7 @@ impl Store {
             .map_err(|e| self.io_err("read the manifest", e))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::integrity(manifest::FILE_NAME, "it is not UTF-8 text"))?;
+        manifest::conflict::refuse_unmerged(&text)?;
         manifest::normalize_line_ends(text)
     }
 
@@ -405,8 +406,19 @@ impl Store {
         Ok(())
     }
 
-    /// Open for reading: shared lock, store key, seal verified.
+    /// Open for reading: shared lock, store key, seal verified. A store older than the
+    /// generation this machine saw gets a warning (an old checkout may be deliberate).
     pub fn reader<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        self.reader_with(identity, false)
+    }
+
+    /// [`reader`](Self::reader) for handing credentials to a program (`exec`): a rolled
+    /// back store is refused, since a rollback can bring back a revoked grant.
+    pub fn reader_for_exec<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        self.reader_with(identity, true)
+    }
+
+    fn reader_with<'a>(&'a self, identity: &'a Identity, strict: bool) -> Result<Reader<'a>> {
         let lock = self.lock(false)?;
         let text = self.read_manifest()?;
         let header = manifest::header(&text)?;
@@ -420,7 +432,11 @@ impl Store {
                 "the seal does not match",
             ));
         }
-        warn_if_rolled_back(self, &header);
+        if strict {
+            refuse_if_rolled_back(&header, "run a program from")?;
+        } else {
+            warn_if_rolled_back(self, &header)?;
+        }
         Ok(Reader {
             store: self,
             identity,
@@ -491,9 +507,9 @@ impl Store {
             (Manifest::load(&text, Some(&key))?, None)
         };
         if reseal {
-            warn_if_rolled_back(self, &header);
+            warn_if_rolled_back(self, &header)?;
         } else {
-            refuse_if_rolled_back(&header)?;
+            refuse_if_rolled_back(&header, "write over")?;
         }
         self.roll_forward_root(&manifest.recipients_sha256)?;
         let recipients_file = self.recipients()?;
@@ -544,22 +560,32 @@ pub struct Reseal {
     pub recipients_changed: bool,
 }
 
-fn warn_if_rolled_back(store: &Store, header: &Header) {
-    if let Some(seen) = state::note_generation(&header.store_id, header.generation) {
+fn warn_if_rolled_back(store: &Store, header: &Header) -> Result<()> {
+    if let Some(rollback) = state::note_generation(&header.store_id, header.generation)? {
         store.say(&format!(
-            "warning: this store is at generation {}, older than generation {seen} seen on this machine (an old git checkout, or a rollback)",
-            header.generation
+            "warning: this store is at generation {}, older than generation {} {} (an old git checkout, or a rollback)",
+            header.generation,
+            rollback.seen,
+            if rollback.pinned {
+                "pinned by AGENTCRED_MIN_GENERATION"
+            } else {
+                "seen on this machine"
+            }
         ));
     }
+    Ok(())
 }
 
 /// Writes are refused on a store older than one this machine has seen: building on a
 /// rollback could re-encrypt to a removed recipient or restore an agent's old rights.
-fn refuse_if_rolled_back(header: &Header) -> Result<()> {
-    match state::note_generation(&header.store_id, header.generation) {
-        Some(seen) => Err(Error::RolledBack {
+/// So is handing credentials to a program (`doing`: what is refused).
+fn refuse_if_rolled_back(header: &Header, doing: &'static str) -> Result<()> {
+    match state::note_generation(&header.store_id, header.generation)? {
+        Some(rollback) => Err(Error::RolledBack {
             generation: header.generation,
-            seen,
+            seen: rollback.seen,
+            pinned: rollback.pinned,
+            doing,
         }),
         None => Ok(()),
     }

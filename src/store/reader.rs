@@ -62,6 +62,11 @@ impl Reader<'_> {
         manifest::find_agent(&self.text, name)
     }
 
+    /// Whether the store has any agent (from the section headers; the seal was verified).
+    pub fn has_agents(&self) -> bool {
+        !manifest::table_names(&self.text, "agents").is_empty()
+    }
+
     /// The whole manifest (already verified by its seal).
     pub fn manifest(&self) -> Result<Manifest> {
         Manifest::parse_sealed(&self.text)

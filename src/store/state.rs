@@ -58,18 +58,36 @@ fn load_at_path(root: &Path) -> Option<AtPath> {
 
 fn save_at_path(root: &Path, store_id: &str) {
     let (Some(dir), Some((path, file))) = (dir(), path_record(root)) else {
-        return;
+        return unwritable(None, &std::io::Error::other("no state directory"));
     };
-    if util::fs::create_private_dir(&dir).is_err() {
-        return;
-    }
     let record = AtPath {
         path,
         store_id: store_id.to_string(),
     };
-    if let Ok(bytes) = serde_json::to_vec(&record) {
-        let _ = util::fs::write_atomic(&dir, &file, &bytes);
+    let written = util::fs::create_private_dir(&dir).and_then(|()| {
+        let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        util::fs::write_atomic(&dir, &file, &bytes)
+    });
+    if let Err(e) = written {
+        unwritable(Some(&dir), &e);
     }
+}
+
+/// Say (once per process) that this machine's memory of the store could not be written:
+/// the command goes on, but the checks that rely on it (a swapped store or store key, a
+/// rollback) will not work here until it can.
+fn unwritable(dir: Option<&Path>, e: &std::io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let place = dir.map_or_else(
+        || "the state directory".to_string(),
+        |d| d.display().to_string(),
+    );
+    eprintln!(
+        "warning: cannot write this machine's record of the store in {place} ({e}): a swapped store key or a rollback will not be detected here"
+    );
 }
 
 fn load(store_id: &str) -> Option<Seen> {
@@ -79,13 +97,17 @@ fn load(store_id: &str) -> Option<Seen> {
 }
 
 fn save(store_id: &str, seen: &Seen) {
-    // Best effort: failing to remember must not fail the command that is using the store.
-    let Some(dir) = dir() else { return };
-    if util::fs::create_private_dir(&dir).is_err() {
-        return;
-    }
-    if let Ok(bytes) = serde_json::to_vec(seen) {
-        let _ = util::fs::write_atomic(&dir, &format!("{store_id}.json"), &bytes);
+    // Failing to remember does not fail the command that is using the store, but it is
+    // said: the checks that rely on it are off until the directory is writable.
+    let Some(dir) = dir() else {
+        return unwritable(None, &std::io::Error::other("no state directory"));
+    };
+    let written = util::fs::create_private_dir(&dir).and_then(|()| {
+        let bytes = serde_json::to_vec(seen).map_err(std::io::Error::other)?;
+        util::fs::write_atomic(&dir, &format!("{store_id}.json"), &bytes)
+    });
+    if let Err(e) = written {
+        unwritable(Some(&dir), &e);
     }
 }
 
@@ -199,15 +221,106 @@ pub fn remember_store_key(store_id: &str, fingerprint: &str) {
     );
 }
 
-/// Note a verified generation; returns the higher generation seen before, if this one is older.
-pub fn note_generation(store_id: &str, generation: u64) -> Option<u64> {
-    let mut seen = load(store_id)?;
+/// A minimum generation set up front, for CI runners that keep no state between runs
+/// (next to [`ENV_FINGERPRINT`]): an older store is a rollback.
+pub const ENV_MIN_GENERATION: &str = "AGENTCRED_MIN_GENERATION";
+
+/// A store older than what this machine saw, or than [`ENV_MIN_GENERATION`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    pub generation: u64,
+    /// The generation it should be at least.
+    pub seen: u64,
+    /// `seen` comes from [`ENV_MIN_GENERATION`], not from this machine's memory.
+    pub pinned: bool,
+}
+
+/// The generation pinned by [`ENV_MIN_GENERATION`]; an unreadable pin is refused.
+pub fn pinned_generation() -> Result<Option<u64>> {
+    match std::env::var(ENV_MIN_GENERATION) {
+        Ok(text) if text.is_empty() => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "{ENV_MIN_GENERATION} must be a generation number (the `generation` line of agentcred.toml)"
+            ))
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Usage(format!(
+            "{ENV_MIN_GENERATION} must be a generation number"
+        ))),
+    }
+}
+
+/// Note a verified generation; returns the rollback when it is older than the pinned
+/// generation or the highest this machine saw.
+pub fn note_generation(store_id: &str, generation: u64) -> Result<Option<Rollback>> {
+    if let Some(pinned) = pinned_generation()?
+        && generation < pinned
+    {
+        return Ok(Some(Rollback {
+            generation,
+            seen: pinned,
+            pinned: true,
+        }));
+    }
+    let Some(mut seen) = load(store_id) else {
+        return Ok(None);
+    };
     if generation < seen.generation {
-        return Some(seen.generation);
+        return Ok(Some(Rollback {
+            generation,
+            seen: seen.generation,
+            pinned: false,
+        }));
     }
     if generation > seen.generation {
         seen.generation = generation;
         save(store_id, &seen);
     }
-    None
+    Ok(None)
+}
+
+/// Where this machine's audit log for a store ended when agentcred last wrote it: the
+/// chain alone cannot show its last lines removed, or the whole file deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnchor {
+    pub lines: u64,
+    pub bytes: u64,
+    /// The SHA-256 of line `lines` (what the next line will carry as `prev`).
+    pub head: String,
+}
+
+fn anchor_file(root: &Path) -> Option<(PathBuf, String)> {
+    let (_, record) = path_record(root)?;
+    Some((dir()?, record.replacen("path-", "audit-", 1)))
+}
+
+/// The anchor of the audit log of the store at `root`, if this machine keeps one.
+pub fn audit_anchor(root: &Path) -> Option<AuditAnchor> {
+    let (dir, file) = anchor_file(root)?;
+    let bytes = util::fs::read_optional(&dir.join(file)).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Remember where the audit log ends now. Called with the log's lock held; `durable` as
+/// the log line itself was (a read's line is not fsynced: see the audit log's writer).
+pub fn save_audit_anchor(root: &Path, anchor: &AuditAnchor, durable: bool) -> std::io::Result<()> {
+    let Some((dir, file)) = anchor_file(root) else {
+        return Err(std::io::Error::other("no state directory"));
+    };
+    util::fs::create_private_dir(&dir)?;
+    let bytes = serde_json::to_vec(anchor).map_err(std::io::Error::other)?;
+    if durable {
+        util::fs::write_atomic(&dir, &file, &bytes)
+    } else {
+        util::fs::write_replace(&dir, &file, &bytes)
+    }
+}
+
+/// Forget the anchor (`doctor --trust` after a deliberate reset of the log).
+pub fn reset_audit_anchor(root: &Path) -> std::io::Result<()> {
+    if let Some((dir, file)) = anchor_file(root) {
+        util::fs::remove_if_exists(&dir.join(file))?;
+    }
+    Ok(())
 }

@@ -294,7 +294,8 @@ impl Txn<'_> {
         if self.key_rotated {
             state::remember_store_key(&self.manifest.store_id, &self.key.fingerprint());
         }
-        state::note_generation(&self.manifest.store_id, self.manifest.generation);
+        // Remember the new generation; a pin above it was already refused at `begin`.
+        let _ = state::note_generation(&self.manifest.store_id, self.manifest.generation);
         Ok(())
     }
 }

@@ -57,6 +57,18 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Replace `dir/name` with `bytes` atomically (temp file and rename), without waiting for
+/// the disk: for records whose loss in a power cut is harmless.
+pub fn write_replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.persist(dir.join(name)).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Rename within one directory and make it durable.
 pub fn rename_durable(dir: &Path, from: &str, to: &str) -> io::Result<()> {
     fs::rename(dir.join(from), dir.join(to))?;

@@ -2,7 +2,10 @@
 //! HTTP to a loopback address where nothing leaves the machine; one overall timeout per
 //! request; never a redirect (a credential is only ever sent to the URL configured);
 //! proxies from the environment, but never for the machine itself. Certificates are checked
-//! against the Mozilla roots built in (webpki-roots), not the system store.
+//! against the Mozilla roots built in (webpki-roots), not the system store; when
+//! `SSL_CERT_FILE` names a PEM file, its certificates are the roots instead, as for curl
+//! (ureq cannot add to the built-in set; the broker, which builds its own rustls
+//! configuration, adds them to it).
 
 use std::io;
 use std::net::IpAddr;
@@ -30,9 +33,55 @@ pub fn is_loopback(host: &str) -> bool {
     }
 }
 
+/// The variable naming a PEM file of trust anchors.
+pub const ENV_CERT_FILE: &str = "SSL_CERT_FILE";
+
+/// The certificates in `SSL_CERT_FILE` (none when it is unset or empty). A file that
+/// cannot be read or holds no certificate is an error (one line naming it): silently
+/// trusting something else than asked would look like a server problem.
+pub fn extra_anchors() -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = std::env::var_os(ENV_CERT_FILE).filter(|p| !p.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let shown = escape(&path.to_string_lossy());
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("cannot read {ENV_CERT_FILE} {shown}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| format!("{ENV_CERT_FILE} {shown} is not a PEM certificate file"))?;
+    if certs.is_empty() {
+        return Err(format!("{ENV_CERT_FILE} {shown} holds no certificate"));
+    }
+    Ok(certs)
+}
+
+/// The TLS settings for ureq: the built-in roots, or `SSL_CERT_FILE`'s (a warning when it
+/// cannot be used, and the built-in roots).
+fn tls_config() -> ureq::tls::TlsConfig {
+    let builder = ureq::tls::TlsConfig::builder();
+    match extra_anchors() {
+        Ok(certs) if certs.is_empty() => builder.build(),
+        Ok(certs) => builder
+            .root_certs(ureq::tls::RootCerts::new_with_certs(
+                &certs
+                    .iter()
+                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                    .collect::<Vec<_>>(),
+            ))
+            .build(),
+        Err(e) => {
+            eprintln!("warning: {e}; using the built-in roots");
+            builder.build()
+        }
+    }
+}
+
 /// An HTTP client for one server: `loopback` allows plain HTTP and skips proxies.
 pub fn agent(loopback: bool, timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
+        .tls_config(tls_config())
         .timeout_global(Some(timeout))
         .https_only(!loopback)
         .max_redirects(0)

@@ -26,6 +26,75 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Whether a private key is in `text`: an age identity, an age plugin identity, or a PEM /
+/// OpenSSH / PuTTY private key. Such text is never repeated in a message.
+pub fn looks_like_private_key(text: &str) -> bool {
+    text.contains("AGE-SECRET-KEY-1")
+        || text.contains("AGE-PLUGIN-")
+        || (text.contains("-----BEGIN") && text.contains("PRIVATE KEY"))
+        || text.contains("PuTTY-User-Key-File")
+}
+
+/// Prefixes of well-known API keys and tokens.
+const TOKEN_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "pk_live_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "ya29.",
+    "hf_",
+    "npm_",
+    "pypi-",
+    "shpat_",
+    "dop_v1_",
+    "SG.",
+    "key-",
+];
+
+/// Whether an argument looks like a secret value rather than a name, flag, path or URL:
+/// a private key, a well-known token prefix, a JWT, or a long string mixing upper case,
+/// lower case and digits. Used to keep such text out of error messages; a false positive
+/// only costs an error message its echo.
+pub fn looks_secret(text: &str) -> bool {
+    if looks_like_private_key(text) {
+        return true;
+    }
+    let text = text.trim();
+    if text.len() < 12 || text.chars().any(char::is_whitespace) || text.contains("://") {
+        return false;
+    }
+    if TOKEN_PREFIXES.iter().any(|p| text.starts_with(p)) && text.len() >= 16 {
+        return true;
+    }
+    if text.starts_with("eyJ") && text.matches('.').count() == 2 {
+        return true;
+    }
+    let classes = [
+        text.chars().any(|c| c.is_ascii_uppercase()),
+        text.chars().any(|c| c.is_ascii_lowercase()),
+        text.chars().any(|c| c.is_ascii_digit()),
+    ];
+    text.len() >= 20
+        && classes.iter().all(|&c| c)
+        && !text.starts_with(['-', '/', '.', '~'])
+        && !text.contains('/')
+}
+
 fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{200b}'..='\u{200f}' // zero-width, LRM, RLM
@@ -113,9 +182,41 @@ pub fn rfc3339(at: Timestamp) -> String {
 /// decides, and `cli` prints them to stderr. The library never prints them itself.
 pub type Say = std::rc::Rc<dyn Fn(&str)>;
 
+/// A [`Say`] that prints each line on stderr as it comes (the CLI, and the MCP server,
+/// whose stdout is the protocol's).
+pub fn say_on_stderr() -> Say {
+    std::rc::Rc::new(|line: &str| eprintln!("{line}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_told_from_names() {
+        for secret in [
+            "AGE-SECRET-KEY-1QQQQQQ",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----",
+            "sk-live-51HxQ2eZvKYlo2C9x",
+            "ghp_abcdefghijklmnop1234",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+            "Zx81Qw7Lm2Zx81Qw7Lm2Zx81",
+        ] {
+            assert!(looks_secret(secret), "{secret}");
+        }
+        for plain in [
+            "openai-api-key",
+            "OPENAI_API_KEY",
+            "--rotate-every",
+            "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgp",
+            "https://auth.example.com/oauth/token",
+            "/home/user/Documents/Key2024.pem",
+            "90d",
+            "a description with Spaces 123",
+        ] {
+            assert!(!looks_secret(plain), "{plain}");
+        }
+    }
 
     #[test]
     fn escapes_control_and_bidi() {

@@ -161,6 +161,16 @@ pub fn stdout_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// This process's account name (`id -un`): what agentcred records as the user, whatever
+/// `$USER` says.
+pub fn account() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Files a writer killed mid-write leaves in a store: a staged `NAME.age.pending` or an
 /// unfinished `.tmp-*` file, in `secrets/` or next to the manifest, each with its inode
 /// and modification time. One that was not there before a writer started proves that its

@@ -62,6 +62,9 @@ pub const ENV_MOUNT: &str = "AGENTCRED_VAULT_MOUNT";
 pub const ENV_PREFIX: &str = "AGENTCRED_VAULT_PREFIX";
 const ENV_ADDR: [&str; 2] = ["VAULT_ADDR", "BAO_ADDR"];
 const ENV_TOKEN: [&str; 2] = ["VAULT_TOKEN", "BAO_TOKEN"];
+/// Every variable that lets its holder into Vault (a token, or an AppRole's two halves):
+/// never passed on to a program agentcred starts, which gets only what it was granted.
+pub const ENV_UNLOCKING: [&str; 4] = [ENV_TOKEN[0], ENV_TOKEN[1], ENV_ROLE_ID, ENV_SECRET_ID];
 const ENV_NAMESPACE: [&str; 2] = ["VAULT_NAMESPACE", "BAO_NAMESPACE"];
 fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
     names

@@ -55,11 +55,14 @@ let page;
 if (args[0] === '--device') {
   page = await go(args[1]);
   page = await post(formAction(page), { xsrf: hidden(page, 'xsrf'), user_code: args[2] });
-  page = await signIn(page);
-  if (/deviceConfirmForm/.test(page.body)) {
-    page = await post(formAction(page), {
-      xsrf: hidden(page, 'xsrf'), user_code: hidden(page, 'user_code'), confirm: 'yes',
-    });
+  // oidc-provider asks to confirm the code before it signs the person in; either order.
+  for (let i = 0; i < 3; i++) {
+    if (/deviceConfirmForm/.test(page.body)) {
+      page = await post(formAction(page), {
+        xsrf: hidden(page, 'xsrf'), user_code: hidden(page, 'user_code'), confirm: 'yes',
+      });
+    }
+    page = await signIn(page);
   }
 } else {
   page = await signIn(await go(args[0]));

@@ -92,10 +92,53 @@ async function jwtBearer(req, res) {
 }
 let jwtGrants = 0;
 
+// With SLOW_DOWN=1, device-code polls are paced as RFC 8628 section 3.5 lets a server do:
+// the first poll of each code is answered `slow_down` (a server under load), and so is
+// any poll that comes sooner than the interval in force, which grows by 5 s at each
+// `slow_down`. oidc-provider itself never sends `slow_down`. GET /device/stats says how
+// many of each were sent.
+const pacing = new Map();
+const stats = { slowDown: 0, tooFast: 0, polls: 0 };
+async function paced(req, res) {
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  req.body = body; // oidc-provider reads an already-read body from here
+  const form = new URLSearchParams(body);
+  if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:device_code') {
+    return callback(req, res);
+  }
+  stats.polls += 1;
+  const now = Date.now();
+  const code = form.get('device_code');
+  const seen = pacing.get(code);
+  const slowDown = () => {
+    res.writeHead(400, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify({ error: 'slow_down' }));
+  };
+  if (!seen) {
+    // 5 s is the interval a client uses when the server names none (section 3.2).
+    pacing.set(code, { interval: 10_000, last: now });
+    stats.slowDown += 1;
+    return slowDown();
+  }
+  if (now - seen.last < seen.interval) {
+    seen.interval += 5_000;
+    seen.last = now;
+    stats.tooFast += 1;
+    return slowDown();
+  }
+  seen.last = now;
+  return callback(req, res);
+}
+
 const callback = provider.callback();
 server.on('request', (req, res) => {
   if (req.url === '/sa/token' && req.method === 'POST' && saKey) return void jwtBearer(req, res);
   if (req.url === '/sa/count') return void res.end(String(jwtGrants));
+  if (req.url === '/device/stats') return void res.end(JSON.stringify(stats));
+  if (req.url === '/token' && req.method === 'POST' && process.env.SLOW_DOWN) {
+    return void paced(req, res);
+  }
   return callback(req, res);
 });
 console.log(`READY ${issuer}`);
