@@ -9,6 +9,7 @@
 use crate::common;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -255,6 +256,8 @@ fn login_token_rotation_and_a_revoked_grant() {
     );
     let first = refresh_token(&env, "mail");
     let rotated_before = rotated_at(&env, "mail");
+    // rotated_at is kept to the second: let one pass, so a refresh's rotation shows.
+    thread::sleep(Duration::from_millis(1100));
 
     // Access tokens live 30 s at this provider, so each `token` refreshes, and the
     // provider rotates the refresh token each time.
@@ -339,6 +342,50 @@ fn concurrent_refreshes_make_one_request_each_in_turn() {
     assert!(token(&env, "mail").status.success());
 }
 
+/// How many refresh grants the provider answered.
+fn refreshes(provider: &Provider) -> u64 {
+    let out = Command::new("curl")
+        .args(["-sS", &provider.url("/stats/refreshes")])
+        .output()
+        .unwrap();
+    stdout_of(&out).trim().parse().unwrap()
+}
+
+#[test]
+fn concurrent_execs_that_need_a_token_make_one_refresh() {
+    // Hour-long access tokens: the first process to take the lock refreshes and caches;
+    // the others find that token under the lock and ask nobody.
+    let provider = Provider::start(&[("ACCESS_TTL", "3600")]);
+    let env = TestEnv::init();
+    add(&env, &provider, "mail", PUBLIC, &[]);
+    login(&env, "mail");
+    // The login cached the code exchange's access token: drop it, so a refresh is due.
+    let cached = env.store.join("cache/oauth2/mail.age");
+    assert!(cached.is_file());
+    std::fs::remove_file(&cached).unwrap();
+    let before = refresh_token(&env, "mail");
+    let children: Vec<Child> = (0..6)
+        .map(|_| {
+            env.std_cmd()
+                .args(["exec", "--only", "mail", "--", "sh", "-c"])
+                .arg("printf %s \"$MAIL\"")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut injected = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        injected.push(stdout_of(&out));
+    }
+    assert_eq!(refreshes(&provider), 1);
+    assert!(injected.iter().all(|t| t.len() > 20 && *t == injected[0]));
+    assert_ne!(refresh_token(&env, "mail"), before);
+}
+
 #[test]
 fn a_crash_after_storing_the_rotated_token_loses_nothing() {
     let provider = Provider::start(&[]);
@@ -354,7 +401,8 @@ fn a_crash_after_storing_the_rotated_token_loses_nothing() {
         .env("AGENTCRED_TEST_FAULT", "oauth-refresh-stored")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    // It died at the hook (SIGABRT), after the commit: the store has the rotated token.
+    assert_eq!(out.status.signal(), Some(6), "{}", stderr_of(&out));
     assert!(stdout_of(&out).is_empty());
     assert_ne!(refresh_token(&env, "mail"), before);
     let out = token(&env, "mail");
@@ -368,7 +416,7 @@ fn a_crash_after_storing_the_rotated_token_loses_nothing() {
         .env("AGENTCRED_TEST_FAULT", "oauth-refresh-received")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.signal(), Some(6), "{}", stderr_of(&out));
     let out = token(&env, "mail");
     assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("run agentcred login mail"));
@@ -617,4 +665,177 @@ fn jwt_bearer_mints_tokens_from_a_service_account_key() {
     let err = stderr_of(&out);
     assert!(err.contains("invalid_grant"), "{err}");
     assert!(!err.contains("PRIVATE KEY"), "{err}");
+
+    // rotate takes a new key for the same account, checked before it is stored: one the
+    // server does not know fails --verify; one for another account is refused.
+    let before = env.snapshot();
+    let out = env
+        .cmd()
+        .args(["rotate", "gcp", "--verify", "true", "--from-file"])
+        .arg(&sa)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(
+            "error: gcp keeps its old value: its new service-account key did not obtain an access token"
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+    let stranger = serde_json::json!({
+        "client_email": "other@agentcred-test.iam.example", "private_key": private,
+        "token_uri": provider.url("/sa/token"),
+    });
+    std::fs::write(&sa, stranger.to_string()).unwrap();
+    let out = env
+        .cmd()
+        .args(["rotate", "gcp", "--from-file"])
+        .arg(&sa)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("is for other@agentcred-test.iam.example"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(before, env.snapshot());
+    // The same key again under a new id: verified, stored, and exec still gets a token.
+    let renewed = serde_json::json!({
+        "client_email": SA_EMAIL, "private_key_id": "k2", "private_key": private,
+        "token_uri": provider.url("/sa/token"),
+    });
+    std::fs::write(&sa, renewed.to_string()).unwrap();
+    let out = env
+        .cmd()
+        .args([
+            "rotate",
+            "gcp",
+            "--verify",
+            "sh -c 'test -n \"$GCP\"'",
+            "--from-file",
+        ])
+        .arg(&sa)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stdout_of(&token(&env, "gcp")).starts_with("sa-token-"));
+}
+
+#[test]
+fn rotate_of_a_login_says_to_sign_in_again() {
+    let provider = Provider::start(&[]);
+    let env = TestEnv::init();
+    add(&env, &provider, "mail", PUBLIC, &[]);
+    let before = env.snapshot();
+    let out = env
+        .cmd()
+        .args(["rotate", "mail"])
+        .write_stdin("a-typed-refresh-token-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("run agentcred login mail"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(before, env.snapshot());
+}
+
+#[test]
+fn the_broker_refreshes_a_user_token_and_stores_the_rotated_one() {
+    let provider = Provider::start(&[]);
+    let env = TestEnv::init();
+    // The upstream is the provider's own userinfo endpoint, which wants the access token.
+    add(
+        &env,
+        &provider,
+        "mail",
+        PUBLIC,
+        &[
+            "--upstream",
+            &provider.url(""),
+            "--header",
+            "Authorization: Bearer {}",
+            "--base-url-env",
+            "MAIL_API",
+        ],
+    );
+    login(&env, "mail");
+    let first = refresh_token(&env, "mail");
+    let dump = env.dir.path().join("env.dump");
+    // Two requests: access tokens live 30 s here, so the broker refreshes for each, and the
+    // provider rotates the refresh token each time; the second refresh only works if the
+    // broker stored the first rotation.
+    let script = format!(
+        "env -0 > '{}'; curl -sS \"$MAIL_API/me\"; echo; curl -sS \"$MAIL_API/me\"",
+        dump.display()
+    );
+    let out = env
+        .cmd()
+        .args([
+            "exec", "--only", "mail", "--broker", "--", "sh", "-c", &script,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let answers = stdout_of(&out);
+    assert_eq!(
+        answers.matches("\"sub\":\"alice\"").count(),
+        2,
+        "{answers}{}",
+        stderr_of(&out)
+    );
+    let now = refresh_token(&env, "mail");
+    assert_ne!(
+        now, first,
+        "the broker did not store the rotated refresh token"
+    );
+    // The program never held the refresh token, old or new.
+    let environment = String::from_utf8_lossy(&std::fs::read(&dump).unwrap()).into_owned();
+    assert!(
+        environment.contains("MAIL_API=http://127.0.0.1:"),
+        "{environment}"
+    );
+    for token in [&first, &now] {
+        assert!(!environment.contains(token.as_str()));
+        assert!(!answers.contains(token.as_str()));
+    }
+    // And the store is still in step with the provider.
+    let out = token(&env, "mail");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn a_server_that_quotes_the_refresh_token_never_gets_it_shown() {
+    let provider = Provider::start(&[]);
+    let env = TestEnv::init();
+    add(&env, &provider, "mail", PUBLIC, &[]);
+    login(&env, "mail");
+    let stored = refresh_token(&env, "mail");
+    let out = Command::new("curl")
+        .args(["-sS", &provider.url("/test/echo-errors")])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&out), "ok");
+    let before = env.snapshot();
+    for args in [
+        &["token", "mail"][..],
+        &["exec", "--only", "mail", "--", "true"],
+        &["export", "--only", "mail"],
+    ] {
+        let out = env.cmd().args(args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        // The server's words are shown (so the message is this one), its quote is not.
+        assert!(err.contains("refresh token <redacted>"), "{err}");
+        assert!(err.contains("hint: run agentcred login mail"), "{err}");
+        assert!(!err.contains(stored.as_str()), "{err}");
+        assert!(!err.contains(&stored[..24]), "{err}");
+        assert!(stdout_of(&out).is_empty());
+    }
+    assert_eq!(before, env.snapshot());
+    assert_nowhere(&env, "mail", &[stored]);
 }

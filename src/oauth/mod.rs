@@ -203,10 +203,59 @@ pub fn mint(
     }
 }
 
+/// What minting needs besides the credential when the server rotates its value (a
+/// refresh token, `authorization_code`): the store to write the new one to. Owned and
+/// `Send`, for the broker, whose requests run on their own threads.
+#[derive(Clone)]
+pub struct StoreAccess {
+    pub root: std::path::PathBuf,
+    pub identity: std::sync::Arc<Identity>,
+    pub store_id: String,
+}
+
+/// Whether `rotate` may replace this credential's value. A login record is not typed in:
+/// the server rotates its refresh token, and a person replaces it by signing in again.
+pub fn check_rotatable(name: &CredentialName, entry: &Entry) -> Result<()> {
+    match entry.oauth2.as_deref().map(|c| c.grant) {
+        Some(Grant::AuthorizationCode) => Err(Error::Usage(format!(
+            "{name} holds the refresh token of a person's sign-in, which the server rotates by itself; to replace it, sign in again: run agentcred login {name}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Check a new value for `rotate` before it is stored: a jwt-bearer credential's must be a
+/// service-account key that signs, for the account its tokens are minted as.
+pub fn check_new_value(
+    name: &CredentialName,
+    entry: &Entry,
+    value: &SecretSlice<u8>,
+) -> Result<()> {
+    let Some(config) = entry.oauth2.as_deref() else {
+        return Ok(());
+    };
+    if config.grant != Grant::JwtBearer {
+        return Ok(());
+    }
+    let key = jwt::KeyFile::parse(name, value.expose_secret())?;
+    if key.client_email != config.client_id {
+        return Err(Error::Usage(format!(
+            "the new key of {name} is for {}, but {name} mints tokens as {}; to change the account, add it again with --force",
+            escape(&key.client_email),
+            escape(&config.client_id)
+        )));
+    }
+    jwt::assertion(name, &key, config.scope.as_deref(), &config.token_url, 0).map(drop)
+}
+
 /// A new access token for the broker, which keeps it in memory, and how long it may be
 /// used: its lifetime less the margin [`is_fresh`] keeps (none when the endpoint gave no
-/// lifetime). Not put in the cache: the broker asks again only when this one runs out.
+/// lifetime). Client credentials and jwt-bearer are minted and not cached (the broker asks
+/// again only when this one runs out); an `authorization_code` token goes through the same
+/// refresh as `token` and `exec` (the cache, the lock, a rotated refresh token stored
+/// first), so a broker and other agentcred processes never refresh twice.
 pub fn mint_for_broker(
+    store: Option<&StoreAccess>,
     name: &CredentialName,
     entry: &Entry,
     secret: &SecretSlice<u8>,
@@ -223,17 +272,41 @@ pub fn mint_for_broker(
         Grant::ClientCredentials => request(&client, client_credentials_body(config))?,
         Grant::JwtBearer => jwt::request(&client)?,
         Grant::AuthorizationCode => {
-            return Err(Error::Unsupported(format!(
-                "the broker cannot refresh {name}'s token yet"
-            )));
+            let Some(access) = store else {
+                return Err(Error::Unsupported(format!(
+                    "{name} holds a refresh token, which only a caller with the store can use"
+                )));
+            };
+            let quiet: output::Say = std::rc::Rc::new(|_: &str| {});
+            let store = Store::open(&access.root, quiet)?;
+            let cache = TokenCache::new(&store, &access.identity, &access.store_id);
+            refresh::token(&cache, name, config, secret, false)?
         }
     };
-    let usable = token.expires_at.and_then(|expires_at| {
-        let lifetime = expires_at.duration_since(token.obtained_at);
-        let left = lifetime - MIN_LEFT.max(lifetime / 10);
-        std::time::Duration::try_from(left).ok()
-    });
-    Ok((token.into_value(), usable))
+    Ok((
+        token.value(),
+        token.usable_for(crate::model::rotation::now()),
+    ))
+}
+
+/// The secrets an `oauth2` credential's stored value holds, for scrubbing and guarding:
+/// the value itself, and for `authorization_code` the refresh token and client secret
+/// inside its login record (which appear on their own, never as the record).
+pub fn secrets_of(entry: &Entry, value: &SecretSlice<u8>) -> Vec<SecretSlice<u8>> {
+    let mut secrets = vec![value.clone()];
+    let login = entry
+        .oauth2
+        .as_deref()
+        .is_some_and(|c| c.grant == Grant::AuthorizationCode);
+    if login && let Ok(stored) = serde_json::from_slice::<refresh::Stored>(value.expose_secret()) {
+        for secret in [&stored.refresh_token, &stored.client_secret]
+            .into_iter()
+            .flatten()
+        {
+            secrets.push(SecretSlice::from(secret.as_bytes().to_vec()));
+        }
+    }
+    secrets
 }
 
 fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientConfig> {
@@ -292,7 +365,20 @@ pub struct Token {
 
 impl Token {
     fn into_value(self) -> SecretSlice<u8> {
+        self.value()
+    }
+
+    fn value(&self) -> SecretSlice<u8> {
         SecretSlice::from(self.access_token.as_bytes().to_vec())
+    }
+
+    /// How long from `now` the token may be handed out: until the margin [`is_fresh`]
+    /// keeps. `None` when its lifetime is unknown.
+    fn usable_for(&self, now: Timestamp) -> Option<std::time::Duration> {
+        let expires_at = self.expires_at?;
+        let lifetime = expires_at.duration_since(self.obtained_at);
+        let last = expires_at - MIN_LEFT.max(lifetime / 10);
+        Some(std::time::Duration::try_from(last.duration_since(now)).unwrap_or_default())
     }
 
     fn expiry(&self) -> String {

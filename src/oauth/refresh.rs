@@ -81,6 +81,17 @@ pub(super) fn access_token(
     value: &SecretSlice<u8>,
     verbose: bool,
 ) -> Result<SecretSlice<u8>> {
+    token(cache, name, config, value, verbose).map(Token::into_value)
+}
+
+/// [`access_token`] with what is known of its lifetime (for the broker).
+pub(super) fn token(
+    cache: &TokenCache,
+    name: &CredentialName,
+    config: &ClientConfig,
+    value: &SecretSlice<u8>,
+    verbose: bool,
+) -> Result<Token> {
     let say = |text: String| {
         if verbose {
             eprintln!("agentcred: {name}: {text}");
@@ -98,7 +109,7 @@ pub(super) fn access_token(
             "using the cached access token ({})",
             token.expiry()
         ));
-        return Ok(token.into_value());
+        return Ok(token);
     }
     let _lock = cache.lock(name)?;
     let store = cache.store;
@@ -120,7 +131,7 @@ pub(super) fn access_token(
             "using the access token another agentcred just obtained ({})",
             token.expiry()
         ));
-        return Ok(token.into_value());
+        return Ok(token);
     }
     let stored = Stored::parse(name, value.expose_secret())?;
     let Some(refresh_token) = stored.refresh_token.as_deref() else {
@@ -186,7 +197,7 @@ pub(super) fn access_token(
         refresh_token: None,
     };
     cache_token(cache, &client, &token, &say);
-    Ok(token.into_value())
+    Ok(token)
 }
 
 /// Stage `value` as the credential's new value in `txn` (`rotated_at` moves; a login is

@@ -4,9 +4,10 @@
 // Clients: `agent-public` (a native public client: PKCE, no secret) and `agent-conf`
 // (confidential, client_secret_basic). Refresh tokens are issued for every code and rotated
 // on every use; reusing a rotated one revokes the whole grant (the provider's own reuse
-// detection). Access tokens live 30 s, so agentcred never caches them and every `token`
-// refreshes. The device authorization grant is on. `POST /sa/token` answers the
-// jwt-bearer grant (RFC 7523) for a service-account key, verifying its RS256 signature.
+// detection). Access tokens live 30 s (ACCESS_TTL), so agentcred never caches them and
+// every `token` refreshes; GET /stats/refreshes counts the refresh grants. The device
+// authorization grant is on. `POST /sa/token` answers the jwt-bearer grant (RFC 7523) for
+// a service-account key, verifying its RS256 signature.
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -50,10 +51,18 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   issueRefreshToken: async () => true,
   rotateRefreshToken: () => true,
-  ttl: { AccessToken: 30, DeviceCode: Number(process.env.DEVICE_TTL || 600) },
+  ttl: {
+    AccessToken: Number(process.env.ACCESS_TTL || 30),
+    DeviceCode: Number(process.env.DEVICE_TTL || 600),
+  },
   scopes: ['openid', 'offline_access', 'mail.read'],
 });
 provider.on('server_error', (_ctx, err) => console.error('server_error', err));
+// How many refresh-token grants succeeded (GET /stats/refreshes).
+let refreshes = 0;
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params?.grant_type === 'refresh_token') refreshes += 1;
+});
 
 // RFC 7523 section 2.1 at /sa/token, beside the provider (which knows no jwt-bearer grant):
 // the assertion is verified by jose with the public half of the key in SA_PUBLIC_KEY.
@@ -97,6 +106,9 @@ let jwtGrants = 0;
 // any poll that comes sooner than the interval in force, which grows by 5 s at each
 // `slow_down`. oidc-provider itself never sends `slow_down`. GET /device/stats says how
 // many of each were sent.
+// GET /test/echo-errors makes every later refresh fail with an error that quotes the
+// refresh token sent (for the test that no message shows it).
+let echoErrors = false;
 const pacing = new Map();
 const stats = { slowDown: 0, tooFast: 0, polls: 0 };
 async function paced(req, res) {
@@ -104,7 +116,18 @@ async function paced(req, res) {
   for await (const chunk of req) body += chunk;
   req.body = body; // oidc-provider reads an already-read body from here
   const form = new URLSearchParams(body);
-  if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:device_code') {
+  if (echoErrors && form.get('grant_type') === 'refresh_token') {
+    // A careless server that quotes what it was sent: the refresh token, as is and as
+    // it was form-encoded, and the whole request body.
+    const rt = form.get('refresh_token') || '';
+    res.writeHead(400, { 'content-type': 'application/json' });
+    return void res.end(JSON.stringify({
+      error: 'invalid_grant',
+      error_description: `refresh token ${rt} (${encodeURIComponent(rt)}) refused; body ${body}`,
+    }));
+  }
+  if (!process.env.SLOW_DOWN
+    || form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:device_code') {
     return callback(req, res);
   }
   stats.polls += 1;
@@ -136,7 +159,12 @@ server.on('request', (req, res) => {
   if (req.url === '/sa/token' && req.method === 'POST' && saKey) return void jwtBearer(req, res);
   if (req.url === '/sa/count') return void res.end(String(jwtGrants));
   if (req.url === '/device/stats') return void res.end(JSON.stringify(stats));
-  if (req.url === '/token' && req.method === 'POST' && process.env.SLOW_DOWN) {
+  if (req.url === '/stats/refreshes') return void res.end(String(refreshes));
+  if (req.url === '/test/echo-errors') {
+    echoErrors = true;
+    return void res.end('ok');
+  }
+  if (req.url === '/token' && req.method === 'POST' && (process.env.SLOW_DOWN || echoErrors)) {
     return void paced(req, res);
   }
   return callback(req, res);
