@@ -128,7 +128,7 @@ pub struct AddArgs {
     upstream: super::upstream_flags::UpstreamFlags,
 }
 
-const OAUTH2_HEADING: &str = "OAuth 2.0 client credentials (--kind oauth2)";
+const OAUTH2_HEADING: &str = "OAuth 2.0 (--kind oauth2)";
 
 impl AddArgs {
     /// The token endpoint of an `oauth2` credential, checked; none for other kinds.

@@ -18,13 +18,16 @@ use crate::oauth::{ClientConfig, Grant};
 
 use super::input::read_value;
 
-/// Sign in to an oauth2 credential (--grant authorization_code) in a browser or with a code
+/// Sign in to an oauth2 authorization_code credential, in a browser or with a code
 #[derive(Debug, Args)]
 #[command(
     after_help = "agentcred prints the sign-in URL (and opens it in a browser unless \
 --no-browser), waits for the redirect to 127.0.0.1, and exchanges the code once (PKCE S256). \
 With --device it prints a code to enter on another device instead (RFC 8628). The refresh \
-token becomes the stored value; `token` and `exec` then mint access tokens from it.
+token becomes the stored value; `token` and `exec` then mint access tokens from it. Register \
+http://127.0.0.1/callback as the client's redirect URI (any port), or \
+http://127.0.0.1:PORT/callback with --redirect-port. A redirect with another state, an error \
+from the server, or no sign-in before --timeout: exit 1, and nothing is stored.
 
 Examples:
   agentcred login mail
