@@ -410,7 +410,7 @@ impl Error {
             Error::Leaked { marked: true, .. } => "they are marked due now; rotate them with `agentcred rotate NAME` and remove the copies (also from git history)".into(),
             Error::Leaked { marked: false, .. } => "rotate them with `agentcred rotate NAME` and remove the copies (also from git history); --mark-compromised marks them due now".into(),
             Error::OAuthClientRejected { name, .. } => format!(
-                "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; store the current secret with `agentcred rotate {name}`"
+                "the endpoint refused the client id or its secret or key: check the id with `agentcred show {name}`; store the current secret or key with `agentcred rotate {name}`"
             ),
             Error::OAuthLoginNeeded { name, .. } => {
                 format!("run agentcred login {name} (or `agentcred login {name} --device` without a browser)")

@@ -661,9 +661,11 @@ fn jwt_bearer_mints_tokens_from_a_service_account_key() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     let out = token(&env, "gcp2");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
     let err = stderr_of(&out);
     assert!(err.contains("invalid_grant"), "{err}");
+    assert!(err.contains("hint: the endpoint refused the client id or its secret or key"));
+    assert!(err.contains("agentcred rotate gcp2"), "{err}");
     assert!(!err.contains("PRIVATE KEY"), "{err}");
 
     // rotate takes a new key for the same account, checked before it is stored: one the
@@ -675,7 +677,7 @@ fn jwt_bearer_mints_tokens_from_a_service_account_key() {
         .arg(&sa)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains(
             "error: gcp keeps its old value: its new service-account key did not obtain an access token"

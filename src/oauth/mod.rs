@@ -529,10 +529,14 @@ fn request_inner(
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        // A service-account key refused (revoked, deleted, not the account's) comes back
+        // as invalid_grant (RFC 7523 section 3.1): the client's own credential, as with
+        // invalid_client.
         let refused = status.as_u16() == 401
-            || oauth_error
-                .as_ref()
-                .is_some_and(|e| e.code == "invalid_client");
+            || oauth_error.as_ref().is_some_and(|e| {
+                e.code == "invalid_client"
+                    || (e.code == "invalid_grant" && config.grant == Grant::JwtBearer)
+            });
         let grant_gone = oauth_error
             .as_ref()
             .is_some_and(|e| e.code == "invalid_grant")
