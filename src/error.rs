@@ -233,8 +233,15 @@ pub enum Error {
     #[error("cannot get an access token for {name}: {detail}")]
     OAuth { name: String, detail: String },
 
+    /// The endpoint refused the client (`invalid_client`, HTTP 401, a refused key): exit 5.
+    /// `sign_in`: the client of an `authorization_code` credential, whose secret `rotate`
+    /// does not replace.
     #[error("cannot get an access token for {name}: {detail}")]
-    OAuthClientRejected { name: String, detail: String },
+    OAuthClientRejected {
+        name: String,
+        detail: String,
+        sign_in: bool,
+    },
 
     /// The user's grant is gone (`invalid_grant`, never logged in, revoked): exit 5.
     #[error("cannot get an access token for {name}: {detail}")]
@@ -409,6 +416,13 @@ impl Error {
             ),
             Error::Leaked { marked: true, .. } => "they are marked due now; rotate them with `agentcred rotate NAME` and remove the copies (also from git history)".into(),
             Error::Leaked { marked: false, .. } => "rotate them with `agentcred rotate NAME` and remove the copies (also from git history); --mark-compromised marks them due now".into(),
+            Error::OAuthClientRejected {
+                name,
+                sign_in: true,
+                ..
+            } => format!(
+                "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; to change the client, add it again (`agentcred add {name} --force ...`, with --confidential for a secret) and run `agentcred login {name}`"
+            ),
             Error::OAuthClientRejected { name, .. } => format!(
                 "the endpoint refused the client id or its secret or key: check the id with `agentcred show {name}`; store the current secret or key with `agentcred rotate {name}`"
             ),

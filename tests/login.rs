@@ -455,6 +455,47 @@ fn a_confidential_client_keeps_its_secret_beside_the_refresh_token() {
     let record: serde_json::Value = serde_json::from_slice(&env.get("crm")).unwrap();
     assert_eq!(record["client_secret"], CONFIDENTIAL_SECRET);
     assert!(record["refresh_token"].is_string());
+
+    // A wrong client secret: the person signs in, the code exchange is refused (exit 5),
+    // and the hint says how to change a sign-in's client (rotate does not).
+    let out = env
+        .cmd()
+        .args([
+            "add",
+            "crm2",
+            "--kind",
+            "oauth2",
+            "--grant",
+            "authorization_code",
+        ])
+        .args(["--auth-url", &provider.url("/auth")])
+        .args(["--token-url", &provider.url("/token")])
+        .args([
+            "--client-id",
+            CONFIDENTIAL,
+            "--scope",
+            "openid",
+            "--confidential",
+        ])
+        .write_stdin("not-the-client-secret-0123")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let before = env.snapshot();
+    let mut run = Login::start(&env, &["crm2", "--no-browser", "--timeout", "120"]);
+    let url = run.url();
+    let page = browser(&[&url]);
+    assert!(page.starts_with("200 http://127.0.0.1:"), "{page}");
+    let (code, printed) = run.finish();
+    assert_eq!(code, 5, "{printed}");
+    assert!(printed.contains("invalid_client"), "{printed}");
+    assert!(
+        printed.contains("hint: the endpoint refused the client id or secret")
+            && printed.contains("run `agentcred login crm2`"),
+        "{printed}"
+    );
+    assert!(!printed.contains("not-the-client-secret"), "{printed}");
+    assert_eq!(before, env.snapshot());
 }
 
 #[test]

@@ -143,6 +143,7 @@ pub(super) fn obtain(client: &Client, timeout: Duration) -> Result<Token> {
                 return Err(Error::OAuthClientRejected {
                     name: name.to_string(),
                     detail,
+                    sign_in: true,
                 });
             }
             Err(Failure::Grant(detail) | Failure::Other(detail)) => return Err(err(detail)),

@@ -444,6 +444,7 @@ fn request(client: &Client, body: Zeroizing<String>) -> Result<Token> {
         Failure::Client(detail) => Error::OAuthClientRejected {
             name: client.name.to_string(),
             detail,
+            sign_in: client.config.grant == Grant::AuthorizationCode,
         },
         Failure::Grant(detail) => Error::OAuthLoginNeeded {
             name: client.name.to_string(),
