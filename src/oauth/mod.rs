@@ -1,5 +1,8 @@
-//! OAuth 2.0 client credentials (RFC 6749 section 4.4): an `oauth2` credential's value is a
-//! client secret, and what a program receives is an access token minted with it.
+//! OAuth 2.0 access tokens for `oauth2` credentials: what a program receives is an access
+//! token, never the stored value. The value is a client secret (client credentials,
+//! RFC 6749 section 4.4), a service-account key (`jwt`, RFC 7523), or the refresh token of
+//! a person's sign-in (`login`, `device`, and `refresh`, which stores a rotated one before
+//! the access token is used).
 //!
 //! Minting costs a network round trip and the token endpoint may rate-limit, so tokens are
 //! cached per credential in `<store>/cache/oauth2/NAME.age`: age-encrypted to the user's own
