@@ -200,6 +200,12 @@ fn walk(
                 if protected.contains(path.as_path()) || ancestors.contains(path.as_path()) {
                     continue;
                 }
+                // The directory entry's type saves a `stat` per entry where the file
+                // system gives it (`O_NOFOLLOW` keeps a link that appeared since a link).
+                let listed = entry.file_type();
+                if listed == FileType::Symlink {
+                    continue;
+                }
                 let Ok(fd) = openat(
                     &dir_fd,
                     name,
@@ -208,7 +214,11 @@ fn walk(
                 ) else {
                     continue;
                 };
-                let grant = match FileType::from_raw_mode(fstat(&fd)?.st_mode) {
+                let kind = match listed {
+                    FileType::Unknown => FileType::from_raw_mode(fstat(&fd)?.st_mode),
+                    known => known,
+                };
+                let grant = match kind {
                     FileType::Symlink => continue,
                     FileType::Directory => Grant::Everything,
                     _ => Grant::File,
