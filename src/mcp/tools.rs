@@ -381,8 +381,10 @@ impl Tools<'_> {
         if extra.iter().any(|a| a.contains('\0')) {
             return Err(Refusal::new("usage", "an argument contains a NUL byte"));
         }
-        let actual = program::program_sha256(declared.program.as_ref())?;
-        if !crate::crypto::integrity::tags_equal(&actual, &declared.program_sha256) {
+        // Hashed through the descriptor it then runs through (as exec does), so a file
+        // renamed over the path after the check is not what runs.
+        let opened = program::OpenedProgram::open(declared.program.as_ref())?;
+        if !crate::crypto::integrity::tags_equal(&opened.sha256, &declared.program_sha256) {
             return Err(Error::ProgramChanged {
                 agent: agent_name.to_string(),
                 program: escape(&declared.program),
@@ -442,31 +444,47 @@ impl Tools<'_> {
             return self.spawn(
                 store,
                 draft,
-                declared,
-                &command,
-                extra,
+                Launch {
+                    declared,
+                    opened: &opened,
+                    command: &command,
+                    extra,
+                    agent,
+                },
                 injections,
                 &empty_patterns()?,
-                agent,
             );
         };
         self.spawn(
-            store, draft, declared, &command, extra, injections, &patterns, agent,
+            store,
+            draft,
+            Launch {
+                declared,
+                opened: &opened,
+                command: &command,
+                extra,
+                agent,
+            },
+            injections,
+            &patterns,
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         store: &Store,
         draft: &Draft,
-        declared: &crate::manifest::AgentCommand,
-        command: &str,
-        extra: Vec<String>,
+        launch: Launch<'_>,
         injections: Vec<Injection>,
         patterns: &Patterns,
-        agent: &Agent,
     ) -> Result<Value, Refusal> {
+        let Launch {
+            declared,
+            opened,
+            command,
+            extra,
+            agent,
+        } = launch;
         let mut files = FileSet::write(
             &filecred::base_dir(),
             injections
@@ -487,7 +505,14 @@ impl Tools<'_> {
         let program = OsString::from(&declared.program);
         let argv0 = program::program_basename(program.as_ref())
             .map_or_else(|| program.clone(), OsString::from);
-        let outcome = run::run(&program, &argv0, &args, env, patterns, run::TIMEOUT);
+        let outcome = run::run(
+            opened.run_path().as_os_str(),
+            &argv0,
+            &args,
+            env,
+            patterns,
+            run::TIMEOUT,
+        );
         if let Err(e) = files.remove() {
             eprintln!("warning: cannot remove file credentials: {e}");
         }
@@ -502,6 +527,16 @@ impl Tools<'_> {
             "output_truncated": captured.truncated,
         }))
     }
+}
+
+/// The checked command `run` starts: its declaration, the open file that was hashed, and
+/// the arguments the agent added.
+struct Launch<'a> {
+    declared: &'a crate::manifest::AgentCommand,
+    opened: &'a program::OpenedProgram,
+    command: &'a str,
+    extra: Vec<String>,
+    agent: &'a Agent,
 }
 
 impl Handler for Tools<'_> {
