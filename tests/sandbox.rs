@@ -756,3 +756,74 @@ check new_in_dotfiles sh -c 'echo x > $HOME/dotfiles/config/new && cat $HOME/dot
     allowed(&stdout, "new_in_dotfiles");
     assert!(s.home.join(".config").is_symlink());
 }
+
+/// Unmounts a bind mount the test made, before its directory is removed.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A second mount of the file system holding HOME (a bind mount elsewhere, as containers
+/// make) is a second path to the store and identity: protected like the first, with and
+/// without the mount namespace.
+#[test]
+fn a_second_mount_of_home_is_protected_too() {
+    let s = Sandboxed::new();
+    if s.owner.is_none() {
+        eprintln!(
+            "SKIPPED a_second_mount_of_home_is_protected_too: making a bind mount needs root"
+        );
+        return;
+    }
+    s.store_with_two();
+    let alias = s.base.path().join("alias");
+    fs::create_dir(&alias).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&s.home)
+        .arg(&alias)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED a_second_mount_of_home_is_protected_too: this machine refuses bind mounts even to root"
+        );
+        return;
+    }
+    let _unmount = Unmount(alias.clone());
+    let script = format!(
+        r#"{CHECK}
+check read cat {alias}/.config/agentcred/identity.txt
+check read_store cat {alias}/.local/share/agentcred/secrets/other.age
+check other_files sh -c 'echo x > {alias}/notes && cat {alias}/notes'
+"#,
+        alias = alias.display()
+    );
+    for force in ["no", "userns"] {
+        let vars: &[(&str, &OsStr)] = &[
+            ("AGENTCRED_SANDBOX_FORCE_UNSUPPORTED", OsStr::new(force)),
+            ("AGENTCRED_PASSPHRASE", OsStr::new(PASS)),
+        ];
+        let out = s.agentcred(
+            vars,
+            &[
+                "exec",
+                "--sandbox",
+                "--only",
+                "allowed",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        let stdout = ok(&out);
+        denied(&stdout, "read", "Permission denied");
+        denied(&stdout, "read_store", "Permission denied");
+        allowed(&stdout, "other_files");
+        assert!(!stdout.contains("AGE-SECRET-KEY"), "{force}: {stdout}");
+    }
+}

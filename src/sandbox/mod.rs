@@ -128,7 +128,10 @@ impl Spec {
             out
         };
         let own_dirs = resolve_all(&own_dirs(store_dir));
-        let protected = resolve_all(&protected);
+        let mut protected = resolve_all(&protected);
+        protected.extend(aliases(&protected));
+        protected.sort();
+        protected.dedup();
         links.sort();
         links.dedup();
         let hidden_sockets = session_bus_sockets(
@@ -225,6 +228,87 @@ fn parse_invocation(mut args: impl Iterator<Item = OsString>) -> Option<Invocati
 fn absolute(path: OsString) -> Option<PathBuf> {
     let path = PathBuf::from(path);
     path.is_absolute().then_some(path)
+}
+
+/// The other paths to the protected files: where the file system that holds one is also
+/// mounted a second time (a bind mount of HOME elsewhere, a container's volume), showing
+/// a directory above it. Each is protected like the path itself, or it would be a way
+/// around. Only paths that lead to the very same file (device and inode) count.
+fn aliases(protected: &[PathBuf]) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    // ID, parent ID, major:minor, root within the file system, mount point, ...
+    let mounts: Vec<(&str, PathBuf, PathBuf)> = info
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ').skip(2);
+            let device = fields.next()?;
+            let root = mountinfo_path(fields.next()?);
+            let point = mountinfo_path(fields.next()?);
+            Some((device, root, point))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for path in protected {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        // The mount the path is seen through: the longest mount point above it, the last
+        // (topmost) of a stack.
+        let Some((device, root, point)) = mounts
+            .iter()
+            .filter(|(_, _, point)| path.starts_with(point))
+            .max_by_key(|(_, _, point)| point.components().count())
+        else {
+            continue;
+        };
+        let Ok(inside) = path.strip_prefix(point).map(|rest| root.join(rest)) else {
+            continue;
+        };
+        for (other_device, other_root, other_point) in &mounts {
+            let Ok(rest) = inside.strip_prefix(other_root) else {
+                continue;
+            };
+            let alias = other_point.join(rest);
+            if other_device != device || alias == *path {
+                continue;
+            }
+            if std::fs::symlink_metadata(&alias)
+                .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+            {
+                out.push(alias);
+            }
+        }
+    }
+    out
+}
+
+/// A path as /proc/self/mountinfo writes it: space, tab, newline and backslash as `\ooo`.
+fn mountinfo_path(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|_| bytes[i] == b'\\')
+            .and_then(|o| std::str::from_utf8(o).ok())
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match octal {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(OsString::from_vec(out))
 }
 
 /// agentcred's own directories for a store at `store_dir`.
@@ -829,6 +913,15 @@ mod tests {
         assert_eq!(err.exit(), crate::exit::Exit::Failure);
         assert!(abstract_bus(Some(OsStr::new("unix:abstract=/tmp/dbus-x"))));
         assert!(!abstract_bus(Some(OsStr::new("unix:path=/run/user/1/bus"))));
+    }
+
+    #[test]
+    fn mountinfo_paths_unescape() {
+        assert_eq!(
+            mountinfo_path(r"/home/a\040b\134c"),
+            PathBuf::from(r"/home/a b\c")
+        );
+        assert_eq!(mountinfo_path(r"/x\0"), PathBuf::from(r"/x\0"));
     }
 
     #[test]
