@@ -827,3 +827,31 @@ check other_files sh -c 'echo x > {alias}/notes && cat {alias}/notes'
         assert!(!stdout.contains("AGE-SECRET-KEY"), "{force}: {stdout}");
     }
 }
+
+/// Another agent's file credential, in its run directory while that agent runs, is out of
+/// the sandboxed program's reach; the program's own file credential arrives.
+#[test]
+fn another_agents_file_credentials_are_covered() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let setup = "printf FILE-SECRET-42 > sa.json && agentcred add sa --kind file --env SA_FILE --from-file sa.json && rm sa.json";
+    ok(&s.run(pass, "sh", &["-c", setup]));
+    let script = format!(
+        r#"{CHECK}
+agentcred exec --only sa -- sh -c 'echo "$SA_FILE" > "$HOME/first-path"; exec sleep 60' >/dev/null 2>&1 &
+first=$!
+for i in $(seq 100); do [ -s "$HOME/first-path" ] && break; sleep 0.1; done
+export FIRST=$(cat "$HOME/first-path")
+agentcred exec --sandbox --only sa -- sh -c '{CHECK}
+check other_agent cat "$FIRST"
+check other_agent_dir ls "$(dirname "$FIRST")"
+check own cat "$SA_FILE"'
+kill $first
+"#
+    );
+    let stdout = ok(&s.run(pass, "sh", &["-c", &script]));
+    denied(&stdout, "other_agent", "Permission denied");
+    denied(&stdout, "other_agent_dir", "Permission denied");
+    assert_eq!(line(&stdout, "own"), "own: allowed", "{stdout}");
+}

@@ -765,6 +765,8 @@ pub fn apply(spec: &Spec) -> Result<()> {
                 _ => strict.push(path.clone()),
             }
         }
+        let runs = other_runs();
+        cover.dirs.extend(runs.iter().map(PathBuf::as_path));
         let sockets: Vec<PathBuf> = spec
             .hidden_sockets
             .iter()
@@ -813,6 +815,68 @@ pub fn apply(spec: &Spec) -> Result<()> {
     landlock::restrict(&walked, covered, &strict, spec.abi)
         .map_err(|e| failed("restrict file access", e))?;
     Ok(())
+}
+
+/// The run directories of other agentcred processes' file credentials
+/// (`agentcred-<pid>-<start>-<random>`, see `exec::filecred`), which hold other agents'
+/// keys while those run: covered like the protected paths. The program's own is its
+/// agentcred's, the trampoline's parent. They are looked for where agentcred puts them
+/// (`$XDG_RUNTIME_DIR`, `/run/user/UID`, the temp dir); one made after the program started
+/// is not covered.
+#[cfg(target_os = "linux")]
+fn other_runs() -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let own = format!(
+        "agentcred-{}-",
+        rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
+    );
+    let mut bases: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .into_iter()
+        .chain([
+            PathBuf::from(format!("/run/user/{uid}")),
+            std::env::temp_dir(),
+        ])
+        .map(|d| resolve(&d, &mut Vec::new()))
+        .collect();
+    bases.sort();
+    bases.dedup();
+    let mut runs = Vec::new();
+    for base in bases {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if !is_run_dir(name) || name.starts_with(&own) {
+                continue;
+            }
+            let path = base.join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+                runs.push(path);
+            }
+        }
+    }
+    runs
+}
+
+/// `agentcred-<pid>-<start>-<16 hex digits>`, and nothing else.
+fn is_run_dir(name: &str) -> bool {
+    let mut parts = name.split('-');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    parts.next() == Some("agentcred")
+        && digits(parts.next())
+        && digits(parts.next())
+        && parts
+            .next()
+            .is_some_and(|p| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts.next().is_none()
 }
 
 /// Refuse when an open directory would be handed to the program. It was opened before
@@ -913,6 +977,14 @@ mod tests {
         assert_eq!(err.exit(), crate::exit::Exit::Failure);
         assert!(abstract_bus(Some(OsStr::new("unix:abstract=/tmp/dbus-x"))));
         assert!(!abstract_bus(Some(OsStr::new("unix:path=/run/user/1/bus"))));
+    }
+
+    #[test]
+    fn run_directory_names() {
+        assert!(is_run_dir("agentcred-123-456-0123456789abcdef"));
+        assert!(!is_run_dir("agentcred-123-456-0123456789abcdef-x"));
+        assert!(!is_run_dir("agentcred-store"));
+        assert!(!is_run_dir("agentcred-1-2-xyz"));
     }
 
     #[test]
