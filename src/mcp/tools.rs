@@ -292,8 +292,13 @@ impl Tools<'_> {
             eprintln!("{warning}");
         }
         let value = reader.value(&name, &entry)?;
+        let tokens = crate::oauth::StoreAccess {
+            root: store.root().to_path_buf(),
+            identity: std::sync::Arc::new(self.identity.clone()),
+            store_id: reader.store_id().to_owned(),
+        };
         drop(reader);
-        let patterns = scrubber(&name, &value)?;
+        let patterns = scrubber(&name, &crate::oauth::secrets_of(&entry, &value))?;
         if sent.iter().any(|part| found_in(&patterns, part)) {
             return Err(Refusal::new(
                 "blocked",
@@ -303,7 +308,7 @@ impl Tools<'_> {
         // The broker's event for the request (its status and decision) is this call's.
         let mut sent = draft.clone();
         sent.request = None;
-        let response = upstream::send(store.root(), &sent, &name, &entry, &value, &request)
+        let response = upstream::send(&tokens, &sent, &name, &entry, &value, &request)
             .map_err(|e| Refusal::new("error", format!("the request failed: {e}")))?;
         drop(value);
         let body = scrub(&patterns, &response.body);
@@ -774,8 +779,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The masking automaton of one credential's value. A value too short to be looked for
 /// cannot be scrubbed, so it is not used.
-fn scrubber(name: &CredentialName, value: &SecretSlice<u8>) -> Result<Patterns, Refusal> {
-    Patterns::build([(name.to_string(), value.expose_secret())])?
+/// Patterns for a credential's secrets: its value and, for a login record, the refresh
+/// token and client secret inside it (`oauth::secrets_of`).
+fn scrubber(name: &CredentialName, secrets: &[SecretSlice<u8>]) -> Result<Patterns, Refusal> {
+    Patterns::build(secrets.iter().map(|s| (name.to_string(), s.expose_secret())))?
         .patterns
         .ok_or_else(|| {
             Refusal::new(
@@ -867,7 +874,7 @@ mod tests {
     fn scrubbing_replaces_every_form() {
         let name = CredentialName::parse("api-key").unwrap();
         let value = SecretSlice::from(b"sk-live-0123456789".to_vec());
-        let patterns = scrubber(&name, &value).unwrap();
+        let patterns = scrubber(&name, &[value]).unwrap();
         let out = scrub(
             &patterns,
             b"a sk-live-0123456789 b c2stbGl2ZS0wMTIzNDU2Nzg5 c",
@@ -876,7 +883,7 @@ mod tests {
         assert!(found_in(&patterns, b"x=sk-live-0123456789"));
         assert!(!found_in(&patterns, b"sk-live-012345678"));
         let short = SecretSlice::from(b"short".to_vec());
-        assert!(scrubber(&name, &short).is_err());
+        assert!(scrubber(&name, &[short]).is_err());
     }
 
     #[test]
