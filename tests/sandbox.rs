@@ -855,3 +855,213 @@ kill $first
     denied(&stdout, "other_agent_dir", "Permission denied");
     assert_eq!(line(&stdout, "own"), "own: allowed", "{stdout}");
 }
+
+/// Runs `script` with `sh -c` as a sandboxed program (`--only allowed`), with the
+/// passphrase and `vars`; its stdout.
+fn sandboxed_script(
+    s: &Sandboxed,
+    agentcred: &str,
+    vars: &[(&str, &OsStr)],
+    script: &str,
+) -> String {
+    let mut all: Vec<(&str, &OsStr)> = vec![("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    all.extend_from_slice(vars);
+    ok(&s.run(
+        &all,
+        agentcred,
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    ))
+}
+
+/// A Vault token file (`~/.vault-token`) reaches every Vault-backed credential: out of
+/// reach like the identity.
+#[test]
+fn the_vault_token_file_is_protected() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let token = "hvs.SANDBOX-TEST-TOKEN-1234";
+    ok(&s.run(
+        &[],
+        "sh",
+        &["-c", &format!("printf {token} > $HOME/.vault-token")],
+    ));
+    for force in ["no", "userns"] {
+        let vars: &[(&str, &OsStr)] = &[("AGENTCRED_SANDBOX_FORCE_UNSUPPORTED", OsStr::new(force))];
+        let stdout = sandboxed_script(
+            &s,
+            "agentcred",
+            vars,
+            &format!("{CHECK}check token cat $HOME/.vault-token\n"),
+        );
+        denied(&stdout, "token", "Permission denied");
+        assert!(!stdout.contains(token), "{force}: {stdout}");
+    }
+}
+
+/// With `~/.config` a link into a dotfiles directory, HOME must stay list-only (the link
+/// must not be replaced), also when HOME is mounted a second time: Landlock combines the
+/// rules of one directory whatever path added them, so the second mount's walk must not
+/// grant HOME more than the first.
+#[test]
+fn a_second_mount_does_not_widen_a_list_only_directory() {
+    let s = Sandboxed::new();
+    if s.owner.is_none() {
+        eprintln!(
+            "SKIPPED a_second_mount_does_not_widen_a_list_only_directory: making a bind mount needs root"
+        );
+        return;
+    }
+    let setup = "mkdir -p $HOME/dotfiles/config && ln -s dotfiles/config $HOME/.config";
+    ok(&s.run(&[], "sh", &["-c", setup]));
+    s.store_with_two();
+    let alias = s.base.path().join("alias");
+    fs::create_dir(&alias).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&s.home)
+        .arg(&alias)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED a_second_mount_does_not_widen_a_list_only_directory: this machine refuses bind mounts even to root"
+        );
+        return;
+    }
+    let _unmount = Unmount(alias.clone());
+    let script = format!(
+        r#"{CHECK}
+check new_dotfile touch $HOME/.newdot
+check alias_new_dotfile touch {alias}/.newdot
+check replace_link ln -sfn /tmp $HOME/.config
+check alias_replace_link ln -sfn /tmp {alias}/.config
+check alias_read cat {alias}/dotfiles/config/agentcred/identity.txt
+check new_in_dotfiles sh -c 'echo x > $HOME/dotfiles/new && cat $HOME/dotfiles/new'
+"#,
+        alias = alias.display()
+    );
+    for force in ["no", "userns"] {
+        let vars: &[(&str, &OsStr)] = &[("AGENTCRED_SANDBOX_FORCE_UNSUPPORTED", OsStr::new(force))];
+        let stdout = sandboxed_script(&s, "agentcred", vars, &script);
+        for name in [
+            "new_dotfile",
+            "alias_new_dotfile",
+            "replace_link",
+            "alias_replace_link",
+        ] {
+            denied(&stdout, name, "Permission denied");
+        }
+        denied(&stdout, "alias_read", "Permission denied");
+        allowed(&stdout, "new_in_dotfiles");
+        assert_eq!(
+            fs::read_link(s.home.join(".config")).unwrap(),
+            PathBuf::from("dotfiles/config"),
+            "{force}"
+        );
+        assert!(!s.home.join(".newdot").exists(), "{force}: {stdout}");
+    }
+}
+
+/// Code that runs later outside the sandbox (shell startup files, `~/.ssh`,
+/// `~/.local/bin`, agentcred itself and its directory, the repository's config and hooks)
+/// is read-only inside it; the rest of HOME and the working directory stay writable.
+#[test]
+fn places_that_run_code_later_are_read_only() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    // agentcred in a directory of the user's own, as `cargo install` or `~/.local/bin` put it.
+    let setup = format!(
+        "mkdir -p $HOME/.ssh $HOME/.local/bin $HOME/tools && echo '# mine' > $HOME/.bashrc \
+         && cp {bin}/agentcred $HOME/tools/agentcred && git init -q . && git config user.name t",
+        bin = s.bin.display()
+    );
+    ok(&s.run(&[], "sh", &["-c", &setup]));
+    let bashrc = fs::read(s.home.join(".bashrc")).unwrap();
+    let config = fs::read(s.work.join(".git/config")).unwrap();
+    let script = format!(
+        r#"{CHECK}
+check bashrc_append sh -c 'echo evil >> $HOME/.bashrc'
+check bashrc_replace sh -c 'echo evil > $HOME/x && mv -f $HOME/x $HOME/.bashrc'
+check ssh touch $HOME/.ssh/authorized_keys
+check local_bin touch $HOME/.local/bin/agentcred
+check own_binary sh -c 'cat /bin/true > $HOME/tools/agentcred'
+check own_dir touch $HOME/tools/wrapper
+check git_config git config core.fsmonitor evil
+check git_hooks touch .git/hooks/post-checkout
+check home_file sh -c 'echo x > $HOME/notes && cat $HOME/notes'
+check work_file sh -c 'echo x > work.txt && cat work.txt'
+check git_add git add work.txt
+"#
+    );
+    let agentcred = s.home.join("tools/agentcred");
+    let stdout = sandboxed_script(&s, agentcred.to_str().unwrap(), &[], &script);
+    for name in [
+        "bashrc_append",
+        "bashrc_replace",
+        "ssh",
+        "local_bin",
+        "own_binary",
+        "own_dir",
+        "git_config",
+        "git_hooks",
+    ] {
+        let line = line(&stdout, name);
+        assert!(
+            line.starts_with(&format!("{name}: denied")),
+            "{name}:\n{stdout}"
+        );
+    }
+    denied(&stdout, "bashrc_append", "Read-only file system");
+    allowed(&stdout, "home_file");
+    allowed(&stdout, "work_file");
+    allowed(&stdout, "git_add");
+    assert_eq!(fs::read(s.home.join(".bashrc")).unwrap(), bashrc);
+    assert_eq!(fs::read(s.work.join(".git/config")).unwrap(), config);
+    assert!(!s.home.join(".ssh/authorized_keys").exists());
+    assert!(!s.work.join(".git/hooks/post-checkout").exists());
+}
+
+/// The sockets of same-user services that run commands on request (tmux, the systemd
+/// user manager) are out of reach.
+#[test]
+fn tmux_and_systemd_sockets_are_covered() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let uid = s
+        .owner
+        .map_or_else(|| rustix::process::getuid().as_raw(), |(uid, _)| uid);
+    let tmux = s.home.join("tmux");
+    let runtime = s.home.join("runtime");
+    let setup = format!(
+        "mkdir -m 700 -p {tmux}/tmux-{uid} {runtime}/systemd && \
+         python3 -c 'import socket,sys\nfor p in sys.argv[1:]: socket.socket(socket.AF_UNIX).bind(p)' \
+         {tmux}/tmux-{uid}/default {runtime}/systemd/private",
+        tmux = tmux.display(),
+        runtime = runtime.display()
+    );
+    ok(&s.run(&[], "sh", &["-c", &setup]));
+    let script = format!(
+        r#"{CHECK}
+check tmux test -S $TMUX_TMPDIR/tmux-{uid}/default
+check systemd test -S $XDG_RUNTIME_DIR/systemd/private
+check runtime sh -c 'echo x > $XDG_RUNTIME_DIR/mine && cat $XDG_RUNTIME_DIR/mine'
+"#
+    );
+    let vars: &[(&str, &OsStr)] = &[
+        ("TMUX_TMPDIR", tmux.as_os_str()),
+        ("XDG_RUNTIME_DIR", runtime.as_os_str()),
+    ];
+    let stdout = sandboxed_script(&s, "agentcred", vars, &script);
+    denied(&stdout, "tmux", "");
+    denied(&stdout, "systemd", "");
+    allowed(&stdout, "runtime");
+}

@@ -163,23 +163,43 @@ pub fn restrict(
 
 /// Call `rule` for every sibling along the way to each protected path, and for every
 /// directory on the way, [`Grant::Open`] where `open_way` says so (see the module doc).
-/// One file descriptor is open at a time per rule, so a large home directory does not run
-/// into the descriptor limit.
+///
+/// Landlock combines the rules of one inode, whatever path they were added by, so the
+/// grants are decided per inode (device and inode number), not per path: where the same
+/// directory is reached by two paths (HOME and a second mount of it), it is on the way
+/// in both walks, gets [`Grant::List`] if either walk says so, and never
+/// [`Grant::Everything`] as a sibling in another walk; a protected inode never gets a
+/// rule at all. One file descriptor per directory on the way, and one at a time for
+/// the siblings, so a large home directory does not run into the descriptor limit.
 fn walk(
     protected: &[PathBuf],
     open_way: impl Fn(&Path) -> bool,
     mut rule: impl FnMut(OwnedFd, Grant) -> io::Result<()>,
 ) -> io::Result<()> {
+    use std::collections::BTreeMap;
     let protected: BTreeSet<&Path> = protected.iter().map(PathBuf::as_path).collect();
     let ancestors: BTreeSet<&Path> = protected
         .iter()
         .flat_map(|p| p.ancestors().skip(1))
+        .filter(|dir| !protected.iter().any(|p| dir.starts_with(p)))
         .collect();
-    for &dir in &ancestors {
-        // Inside a protected directory nothing is granted.
-        if protected.iter().any(|p| dir.starts_with(p)) {
-            continue;
+    let key = |fd: &OwnedFd| fstat(fd).map(|st| inode(&st));
+    // The protected inodes that exist: never granted anything, by any path.
+    let mut untouchable: BTreeSet<(u64, u64)> = BTreeSet::new();
+    for path in &protected {
+        if let Ok(fd) = openat(
+            CWD,
+            *path,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            untouchable.insert(key(&fd)?);
         }
+    }
+    // The directories on the way, per inode: the narrower grant wins.
+    let mut ways: BTreeMap<(u64, u64), (OwnedFd, Grant)> = BTreeMap::new();
+    let mut opened: Vec<&Path> = Vec::new();
+    for &dir in &ancestors {
         let Ok(dir_fd) = openat(
             CWD,
             dir,
@@ -189,51 +209,78 @@ fn walk(
             // Missing (nothing to grant) or unreadable (its entries stay denied).
             continue;
         };
-        if let Ok(entries) = Dir::read_from(&dir_fd) {
-            for entry in entries {
-                let entry = entry?;
-                let name = OsStr::from_bytes(entry.file_name().to_bytes());
-                if name == "." || name == ".." {
-                    continue;
-                }
-                let path = dir.join(name);
-                if protected.contains(path.as_path()) || ancestors.contains(path.as_path()) {
-                    continue;
-                }
-                // The directory entry's type saves a `stat` per entry where the file
-                // system gives it (`O_NOFOLLOW` keeps a link that appeared since a link).
-                let listed = entry.file_type();
-                if listed == FileType::Symlink {
-                    continue;
-                }
-                let Ok(fd) = openat(
-                    &dir_fd,
-                    name,
-                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) else {
-                    continue;
-                };
-                let kind = match listed {
-                    FileType::Unknown => FileType::from_raw_mode(fstat(&fd)?.st_mode),
-                    known => known,
-                };
-                let grant = match kind {
-                    FileType::Symlink => continue,
-                    FileType::Directory => Grant::Everything,
-                    _ => Grant::File,
-                };
-                rule(fd, grant)?;
-            }
-        }
         let grant = if open_way(dir) {
             Grant::Open
         } else {
             Grant::List
         };
-        rule(dir_fd, grant)?;
+        opened.push(dir);
+        ways.entry(key(&dir_fd)?)
+            .and_modify(|(_, g)| {
+                if grant == Grant::List {
+                    *g = Grant::List;
+                }
+            })
+            .or_insert((dir_fd, grant));
+    }
+    for dir in opened {
+        let Ok(dir_fd) = openat(
+            CWD,
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let Ok(entries) = Dir::read_from(&dir_fd) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = dir.join(name);
+            if protected.contains(path.as_path()) || ancestors.contains(path.as_path()) {
+                continue;
+            }
+            // `O_NOFOLLOW` keeps a link (also one that appeared since the listing) a link.
+            if entry.file_type() == FileType::Symlink {
+                continue;
+            }
+            let Ok(fd) = openat(
+                &dir_fd,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) else {
+                continue;
+            };
+            let stat = fstat(&fd)?;
+            let id = inode(&stat);
+            // On the way (or protected) by another path: that decides.
+            if ways.contains_key(&id) || untouchable.contains(&id) {
+                continue;
+            }
+            let grant = match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Symlink => continue,
+                FileType::Directory => Grant::Everything,
+                _ => Grant::File,
+            };
+            rule(fd, grant)?;
+        }
+    }
+    for (_, (fd, grant)) in ways {
+        rule(fd, grant)?;
     }
     Ok(())
+}
+
+/// A file's device and inode number (their types differ between architectures).
+#[allow(clippy::unnecessary_cast)]
+fn inode(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (stat.st_dev as u64, stat.st_ino as u64)
 }
 
 #[cfg(test)]

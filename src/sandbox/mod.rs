@@ -97,6 +97,14 @@ pub struct Spec {
     pub links: Vec<PathBuf>,
     /// Unix sockets to cover in a private mount namespace (absolute).
     pub hidden_sockets: Vec<PathBuf>,
+    /// Directories of same-user services that run commands on request (tmux, screen, the
+    /// systemd user manager's private socket): covered, where they exist, in the private
+    /// mount namespace.
+    pub hidden_dirs: Vec<PathBuf>,
+    /// Where code that later runs outside the sandbox lives (shell startup files,
+    /// `~/.ssh`, `~/.local/bin`, agentcred itself, the repository's hooks): made
+    /// read-only, where they exist, in the private mount namespace. A deny-list.
+    pub read_only: Vec<PathBuf>,
     /// The Landlock ABI, as found when the spec was made (0: none).
     pub abi: i32,
     /// Cover the protected paths in a private mount namespace (this system lets an
@@ -115,6 +123,12 @@ impl Spec {
             protected.push(PathBuf::from(file));
         }
         protected.extend(crate::crypto::identity::default_file());
+        // A Vault token reaches every Vault-backed credential. Protected when it exists:
+        // a missing one would keep HOME list-only (nothing new could be made there), and
+        // a token the program plants only gives agentcred the program's own Vault rights.
+        protected.extend(
+            crate::backend::vault::token_file().filter(|f| std::fs::symlink_metadata(f).is_ok()),
+        );
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot find the working directory", e))?;
         let mut links = Vec::new();
@@ -129,11 +143,33 @@ impl Spec {
         };
         let own_dirs = resolve_all(&own_dirs(store_dir));
         let mut protected = resolve_all(&protected);
-        protected.extend(aliases(&protected));
+        protected.extend(aliases(&protected)?);
         protected.sort();
         protected.dedup();
         links.sort();
         links.dedup();
+        // A link seen through a second mount must stay in place there too.
+        links.extend(aliases(&links)?);
+        links.sort();
+        links.dedup();
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .filter(|h| h.is_absolute());
+        let mut read_only: Vec<PathBuf> = persistence_paths(home.as_deref(), &cwd)
+            .iter()
+            .map(|p| resolve(p, &mut Vec::new()))
+            .filter(|p| !protected.iter().any(|q| p.starts_with(q)))
+            .collect();
+        read_only.sort();
+        read_only.dedup();
+        let uid = rustix::process::getuid().as_raw();
+        let mut hidden_dirs: Vec<PathBuf> = service_dirs(uid)
+            .iter()
+            .map(|p| resolve(p, &mut Vec::new()))
+            .collect();
+        hidden_dirs.sort();
+        hidden_dirs.dedup();
         let hidden_sockets = session_bus_sockets(
             std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref(),
             std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
@@ -145,6 +181,8 @@ impl Spec {
             own_dirs,
             links,
             hidden_sockets,
+            hidden_dirs,
+            read_only,
             abi: support.landlock_abi.unwrap_or_default(),
             namespace: support.user_namespaces,
         })
@@ -180,6 +218,8 @@ impl Spec {
             ("--own-dir", &self.own_dirs),
             ("--link", &self.links),
             ("--hide-socket", &self.hidden_sockets),
+            ("--hide-dir", &self.hidden_dirs),
+            ("--read-only", &self.read_only),
         ] {
             for path in paths {
                 out.push(flag.into());
@@ -213,6 +253,8 @@ fn parse_invocation(mut args: impl Iterator<Item = OsString>) -> Option<Invocati
             "--own-dir" => spec.own_dirs.push(absolute(args.next()?)?),
             "--link" => spec.links.push(absolute(args.next()?)?),
             "--hide-socket" => spec.hidden_sockets.push(absolute(args.next()?)?),
+            "--hide-dir" => spec.hidden_dirs.push(absolute(args.next()?)?),
+            "--read-only" => spec.read_only.push(absolute(args.next()?)?),
             "--" => break,
             _ => return None,
         }
@@ -233,12 +275,17 @@ fn absolute(path: OsString) -> Option<PathBuf> {
 /// The other paths to the protected files: where the file system that holds one is also
 /// mounted a second time (a bind mount of HOME elsewhere, a container's volume), showing
 /// a directory above it. Each is protected like the path itself, or it would be a way
-/// around. Only paths that lead to the very same file (device and inode) count.
-fn aliases(protected: &[PathBuf]) -> Vec<PathBuf> {
+/// around. Only paths that lead to the very same file (device and inode) count. Without
+/// `/proc/self/mountinfo` they cannot be found, and the sandbox refuses.
+fn aliases(protected: &[PathBuf]) -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::SandboxUnavailable {
+            reason: format!(
+                "cannot read /proc/self/mountinfo to find other mounts of the store: {e}"
+            ),
+            need: "a mounted /proc".into(),
+        })?;
     // ID, parent ID, major:minor, root within the file system, mount point, ...
     let mounts: Vec<(&str, PathBuf, PathBuf)> = info
         .lines()
@@ -282,6 +329,97 @@ fn aliases(protected: &[PathBuf]) -> Vec<PathBuf> {
             }
         }
     }
+    Ok(out)
+}
+
+/// Where code lives that runs later outside the sandbox, as the user: a program that
+/// changed it would run unsandboxed next time (finding 1 of the review). A deny-list:
+/// only these, and only those that exist when the program starts, are made read-only.
+fn persistence_paths(home: Option<&Path>, cwd: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(home) = home {
+        for name in [
+            ".bashrc",
+            ".bash_profile",
+            ".bash_login",
+            ".bash_logout",
+            ".profile",
+            ".zshrc",
+            ".zprofile",
+            ".zshenv",
+            ".zlogin",
+            ".config/fish",
+            ".ssh",
+            ".local/bin",
+            ".cargo/bin",
+            ".config/systemd",
+            ".config/autostart",
+            ".config/environment.d",
+            ".config/git",
+            ".gitconfig",
+            ".pam_environment",
+        ] {
+            out.push(home.join(name));
+        }
+    }
+    // agentcred itself, and the directory it is in (a wrapper put beside it, or in its
+    // place, would run the next time the user types `agentcred`), unless the program
+    // works there.
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent().filter(|d| !cwd.starts_with(d)) {
+            out.push(dir.to_path_buf());
+        }
+        out.push(exe);
+    }
+    // The repository the program works in: its config (core.fsmonitor, core.hooksPath,
+    // aliases) and hooks run for whoever uses git there next.
+    for dir in cwd.ancestors() {
+        let dot_git = dir.join(".git");
+        let git_dir = match std::fs::symlink_metadata(&dot_git) {
+            Ok(meta) if meta.is_dir() => dot_git,
+            Ok(meta) if meta.is_file() => {
+                // A worktree or submodule: `gitdir: PATH`.
+                let Some(git_dir) = std::fs::read_to_string(&dot_git).ok().and_then(|text| {
+                    let path = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+                    Some(dir.join(path))
+                }) else {
+                    break;
+                };
+                git_dir
+            }
+            _ => continue,
+        };
+        if let Ok(common) = std::fs::read_to_string(git_dir.join("commondir")) {
+            let common = git_dir.join(common.trim());
+            out.push(common.join("config"));
+            out.push(common.join("hooks"));
+        }
+        out.push(git_dir.join("config"));
+        out.push(git_dir.join("hooks"));
+        break;
+    }
+    out
+}
+
+/// The socket directories of same-user services that run commands on request: tmux,
+/// screen, the systemd user manager's private socket (`systemd-run --user`).
+fn service_dirs(uid: u32) -> Vec<PathBuf> {
+    let mut out = vec![
+        PathBuf::from(format!("/tmp/tmux-{uid}")),
+        PathBuf::from("/run/screen"),
+        PathBuf::from("/tmp/screens"),
+        PathBuf::from("/tmp/screen"),
+        PathBuf::from(format!("/run/user/{uid}/systemd")),
+    ];
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    out.extend(var("TMUX_TMPDIR").map(|d| d.join(format!("tmux-{uid}"))));
+    out.extend(var("SCREENDIR"));
+    out.extend(var("XDG_RUNTIME_DIR").map(|d| d.join("systemd")));
     out
 }
 
@@ -422,10 +560,24 @@ pub fn session_bus_sockets(
     let mut existing: Vec<PathBuf> = sockets
         .into_iter()
         .filter(|p| p.is_absolute())
-        .filter(|p| {
+        .filter_map(|p| {
             use std::os::unix::fs::FileTypeExt;
-            std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
+            match std::fs::metadata(&p) {
+                Ok(m) if m.file_type().is_socket() => Some(Ok(p)),
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+                    None
+                }
+                // Cannot tell: it may be the bus, so refuse rather than leave it open.
+                Err(e) => Some(Err(Error::SandboxUnavailable {
+                    reason: format!("cannot inspect the session bus socket {}: {e}", p.display()),
+                    need: "a session bus socket agentcred can inspect".into(),
+                })),
+            }
         })
+        .collect::<Result<Vec<PathBuf>>>()?
+        .into_iter()
         .map(|p| resolve(&p, &mut Vec::new()))
         .collect();
     existing.sort();
@@ -469,6 +621,10 @@ pub struct Support {
     /// namespace itself).
     pub bubblewrap: Option<PathBuf>,
 }
+
+/// Landlock's truncate right: older ABIs let any file the program may open be truncated,
+/// protected or not.
+pub const TRUNCATE_ABI: i32 = 3;
 
 /// Landlock's abstract-socket and signal scopes.
 pub const SCOPE_ABI: i32 = 6;
@@ -526,6 +682,14 @@ impl Support {
                 "Linux 5.13 or later with Landlock enabled (lsm=...,landlock)",
             ));
         };
+        if abi < TRUNCATE_ABI {
+            return Err(unavailable(
+                format!(
+                    "Landlock ABI {abi} does not govern truncating files, so the program could empty the store"
+                ),
+                "Landlock ABI 3 (Linux 6.2) or later",
+            ));
+        }
         if !self.seccomp {
             return Err(unavailable(
                 format!(
@@ -565,12 +729,18 @@ impl Support {
     }
 }
 
+/// [`ENV_FORCE_UNSUPPORTED`], honoured only by debug builds (the tests'): a shipped
+/// binary cannot be talked into the weaker mode from its environment.
+fn forced(value: &str) -> bool {
+    cfg!(debug_assertions) && std::env::var_os(ENV_FORCE_UNSUPPORTED).is_some_and(|v| v == value)
+}
+
 fn forced_unsupported() -> bool {
-    std::env::var_os(ENV_FORCE_UNSUPPORTED).is_some_and(|v| v == "1")
+    forced("1")
 }
 
 fn forced_no_user_namespaces() -> bool {
-    std::env::var_os(ENV_FORCE_UNSUPPORTED).is_some_and(|v| v == "userns")
+    forced("userns")
 }
 
 /// Whether `DBUS_SESSION_BUS_ADDRESS` names an abstract socket.
@@ -765,8 +935,29 @@ pub fn apply(spec: &Spec) -> Result<()> {
                 _ => strict.push(path.clone()),
             }
         }
-        let runs = other_runs();
+        let runs = other_runs()?;
         cover.dirs.extend(runs.iter().map(PathBuf::as_path));
+        // Service directories that exist and are real directories (not a link, which
+        // would move the cover elsewhere).
+        for dir in &spec.hidden_dirs {
+            if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
+                && !cover.dirs.iter().any(|d| dir.starts_with(d))
+            {
+                cover.dirs.push(dir);
+            }
+        }
+        let read_only: Vec<&Path> = spec
+            .read_only
+            .iter()
+            .map(PathBuf::as_path)
+            .filter(|p| {
+                std::fs::symlink_metadata(p).is_ok_and(|m| !m.file_type().is_symlink())
+                    && !cover.dirs.iter().chain(&cover.files).any(|d| p.starts_with(d))
+                    // The program's own working directory stays writable.
+                    && !cwd.starts_with(p)
+            })
+            .collect();
+        cover.read_only = read_only;
         let sockets: Vec<PathBuf> = spec
             .hidden_sockets
             .iter()
@@ -824,7 +1015,7 @@ pub fn apply(spec: &Spec) -> Result<()> {
 /// (`$XDG_RUNTIME_DIR`, `/run/user/UID`, the temp dir); one made after the program started
 /// is not covered.
 #[cfg(target_os = "linux")]
-fn other_runs() -> Vec<PathBuf> {
+fn other_runs() -> Result<Vec<PathBuf>> {
     use std::os::unix::fs::MetadataExt;
     let uid = rustix::process::getuid().as_raw();
     let own = format!(
@@ -845,8 +1036,19 @@ fn other_runs() -> Vec<PathBuf> {
     bases.dedup();
     let mut runs = Vec::new();
     for base in bases {
-        let Ok(entries) = std::fs::read_dir(&base) else {
-            continue;
+        let entries = match std::fs::read_dir(&base) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // Another agent's keys may be in there: refuse rather than leave them open.
+            Err(e) => {
+                return Err(Error::SandboxUnavailable {
+                    reason: format!(
+                        "cannot look for other agents' run directories in {}: {e}",
+                        base.display()
+                    ),
+                    need: "a temp and runtime directory agentcred can list".into(),
+                });
+            }
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -862,7 +1064,7 @@ fn other_runs() -> Vec<PathBuf> {
             }
         }
     }
-    runs
+    Ok(runs)
 }
 
 /// `agentcred-<pid>-<start>-<16 hex digits>`, and nothing else.
@@ -933,6 +1135,8 @@ mod tests {
             own_dirs: vec!["/s".into()],
             links: vec!["/home/u/.config".into()],
             hidden_sockets: vec!["/run/user/1/bus".into()],
+            hidden_dirs: vec!["/tmp/tmux-1".into()],
+            read_only: vec!["/home/u/.bashrc".into(), "/w/.git/hooks".into()],
             abi: 6,
             namespace: true,
         };
@@ -1035,6 +1239,13 @@ mod tests {
             ..support.clone()
         };
         assert!(old.mechanism(&Spec::default(), true).is_err());
+        // Landlock before ABI 3 does not govern truncation: refused.
+        let no_truncate = Support {
+            landlock_abi: Some(2),
+            ..support.clone()
+        };
+        let err = no_truncate.mechanism(&Spec::default(), false).unwrap_err();
+        assert!(err.to_string().contains("truncat"), "{err}");
         assert_eq!(
             old.mechanism(&Spec::default(), false).unwrap(),
             "Landlock ABI 4 + seccomp + a private mount namespace"

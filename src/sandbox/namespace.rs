@@ -25,6 +25,7 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::StatVfsMountFlags;
 use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_bind, mount_change};
 use rustix::process::{getgid, getuid};
 use rustix::thread::UnshareFlags;
@@ -56,6 +57,9 @@ pub struct Cover<'a> {
     pub files: Vec<&'a Path>,
     /// Path-named sockets.
     pub sockets: &'a [PathBuf],
+    /// Existing files and directories to make read-only (with whatever is mounted
+    /// beneath them), none of them a symbolic link.
+    pub read_only: Vec<&'a Path>,
 }
 
 /// A new user namespace, its maps not written yet: this process's user and group as
@@ -146,6 +150,26 @@ pub fn cover(entered: Entered, cover: &Cover<'_>, cwd: &Path) -> io::Result<()> 
     }
     for socket in cover.sockets {
         mount_bind("/dev/null", socket).map_err(at(socket))?;
+    }
+    // Read-only: bound onto itself (with the covers beneath it), then remounted
+    // read-only, keeping the flags the kernel locks (nosuid, nodev, noexec, atime).
+    for &path in &cover.read_only {
+        rustix::mount::mount_bind_recursive(path, path).map_err(at(path))?;
+        let kept = rustix::fs::statvfs(path).map_err(at(path))?.f_flag;
+        let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+        for (has, flag) in [
+            (StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
+            (StatVfsMountFlags::NODEV, MountFlags::NODEV),
+            (StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
+            (StatVfsMountFlags::NOATIME, MountFlags::NOATIME),
+            (StatVfsMountFlags::NODIRATIME, MountFlags::NODIRATIME),
+            (StatVfsMountFlags::RELATIME, MountFlags::RELATIME),
+        ] {
+            if kept.contains(has) {
+                flags |= flag;
+            }
+        }
+        rustix::mount::mount_remount(path, flags, "").map_err(at(path))?;
     }
     std::env::set_current_dir(cwd).map_err(at(cwd))?;
     Ok(())

@@ -15,7 +15,7 @@ use crate::util::output::escape;
 use super::*;
 
 /// The file `vault login` and `bao login` keep their token in.
-pub(super) fn token_file() -> Option<PathBuf> {
+pub(crate) fn token_file() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|home| PathBuf::from(home).join(".vault-token"))

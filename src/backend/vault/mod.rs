@@ -47,7 +47,7 @@ pub use crate::model::settings::{
     DEFAULT_MOUNT, Requested, VaultSettings as Settings, check_addr, check_path, default_prefix,
 };
 pub use client::Vault;
-use client::token_file;
+pub(crate) use client::token_file;
 pub use kv::{Written, metadata};
 
 /// Every request, from connecting to the last byte of the answer.
