@@ -670,3 +670,37 @@ fn edit_changes_one_part_of_a_route_and_keeps_the_rest() {
     );
     assert_eq!(before, env.snapshot());
 }
+
+/// The recommended set-up for an LLM agent, both at once: the program reaches the upstream
+/// through the broker from inside the sandbox, and cannot read the store.
+#[test]
+fn broker_and_sandbox_together() {
+    let (env, upstream) = setup();
+    assert!(env.manifest_path().is_file());
+    let script = format!(
+        r#"echo "echo $(curl -sS -H "Authorization: Bearer $OPENAI_API_KEY" "$OPENAI_BASE_URL/echo" -w ' %{{http_code}}')"
+if cat '{manifest}' >/dev/null 2>&1; then echo "store: readable"; else echo "store: denied"; fi
+echo "sandboxed: $AGENTCRED_SANDBOXED""#,
+        manifest = env.manifest_path().display()
+    );
+    let out = run_brokered(&env, &upstream, &["--sandbox"], &script);
+    let stdout = stdout_of(&out);
+    let stderr = stderr_of(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains(KEY) && !stderr.contains(KEY),
+        "{stdout}{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("echo {\"you_sent\": \"Bearer <agentcred:scrubbed>"),
+        "{stdout}"
+    );
+    assert!(lines[0].ends_with(" 200"), "{stdout}");
+    assert_eq!(lines[1], "store: denied", "{stdout}");
+    assert_eq!(lines[2], "sandboxed: 1", "{stdout}");
+    assert_eq!(
+        upstream.requests()[0]["headers"]["authorization"],
+        format!("Bearer {KEY}")
+    );
+}
