@@ -143,6 +143,7 @@ impl ExportArgs {
                 }
             }
         }
+        reader.finish();
         ctx.audit.ok()?;
         if !skipped.is_empty() {
             eprintln!(

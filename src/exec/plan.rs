@@ -198,7 +198,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         values.push((name, entry, value));
     }
     let store_id = reader.store_id().to_owned();
-    drop(reader);
+    reader.finish();
     let brokering = selection.policy.broker;
     if !brokering && !request.raw.is_empty() {
         return Err(Error::Usage(
