@@ -129,7 +129,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
     let selection = policy::select(only, chosen, flags)?;
     let selected: Vec<(CredentialName, Entry)> = match &selection.names {
         Names::Every => reader
-            .manifest()?
+            .manifest_without_history()?
             .credentials
             .into_iter()
             .filter_map(|(name, entry)| CredentialName::parse(&name).ok().map(|n| (n, entry)))

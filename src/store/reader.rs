@@ -77,6 +77,12 @@ impl Reader<'_> {
         Manifest::parse_sealed(&self.text)
     }
 
+    /// The whole manifest but the credentials' history, several times faster to read
+    /// (for `exec` of every credential and `list`).
+    pub fn manifest_without_history(&self) -> Result<Manifest> {
+        Manifest::parse_sealed_without_history(&self.text)
+    }
+
     /// The store's Vault settings and client (made on first use).
     pub fn vault(&self) -> Result<&Rc<LazyVault>> {
         if let Some(vault) = self.vault.get() {
