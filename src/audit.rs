@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::util;
 use crate::util::hash::sha256_hex;
+use crate::util::output::Say;
 
 pub const FILE_NAME: &str = "audit.jsonl";
 
@@ -463,9 +464,10 @@ pub fn open_for_reading(store_root: &Path) -> Result<Option<BufReader<File>>> {
 /// The event a command will write: begun by the command, completed as it learns names,
 /// written once with `ok` before the secret is released (or the change committed), and by
 /// `main` with the failure's outcome when the command fails.
-#[derive(Default)]
 pub struct Recorder {
     state: RefCell<RecorderState>,
+    /// Where the warnings about the log itself go (the caller prints them).
+    say: Say,
 }
 
 #[derive(Default)]
@@ -476,6 +478,13 @@ struct RecorderState {
 }
 
 impl Recorder {
+    pub fn new(say: Say) -> Recorder {
+        Recorder {
+            state: RefCell::default(),
+            say,
+        }
+    }
+
     pub fn store_opened(&self, root: &Path) {
         self.state.borrow_mut().store = Some(root.to_path_buf());
     }
@@ -517,7 +526,9 @@ impl Recorder {
                     io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
                 ) && !dir_writable(&store) =>
             {
-                eprintln!("warning: not audited: the store is read-only here ({cause})");
+                (self.say)(&format!(
+                    "warning: not audited: the store is read-only here ({cause})"
+                ));
             }
             Err(e) => return Err(e),
         }
@@ -532,7 +543,7 @@ impl Recorder {
             return;
         };
         if let Err(e) = append(store, draft, outcome(exit)) {
-            eprintln!("warning: the failure was not audited: {e}");
+            (self.say)(&format!("warning: the failure was not audited: {e}"));
         }
     }
 }

@@ -233,8 +233,19 @@ pub enum Error {
     #[error("cannot get an access token for {name}: {detail}")]
     OAuth { name: String, detail: String },
 
+    /// The endpoint refused the client (`invalid_client`, HTTP 401, a refused key): exit 5.
+    /// `sign_in`: the client of an `authorization_code` credential, whose secret `rotate`
+    /// does not replace.
     #[error("cannot get an access token for {name}: {detail}")]
-    OAuthClientRejected { name: String, detail: String },
+    OAuthClientRejected {
+        name: String,
+        detail: String,
+        sign_in: bool,
+    },
+
+    /// The user's grant is gone (`invalid_grant`, never logged in, revoked): exit 5.
+    #[error("cannot get an access token for {name}: {detail}")]
+    OAuthLoginNeeded { name: String, detail: String },
 
     #[error("stored values found in {places} place{}: {names}", if *.places == 1 { "" } else { "s" })]
     Leaked {
@@ -322,6 +333,7 @@ impl Error {
             | Error::VaultUnavailable { .. }
             | Error::VaultRefused { .. }
             | Error::OAuthClientRejected { .. }
+            | Error::OAuthLoginNeeded { .. }
             | Error::Sandboxed { .. } => Exit::Locked,
             Error::Integrity { .. }
             | Error::RolledBack { .. }
@@ -404,9 +416,19 @@ impl Error {
             ),
             Error::Leaked { marked: true, .. } => "they are marked due now; rotate them with `agentcred rotate NAME` and remove the copies (also from git history)".into(),
             Error::Leaked { marked: false, .. } => "rotate them with `agentcred rotate NAME` and remove the copies (also from git history); --mark-compromised marks them due now".into(),
-            Error::OAuthClientRejected { name, .. } => format!(
-                "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; store the current secret with `agentcred rotate {name}`"
+            Error::OAuthClientRejected {
+                name,
+                sign_in: true,
+                ..
+            } => format!(
+                "the endpoint refused the client id or secret: check the id with `agentcred show {name}`; to change the client, add it again (`agentcred add {name} --force ...`, with --confidential for a secret) and run `agentcred login {name}`"
             ),
+            Error::OAuthClientRejected { name, .. } => format!(
+                "the endpoint refused the client id or its secret or key: check the id with `agentcred show {name}`; store the current secret or key with `agentcred rotate {name}`"
+            ),
+            Error::OAuthLoginNeeded { name, .. } => {
+                format!("run agentcred login {name} (or `agentcred login {name} --device` without a browser)")
+            }
             Error::RefusedEnvVar { .. } => "choose another variable with --env".into(),
             Error::Overdue { .. } => {
                 "rotate with `agentcred rotate NAME`; `agentcred due` lists what is due".into()

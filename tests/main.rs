@@ -19,6 +19,7 @@ mod integrity;
 mod interop;
 mod keychain;
 mod layers;
+mod login;
 mod mask;
 mod mcp;
 mod newuser;

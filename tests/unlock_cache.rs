@@ -30,19 +30,65 @@ fn get_without_passphrase(env: &TestEnv) -> std::process::Output {
     env.cmd().args(["get", "k"]).output().unwrap()
 }
 
+/// The timeout column of our identity's key in /proc/keys (the kernel's own account of it:
+/// `59m`, `expd`, `perm`), or None when the key is not there.
+fn key_timeout(env: &TestEnv) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(std::fs::read(env.identity_path()).unwrap());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let description = format!("agentcred:identity:{}:", &hex[..32]);
+    let keys = std::fs::read_to_string("/proc/keys").unwrap();
+    keys.lines()
+        .find(|line| line.split_whitespace().nth(8) == Some(description.as_str()))
+        .and_then(|line| line.split_whitespace().nth(3).map(str::to_owned))
+}
+
+/// Seconds in a /proc/keys timeout such as `59m` or `2h`.
+fn timeout_seconds(column: &str) -> Option<u64> {
+    let (number, unit) = column.split_at(column.len().checked_sub(1)?);
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    Some(number.parse::<u64>().ok()? * scale)
+}
+
 #[test]
-fn unlock_for_1s_works_then_expires() {
+fn unlock_for_sets_the_kernel_timeout() {
     let env = passphrase_store();
     assert_eq!(get_without_passphrase(&env).status.code(), Some(5));
+    env.cmd()
+        .args(["unlock", "--for", "1h"])
+        .env("AGENTCRED_PASSPHRASE", PASS)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unlocked").and(predicate::str::contains("for 1h")));
+    let out = get_without_passphrase(&env);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"v");
+    // The kernel, not agentcred, forgets the identity: its key carries the timeout.
+    let column = key_timeout(&env).expect("the unlocked identity's key is in /proc/keys");
+    let seconds = timeout_seconds(&column)
+        .unwrap_or_else(|| panic!("key has no timeout: {column:?} (perm would never expire)"));
+    assert!((1..=3600).contains(&seconds), "timeout {column}");
+    env.cmd().arg("lock").assert().success();
+}
+
+#[test]
+fn an_expired_unlock_asks_for_the_passphrase_again() {
+    let env = passphrase_store();
     env.cmd()
         .args(["unlock", "--for", "1s"])
         .env("AGENTCRED_PASSPHRASE", PASS)
         .assert()
         .success()
-        .stderr(predicate::str::contains("unlocked").and(predicate::str::contains("for 1s")));
-    let out = get_without_passphrase(&env);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(out.stdout, b"v");
+        .stderr(predicate::str::contains("for 1s"));
+    // Well past the timeout however slow the machine is: whether `get` worked inside the
+    // second is the test above's business (with a timeout no load can outlast).
     std::thread::sleep(std::time::Duration::from_secs(2));
     let out = get_without_passphrase(&env);
     assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));

@@ -75,7 +75,13 @@ pub struct Session {
 
 impl Session {
     /// Start the broker for `brokered` (from [`split`]); `audit` gets each request.
-    pub fn start(brokered: Vec<Selected>, audit: Option<AuditFn>) -> Result<Session> {
+    /// `store` lets an `authorization_code` credential's token be refreshed (its refresh
+    /// token, which the server may rotate, is written back there).
+    pub fn start(
+        brokered: Vec<Selected>,
+        audit: Option<AuditFn>,
+        store: Option<crate::oauth::StoreAccess>,
+    ) -> Result<Session> {
         let mut routes = Vec::with_capacity(brokered.len());
         let mut guarded: Vec<(String, SecretSlice<u8>)> = Vec::new();
         let mut vars: Vec<(String, Option<String>)> = Vec::new();
@@ -83,18 +89,26 @@ impl Session {
             let Some(upstream) = entry.upstream.as_deref().cloned() else {
                 continue;
             };
-            guarded.push((name.to_string(), value.clone()));
+            if entry.kind == Kind::Oauth2 {
+                for secret in crate::oauth::secrets_of(&entry, &value) {
+                    guarded.push((name.to_string(), secret));
+                }
+            } else {
+                guarded.push((name.to_string(), value.clone()));
+            }
             vars.push((
                 entry.env.to_string(),
                 upstream.base_url_env.as_ref().map(ToString::to_string),
             ));
             let (secret, scrub_also) = if entry.kind == Kind::Oauth2 {
+                let scrub_also = crate::oauth::secrets_of(&entry, &value);
                 let (name, entry, client_secret) = (name.clone(), entry.clone(), value.clone());
+                let store = store.clone();
                 let mint = move || {
-                    crate::oauth::mint_for_broker(&name, &entry, &client_secret)
+                    crate::oauth::mint_for_broker(store.as_ref(), &name, &entry, &client_secret)
                         .map_err(|e| e.to_string())
                 };
-                (SecretSource::Minted(Arc::new(mint)), vec![value])
+                (SecretSource::Minted(Arc::new(mint)), scrub_also)
             } else {
                 (SecretSource::Static(value), Vec::new())
             };

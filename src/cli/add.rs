@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::manifest::{Defaults, Entry, RotateEvery};
 use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 use crate::model::rotation::{Period, parse_date};
-use crate::oauth::{AuthMethod, ClientConfig};
+use crate::oauth::{AuthMethod, ClientConfig, Grant};
 use crate::store::NewEntry;
 use crate::util::output::{self, escape};
 
@@ -31,7 +31,12 @@ use super::input::read_value;
   agentcred add slack-token --backend keychain       # value in the OS keychain
   agentcred add db-password --backend vault          # value in Vault/OpenBao (see `vault`)
   agentcred add api --kind oauth2 --token-url https://auth.example.com/oauth/token \\
-      --client-id my-bot --scope 'read write' --env API_TOKEN   # the value is the client secret")]
+      --client-id my-bot --scope 'read write' --env API_TOKEN   # the value is the client secret
+  agentcred add mail --kind oauth2 --grant authorization_code --client-id my-app \\
+      --auth-url https://auth.example.com/authorize --token-url https://auth.example.com/token \\
+      --scope 'mail.read offline_access'   # then `agentcred login mail`
+  agentcred add gcp --kind oauth2 --grant jwt-bearer --from-file sa.json \\
+      --scope https://www.googleapis.com/auth/cloud-platform   # programs get hour-long tokens")]
 pub struct AddArgs {
     /// Credential name (lowercase; OPENAI_API_KEY is read as openai-api-key)
     name: String,
@@ -96,11 +101,34 @@ pub struct AddArgs {
     #[arg(long, value_enum, value_name = "METHOD", help_heading = OAUTH2_HEADING)]
     auth_method: Option<AuthMethod>,
 
+    /// How tokens are obtained: client_credentials (the value is the client secret),
+    /// authorization_code (a person signs in with `agentcred login`; the value becomes the
+    /// refresh token), jwt-bearer (the value is a service-account key file)
+    #[arg(long, value_enum, value_name = "GRANT", help_heading = OAUTH2_HEADING)]
+    grant: Option<Grant>,
+
+    /// The authorization endpoint the person signs in at (authorization_code)
+    #[arg(long, value_name = "URL", help_heading = OAUTH2_HEADING)]
+    auth_url: Option<String>,
+
+    /// The device authorization endpoint, for `login --device` (RFC 8628)
+    #[arg(long, value_name = "URL", help_heading = OAUTH2_HEADING)]
+    device_auth_url: Option<String>,
+
+    /// A fixed port for the sign-in redirect to 127.0.0.1 [default: any free port]
+    #[arg(long, value_name = "PORT", help_heading = OAUTH2_HEADING)]
+    redirect_port: Option<u16>,
+
+    /// A confidential client (authorization_code): read its client secret like a value
+    /// (prompt, stdin or --from-file); without it the client is public and nothing is read
+    #[arg(long, help_heading = OAUTH2_HEADING)]
+    confidential: bool,
+
     #[command(flatten)]
     upstream: super::upstream_flags::UpstreamFlags,
 }
 
-const OAUTH2_HEADING: &str = "OAuth 2.0 client credentials (--kind oauth2)";
+const OAUTH2_HEADING: &str = "OAuth 2.0 (--kind oauth2)";
 
 impl AddArgs {
     /// The token endpoint of an `oauth2` credential, checked; none for other kinds.
@@ -110,13 +138,48 @@ impl AddArgs {
                 || self.client_id.is_some()
                 || self.scope.is_some()
                 || self.audience.is_some()
-                || self.auth_method.is_some();
+                || self.auth_method.is_some()
+                || self.grant.is_some()
+                || self.auth_url.is_some()
+                || self.device_auth_url.is_some()
+                || self.redirect_port.is_some()
+                || self.confidential;
             if given {
                 return Err(Error::Usage(
-                    "--token-url, --client-id, --scope, --audience and --auth-method are for --kind oauth2".into(),
+                    "--token-url, --client-id, --scope, --audience, --auth-method, --grant, --auth-url, --device-auth-url, --redirect-port and --confidential are for --kind oauth2".into(),
                 ));
             }
             return Ok(None);
+        }
+        let grant = self.grant.unwrap_or_default();
+        if grant != Grant::AuthorizationCode
+            && (self.auth_url.is_some()
+                || self.device_auth_url.is_some()
+                || self.redirect_port.is_some()
+                || self.confidential)
+        {
+            return Err(Error::Usage(
+                "--auth-url, --device-auth-url, --redirect-port and --confidential are for --grant authorization_code".into(),
+            ));
+        }
+        if grant == Grant::JwtBearer {
+            // The endpoint and the client come from the key file, read with the value.
+            return Ok(Some(ClientConfig {
+                token_url: self.token_url.clone().unwrap_or_default(),
+                client_id: self.client_id.clone().unwrap_or_default(),
+                scope: self.scope.clone(),
+                audience: self.audience.clone(),
+                grant,
+                ..ClientConfig::default()
+            }));
+        }
+        if grant == Grant::AuthorizationCode
+            && self.auth_url.is_none()
+            && self.device_auth_url.is_none()
+        {
+            return Err(Error::Usage(
+                "--grant authorization_code needs --auth-url URL (or --device-auth-url URL for `login --device`)".into(),
+            ));
         }
         let (Some(token_url), Some(client_id)) = (&self.token_url, &self.client_id) else {
             return Err(Error::Usage(
@@ -129,6 +192,10 @@ impl AddArgs {
             scope: self.scope.clone(),
             audience: self.audience.clone(),
             auth_method: self.auth_method.unwrap_or_default(),
+            grant,
+            auth_url: self.auth_url.clone(),
+            device_auth_url: self.device_auth_url.clone(),
+            redirect_port: self.redirect_port,
         };
         config.validate()?;
         Ok(Some(config))
@@ -194,7 +261,7 @@ impl AddArgs {
         if let Some(text) = &self.description {
             check_description(text)?;
         }
-        let oauth2 = self.oauth2_config()?;
+        let mut oauth2 = self.oauth2_config()?;
         let mut upstream = None;
         self.upstream.change()?.apply(self.kind, &mut upstream)?;
         let now = crate::model::rotation::now();
@@ -227,7 +294,16 @@ impl AddArgs {
             Err(e) => return Err(e.into()),
         };
         drop(reader);
-        let value = read_value(ctx, &name, self.from_file.as_deref())?;
+        let value = match oauth2.as_mut() {
+            Some(config) => super::login::initial_value(
+                ctx,
+                &name,
+                config,
+                self.confidential,
+                self.from_file.as_deref(),
+            )?,
+            None => read_value(ctx, &name, self.from_file.as_deref())?,
+        };
         let mut txn = store.begin(identity)?;
         let previous = txn.entry(&name).cloned();
         if previous.is_some() && !self.force {

@@ -27,6 +27,7 @@ const CREDENTIAL_ARGS: &[(&[&str], &str)] = &[
     (&["rename"], "old"),
     (&["rotate"], "name"),
     (&["token"], "name"),
+    (&["login"], "name"),
     (&["add"], "name"),
     (&["exec"], "only"),
     (&["export"], "only"),

@@ -49,7 +49,7 @@ impl Ctx {
             no_input,
             verbose,
             core_limit,
-            audit: audit::Recorder::default(),
+            audit: audit::Recorder::new(crate::util::output::say_on_stderr()),
             identity: OnceCell::new(),
             no_identity_note: OnceCell::new(),
         })

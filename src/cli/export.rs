@@ -91,10 +91,9 @@ impl ExportArgs {
             .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
         let mut values = BTreeMap::new();
         let mut names_by_env: BTreeMap<String, String> = BTreeMap::new();
-        // An oauth2 credential's variable holds an access token, as with exec.
         let store_id = reader.store_id().to_owned();
-        let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
         let mut skipped = Vec::new();
+        let mut read = Vec::new();
         for name in names {
             let entry = reader.entry(&name)?;
             // exec gives a file credential's variable a path, never the contents: a
@@ -103,7 +102,15 @@ impl ExportArgs {
                 skipped.push(name.to_string());
                 continue;
             }
-            let mut value = reader.value(&name, &entry)?;
+            let value = reader.value(&name, &entry)?;
+            read.push((name, entry, value));
+        }
+        // An oauth2 credential's variable holds an access token, as with exec: obtained
+        // with the store unlocked (a request takes time, and a rotated refresh token is
+        // written back in a transaction of its own).
+        drop(reader);
+        let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
+        for (name, entry, mut value) in read {
             if entry.kind == crate::model::credential::Kind::Oauth2 {
                 value = crate::oauth::access_token(&tokens, &name, &entry, &value, ctx.verbose)?;
             }

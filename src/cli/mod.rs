@@ -22,6 +22,7 @@ mod import;
 mod init;
 mod input;
 mod list;
+mod login;
 mod mcp;
 mod merge_driver;
 mod recipients;
@@ -146,6 +147,7 @@ pub enum Command {
     Due(due::DueArgs),
     Exec(exec::ExecArgs),
     Token(token::TokenArgs),
+    Login(login::LoginArgs),
     Import(import::ImportArgs),
     Export(export::ExportArgs),
     Identity(identity::IdentityArgs),
@@ -193,6 +195,7 @@ impl Command {
             Command::Due(args) => args.run(ctx),
             Command::Exec(args) => args.run(ctx),
             Command::Token(args) => args.run(ctx),
+            Command::Login(args) => args.run(ctx),
             Command::Import(args) => args.run(ctx),
             Command::Recipients(args) => args.run(ctx),
             Command::Vault(args) => args.run(ctx),

@@ -38,10 +38,12 @@ use super::input::read_value;
 The new value comes from a hidden prompt on a terminal, else stdin, else --from-file, or
 from the stdout of --generate CMD. --verify CMD runs with the new value in the credential's
 variable (for a file credential, in a private file whose path is the variable; for an
-oauth2 credential, an access token the new client secret must first obtain); if it
-fails, the old value is kept (exit 1). Both run under `sh -c`, before
+oauth2 credential, an access token the new client secret or service-account key must
+first obtain); if it fails, the old value is kept (exit 1). Both run under `sh -c`, before
 anything is written: no reader ever sees an unverified value. A due date set with --due
-applied to the old value; after a rotation the credential follows its period again.")]
+applied to the old value; after a rotation the credential follows its period again. A
+credential that holds a person's sign-in (--grant authorization_code) is not rotated
+here: the server rotates its refresh token, and `agentcred login NAME` replaces it.")]
 pub struct RotateArgs {
     /// Credential name
     name: String,
@@ -74,10 +76,12 @@ impl RotateArgs {
             let value = reader.value(&name, &entry)?;
             (entry, value)
         };
+        oauth::check_rotatable(&name, &before)?;
         let new_value = match &self.generate {
             Some(command) => rotate::generate(command, &name)?,
             None => read_value(ctx, &name, self.from_file.as_deref())?,
         };
+        oauth::check_new_value(&name, &before, &new_value)?;
         if bool::from(new_value.expose_secret().ct_eq(old_value.expose_secret())) {
             return Err(Error::Unchanged {
                 name: name.to_string(),
@@ -90,8 +94,12 @@ impl RotateArgs {
             // secret: the new secret must mint one, and CMD gets that token.
             let value = if before.kind == Kind::Oauth2 {
                 oauth::mint(&name, &before, &new_value).map_err(|e| {
+                    let what = match before.oauth2.as_deref().map(|c| c.grant) {
+                        Some(oauth::Grant::JwtBearer) => "service-account key",
+                        _ => "client secret",
+                    };
                     anyhow::Error::from(e).context(format!(
-                        "{name} keeps its old value: its new client secret did not obtain an access token"
+                        "{name} keeps its old value: its new {what} did not obtain an access token"
                     ))
                 })?
             } else {

@@ -170,6 +170,11 @@ impl ShowArgs {
                 lines.push(("audience", escape(audience)));
             }
             lines.push(("auth method", client.auth_method.as_str().to_string()));
+            lines.extend(super::login::show_lines(
+                &name,
+                entry.history.as_slice(),
+                client,
+            ));
         }
         if let Some(upstream) = &entry.upstream {
             lines.push(("upstream", escape(&upstream.to_string())));

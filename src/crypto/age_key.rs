@@ -27,6 +27,7 @@ const SHARE_BYTES: usize = 32;
 const WRAPPED_KEY_BYTES: usize = FILE_KEY_BYTES + 16;
 
 /// An X25519 identity with its public key. Deliberately not `Debug`.
+#[derive(Clone)]
 pub struct X25519Key {
     /// `age`'s form of the same key, for what `age` does with it (its recipient).
     age: x25519::Identity,

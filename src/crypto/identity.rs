@@ -79,12 +79,15 @@ impl Unlock {
 }
 
 /// One private key: an age X25519 identity, or an unencrypted SSH key.
+#[derive(Clone)]
 enum Key {
     X25519(X25519Key),
     Ssh(Box<age::ssh::Identity>),
 }
 
-/// A loaded identity: one or more keys. Deliberately not `Debug`.
+/// A loaded identity: one or more keys. Deliberately not `Debug`. `Clone` for the
+/// broker's token refresh, which runs on its own threads for the program's lifetime.
+#[derive(Clone)]
 pub struct Identity {
     keys: Vec<Key>,
     source: Source,

@@ -259,9 +259,15 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         ));
     }
     let broker = if brokering {
+        let tokens = oauth::StoreAccess {
+            root: store.root().to_path_buf(),
+            identity: std::sync::Arc::new(identity()?.clone()),
+            store_id: store_id.clone(),
+        };
         let session = crate::broker::session::Session::start(
             brokered,
             Some(broker_audit(&store, &selection, program)),
+            Some(tokens),
         )?;
         if request.verbose {
             for line in &session.summary {

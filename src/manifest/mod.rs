@@ -468,6 +468,7 @@ mod tests {
             scope: Some("read write".into()),
             audience: None,
             auth_method: crate::model::settings::AuthMethod::Post,
+            ..ClientConfig::default()
         }));
         m.agents
             .insert("bot".into(), agent(&["a", "a.b"], Some("/usr/bin/bot")));

@@ -292,8 +292,13 @@ impl Tools<'_> {
             eprintln!("{warning}");
         }
         let value = reader.value(&name, &entry)?;
+        let tokens = crate::oauth::StoreAccess {
+            root: store.root().to_path_buf(),
+            identity: std::sync::Arc::new(self.identity.clone()),
+            store_id: reader.store_id().to_owned(),
+        };
         drop(reader);
-        let patterns = scrubber(&name, &value)?;
+        let patterns = scrubber(&name, &crate::oauth::secrets_of(&entry, &value))?;
         if sent.iter().any(|part| found_in(&patterns, part)) {
             return Err(Refusal::new(
                 "blocked",
@@ -303,7 +308,7 @@ impl Tools<'_> {
         // The broker's event for the request (its status and decision) is this call's.
         let mut sent = draft.clone();
         sent.request = None;
-        let response = upstream::send(store.root(), &sent, &name, &entry, &value, &request)
+        let response = upstream::send(&tokens, &sent, &name, &entry, &value, &request)
             .map_err(|e| Refusal::new("error", format!("the request failed: {e}")))?;
         drop(value);
         let body = scrub(&patterns, &response.body);
@@ -381,8 +386,10 @@ impl Tools<'_> {
         if extra.iter().any(|a| a.contains('\0')) {
             return Err(Refusal::new("usage", "an argument contains a NUL byte"));
         }
-        let actual = program::program_sha256(declared.program.as_ref())?;
-        if !crate::crypto::integrity::tags_equal(&actual, &declared.program_sha256) {
+        // Hashed through the descriptor it then runs through (as exec does), so a file
+        // renamed over the path after the check is not what runs.
+        let opened = program::OpenedProgram::open(declared.program.as_ref())?;
+        if !crate::crypto::integrity::tags_equal(&opened.sha256, &declared.program_sha256) {
             return Err(Error::ProgramChanged {
                 agent: agent_name.to_string(),
                 program: escape(&declared.program),
@@ -442,31 +449,47 @@ impl Tools<'_> {
             return self.spawn(
                 store,
                 draft,
-                declared,
-                &command,
-                extra,
+                Launch {
+                    declared,
+                    opened: &opened,
+                    command: &command,
+                    extra,
+                    agent,
+                },
                 injections,
                 &empty_patterns()?,
-                agent,
             );
         };
         self.spawn(
-            store, draft, declared, &command, extra, injections, &patterns, agent,
+            store,
+            draft,
+            Launch {
+                declared,
+                opened: &opened,
+                command: &command,
+                extra,
+                agent,
+            },
+            injections,
+            &patterns,
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn spawn(
         &self,
         store: &Store,
         draft: &Draft,
-        declared: &crate::manifest::AgentCommand,
-        command: &str,
-        extra: Vec<String>,
+        launch: Launch<'_>,
         injections: Vec<Injection>,
         patterns: &Patterns,
-        agent: &Agent,
     ) -> Result<Value, Refusal> {
+        let Launch {
+            declared,
+            opened,
+            command,
+            extra,
+            agent,
+        } = launch;
         let mut files = FileSet::write(
             &filecred::base_dir(),
             injections
@@ -487,7 +510,14 @@ impl Tools<'_> {
         let program = OsString::from(&declared.program);
         let argv0 = program::program_basename(program.as_ref())
             .map_or_else(|| program.clone(), OsString::from);
-        let outcome = run::run(&program, &argv0, &args, env, patterns, run::TIMEOUT);
+        let outcome = run::run(
+            opened.run_path().as_os_str(),
+            &argv0,
+            &args,
+            env,
+            patterns,
+            run::TIMEOUT,
+        );
         if let Err(e) = files.remove() {
             eprintln!("warning: cannot remove file credentials: {e}");
         }
@@ -502,6 +532,16 @@ impl Tools<'_> {
             "output_truncated": captured.truncated,
         }))
     }
+}
+
+/// The checked command `run` starts: its declaration, the open file that was hashed, and
+/// the arguments the agent added.
+struct Launch<'a> {
+    declared: &'a crate::manifest::AgentCommand,
+    opened: &'a program::OpenedProgram,
+    command: &'a str,
+    extra: Vec<String>,
+    agent: &'a Agent,
 }
 
 impl Handler for Tools<'_> {
@@ -739,8 +779,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The masking automaton of one credential's value. A value too short to be looked for
 /// cannot be scrubbed, so it is not used.
-fn scrubber(name: &CredentialName, value: &SecretSlice<u8>) -> Result<Patterns, Refusal> {
-    Patterns::build([(name.to_string(), value.expose_secret())])?
+/// Patterns for a credential's secrets: its value and, for a login record, the refresh
+/// token and client secret inside it (`oauth::secrets_of`).
+fn scrubber(name: &CredentialName, secrets: &[SecretSlice<u8>]) -> Result<Patterns, Refusal> {
+    Patterns::build(secrets.iter().map(|s| (name.to_string(), s.expose_secret())))?
         .patterns
         .ok_or_else(|| {
             Refusal::new(
@@ -832,7 +874,7 @@ mod tests {
     fn scrubbing_replaces_every_form() {
         let name = CredentialName::parse("api-key").unwrap();
         let value = SecretSlice::from(b"sk-live-0123456789".to_vec());
-        let patterns = scrubber(&name, &value).unwrap();
+        let patterns = scrubber(&name, &[value]).unwrap();
         let out = scrub(
             &patterns,
             b"a sk-live-0123456789 b c2stbGl2ZS0wMTIzNDU2Nzg5 c",
@@ -841,7 +883,7 @@ mod tests {
         assert!(found_in(&patterns, b"x=sk-live-0123456789"));
         assert!(!found_in(&patterns, b"sk-live-012345678"));
         let short = SecretSlice::from(b"short".to_vec());
-        assert!(scrubber(&name, &short).is_err());
+        assert!(scrubber(&name, &[short]).is_err());
     }
 
     #[test]

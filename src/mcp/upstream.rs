@@ -80,7 +80,7 @@ fn encode(out: &mut String, text: &str) {
 /// as `draft` (the request, its status and the decision as outcome); the answer is only
 /// returned once that event is written.
 pub fn send(
-    store_root: &std::path::Path,
+    store: &crate::oauth::StoreAccess,
     draft: &Draft,
     name: &CredentialName,
     entry: &Entry,
@@ -89,7 +89,7 @@ pub fn send(
 ) -> Result<Response> {
     let written: Arc<Mutex<Vec<Result<()>>>> = Arc::default();
     let callback: AuditFn = {
-        let (root, draft, written) = (store_root.to_path_buf(), draft.clone(), written.clone());
+        let (root, draft, written) = (store.root.clone(), draft.clone(), written.clone());
         Box::new(move |event: AuditEvent| {
             let decision = event.decision.as_str();
             let draft = Draft {
@@ -111,6 +111,7 @@ pub fn send(
     let session = Session::start(
         vec![(name.clone(), entry.clone(), value.clone())],
         Some(callback),
+        Some(store.clone()),
     )?;
     let reply = session.broker().send(
         name.as_str(),

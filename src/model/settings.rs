@@ -164,9 +164,42 @@ impl AuthMethod {
     }
 }
 
+/// How an `oauth2` credential obtains access tokens, and so what its stored value is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// The agent acts as itself: the value is the client secret (RFC 6749 section 4.4)
+    #[default]
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
+    /// The agent acts for a person who signs in with `agentcred login`: the value is the
+    /// refresh token (RFC 6749 section 4.1, PKCE)
+    #[value(name = "authorization_code", alias = "authorization-code")]
+    AuthorizationCode,
+    /// A service-account key signs a JWT for each token (RFC 7523): the value is the key file
+    #[value(name = "jwt-bearer", alias = "jwt_bearer")]
+    JwtBearer,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::AuthorizationCode => "authorization_code",
+            Grant::JwtBearer => "jwt-bearer",
+        }
+    }
+
+    fn is_client_credentials(&self) -> bool {
+        *self == Grant::ClientCredentials
+    }
+}
+
 /// An `oauth2` credential's token endpoint, in its manifest entry (so covered by the entry
-/// MAC and the seal). Nothing here is secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// MAC and the seal). Nothing here is secret. Fields beyond the client-credentials ones are
+/// left out when unset, so older manifests (and the token cache's MAC over this) keep
+/// their bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     pub token_url: String,
@@ -177,6 +210,17 @@ pub struct ClientConfig {
     pub audience: Option<String>,
     #[serde(default)]
     pub auth_method: AuthMethod,
+    #[serde(default, skip_serializing_if = "Grant::is_client_credentials")]
+    pub grant: Grant,
+    /// The authorization endpoint (`authorization_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<String>,
+    /// The device authorization endpoint (RFC 8628), for `login --device`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_auth_url: Option<String>,
+    /// A fixed port for the login redirect listener, for servers that register one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_port: Option<u16>,
 }
 
 impl ClientConfig {
@@ -189,6 +233,12 @@ impl ClientConfig {
         }
         if let Some(audience) = &self.audience {
             check_text("audience", audience)?;
+        }
+        for url in [&self.auth_url, &self.device_auth_url]
+            .into_iter()
+            .flatten()
+        {
+            check_token_url(url)?;
         }
         Ok(())
     }

@@ -37,8 +37,10 @@ pub(super) fn lock_file(name: &CredentialName) -> String {
 
 /// The token cache of one store, encrypted to the user's identity.
 pub struct TokenCache<'a> {
+    /// The store, for grants whose value the server rotates (see `refresh`).
+    pub(super) store: &'a Store,
     dir: PathBuf,
-    identity: &'a Identity,
+    pub(super) identity: &'a Identity,
     store_id: &'a str,
     /// Where notes and warnings go: the store's caller.
     pub(super) say: crate::util::output::Say,
@@ -63,8 +65,9 @@ impl Drop for Record {
 }
 
 impl<'a> TokenCache<'a> {
-    pub fn new(store: &Store, identity: &'a Identity, store_id: &'a str) -> Self {
+    pub fn new(store: &'a Store, identity: &'a Identity, store_id: &'a str) -> Self {
         TokenCache {
+            store,
             dir: store.root().join(CACHE_DIR).join(TOKENS_DIR),
             identity,
             store_id,
@@ -121,6 +124,7 @@ impl<'a> TokenCache<'a> {
         }
         Some(Token {
             access_token: Zeroizing::new(record.access_token.clone()),
+            refresh_token: None,
             token_type: record.token_type.clone(),
             obtained_at: record.obtained_at,
             expires_at: Some(record.expires_at),

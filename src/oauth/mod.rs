@@ -1,5 +1,8 @@
-//! OAuth 2.0 client credentials (RFC 6749 section 4.4): an `oauth2` credential's value is a
-//! client secret, and what a program receives is an access token minted with it.
+//! OAuth 2.0 access tokens for `oauth2` credentials: what a program receives is an access
+//! token, never the stored value. The value is a client secret (client credentials,
+//! RFC 6749 section 4.4), a service-account key (`jwt`, RFC 7523), or the refresh token of
+//! a person's sign-in (`login`, `device`, and `refresh`, which stores a rotated one before
+//! the access token is used).
 //!
 //! Minting costs a network round trip and the token endpoint may rate-limit, so tokens are
 //! cached per credential in `<store>/cache/oauth2/NAME.age`: age-encrypted to the user's own
@@ -16,6 +19,10 @@
 //! and only then asks the endpoint. No error message ever holds the secret or a token.
 
 mod cache;
+pub mod device;
+pub mod jwt;
+pub mod login;
+pub mod refresh;
 
 use std::fmt;
 use std::time::Duration;
@@ -35,7 +42,7 @@ use crate::util;
 use crate::util::http;
 use crate::util::output::{self, escape};
 
-pub use crate::model::settings::{AuthMethod, ClientConfig, check_token_url};
+pub use crate::model::settings::{AuthMethod, ClientConfig, Grant, check_token_url};
 pub use cache::TokenCache;
 use cache::{lock_file, token_file};
 
@@ -101,10 +108,17 @@ pub fn access_token(
     secret: &SecretSlice<u8>,
     verbose: bool,
 ) -> Result<SecretSlice<u8>> {
+    let config = config_of(name, entry)?;
+    if config.grant == Grant::AuthorizationCode {
+        // The value is a refresh token that the server may rotate: read again under the lock.
+        return refresh::access_token(cache, name, config, secret, verbose);
+    }
     let client = Client {
         name,
-        config: config_of(name, entry)?,
+        config,
         secret,
+        client_secret: Some(secret.expose_secret()),
+        refresh_token: None,
     };
     let say = |text: String| {
         if verbose {
@@ -127,31 +141,42 @@ pub fn access_token(
         ));
         return Ok(token.into_value());
     }
-    let token = request(&client)?;
+    let token = match config.grant {
+        Grant::JwtBearer => jwt::request(&client)?,
+        _ => request(&client, client_credentials_body(config))?,
+    };
+    report_type(cache, &client, &token);
+    say(format!("obtained a new access token ({})", token.expiry()));
+    cache_token(cache, &client, &token, &say);
+    Ok(token.into_value())
+}
+
+fn report_type(cache: &TokenCache, client: &Client, token: &Token) {
+    let name = client.name;
     if let Some(kind) = token.token_type.as_deref()
         && !kind.eq_ignore_ascii_case("bearer")
     {
         (cache.say)(&format!(
             "note: the token endpoint of {name} issued a token of type {}, not Bearer; it is injected as is",
-            escape(&truncate(
-                &redact(kind, client.secret.expose_secret()),
-                MAX_ERROR_CODE
-            ))
+            escape(&truncate(&redact(kind, &client.secrets()), MAX_ERROR_CODE))
         ));
     }
-    say(format!("obtained a new access token ({})", token.expiry()));
+}
+
+/// Keep a token in the cache when it lives long enough to be worth it.
+fn cache_token(cache: &TokenCache, client: &Client, token: &Token, say: &dyn Fn(String)) {
     match token.expires_at {
         Some(expires_at) if is_fresh(token.obtained_at, expires_at, token.obtained_at) => {
-            if let Err(e) = cache.save(&client, &token, expires_at) {
+            if let Err(e) = cache.save(client, token, expires_at) {
                 (cache.say)(&format!(
-                    "warning: the access token of {name} was not cached: {e}"
+                    "warning: the access token of {} was not cached: {e}",
+                    client.name
                 ));
             }
         }
         Some(_) => say("not cached: its lifetime is 60 s or less".into()),
         None => say("not cached: the endpoint did not say when it expires".into()),
     }
-    Ok(token.into_value())
 }
 
 /// A new access token minted with `secret`, neither taken from the cache nor put in it:
@@ -162,34 +187,129 @@ pub fn mint(
     entry: &Entry,
     secret: &SecretSlice<u8>,
 ) -> Result<SecretSlice<u8>> {
+    let config = config_of(name, entry)?;
     let client = Client {
         name,
-        config: config_of(name, entry)?,
+        config,
         secret,
+        client_secret: Some(secret.expose_secret()),
+        refresh_token: None,
     };
-    Ok(request(&client)?.into_value())
+    match config.grant {
+        Grant::ClientCredentials => {
+            Ok(request(&client, client_credentials_body(config))?.into_value())
+        }
+        Grant::JwtBearer => Ok(jwt::request(&client)?.into_value()),
+        Grant::AuthorizationCode => Err(Error::Unsupported(format!(
+            "{name} holds a refresh token: `agentcred login {name}` replaces it"
+        ))),
+    }
+}
+
+/// What minting needs besides the credential when the server rotates its value (a
+/// refresh token, `authorization_code`): the store to write the new one to. Owned and
+/// `Send`, for the broker, whose requests run on their own threads.
+#[derive(Clone)]
+pub struct StoreAccess {
+    pub root: std::path::PathBuf,
+    pub identity: std::sync::Arc<Identity>,
+    pub store_id: String,
+}
+
+/// Whether `rotate` may replace this credential's value. A login record is not typed in:
+/// the server rotates its refresh token, and a person replaces it by signing in again.
+pub fn check_rotatable(name: &CredentialName, entry: &Entry) -> Result<()> {
+    match entry.oauth2.as_deref().map(|c| c.grant) {
+        Some(Grant::AuthorizationCode) => Err(Error::Usage(format!(
+            "{name} holds the refresh token of a person's sign-in, which the server rotates by itself; to replace it, sign in again: run agentcred login {name}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Check a new value for `rotate` before it is stored: a jwt-bearer credential's must be a
+/// service-account key that signs, for the account its tokens are minted as.
+pub fn check_new_value(
+    name: &CredentialName,
+    entry: &Entry,
+    value: &SecretSlice<u8>,
+) -> Result<()> {
+    let Some(config) = entry.oauth2.as_deref() else {
+        return Ok(());
+    };
+    if config.grant != Grant::JwtBearer {
+        return Ok(());
+    }
+    let key = jwt::KeyFile::parse(name, value.expose_secret())?;
+    if key.client_email != config.client_id {
+        return Err(Error::Usage(format!(
+            "the new key of {name} is for {}, but {name} mints tokens as {}; to change the account, add it again with --force",
+            escape(&key.client_email),
+            escape(&config.client_id)
+        )));
+    }
+    jwt::assertion(name, &key, config.scope.as_deref(), &config.token_url, 0).map(drop)
 }
 
 /// A new access token for the broker, which keeps it in memory, and how long it may be
 /// used: its lifetime less the margin [`is_fresh`] keeps (none when the endpoint gave no
-/// lifetime). Not put in the cache: the broker asks again only when this one runs out.
+/// lifetime). Client credentials and jwt-bearer are minted and not cached (the broker asks
+/// again only when this one runs out); an `authorization_code` token goes through the same
+/// refresh as `token` and `exec` (the cache, the lock, a rotated refresh token stored
+/// first), so a broker and other agentcred processes never refresh twice.
 pub fn mint_for_broker(
+    store: Option<&StoreAccess>,
     name: &CredentialName,
     entry: &Entry,
     secret: &SecretSlice<u8>,
 ) -> Result<(SecretSlice<u8>, Option<std::time::Duration>)> {
+    let config = config_of(name, entry)?;
     let client = Client {
         name,
-        config: config_of(name, entry)?,
+        config,
         secret,
+        client_secret: Some(secret.expose_secret()),
+        refresh_token: None,
     };
-    let token = request(&client)?;
-    let usable = token.expires_at.and_then(|expires_at| {
-        let lifetime = expires_at.duration_since(token.obtained_at);
-        let left = lifetime - MIN_LEFT.max(lifetime / 10);
-        std::time::Duration::try_from(left).ok()
-    });
-    Ok((token.into_value(), usable))
+    let token = match config.grant {
+        Grant::ClientCredentials => request(&client, client_credentials_body(config))?,
+        Grant::JwtBearer => jwt::request(&client)?,
+        Grant::AuthorizationCode => {
+            let Some(access) = store else {
+                return Err(Error::Unsupported(format!(
+                    "{name} holds a refresh token, which only a caller with the store can use"
+                )));
+            };
+            let quiet: output::Say = std::rc::Rc::new(|_: &str| {});
+            let store = Store::open(&access.root, quiet)?;
+            let cache = TokenCache::new(&store, &access.identity, &access.store_id);
+            refresh::token(&cache, name, config, secret, false)?
+        }
+    };
+    Ok((
+        token.value(),
+        token.usable_for(crate::model::rotation::now()),
+    ))
+}
+
+/// The secrets an `oauth2` credential's stored value holds, for scrubbing and guarding:
+/// the value itself, and for `authorization_code` the refresh token and client secret
+/// inside its login record (which appear on their own, never as the record).
+pub fn secrets_of(entry: &Entry, value: &SecretSlice<u8>) -> Vec<SecretSlice<u8>> {
+    let mut secrets = vec![value.clone()];
+    let login = entry
+        .oauth2
+        .as_deref()
+        .is_some_and(|c| c.grant == Grant::AuthorizationCode);
+    if login && let Ok(stored) = serde_json::from_slice::<refresh::Stored>(value.expose_secret()) {
+        for secret in [&stored.refresh_token, &stored.client_secret]
+            .into_iter()
+            .flatten()
+        {
+            secrets.push(SecretSlice::from(secret.as_bytes().to_vec()));
+        }
+    }
+    secrets
 }
 
 fn config_of<'e>(name: &CredentialName, entry: &'e Entry) -> Result<&'e ClientConfig> {
@@ -211,16 +331,36 @@ pub fn forget(store: &Store, name: &CredentialName) {
 }
 
 /// What a token request needs: the credential's name (for messages and the cache), its
-/// endpoint, and its secret.
+/// endpoint, its stored value (which keys the cache's MAC) and the client secret it
+/// authenticates with (none for a public client, which sends its id in the body).
 struct Client<'a> {
     name: &'a CredentialName,
     config: &'a ClientConfig,
     secret: &'a SecretSlice<u8>,
+    client_secret: Option<&'a [u8]>,
+    /// The refresh token sent (refresh grant): never echoed in a message either.
+    refresh_token: Option<&'a [u8]>,
+}
+
+impl Client<'_> {
+    /// Everything secret this request holds, for blotting out of what a server says.
+    fn secrets(&self) -> Vec<&[u8]> {
+        [
+            Some(self.secret.expose_secret()),
+            self.client_secret,
+            self.refresh_token,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 /// An access token and what is known about its lifetime. Not `Debug`.
 pub struct Token {
     access_token: Zeroizing<String>,
+    /// A refresh token, when the server issued one (code exchange, refresh rotation).
+    refresh_token: Option<Zeroizing<String>>,
     token_type: Option<String>,
     obtained_at: Timestamp,
     expires_at: Option<Timestamp>,
@@ -228,7 +368,20 @@ pub struct Token {
 
 impl Token {
     fn into_value(self) -> SecretSlice<u8> {
+        self.value()
+    }
+
+    fn value(&self) -> SecretSlice<u8> {
         SecretSlice::from(self.access_token.as_bytes().to_vec())
+    }
+
+    /// How long from `now` the token may be handed out: until the margin [`is_fresh`]
+    /// keeps. `None` when its lifetime is unknown.
+    fn usable_for(&self, now: Timestamp) -> Option<std::time::Duration> {
+        let expires_at = self.expires_at?;
+        let lifetime = expires_at.duration_since(self.obtained_at);
+        let last = expires_at - MIN_LEFT.max(lifetime / 10);
+        Some(std::time::Duration::try_from(last.duration_since(now)).unwrap_or_default())
     }
 
     fn expiry(&self) -> String {
@@ -267,15 +420,42 @@ fn form_encode(bytes: &[u8]) -> Zeroizing<String> {
 enum Failure {
     /// The client was refused (`invalid_client`, or HTTP 401): exit 5.
     Client(String),
+    /// The grant is gone (`invalid_grant`, RFC 6749 section 5.2): exit 5, log in again.
+    Grant(String),
+    /// RFC 8628 section 3.5: the person has not answered yet; poll again.
+    Pending,
+    /// RFC 8628 section 3.5: poll less often.
+    SlowDown,
     Other(String),
 }
 
-/// Run the client-credentials grant (RFC 6749 section 4.4.2) for one client.
-fn request(client: &Client) -> Result<Token> {
-    request_inner(client).map_err(|failure| match failure {
+/// The body of a client-credentials request (RFC 6749 section 4.4.2).
+fn client_credentials_body(config: &ClientConfig) -> Zeroizing<String> {
+    let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
+    for (key, value) in [("scope", &config.scope), ("audience", &config.audience)] {
+        if let Some(value) = value {
+            body.push_str(&format!("&{key}={}", *form_encode(value.as_bytes())));
+        }
+    }
+    body
+}
+
+/// Send one token request with the grant's form `body` (the client's authentication is
+/// added here) and read the token response.
+fn request(client: &Client, body: Zeroizing<String>) -> Result<Token> {
+    request_inner(client, body).map_err(|failure| match failure {
         Failure::Client(detail) => Error::OAuthClientRejected {
             name: client.name.to_string(),
             detail,
+            sign_in: client.config.grant == Grant::AuthorizationCode,
+        },
+        Failure::Grant(detail) => Error::OAuthLoginNeeded {
+            name: client.name.to_string(),
+            detail,
+        },
+        Failure::Pending | Failure::SlowDown => Error::OAuth {
+            name: client.name.to_string(),
+            detail: "the token endpoint answered as if to a device login".into(),
         },
         Failure::Other(detail) => Error::OAuth {
             name: client.name.to_string(),
@@ -284,7 +464,10 @@ fn request(client: &Client) -> Result<Token> {
     })
 }
 
-fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
+fn request_inner(
+    client: &Client,
+    mut body: Zeroizing<String>,
+) -> std::result::Result<Token, Failure> {
     let config = client.config;
     check_token_url(&config.token_url).map_err(|e| Failure::Other(e.to_string()))?;
     let uri: ureq::http::Uri = config
@@ -294,26 +477,24 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
     let loopback = uri.host().is_some_and(http::is_loopback);
     // No redirects: a token request is never sent anywhere but the configured endpoint.
     let agent = http::agent(loopback, REQUEST_TIMEOUT);
-    let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
-    for (key, value) in [("scope", &config.scope), ("audience", &config.audience)] {
-        if let Some(value) = value {
-            body.push_str(&format!("&{key}={}", *form_encode(value.as_bytes())));
-        }
-    }
     let id = form_encode(config.client_id.as_bytes());
-    let secret = form_encode(client.secret.expose_secret());
     let mut post = agent
         .post(&config.token_url)
         .header("Accept", "application/json")
         .content_type("application/x-www-form-urlencoded");
-    match config.auth_method {
-        AuthMethod::Basic => {
-            let pair = Zeroizing::new(format!("{}:{}", *id, *secret));
+    let secret = client.client_secret.map(form_encode);
+    match (&secret, config.auth_method) {
+        // A public client (RFC 6749 section 2.1): only its id. A jwt-bearer assertion
+        // authenticates by itself and needs no client at all.
+        _ if config.grant == Grant::JwtBearer => {}
+        (None, _) => body.push_str(&format!("&client_id={}", *id)),
+        (Some(secret), AuthMethod::Basic) => {
+            let pair = Zeroizing::new(format!("{}:{}", *id, **secret));
             let header = Zeroizing::new(format!("Basic {}", BASE64.encode(pair.as_bytes())));
             post = post.header("Authorization", header.as_str());
         }
-        AuthMethod::Post => {
-            body.push_str(&format!("&client_id={}&client_secret={}", *id, *secret));
+        (Some(secret), AuthMethod::Post) => {
+            body.push_str(&format!("&client_id={}&client_secret={}", *id, **secret));
         }
     }
     let endpoint = format!("the token endpoint {}", escape(&config.token_url));
@@ -344,7 +525,7 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
     if !status.is_success() {
         let oauth_error = json
             .as_ref()
-            .and_then(|j| server_error(j, client.secret.expose_secret()));
+            .and_then(|j| server_error(j, &client.secrets()));
         let detail = format!(
             "{endpoint} answered {status_text}{}",
             oauth_error
@@ -352,14 +533,29 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );
+        // A service-account key refused (revoked, deleted, not the account's) comes back
+        // as invalid_grant (RFC 7523 section 3.1): the client's own credential, as with
+        // invalid_client.
         let refused = status.as_u16() == 401
-            || oauth_error
-                .as_ref()
-                .is_some_and(|e| e.code == "invalid_client");
+            || oauth_error.as_ref().is_some_and(|e| {
+                e.code == "invalid_client"
+                    || (e.code == "invalid_grant" && config.grant == Grant::JwtBearer)
+            });
+        let grant_gone = oauth_error
+            .as_ref()
+            .is_some_and(|e| e.code == "invalid_grant")
+            && config.grant == Grant::AuthorizationCode;
+        match oauth_error.as_ref().map(|e| e.code.as_str()) {
+            Some("authorization_pending") => return Err(Failure::Pending),
+            Some("slow_down") => return Err(Failure::SlowDown),
+            _ => {}
+        }
         return Err(if status.is_redirection() {
             Failure::Other(format!(
                 "{detail}; token requests do not follow redirects: set the final URL with `agentcred add NAME --force --token-url URL ...`"
             ))
+        } else if grant_gone {
+            Failure::Grant(detail)
         } else if refused {
             Failure::Client(detail)
         } else {
@@ -374,7 +570,7 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
     let access_token = match json.remove("access_token") {
         Some(serde_json::Value::String(token)) if !token.is_empty() => Zeroizing::new(token),
         _ => {
-            let why = server_error(&json, client.secret.expose_secret())
+            let why = server_error(&json, &client.secrets())
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
             return Err(Failure::Other(format!(
@@ -392,6 +588,10 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
         Some(serde_json::Value::String(kind)) => Some(kind.clone()),
         _ => None,
     };
+    let refresh_token = match json.remove("refresh_token") {
+        Some(serde_json::Value::String(token)) if !token.is_empty() => Some(Zeroizing::new(token)),
+        _ => None,
+    };
     let expires_at = json.get("expires_in").and_then(lifetime_secs).map(|secs| {
         obtained_at
             .checked_add(SignedDuration::from_secs(secs))
@@ -399,6 +599,7 @@ fn request_inner(client: &Client) -> std::result::Result<Token, Failure> {
     });
     Ok(Token {
         access_token,
+        refresh_token,
         token_type,
         obtained_at,
         expires_at,
@@ -434,14 +635,14 @@ impl fmt::Display for ServerError {
 }
 
 /// The `error` and `error_description` of a response, escaped and truncated, with the
-/// client secret blotted out should a server echo it.
+/// client's secrets (client secret, refresh token) blotted out should a server echo them.
 fn server_error(
     json: &serde_json::Map<String, serde_json::Value>,
-    secret: &[u8],
+    secrets: &[&[u8]],
 ) -> Option<ServerError> {
     let text = |key: &str, max: usize| match json.get(key) {
         Some(serde_json::Value::String(s)) if !s.is_empty() => {
-            Some(escape(&truncate(&redact(s, secret), max)))
+            Some(escape(&truncate(&redact(s, secrets), max)))
         }
         _ => None,
     };
@@ -451,11 +652,13 @@ fn server_error(
     })
 }
 
-/// `text` without the secret in any form a server may echo: as is, base64 (a Basic
+/// `text` without the secrets in any form a server may echo: as is, base64 (a Basic
 /// header), percent- or form-encoded (as it was sent), JSON-escaped, or cut short.
-fn redact(text: &str, secret: &[u8]) -> String {
-    let sent = form_encode(secret);
-    crate::mask::redact(text, &[secret, sent.as_bytes()])
+fn redact(text: &str, secrets: &[&[u8]]) -> String {
+    let sent: Vec<Zeroizing<String>> = secrets.iter().map(|s| form_encode(s)).collect();
+    let mut all: Vec<&[u8]> = secrets.to_vec();
+    all.extend(sent.iter().map(|s| s.as_bytes()));
+    crate::mask::redact(text, &all)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -555,17 +758,17 @@ mod tests {
             r#"{"error":"invalid_scope","error_description":"bad \u001b[31m scope for s3cr3t-value"}"#,
         )
         .unwrap();
-        let shown = server_error(&json, b"s3cr3t-value").unwrap().to_string();
+        let shown = server_error(&json, &[b"s3cr3t-value"]).unwrap().to_string();
         assert_eq!(
             shown,
             "invalid_scope: \"bad \\u{1b}[31m scope for <redacted>\""
         );
         let long: serde_json::Map<String, serde_json::Value> =
             serde_json::from_value(serde_json::json!({"error": "x".repeat(500)})).unwrap();
-        let shown = server_error(&long, b"secret").unwrap().to_string();
+        let shown = server_error(&long, &[b"secret"]).unwrap().to_string();
         assert_eq!(shown.len(), MAX_ERROR_CODE + 3);
         let none: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"error_description":"no code"}"#).unwrap();
-        assert!(server_error(&none, b"secret").is_none());
+        assert!(server_error(&none, &[b"secret"]).is_none());
     }
 }

@@ -104,6 +104,32 @@ impl Txn<'_> {
         Ok(self.insert_entry(name, entry))
     }
 
+    /// A new value from an OAuth server for an existing credential (a login, a refresh token
+    /// the server rotated): staged where it lives, `rotated_at` moved to `at`, an event
+    /// recorded only when `action` is given (a rotation on every refresh would flood it).
+    pub fn replace_value(
+        &mut self,
+        name: &CredentialName,
+        value: &[u8],
+        at: Timestamp,
+        action: Option<(&str, Option<String>)>,
+    ) -> Result<&Entry> {
+        let mut entry =
+            self.manifest
+                .entry(name)
+                .cloned()
+                .ok_or_else(|| Error::CredentialNotFound {
+                    name: name.to_string(),
+                })?;
+        entry.sha256 = Some(self.stage_value_for(entry.backend, name, value)?);
+        entry.rotated_at = at.max(entry.rotated_at);
+        entry.value_info = None;
+        if let Some((action, reason)) = action {
+            entry.history.push(event(at, action, reason));
+        }
+        Ok(self.insert_entry(name, entry))
+    }
+
     /// A new value for an existing credential (`rotate`), staged where it lives now; a
     /// one-off due date was for the old value and is cleared (and returned).
     pub fn rotate_value(
