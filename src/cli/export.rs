@@ -108,7 +108,7 @@ impl ExportArgs {
         // An oauth2 credential's variable holds an access token, as with exec: obtained
         // with the store unlocked (a request takes time, and a rotated refresh token is
         // written back in a transaction of its own).
-        drop(reader);
+        reader.finish();
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
         for (name, entry, mut value) in read {
             if entry.kind == crate::model::credential::Kind::Oauth2 {
@@ -150,7 +150,6 @@ impl ExportArgs {
                 }
             }
         }
-        reader.finish();
         ctx.audit.ok()?;
         if !skipped.is_empty() {
             eprintln!(
