@@ -113,11 +113,24 @@ impl FileStamp {
         })
     }
 
-    /// The stamp of `secrets/NAME.age` now, without following a symlink; `None` when it is
-    /// missing or not a regular file.
-    pub fn current(secrets_dir: &Path, name: &CredentialName) -> Option<FileStamp> {
-        let meta = std::fs::symlink_metadata(secrets_dir.join(file_name(name))).ok()?;
-        FileStamp::of(&meta)
+    /// The stamp of `NAME.age` in the open `secrets/` directory now, without following a
+    /// symlink (one `fstatat` relative to the directory, not a walk of the whole path);
+    /// `None` when it is missing or not a regular file.
+    pub fn current(secrets_dir: &std::fs::File, name: &CredentialName) -> Option<FileStamp> {
+        use rustix::fs::{AtFlags, FileType, statat};
+        let stat = statat(secrets_dir, file_name(name), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| FileStamp {
+            ino: stat.st_ino,
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime: (
+                stat.st_mtime,
+                i64::try_from(stat.st_mtime_nsec).unwrap_or(-1),
+            ),
+            ctime: (
+                stat.st_ctime,
+                i64::try_from(stat.st_ctime_nsec).unwrap_or(-1),
+            ),
+        })
     }
 }
 

@@ -51,7 +51,6 @@ pub(super) fn read_section(section: &str) -> Option<(String, Entry)> {
         }
         None => return None,
     };
-    let history = format!("[[credentials.{key}.history]]");
     let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
     let mut in_history = false;
     for line in lines {
@@ -59,13 +58,17 @@ pub(super) fn read_section(section: &str) -> Option<(String, Entry)> {
             continue;
         }
         if line.starts_with('[') {
-            if line == history {
+            // `[[credentials.KEY.history]]`: lines in it (a multi-line string's too) are
+            // skipped; any other line starting with `[` is a table this reader leaves to
+            // the TOML parser, and a value starting `"""` fails `plain_string`.
+            let is_history = line
+                .strip_prefix("[[credentials.")
+                .and_then(|l| l.strip_suffix(".history]]"))
+                .is_some_and(|k| k == key);
+            if is_history {
                 in_history = true;
                 continue;
             }
-            return None;
-        }
-        if line.contains("\"\"\"") || line.contains("'''") {
             return None;
         }
         if in_history {
@@ -122,7 +125,9 @@ pub(super) fn read_section(section: &str) -> Option<(String, Entry)> {
     };
     let vault_version = match fields.get("vault_version") {
         None => None,
-        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0') => {
+        Some(v)
+            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0') =>
+        {
             Some(v.parse().ok()?)
         }
         Some(_) => return None,
@@ -215,7 +220,8 @@ mod tests {
             e.vault_version = (e.backend == BackendKind::Vault).then_some(i as u64 * 7);
             m.credentials.insert(format!("cred-{i}"), e);
         }
-        m.credentials.insert("a.dotted.name".into(), entry("DOTTED"));
+        m.credentials
+            .insert("a.dotted.name".into(), entry("DOTTED"));
         let mut with_upstream = entry("UP");
         with_upstream.upstream = Some(Box::new(
             toml::from_str(
@@ -285,7 +291,9 @@ mod tests {
             let section = format!("{base}{extra}");
             assert!(read_section(&section).is_none(), "{extra}");
             // And the whole reader still says what the TOML parser says about it.
-            let text = format!("format = 1\nstore_id = \"0123456789abcdef\"\ngeneration = 1\nrecipients_sha256 = \"f\"\nseal = \"s\"\n\n{section}");
+            let text = format!(
+                "format = 1\nstore_id = \"0123456789abcdef\"\ngeneration = 1\nrecipients_sha256 = \"f\"\nseal = \"s\"\n\n{section}"
+            );
             assert_eq!(
                 Manifest::parse_sealed_without_history(&text).is_ok(),
                 Manifest::parse_sealed(&text).is_ok(),

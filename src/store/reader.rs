@@ -2,6 +2,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 
 use secrecy::SecretSlice;
@@ -29,6 +30,8 @@ pub struct Reader<'a> {
     /// The value cache, loaded when the first `age` value is read; written again when the
     /// reader is dropped, if this reader decrypted anything new.
     pub(super) cache: RefCell<Option<ValueCache>>,
+    /// `secrets/`, opened once for the value cache's `fstatat`s.
+    pub(super) secrets: OnceCell<Option<File>>,
 }
 
 impl Reader<'_> {
@@ -128,7 +131,16 @@ impl Reader<'_> {
         let cache = slot.get_or_insert_with(|| {
             ValueCache::load(self.store.root(), &self.header.store_id, &self.key)
         });
-        if let Some(stamp) = FileStamp::current(&secrets_dir, name)
+        let secrets = self.secrets.get_or_init(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&secrets_dir)
+                .ok()
+        });
+        if let Some(stamp) = secrets
+            .as_ref()
+            .and_then(|dir| FileStamp::current(dir, name))
             && let Some(value) = cache.get(name.as_str(), &sha256, &stamp)
         {
             return Ok(value);
@@ -149,8 +161,18 @@ impl Reader<'_> {
     /// cache that cannot be written (a read-only store) only means the next command
     /// decrypts again.
     pub fn finish(self) {
+        let store = self.store;
+        for note in self.finish_quietly() {
+            store.note(&note);
+        }
+    }
+
+    /// [`Reader::finish`], returning the `-v` notes (for `exec`, which gives them with
+    /// its own, after its checks); empty without `-v`.
+    pub fn finish_quietly(self) -> Vec<String> {
+        let mut notes = Vec::new();
         let Some(mut cache) = self.cache.take() else {
-            return;
+            return notes;
         };
         let tally = cache.tally.clone();
         let why = match cache.unused() {
@@ -164,7 +186,7 @@ impl Reader<'_> {
             Some(Unused::Foreign) => Some("it was written for another store".into()),
         };
         if let Some(why) = why {
-            self.store.note(&format!(
+            notes.push(format!(
                 "agentcred: value cache ignored: {why}; values come from secrets/"
             ));
         }
@@ -174,7 +196,7 @@ impl Reader<'_> {
                 Some(generation) => format!(" (written at generation {generation})"),
                 None => String::new(),
             };
-            self.store.note(&format!(
+            notes.push(format!(
                 "agentcred: value cache: {} of {total} age value{} from the cache{from}, {} decrypted from secrets/{}",
                 tally.hits,
                 if total == 1 { "" } else { "s" },
@@ -189,9 +211,13 @@ impl Reader<'_> {
         if cache.dirty()
             && let Err(e) = cache.save(self.header.generation)
         {
-            self.store.note(&format!(
+            notes.push(format!(
                 "agentcred: value cache not written ({e}); the next command decrypts again"
             ));
         }
+        if !self.store.verbose {
+            notes.clear();
+        }
+        notes
     }
 }
