@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What `exec --sandbox` adds to exec, for docs/performance.md (hyperfine medians).
-#   bench/sandbox.sh        build release, print a markdown table
+#   bench/sandbox.sh        build release, print markdown tables
 # Needs: hyperfine, python3. Runs as whoever starts it (the sandbox needs no privilege).
 # The store is the default one under a temp HOME, so the sandbox walks the usual paths.
+# Print `uptime` beside the figures: on a loaded machine they are provisional.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -29,6 +30,7 @@ for r in json.load(open(sys.argv[1]))["results"]:
     print(f"| `{command}`{sys.argv[4]} | {r['median'] * 1000:.2f} | {cpu:.2f} |")
 PY
 }
+uptime
 echo "| benchmark (10 credentials) | median (ms) | user+sys (ms) |"
 echo "| --- | ---: | ---: |"
 bench() {
@@ -43,3 +45,8 @@ table ""
 export DBUS_SESSION_BUS_ADDRESS=unix:path=$work/bus
 bench
 table ", path-named bus"
+# Where spawn mode's extra cost goes: a second start of the agentcred binary (the
+# trampoline), against a start of a small program; `--bad` ends right after start-up.
+hyperfine -N -i --warmup 5 --min-runs 200 --export-json "$json" \
+  "/usr/bin/true" "$bin __sandbox-exec --bad" >/dev/null 2>&1
+table " (start-up alone)"

@@ -230,6 +230,49 @@ echo "redirect $(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$OPENA
     assert_eq!(events[0]["program"], "sh");
     let log = std::fs::read_to_string(env.store.join("audit.jsonl")).unwrap();
     assert!(!log.contains(KEY) && !log.contains("key="), "{log}");
+    // The human table: a REQUEST column (method, host, path, status), the decision as the
+    // outcome, the exec's own event with a dash there.
+    let out = env.cmd().arg("audit").output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let table = stdout_of(&out);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    // The usual nine columns (tests/audit.rs), then REQUEST.
+    assert_eq!(header.len(), 10, "{table}");
+    assert_eq!(header[2..4], ["ACTION", "OUTCOME"], "{table}");
+    assert_eq!(header[9], "REQUEST", "{table}");
+    let rows: Vec<(String, String, String)> = lines
+        .map(|line| {
+            // The first nine cells are single words here; the request cell is three.
+            let words: Vec<&str> = line.split_whitespace().collect();
+            (
+                words[2].to_string(),
+                words[3].to_string(),
+                words[9..].join(" "),
+            )
+        })
+        .collect();
+    let row = |a: &str, o: &str, r: &str| (a.to_string(), o.to_string(), r.to_string());
+    let host = "127.0.0.1";
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.0 == "broker")
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            row("broker", "brokered", &format!("GET {host}/v1/echo 200")),
+            row("broker", "blocked", &format!("GET {host}/v1/models 403")),
+            row(
+                "broker",
+                "blocked",
+                &format!("POST {host}/v1/chat/completions 403")
+            ),
+            row("broker", "brokered", &format!("GET {host}/v1/redirect 302")),
+        ],
+        "{table}"
+    );
+    assert!(rows.iter().any(|r| r.0 == "exec" && r.2 == "-"), "{table}");
+    assert!(!table.contains(KEY) && !table.contains("key="), "{table}");
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //! any file, and owns the keyring), so every command runs as an unprivileged user: as root
 //! (CI) the tests create one with `useradd` and switch to it with `setpriv`; run by anyone
 //! else they already are one. The tree the user needs (a copy of the agentcred binary,
-//! HOME, the working directory) lives under /var/tmp, not /tmp: a directory on the way to
-//! a protected path can get no new entries from inside (see src/sandbox/landlock.rs), and
-//! these tests check that the program can write to /tmp.
+//! HOME, the working directory) lives under /var/tmp, not /tmp: these tests check that
+//! the program can write to /tmp, which must then not be on the way to a protected path.
 //!
-//! `scripts/test` installs keyutils (keyctl), util-linux (setpriv) and gnome-keyring.
+//! `scripts/test` installs keyutils (keyctl), util-linux (setpriv, unshare), python3 and
+//! gnome-keyring.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -279,9 +279,9 @@ echo "marker: $AGENTCRED_SANDBOXED"
     allowed(&stdout, "tmp_write");
     allowed(&stdout, "home_sibling");
     allowed(&stdout, "list_home");
-    // The known limit: HOME is on the way to ~/.config/agentcred, so nothing new can be
-    // made directly in it (README says so).
-    denied(&stdout, "home_new_entry", "Permission denied");
+    // HOME is on the way to ~/.config/agentcred, which the mount namespace covers: new
+    // entries in it work.
+    allowed(&stdout, "home_new_entry");
     assert!(stdout.contains(&format!("value: {ALLOWED}\n")), "{stdout}");
     assert!(stdout.contains("marker: 1\n"), "{stdout}");
     assert!(!s.store().join("planted").exists());
@@ -501,4 +501,357 @@ fn the_program_keeps_job_control_but_cannot_type_into_its_terminal() {
         "{stdout}"
     );
     assert!(!stdout.contains("no job control"), "{stdout}");
+}
+
+/// The script for the attacks on the protected paths, and the ordinary work in HOME.
+fn attacks(s: &Sandboxed) -> String {
+    format!(
+        r#"{CHECK}
+export C=$HOME/.config/agentcred S={store}
+check read cat $C/identity.txt
+check read_store cat $S/agentcred.toml
+check list ls $C
+check list_store ls $S
+check link ln $C/identity.txt $HOME/stolen
+check link_store ln $S/secrets/other.age $HOME/stolen
+check rename_out mv $C/identity.txt $HOME/stolen
+check rename_dir mv $C $HOME/moved
+check rename_store mv $S $HOME/moved
+check remove_store rm -rf $S
+check rename_parent mv $HOME/.config $HOME/.config-old
+check rename_parent_across sh -c 'mkdir -p $HOME/project && mv $HOME/.local $HOME/project/local'
+check rename_grandparent mv $HOME/.local/share $HOME/.local/share-old
+check plant_config sh -c 'echo "store = \"/tmp/evil\"" > $C/config.toml'
+check plant_state mkdir $HOME/.local/state/agentcred/x
+check chmod chmod 700 $C
+check symlink_into sh -c 'ln -s $C $HOME/shortcut && cat $HOME/shortcut/identity.txt'
+check umount umount $C
+check nested_umount unshare -Urm --propagation unchanged python3 -c '{UMOUNT}' $C
+check nested_clone unshare -Urm --propagation unchanged python3 -c '{CLONE}' $HOME/.config
+check proc_root cat /proc/$OUTSIDE/root$C/identity.txt
+check proc_cwd ls /proc/$OUTSIDE/cwd/
+check new_dotfile sh -c 'echo x > $HOME/.new-dotfile && cat $HOME/.new-dotfile'
+check atomic_save sh -c 'echo a > $HOME/.rc.tmp && mv $HOME/.rc.tmp $HOME/.rc && cat $HOME/.rc'
+check new_tool_config sh -c 'mkdir -p $HOME/.config/newtool/sub && echo c > $HOME/.config/newtool/sub/f && cat $HOME/.config/newtool/sub/f'
+check new_share sh -c 'echo d > $HOME/.local/share/newfile && cat $HOME/.local/share/newfile && rm $HOME/.local/share/newfile'
+check new_state sh -c 'mkdir -p $HOME/.local/state/newtool && echo e > $HOME/.local/state/newtool/f'
+"#,
+        store = s.store().display(),
+    )
+}
+
+/// umount2(path, MNT_DETACH) by a raw call, as from inside a namespace of the program's own.
+const UMOUNT: &str = "import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.umount2(sys.argv[1].encode(), 2) != 0: sys.exit(os.strerror(ctypes.get_errno()))
+print(os.listdir(sys.argv[1]))";
+
+/// open_tree(OPEN_TREE_CLONE) of a directory above a covered one: a copy without the
+/// mount on top would show what is beneath.
+const CLONE: &str = "import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(428, -100, sys.argv[1].encode(), 1 | 0o2000000)
+if fd < 0: sys.exit(os.strerror(ctypes.get_errno()))
+print(open(\"/proc/self/fd/%d/agentcred/identity.txt\" % fd).read())";
+
+/// HOME keeps working, and each way at the protected paths through it is closed: read,
+/// list, link, rename out, rename or remove the store, rename a directory on the way and
+/// recreate it with a planted config, links, unmounting (also from a namespace of the
+/// program's own), the /proc links of a process outside, an inherited directory, a
+/// working directory inside.
+#[test]
+fn home_works_but_the_protected_paths_cannot_be_reached_moved_or_replaced() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let identity = s.home.join(".config/agentcred/identity.txt");
+    let before = fs::read(&identity).unwrap();
+    let manifest = fs::read(s.store().join("agentcred.toml")).unwrap();
+    // No state directory: the sandbox makes it (empty), so that it can be covered.
+    let state = s.home.join(".local/state/agentcred");
+    if state.exists() {
+        fs::remove_dir_all(&state).unwrap();
+    }
+    let script = format!(
+        "sleep 60 & export OUTSIDE=$!\nagentcred exec --sandbox --only allowed -- sh -c '{}'\nkill $OUTSIDE",
+        attacks(&s).replace('\'', r"'\''")
+    );
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let stdout = ok(&s.run(pass, "sh", &["-c", &script]));
+    for (name, why) in [
+        ("read", "Permission denied"),
+        ("read_store", "Permission denied"),
+        ("list", "Permission denied"),
+        ("list_store", "Permission denied"),
+        ("link", "Permission denied"),
+        ("link_store", "Permission denied"),
+        ("rename_out", "Permission denied"),
+        ("rename_dir", ""),
+        ("rename_store", ""),
+        ("remove_store", ""),
+        ("rename_parent", "Permission denied"),
+        ("rename_parent_across", "Permission denied"),
+        ("rename_grandparent", "Permission denied"),
+        ("plant_config", ""),
+        ("plant_state", ""),
+        ("chmod", "Read-only file system"),
+        ("symlink_into", "Permission denied"),
+        ("umount", ""),
+        ("nested_umount", "Invalid argument"),
+        ("nested_clone", "Invalid argument"),
+        ("proc_root", "Permission denied"),
+        ("proc_cwd", "Permission denied"),
+    ] {
+        denied(&stdout, name, why);
+    }
+    for name in [
+        "new_dotfile",
+        "atomic_save",
+        "new_tool_config",
+        "new_share",
+        "new_state",
+    ] {
+        allowed(&stdout, name);
+    }
+    assert!(!stdout.contains("AGE-SECRET-KEY"), "{stdout}");
+    // Outside, all is where it was, and the program's new files are there.
+    assert_eq!(fs::read(&identity).unwrap(), before);
+    assert_eq!(
+        fs::read(s.store().join("agentcred.toml")).unwrap(),
+        manifest
+    );
+    for gone in [
+        ".config/agentcred/config.toml",
+        "stolen",
+        "moved",
+        ".config-old",
+    ] {
+        assert!(!s.home.join(gone).exists(), "{gone}");
+    }
+    assert_eq!(
+        fs::read_to_string(s.home.join(".config/newtool/sub/f")).unwrap(),
+        "c\n"
+    );
+    assert!(s.home.join(".new-dotfile").exists());
+    assert!(state.is_dir() && !state.join("x").exists());
+    assert_eq!(ok(&s.agentcred(pass, &["get", "other"])), OTHER);
+
+    // An open directory handed down would be a way around the mounts: refused.
+    let out = s.run(
+        pass,
+        "sh",
+        &[
+            "-c",
+            "agentcred exec --sandbox --only allowed -- true 3<\"$HOME\"",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("file descriptor 3 is an open directory"),
+        "{out:?}"
+    );
+    // So would a working directory beneath a covered one.
+    let script = format!(
+        "cd {} && agentcred exec --sandbox --only allowed -- cat identity.txt",
+        identity.parent().unwrap().display()
+    );
+    let out = s.run(pass, "sh", &["-c", &script]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the working directory is inside"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// Where user namespaces are not to be had, nothing is covered: the directories on the
+/// way stay list-only, so HOME gets no new entries, and the protected paths stay shut.
+#[test]
+fn without_user_namespaces_the_way_is_list_only() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let force: &[(&str, &OsStr)] = &[
+        ("AGENTCRED_SANDBOX_FORCE_UNSUPPORTED", OsStr::new("userns")),
+        ("AGENTCRED_PASSPHRASE", OsStr::new(PASS)),
+    ];
+    let script = attacks(&s).replace("$OUTSIDE", "1");
+    let out = s.agentcred(
+        force,
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let stdout = ok(&out);
+    for name in [
+        "read",
+        "read_store",
+        "link",
+        "rename_out",
+        "rename_store",
+        "rename_parent",
+        "rename_grandparent",
+        "plant_config",
+        "symlink_into",
+        "new_dotfile",
+        "atomic_save",
+        "new_share",
+    ] {
+        denied(&stdout, name, "Permission denied");
+    }
+    // The names in a protected directory show; never the contents.
+    allowed(&stdout, "list");
+    assert!(!stdout.contains("AGE-SECRET-KEY"), "{stdout}");
+    let doctor = ok(&s.agentcred(force, &["doctor"]));
+    assert!(
+        doctor.contains("seccomp (no user namespaces: nothing new can be made directly in HOME"),
+        "{doctor}"
+    );
+}
+
+/// A link on the way to a protected path (a `~/.config` that is a link into a dotfiles
+/// directory) must not be replaced: its directory stays list-only, the rest works.
+#[test]
+fn a_link_on_the_way_stays_in_place() {
+    let s = Sandboxed::new();
+    let setup = "mkdir -p $HOME/dotfiles/config && ln -s dotfiles/config $HOME/.config";
+    ok(&s.run(&[], "sh", &["-c", setup]));
+    s.store_with_two();
+    assert!(
+        s.home
+            .join("dotfiles/config/agentcred/identity.txt")
+            .exists()
+    );
+    let script = format!(
+        r#"{CHECK}
+check read cat $HOME/.config/agentcred/identity.txt
+check replace_link sh -c 'rm $HOME/.config && mkdir -p $HOME/.config/agentcred'
+check new_dotfile touch $HOME/.new-dotfile
+check new_in_dotfiles sh -c 'echo x > $HOME/dotfiles/config/new && cat $HOME/dotfiles/config/new'
+"#
+    );
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let out = s.agentcred(
+        pass,
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let stdout = ok(&out);
+    denied(&stdout, "read", "Permission denied");
+    denied(&stdout, "replace_link", "Permission denied");
+    denied(&stdout, "new_dotfile", "Permission denied");
+    allowed(&stdout, "new_in_dotfiles");
+    assert!(s.home.join(".config").is_symlink());
+}
+
+/// Unmounts a bind mount the test made, before its directory is removed.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A second mount of the file system holding HOME (a bind mount elsewhere, as containers
+/// make) is a second path to the store and identity: protected like the first, with and
+/// without the mount namespace.
+#[test]
+fn a_second_mount_of_home_is_protected_too() {
+    let s = Sandboxed::new();
+    if s.owner.is_none() {
+        eprintln!(
+            "SKIPPED a_second_mount_of_home_is_protected_too: making a bind mount needs root"
+        );
+        return;
+    }
+    s.store_with_two();
+    let alias = s.base.path().join("alias");
+    fs::create_dir(&alias).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&s.home)
+        .arg(&alias)
+        .status()
+        .is_ok_and(|status| status.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED a_second_mount_of_home_is_protected_too: this machine refuses bind mounts even to root"
+        );
+        return;
+    }
+    let _unmount = Unmount(alias.clone());
+    let script = format!(
+        r#"{CHECK}
+check read cat {alias}/.config/agentcred/identity.txt
+check read_store cat {alias}/.local/share/agentcred/secrets/other.age
+check other_files sh -c 'echo x > {alias}/notes && cat {alias}/notes'
+"#,
+        alias = alias.display()
+    );
+    for force in ["no", "userns"] {
+        let vars: &[(&str, &OsStr)] = &[
+            ("AGENTCRED_SANDBOX_FORCE_UNSUPPORTED", OsStr::new(force)),
+            ("AGENTCRED_PASSPHRASE", OsStr::new(PASS)),
+        ];
+        let out = s.agentcred(
+            vars,
+            &[
+                "exec",
+                "--sandbox",
+                "--only",
+                "allowed",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        let stdout = ok(&out);
+        denied(&stdout, "read", "Permission denied");
+        denied(&stdout, "read_store", "Permission denied");
+        allowed(&stdout, "other_files");
+        assert!(!stdout.contains("AGE-SECRET-KEY"), "{force}: {stdout}");
+    }
+}
+
+/// Another agent's file credential, in its run directory while that agent runs, is out of
+/// the sandboxed program's reach; the program's own file credential arrives.
+#[test]
+fn another_agents_file_credentials_are_covered() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let setup = "printf FILE-SECRET-42 > sa.json && agentcred add sa --kind file --env SA_FILE --from-file sa.json && rm sa.json";
+    ok(&s.run(pass, "sh", &["-c", setup]));
+    let script = format!(
+        r#"{CHECK}
+agentcred exec --only sa -- sh -c 'echo "$SA_FILE" > "$HOME/first-path"; exec sleep 60' >/dev/null 2>&1 &
+first=$!
+for i in $(seq 100); do [ -s "$HOME/first-path" ] && break; sleep 0.1; done
+export FIRST=$(cat "$HOME/first-path")
+agentcred exec --sandbox --only sa -- sh -c '{CHECK}
+check other_agent cat "$FIRST"
+check other_agent_dir ls "$(dirname "$FIRST")"
+check own cat "$SA_FILE"'
+kill $first
+"#
+    );
+    let stdout = ok(&s.run(pass, "sh", &["-c", &script]));
+    denied(&stdout, "other_agent", "Permission denied");
+    denied(&stdout, "other_agent_dir", "Permission denied");
+    assert_eq!(line(&stdout, "own"), "own: allowed", "{stdout}");
 }

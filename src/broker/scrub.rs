@@ -9,6 +9,8 @@
 //!   so the upstream never sees a complete request; the verdict is left for the proxy,
 //!   which answers 403 or 413.
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -42,12 +44,62 @@ pub struct Search {
     pending: Zeroizing<Vec<u8>>,
 }
 
-/// The outcome of searching one piece.
-pub enum Scanned {
-    /// Everything decided is clean: these bytes of the input, from its start (no copy).
-    Prefix(usize),
-    /// Something was found (or bytes were held over from before): the bytes to pass on.
-    Copied(Vec<u8>),
+/// A run of output bytes: a range of the piece that was searched (passed on without a
+/// copy), or bytes made here (a replacement, or bytes held over from the piece before).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Segment {
+    Input(Range<usize>),
+    Owned(Vec<u8>),
+}
+
+/// What searching one piece decided, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scanned(Vec<Segment>);
+
+impl Scanned {
+    fn input(&mut self, range: Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        if let Some(Segment::Input(last)) = self.0.last_mut()
+            && last.end == range.start
+        {
+            last.end = range.end;
+        } else {
+            self.0.push(Segment::Input(range));
+        }
+    }
+
+    fn owned(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Some(Segment::Owned(last)) = self.0.last_mut() {
+            last.extend_from_slice(bytes);
+        } else {
+            self.0.push(Segment::Owned(bytes.to_vec()));
+        }
+    }
+
+    /// The segments as chunks: ranges of `data` (the piece searched) and new buffers.
+    fn into_chunks(self, data: &Bytes) -> impl Iterator<Item = Bytes> + use<'_> {
+        self.0.into_iter().map(move |segment| match segment {
+            Segment::Input(range) => data.slice(range),
+            Segment::Owned(bytes) => Bytes::from(bytes),
+        })
+    }
+
+    /// The segments joined into one buffer.
+    fn concat(self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for segment in self.0 {
+            match segment {
+                Segment::Input(range) => out.extend_from_slice(&data[range]),
+                Segment::Owned(bytes) => out.extend_from_slice(&bytes),
+            }
+        }
+        out
+    }
 }
 
 impl Search {
@@ -60,58 +112,68 @@ impl Search {
 
     /// Search the next piece (or the end, when `data` is `None`). `found` is told the
     /// length of each match and returns what replaces it.
+    ///
+    /// The bytes of `data` are passed on as ranges of it, not copied, also after bytes
+    /// held back from the piece before: those are searched together with only the first
+    /// bytes of `data` (as many as the longest form), and whatever is held back after
+    /// that lies within `data`, where the search goes on.
     pub fn feed(
         &mut self,
         data: Option<&[u8]>,
         mut found: impl FnMut(usize) -> Vec<u8>,
     ) -> Scanned {
-        let copying = !self.pending.is_empty() || data.is_none();
-        let mut out: Option<Vec<u8>> = copying.then(Vec::new);
-        let mut plain = 0usize;
-        let input = data.unwrap_or_default();
+        let mut out = Scanned::default();
+        let patterns = self.patterns.clone();
         let pending = std::mem::take(&mut self.pending);
-        let mut redactor = Redactor::resume(&self.patterns, pending);
-        let mut emit = |piece: Piece<'_>| -> std::result::Result<(), ()> {
-            match piece {
-                Piece::Text(text) => match &mut out {
-                    Some(buf) => buf.extend_from_slice(text),
-                    None => plain += text.len(),
-                },
-                Piece::Found { bytes, .. } => {
-                    let buf = out.get_or_insert_with(|| input[..plain].to_vec());
-                    buf.extend_from_slice(&found(bytes.len()));
-                }
+        let Some(data) = data else {
+            let mut redactor = Redactor::resume(&patterns, pending);
+            let _ = redactor.finish(|piece| copy(piece, &mut out, &mut found));
+            return out;
+        };
+        let mut from = 0;
+        if !pending.is_empty() {
+            let stitch = data.len().min(patterns.longest());
+            let mut redactor = Redactor::resume(&patterns, pending);
+            let _ = redactor.feed(&data[..stitch], |piece| copy(piece, &mut out, &mut found));
+            let held = redactor.into_pending();
+            if stitch == data.len() {
+                self.pending = held;
+                return out;
             }
-            Ok(())
-        };
-        let _ = match data {
-            Some(data) => redactor.feed(data, &mut emit),
-            None => redactor.finish(&mut emit),
-        };
-        self.pending = redactor.into_pending();
-        match out {
-            Some(buf) => Scanned::Copied(buf),
-            None => Scanned::Prefix(plain),
+            // What is held back now is a proper beginning of a form, shorter than the
+            // longest form: the end of `data[..stitch]`.
+            from = stitch - held.len();
         }
+        let mut at = from;
+        let mut redactor = Redactor::new(&patterns);
+        let _ = redactor.feed(&data[from..], |piece| -> std::result::Result<(), ()> {
+            let len = match piece {
+                Piece::Text(text) => {
+                    out.input(at..at + text.len());
+                    text.len()
+                }
+                Piece::Found { bytes, .. } => {
+                    out.owned(&found(bytes.len()));
+                    bytes.len()
+                }
+            };
+            at += len;
+            Ok(())
+        });
+        self.pending = redactor.into_pending();
+        out
     }
 
     /// Scrub a whole text at once (a header value).
     pub fn scrub_all(patterns: &Arc<Patterns>, text: &[u8]) -> Option<Vec<u8>> {
         let mut search = Search::new(patterns.clone());
         let mut changed = false;
-        let mut out = match search.feed(Some(text), |len| {
+        let mut replace = |len| {
             changed = true;
             filler(len)
-        }) {
-            Scanned::Prefix(n) => text[..n].to_vec(),
-            Scanned::Copied(buf) => buf,
         };
-        if let Scanned::Copied(rest) = search.feed(None, |len| {
-            changed = true;
-            filler(len)
-        }) {
-            out.extend_from_slice(&rest);
-        }
+        let mut out = search.feed(Some(text), &mut replace).concat(text);
+        out.extend_from_slice(&search.feed(None, &mut replace).concat(&[]));
         changed.then_some(out)
     }
 
@@ -119,31 +181,36 @@ impl Search {
     pub fn contains(patterns: &Arc<Patterns>, text: &[u8]) -> bool {
         let mut search = Search::new(patterns.clone());
         let mut hit = false;
-        search.feed(Some(text), |len| {
+        let mut mark = |len| {
             hit = true;
             vec![0; len]
-        });
-        search.feed(None, |len| {
-            hit = true;
-            vec![0; len]
-        });
+        };
+        search.feed(Some(text), &mut mark);
+        search.feed(None, &mut mark);
         hit
     }
 }
 
-fn to_bytes(data: &Bytes, scanned: Scanned) -> Bytes {
-    match scanned {
-        Scanned::Prefix(n) => data.slice(..n),
-        Scanned::Copied(buf) => Bytes::from(buf),
+/// Hand on a piece of held-over bytes as a copy (its replacement, when found).
+fn copy(
+    piece: Piece<'_>,
+    out: &mut Scanned,
+    found: &mut impl FnMut(usize) -> Vec<u8>,
+) -> std::result::Result<(), ()> {
+    match piece {
+        Piece::Text(text) => out.owned(text),
+        Piece::Found { bytes, .. } => out.owned(&found(bytes.len())),
     }
+    Ok(())
 }
 
 /// A response body with the real value scrubbed out.
 pub struct ScrubBody<B> {
     inner: B,
     search: Option<Search>,
-    /// A trailers frame that waits for the held-back bytes to go first.
-    stashed: Option<Frame<Bytes>>,
+    /// Frames decided and not handed on yet: the pieces of one searched chunk, or a
+    /// trailers frame after the held-back bytes.
+    queue: VecDeque<Frame<Bytes>>,
     done: bool,
 }
 
@@ -153,7 +220,7 @@ impl<B> ScrubBody<B> {
         ScrubBody {
             inner,
             search: patterns.map(Search::new),
-            stashed: None,
+            queue: VecDeque::new(),
             done: false,
         }
     }
@@ -172,10 +239,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if let Some(frame) = this.stashed.take() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
         loop {
+            if let Some(frame) = this.queue.pop_front() {
+                return Poll::Ready(Some(Ok(frame)));
+            }
             if this.done {
                 return Poll::Ready(None);
             }
@@ -183,41 +250,34 @@ where
             let Some(search) = &mut this.search else {
                 return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
             };
-            match frame {
+            let rest = match frame {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
-                        let out = to_bytes(&data, search.feed(Some(&data), filler));
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
+                        let scanned = search.feed(Some(&data), filler);
+                        this.queue
+                            .extend(scanned.into_chunks(&data).map(Frame::data));
+                        continue;
                     }
-                    Err(other) => {
-                        let Scanned::Copied(rest) = search.feed(None, filler) else {
-                            return Poll::Ready(Some(Ok(other)));
-                        };
-                        if rest.is_empty() {
-                            return Poll::Ready(Some(Ok(other)));
-                        }
-                        this.stashed = Some(other);
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
+                    Err(trailers) => {
+                        let rest = search.feed(None, filler);
+                        this.queue
+                            .extend(rest.into_chunks(&Bytes::new()).map(Frame::data));
+                        this.queue.push_back(trailers);
+                        continue;
                     }
                 },
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                None => {
-                    this.done = true;
-                    if let Scanned::Copied(rest) = search.feed(None, filler)
-                        && !rest.is_empty()
-                    {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
-                    }
-                    return Poll::Ready(None);
-                }
-            }
+                None => search.feed(None, filler),
+            };
+            this.done = true;
+            this.queue
+                .extend(rest.into_chunks(&Bytes::new()).map(Frame::data));
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || (self.search.is_none() && self.inner.is_end_stream())
+        (self.done && self.queue.is_empty())
+            || (self.search.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -263,6 +323,8 @@ pub struct ScanBody<B> {
     verdict: Arc<Verdict>,
     seen: u64,
     cap: u64,
+    /// The pieces of one searched chunk not handed on yet.
+    queue: VecDeque<Bytes>,
     done: bool,
 }
 
@@ -274,6 +336,7 @@ impl<B> ScanBody<B> {
             verdict,
             seen: 0,
             cap,
+            queue: VecDeque::new(),
             done: false,
         }
     }
@@ -304,6 +367,9 @@ where
     ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
+            if let Some(chunk) = this.queue.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
             if this.done {
                 return Poll::Ready(None);
             }
@@ -313,21 +379,14 @@ where
                 hit = true;
                 vec![0; len]
             };
-            match frame {
+            let (scanned, data) = match frame {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         this.seen += data.len() as u64;
                         if this.seen > this.cap {
                             return this.refuse(TOO_LARGE);
                         }
-                        let scanned = this.search.feed(Some(&data), &mut mark);
-                        if hit {
-                            return this.refuse(PLACEHOLDER);
-                        }
-                        let out = to_bytes(&data, scanned);
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
+                        (this.search.feed(Some(&data), &mut mark), data)
                     }
                     // Trailers: the held-back bytes cannot be sent before them, and a
                     // request with trailers is rare enough to refuse.
@@ -336,24 +395,18 @@ where
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 None => {
                     this.done = true;
-                    let scanned = this.search.feed(None, &mut mark);
-                    if hit {
-                        this.done = false;
-                        return this.refuse(PLACEHOLDER);
-                    }
-                    if let Scanned::Copied(rest) = scanned
-                        && !rest.is_empty()
-                    {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(rest)))));
-                    }
-                    return Poll::Ready(None);
+                    (this.search.feed(None, &mut mark), Bytes::new())
                 }
+            };
+            if hit {
+                return this.refuse(PLACEHOLDER);
             }
+            this.queue.extend(scanned.into_chunks(&data));
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.done && self.queue.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -365,6 +418,7 @@ where
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use proptest::prelude::*;
 
     fn patterns(value: &[u8]) -> Arc<Patterns> {
         Arc::new(
@@ -436,38 +490,96 @@ mod tests {
         }
     }
 
+    /// A request body of these chunks through [`ScanBody`]: what came out (`None` when it
+    /// was cut off) and the verdict.
+    fn scan(parts: &[&[u8]], placeholder: &[u8], cap: u64) -> (Option<Bytes>, u8) {
+        let verdict = Arc::new(Verdict::default());
+        let body = ScanBody::new(chunks(parts), patterns(placeholder), cap, verdict.clone());
+        let out = block_on(body.collect()).ok().map(|c| c.to_bytes());
+        (out, verdict.get())
+    }
+
     #[test]
     fn scan_refuses_a_split_placeholder_and_the_cap() {
         let placeholder = b"sk-agentcred-XYZXYZXYZ";
-        let verdict = Arc::new(Verdict::default());
-        let body = ScanBody::new(
-            chunks(&[b"hello sk-agentcred-XY", b"ZXYZXYZ there"]),
-            patterns(placeholder),
+        let split = scan(
+            &[b"hello sk-agentcred-XY", b"ZXYZXYZ there"],
+            placeholder,
             1000,
-            verdict.clone(),
         );
-        assert!(block_on(body.collect()).is_err());
-        assert_eq!(verdict.get(), PLACEHOLDER);
+        assert_eq!(split, (None, PLACEHOLDER));
+        let large = scan(&[b"0123456789", b"0123456789"], placeholder, 15);
+        assert_eq!(large, (None, TOO_LARGE));
+        // A beginning of the placeholder at the very end is held back, then passed on.
+        let clean = scan(&[b"clean ", b"sk-agentcred-XY"], placeholder, 1000);
+        assert_eq!(
+            clean,
+            (Some(Bytes::from_static(b"clean sk-agentcred-XY")), CLEAN)
+        );
+    }
 
-        let verdict = Arc::new(Verdict::default());
-        let body = ScanBody::new(
-            chunks(&[b"0123456789", b"0123456789"]),
-            patterns(placeholder),
-            15,
-            verdict.clone(),
+    /// A body made of noise near the secret's own characters, the secret, and beginnings
+    /// of it (so that a split often falls inside a possible match).
+    fn body_parts(secret: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
+        let noise = proptest::collection::vec(
+            proptest::sample::select(b"sk-live0123abcXYZ \n\"=".to_vec()),
+            0..24,
         );
-        assert!(block_on(body.collect()).is_err());
-        assert_eq!(verdict.get(), TOO_LARGE);
+        let segment = prop_oneof![
+            noise,
+            Just(secret.to_vec()),
+            (1..secret.len()).prop_map(move |n| secret[..n].to_vec()),
+        ];
+        proptest::collection::vec(segment, 0..12).prop_map(|parts| parts.concat())
+    }
 
-        let verdict = Arc::new(Verdict::default());
-        let body = ScanBody::new(
-            chunks(&[b"clean ", b"sk-agentcred-XY"]),
-            patterns(placeholder),
-            1000,
-            verdict.clone(),
-        );
-        let out = block_on(body.collect()).unwrap().to_bytes();
-        assert_eq!(&out[..], b"clean sk-agentcred-XY");
-        assert_eq!(verdict.get(), CLEAN);
+    /// Cut `input` at these points (taken modulo its length).
+    fn split_at(input: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        points.extend([0, input.len()]);
+        points.sort_unstable();
+        points.dedup();
+        points
+            .windows(2)
+            .map(|w| input[w[0]..w[1]].to_vec())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn scrubbing_does_not_depend_on_the_chunks(
+            input in body_parts(b"sk-live-0123abc"),
+            cuts in proptest::collection::vec(any::<usize>(), 0..10),
+        ) {
+            let patterns = patterns(b"sk-live-0123abc");
+            let whole = Search::scrub_all(&patterns, &input).unwrap_or_else(|| input.clone());
+            let parts = split_at(&input, &cuts);
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let body = ScrubBody::new(chunks(&parts), Some(patterns.clone()));
+            let out = block_on(body.collect()).unwrap().to_bytes();
+            prop_assert_eq!(&out[..], &whole[..]);
+            prop_assert_eq!(out.len(), input.len());
+            prop_assert!(!out.windows(15).any(|w| w == b"sk-live-0123abc"));
+        }
+
+        #[test]
+        fn the_placeholder_is_found_wherever_the_body_is_split(
+            input in body_parts(b"sk-live-0123abc"),
+            cuts in proptest::collection::vec(any::<usize>(), 0..10),
+        ) {
+            let placeholder = b"sk-live-0123abc";
+            let holds = input.windows(placeholder.len()).any(|w| w == placeholder);
+            let parts = split_at(&input, &cuts);
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let (out, verdict) = scan(&parts, placeholder, u64::MAX);
+            if holds {
+                prop_assert_eq!((out, verdict), (None, PLACEHOLDER));
+            } else {
+                prop_assert_eq!(out.as_deref(), Some(&input[..]));
+                prop_assert_eq!(verdict, CLEAN);
+            }
+        }
     }
 }

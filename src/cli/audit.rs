@@ -77,21 +77,32 @@ impl AuditArgs {
                 }
             );
         } else {
-            output::table(
-                &mut out,
-                &[
-                    "SEQ",
-                    "TIME",
-                    "ACTION",
-                    "OUTCOME",
-                    "AGENT",
-                    "PROGRAM",
-                    "CREDENTIALS",
-                    "USER",
-                    "PID",
-                ],
-                || events.iter().map(row),
-            )?;
+            // The REQUEST column only when the log shows brokered requests: most logs
+            // have none, and their table stays as narrow as before.
+            let requests = events.iter().any(|e| e.request.is_some());
+            let mut header = vec![
+                "SEQ",
+                "TIME",
+                "ACTION",
+                "OUTCOME",
+                "AGENT",
+                "PROGRAM",
+                "CREDENTIALS",
+                "USER",
+                "PID",
+            ];
+            if requests {
+                header.push("REQUEST");
+            }
+            output::table(&mut out, &header, || {
+                events.iter().map(move |event| {
+                    let mut cells = row(event).to_vec();
+                    if requests {
+                        cells.push(request_cell(event));
+                    }
+                    cells
+                })
+            })?;
         }
         out.flush()?;
         Ok(())
@@ -117,6 +128,15 @@ fn row(event: &Event) -> [String; 9] {
         escape(&event.user),
         event.pid.to_string(),
     ]
+}
+
+/// The REQUEST column: `GET api.openai.com/v1/models 200` (the path never has its query;
+/// the decision, `brokered` or `blocked`, is the event's OUTCOME), `-` for other events.
+fn request_cell(event: &Event) -> String {
+    event.request.as_ref().map_or_else(
+        || "-".to_string(),
+        |r| escape(&format!("{} {}{} {}", r.method, r.host, r.path, r.status)),
+    )
 }
 
 /// The credentials column: names up to about 40 characters, then how many more, so one

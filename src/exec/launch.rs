@@ -2,11 +2,11 @@
 //! trampoline, which restricts itself and then executes the program ([`crate::sandbox`]).
 //! A sandboxed program is told so in its environment.
 //!
-//! In exec-replace mode without a bus socket to hide, agentcred restricts itself right
-//! before `execve` instead (`sandbox_here`): the same restrictions, one `execve` fewer.
-//! Landlock and seccomp bind the calling thread, the one that executes the program; the
-//! other threads end at `execve`. Hiding a socket needs a user namespace, which only a
-//! single-threaded process may enter: that is done in the trampoline.
+//! In exec-replace mode agentcred restricts itself right before `execve` instead
+//! (`sandbox_here`): the same restrictions, one `execve` fewer. Landlock and seccomp bind
+//! the calling thread, the one that executes the program; the other threads end at
+//! `execve`. The mount namespace needs a user namespace, which only a single-threaded
+//! process may enter: when agentcred has other threads, the trampoline does it.
 
 use std::ffi::OsString;
 
@@ -33,7 +33,7 @@ impl Launch {
         };
         env.retain(|(key, _)| key != crate::sandbox::ENV_SANDBOXED);
         env.push((crate::sandbox::ENV_SANDBOXED.into(), "1".into()));
-        if replace && spec.hidden_sockets.is_empty() {
+        if replace && spec.applies_here() {
             return Launch {
                 sandbox_here: true,
                 ..direct

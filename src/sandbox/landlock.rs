@@ -1,15 +1,33 @@
 //! Landlock: the program may use every file except the protected ones.
 //!
 //! A Landlock rule grants rights on a directory and everything beneath it, and what no
-//! rule grants is denied. So "everything but P" is the set of *siblings* along the way to
-//! P: for `/home/u/.config/agentcred`, every entry of `/` but `home`, every entry of
-//! `/home` but `u`, of `/home/u` but `.config`, of `/home/u/.config` but `agentcred`, each
-//! with full access (and so everything created beneath them later). The directories on
-//! the way (`/`, `/home`, `/home/u`, `/home/u/.config`) may only be listed: a right given
-//! to them would reach P too. Hence the limits, which README states:
-//! - a name created *directly* in one of those directories after the program started
-//!   (a new dotfile in HOME) can be created by nobody inside and is not reachable;
-//! - their listings show names (a protected directory's file names), never contents.
+//! rule grants is denied; there are no deny rules. So "everything but P" is the set of
+//! *siblings* along the way to P: for `/home/u/.config/agentcred`, every entry of `/` but
+//! `home`, every entry of `/home` but `u`, of `/home/u` but `.config`, of
+//! `/home/u/.config` but `agentcred`, each with full access (and so everything created
+//! beneath them later).
+//!
+//! The directories *on the way* (`/`, `/home`, `/home/u`, `/home/u/.config`) are the hard
+//! part: whatever right one of them gets, P gets too. Two cases:
+//!
+//! - **P is covered** by the mount namespace ([`super::namespace`]): under P's name the
+//!   program finds an empty read-only directory (or file) of mode 000, and P itself cannot
+//!   be reached by any path. Then the directories on the way get every right but two
+//!   (`Grant::Open`), so that a new dotfile in HOME or a first `~/.config/newtool` work:
+//!   - no `REMOVE_DIR`: a directory on the way cannot be renamed or removed, nor can any
+//!     other directory directly in one of them. Otherwise the program could
+//!     `mv ~/.config ~/x` (P moves along, still covered), `mkdir -p ~/.config/agentcred`
+//!     and plant a `config.toml` that agentcred would read after the program ended;
+//!   - no `REFER`: nothing is linked or moved between such a directory and another one
+//!     (the program gets EXDEV, on which `mv` copies instead). With P out of sight there is
+//!     nothing protected to move, this is the margin.
+//!
+//!   Things the program makes directly in those directories get only these rights
+//!   (their subdirectories cannot be removed while it runs).
+//! - **P is not covered** (no user namespaces, or P or a symbolic link on the way to it,
+//!   see `strict`, must not be replaced): the directories on the way may only be listed
+//!   (`Grant::List`). Nothing new can be created directly in them, and the names in them
+//!   and in P can be listed (never contents).
 //!
 //! Symbolic links among the siblings get no rule of their own: the kernel checks the path
 //! they lead to, so a link into the store leads to a denial. Entries are opened with
@@ -18,7 +36,8 @@
 //! On ABI 6 and later the ruleset also scopes abstract Unix sockets (an abstract D-Bus
 //! session bus is then out of reach) and signals (the program cannot signal agentcred or
 //! any other process outside its sandbox). In every ABI a sandboxed process may ptrace
-//! only processes in its own sandbox.
+//! only processes in its own sandbox, which also keeps it out of the `/proc/PID/root`,
+//! `cwd` and `fd` links of processes outside, where the protected paths are not covered.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -28,18 +47,35 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, BitFlags, CompatLevel, Compatible, LandlockStatus, PathBeneath, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus,
+    PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use rustix::fs::{CWD, Dir, FileType, Mode, OFlags, fstat, openat};
 
-/// The Landlock ABI this kernel offers (as far as the `landlock` crate knows them), or
-/// `None` without Landlock.
-///
-/// The kernel says so only to a process that restricts itself, so a short-lived thread
-/// does it (no-new-privs and the ruleset are per thread; the rest of agentcred is
-/// untouched).
+/// The Landlock ABI this kernel offers, as far as its access rights and scopes tell
+/// (ABI 7 and 8 add none, so they show as 6), or `None` without Landlock. No thread and
+/// no restriction: one `landlock_create_ruleset` query per try.
 pub fn abi() -> Option<i32> {
+    [9, 6, 5, 4, 3, 2, 1].into_iter().find(|&n| {
+        let abi = ABI::from(n);
+        let ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::from_all(abi));
+        let ruleset = match n {
+            4.. => ruleset.and_then(|r| r.handle_access(AccessNet::from_all(abi))),
+            _ => ruleset,
+        };
+        match n {
+            6.. => ruleset.and_then(|r| r.scope(Scope::from_all(abi))).is_ok(),
+            _ => ruleset.is_ok(),
+        }
+    })
+}
+
+/// The exact Landlock ABI, for `doctor`. The kernel says so only to a process that
+/// restricts itself, so a short-lived thread does it (no-new-privs and the ruleset are per
+/// thread; the rest of agentcred is untouched).
+pub fn exact_abi() -> Option<i32> {
     std::thread::spawn(|| {
         let status = Ruleset::default()
             .handle_access(AccessFs::Execute)
@@ -65,20 +101,32 @@ enum Grant {
     Everything,
     /// A sibling file (or device, fifo, socket).
     File,
-    /// A directory on the way to a protected path: listing only.
+    /// A directory on the way to a protected path that is covered: all but `REMOVE_DIR`
+    /// and `REFER` (see the module doc).
+    Open,
+    /// A directory on the way to a protected path that is not covered: listing only.
     List,
 }
 
 /// Restrict this process: no access to `protected` (absolute, canonical paths), full
-/// access to everything else. Fails unless the kernel enforces all of it.
-/// `abi_number` is what [`abi`] found.
-pub fn restrict(protected: &[PathBuf], abi_number: i32) -> io::Result<()> {
+/// access to everything else. The directories on the way to them get [`Grant::Open`]
+/// when `covered` (the mount namespace hides the protected paths) and no path of `strict`
+/// (protected paths left uncovered, symbolic links on the way) is beneath them, else
+/// [`Grant::List`]. Fails unless the kernel enforces all of it. `abi_number` is what
+/// [`abi`] found.
+pub fn restrict(
+    protected: &[PathBuf],
+    covered: bool,
+    strict: &[PathBuf],
+    abi_number: i32,
+) -> io::Result<()> {
     if abi_number < 1 {
         return Err(io::Error::other("this kernel has no Landlock"));
     }
     let abi = ABI::from(abi_number);
     let everything = AccessFs::from_all(abi);
     let file = AccessFs::from_file(abi);
+    let open = everything & !(AccessFs::RemoveDir | AccessFs::Refer);
     let failed = |e: landlock::RulesetError| io::Error::other(e.to_string());
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -91,10 +139,12 @@ pub fn restrict(protected: &[PathBuf], abi_number: i32) -> io::Result<()> {
             .map_err(failed)?;
     }
     let mut created = ruleset.create().map_err(failed)?;
-    walk(protected, |fd, grant| {
+    let open_way = |dir: &Path| covered && !strict.iter().any(|s| s.starts_with(dir));
+    walk(protected, open_way, |fd, grant| {
         let access: BitFlags<AccessFs> = match grant {
             Grant::Everything => everything,
             Grant::File => file,
+            Grant::Open => open,
             Grant::List => AccessFs::ReadDir.into(),
         };
         (&mut created)
@@ -112,10 +162,12 @@ pub fn restrict(protected: &[PathBuf], abi_number: i32) -> io::Result<()> {
 }
 
 /// Call `rule` for every sibling along the way to each protected path, and for every
-/// directory on the way (see the module doc). One file descriptor is open at a time per
-/// rule, so a large home directory does not run into the descriptor limit.
+/// directory on the way, [`Grant::Open`] where `open_way` says so (see the module doc).
+/// One file descriptor is open at a time per rule, so a large home directory does not run
+/// into the descriptor limit.
 fn walk(
     protected: &[PathBuf],
+    open_way: impl Fn(&Path) -> bool,
     mut rule: impl FnMut(OwnedFd, Grant) -> io::Result<()>,
 ) -> io::Result<()> {
     let protected: BTreeSet<&Path> = protected.iter().map(PathBuf::as_path).collect();
@@ -148,6 +200,12 @@ fn walk(
                 if protected.contains(path.as_path()) || ancestors.contains(path.as_path()) {
                     continue;
                 }
+                // The directory entry's type saves a `stat` per entry where the file
+                // system gives it (`O_NOFOLLOW` keeps a link that appeared since a link).
+                let listed = entry.file_type();
+                if listed == FileType::Symlink {
+                    continue;
+                }
                 let Ok(fd) = openat(
                     &dir_fd,
                     name,
@@ -156,7 +214,11 @@ fn walk(
                 ) else {
                     continue;
                 };
-                let grant = match FileType::from_raw_mode(fstat(&fd)?.st_mode) {
+                let kind = match listed {
+                    FileType::Unknown => FileType::from_raw_mode(fstat(&fd)?.st_mode),
+                    known => known,
+                };
+                let grant = match kind {
                     FileType::Symlink => continue,
                     FileType::Directory => Grant::Everything,
                     _ => Grant::File,
@@ -164,7 +226,12 @@ fn walk(
                 rule(fd, grant)?;
             }
         }
-        rule(dir_fd, Grant::List)?;
+        let grant = if open_way(dir) {
+            Grant::Open
+        } else {
+            Grant::List
+        };
+        rule(dir_fd, grant)?;
     }
     Ok(())
 }
@@ -174,8 +241,12 @@ mod tests {
     use super::*;
 
     fn grants(protected: &[PathBuf]) -> Vec<(PathBuf, Grant)> {
+        grants_open(protected, |_| false)
+    }
+
+    fn grants_open(protected: &[PathBuf], open: impl Fn(&Path) -> bool) -> Vec<(PathBuf, Grant)> {
         let mut out = Vec::new();
-        walk(protected, |fd, grant| {
+        walk(protected, open, |fd, grant| {
             let path = std::fs::read_link(format!("/proc/self/fd/{}", {
                 use std::os::fd::AsRawFd;
                 fd.as_raw_fd()
@@ -238,5 +309,52 @@ mod tests {
             got.iter().all(|(p, _)| !p.starts_with(root.join("store"))),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn open_ways_where_covered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        for dir in [
+            "home/.config/agentcred",
+            "home/.local/share/agentcred",
+            "keys",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let protected = [
+            root.join("home/.config/agentcred"),
+            root.join("home/.local/share/agentcred"),
+            root.join("keys/id.txt"),
+        ];
+        // keys/id.txt is missing: uncovered, so `keys` and everything above stay list-only.
+        let strict = [root.join("keys/id.txt")];
+        let got = grants_open(&protected, |dir| !strict.iter().any(|s| s.starts_with(dir)));
+        let at = |p: &str| {
+            got.iter()
+                .find(|(path, _)| path == &root.join(p))
+                .map(|g| g.1)
+        };
+        assert_eq!(at("home"), Some(Grant::Open));
+        assert_eq!(at("home/.config"), Some(Grant::Open));
+        assert_eq!(at("home/.local/share"), Some(Grant::Open));
+        assert_eq!(at("keys"), Some(Grant::List));
+        assert_eq!(at(""), Some(Grant::List));
+        assert_eq!(at("home/.config/agentcred"), None);
+    }
+
+    #[test]
+    fn the_probe_finds_landlock_here() {
+        // The CI kernel has Landlock; both probes agree up to ABI 6 (7 and 8 show as 6).
+        let (quick, exact) = (abi(), exact_abi());
+        assert_eq!(quick.is_some(), exact.is_some());
+        if let (Some(quick), Some(exact)) = (quick, exact) {
+            let expected = match exact {
+                9.. => 9,
+                6.. => 6,
+                n => n,
+            };
+            assert_eq!(quick, expected, "quick {quick}, exact {exact}");
+        }
     }
 }

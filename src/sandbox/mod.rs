@@ -6,9 +6,15 @@
 //!
 //! Each "cannot" has its own kernel mechanism, all of them unprivileged:
 //!
-//! - **Files** (store, identity files, config and state directories): Landlock, see
-//!   [`landlock`]. Its rules are allow-lists, so "everything but these paths" is written as
-//!   full access to every sibling along the way from `/` down to each protected path.
+//! - **Files** (store, identity files, config and state directories): covered in a
+//!   private mount namespace by an empty read-only mode-000 tmpfs, see [`namespace`], and
+//!   Landlock, see [`landlock`]. Landlock's rules are allow-lists, so "everything but these
+//!   paths" is written as full access to every sibling along the way from `/` down to
+//!   each protected path; the directories on the way (HOME, `~/.config`) get every right
+//!   but renaming or removing directories and cross-directory moves when the paths are
+//!   covered, so that new entries work in them, and listing only when they are not (no
+//!   user namespaces; or a missing protected path or a symbolic link on the way, which
+//!   must not be planted or replaced).
 //! - **The unlock cache** and every other kernel key: a seccomp filter makes `keyctl`,
 //!   `add_key` and `request_key` fail with EPERM, see [`keyring`]. This reaches further
 //!   than a fresh session keyring would: the per-user keyrings (`@u`, `@us`), which any
@@ -38,6 +44,9 @@
 //! - the trampoline holds nothing but the program's own environment: no identity, no
 //!   store key.
 //!
+//! In exec-replace mode a single-threaded agentcred applies it to itself right before
+//! `execve` instead, one start of the binary fewer (see `exec::launch`).
+//!
 //! The parent checks first ([`check`]) that the machine can do all of it and refuses
 //! otherwise (exit 1): the program never runs unprotected. The trampoline checks again
 //! and fails the same way. [`ENV_FORCE_UNSUPPORTED`] makes the check fail, for tests; it
@@ -63,7 +72,9 @@ use crate::error::{Error, Result};
 /// Set to `1` in a sandboxed program's environment.
 pub const ENV_SANDBOXED: &str = "AGENTCRED_SANDBOXED";
 
-/// Tests: `1` makes agentcred believe the kernel has no Landlock, so `--sandbox` refuses.
+/// Tests: `1` makes agentcred believe the kernel has no Landlock, so `--sandbox` refuses;
+/// `userns` that it cannot make user namespaces, so the protected paths are not covered
+/// and the directories on the way to them are list-only (see [`landlock`]).
 pub const ENV_FORCE_UNSUPPORTED: &str = "AGENTCRED_SANDBOX_FORCE_UNSUPPORTED";
 
 /// The hidden subcommand of the trampoline.
@@ -72,47 +83,83 @@ pub const TRAMPOLINE: &str = "__sandbox-exec";
 /// Commands that need the store's secrets and so cannot work inside a sandbox.
 pub const REFUSED_INSIDE: [&str; 4] = ["get", "export", "exec", "token"];
 
-/// What to keep the program away from.
+/// What to keep the program away from, and with what.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Spec {
-    /// Files and directories the program may not touch at all (absolute).
+    /// Files and directories the program may not touch at all (absolute, canonical).
     pub protected: Vec<PathBuf>,
+    /// agentcred's own directories among `protected`: made (empty, mode 700) when
+    /// missing, so that they can be covered rather than planted by the program.
+    pub own_dirs: Vec<PathBuf>,
+    /// Symbolic links on the way to a protected path (as agentcred follows them, e.g. a
+    /// `~/.config` that links to a dotfiles repository): the program must not replace
+    /// them, so their directories stay list-only.
+    pub links: Vec<PathBuf>,
     /// Unix sockets to cover in a private mount namespace (absolute).
     pub hidden_sockets: Vec<PathBuf>,
+    /// The Landlock ABI, as found when the spec was made (0: none).
+    pub abi: i32,
+    /// Cover the protected paths in a private mount namespace (this system lets an
+    /// unprivileged user make one).
+    pub namespace: bool,
 }
 
 impl Spec {
     /// The spec for a store at `store_dir`: the store, every identity file agentcred may
     /// use, its config and state directories, and the session bus.
     pub fn for_store(store_dir: &Path) -> Result<Spec> {
-        let mut protected = vec![store_dir.to_path_buf()];
+        let mut protected = own_dirs(store_dir);
         if let Some(file) =
             std::env::var_os(crate::crypto::identity::ENV_IDENTITY_FILE).filter(|f| !f.is_empty())
         {
             protected.push(PathBuf::from(file));
         }
         protected.extend(crate::crypto::identity::default_file());
-        if let Some(dirs) = directories::ProjectDirs::from("", "", "agentcred") {
-            protected.push(dirs.config_dir().to_path_buf());
-            protected.push(dirs.data_dir().to_path_buf());
-            protected.push(dirs.data_local_dir().to_path_buf());
-            protected.extend(dirs.state_dir().map(Path::to_path_buf));
-        }
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot find the working directory", e))?;
-        let mut protected: Vec<PathBuf> =
-            protected.iter().map(|p| canonical(&cwd.join(p))).collect();
+        let mut links = Vec::new();
+        let mut resolve_all = |paths: &[PathBuf]| {
+            let mut out: Vec<PathBuf> = paths
+                .iter()
+                .map(|p| resolve(&cwd.join(p), &mut links))
+                .collect();
+            out.sort();
+            out.dedup();
+            out
+        };
+        let own_dirs = resolve_all(&own_dirs(store_dir));
+        let mut protected = resolve_all(&protected);
+        protected.extend(aliases(&protected));
         protected.sort();
         protected.dedup();
+        links.sort();
+        links.dedup();
         let hidden_sockets = session_bus_sockets(
             std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref(),
             std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
             rustix::process::getuid().as_raw(),
         )?;
+        let support = Support::quick();
         Ok(Spec {
             protected,
+            own_dirs,
+            links,
             hidden_sockets,
+            abi: support.landlock_abi.unwrap_or_default(),
+            namespace: support.user_namespaces,
         })
+    }
+
+    /// Whether agentcred may apply this spec to itself right before `execve` (exec-replace
+    /// mode): yes unless it needs a user namespace, which only a single-threaded process
+    /// may enter; then the trampoline does it.
+    pub fn applies_here(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            !self.namespace && self.hidden_sockets.is_empty() || namespace::single_threaded()
+        }
+        #[cfg(not(target_os = "linux"))]
+        true
     }
 
     /// The trampoline's arguments (after the program path `/proc/self/exe`).
@@ -123,13 +170,21 @@ impl Spec {
         args: &[OsString],
     ) -> Vec<OsString> {
         let mut out = vec![OsString::from(TRAMPOLINE)];
-        for path in &self.protected {
-            out.push("--protect".into());
-            out.push(path.clone().into_os_string());
+        out.push("--abi".into());
+        out.push(self.abi.to_string().into());
+        if self.namespace {
+            out.push("--namespace".into());
         }
-        for path in &self.hidden_sockets {
-            out.push("--hide-socket".into());
-            out.push(path.clone().into_os_string());
+        for (flag, paths) in [
+            ("--protect", &self.protected),
+            ("--own-dir", &self.own_dirs),
+            ("--link", &self.links),
+            ("--hide-socket", &self.hidden_sockets),
+        ] {
+            for path in paths {
+                out.push(flag.into());
+                out.push(path.clone().into_os_string());
+            }
         }
         out.push("--".into());
         out.push(program.to_owned());
@@ -152,7 +207,11 @@ fn parse_invocation(mut args: impl Iterator<Item = OsString>) -> Option<Invocati
     loop {
         let flag = args.next()?;
         match flag.to_str()? {
+            "--abi" => spec.abi = args.next()?.to_str()?.parse().ok()?,
+            "--namespace" => spec.namespace = true,
             "--protect" => spec.protected.push(absolute(args.next()?)?),
+            "--own-dir" => spec.own_dirs.push(absolute(args.next()?)?),
+            "--link" => spec.links.push(absolute(args.next()?)?),
             "--hide-socket" => spec.hidden_sockets.push(absolute(args.next()?)?),
             "--" => break,
             _ => return None,
@@ -171,26 +230,147 @@ fn absolute(path: OsString) -> Option<PathBuf> {
     path.is_absolute().then_some(path)
 }
 
-/// A path with its symlinks resolved as far as it exists, and `.` and `..` applied:
-/// Landlock sees inodes, so the walk must go through the real directories.
-fn canonical(path: &Path) -> PathBuf {
+/// The other paths to the protected files: where the file system that holds one is also
+/// mounted a second time (a bind mount of HOME elsewhere, a container's volume), showing
+/// a directory above it. Each is protected like the path itself, or it would be a way
+/// around. Only paths that lead to the very same file (device and inode) count.
+fn aliases(protected: &[PathBuf]) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    // ID, parent ID, major:minor, root within the file system, mount point, ...
+    let mounts: Vec<(&str, PathBuf, PathBuf)> = info
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ').skip(2);
+            let device = fields.next()?;
+            let root = mountinfo_path(fields.next()?);
+            let point = mountinfo_path(fields.next()?);
+            Some((device, root, point))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for path in protected {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        // The mount the path is seen through: the longest mount point above it, the last
+        // (topmost) of a stack.
+        let Some((device, root, point)) = mounts
+            .iter()
+            .filter(|(_, _, point)| path.starts_with(point))
+            .max_by_key(|(_, _, point)| point.components().count())
+        else {
+            continue;
+        };
+        let Ok(inside) = path.strip_prefix(point).map(|rest| root.join(rest)) else {
+            continue;
+        };
+        for (other_device, other_root, other_point) in &mounts {
+            let Ok(rest) = inside.strip_prefix(other_root) else {
+                continue;
+            };
+            let alias = other_point.join(rest);
+            if other_device != device || alias == *path {
+                continue;
+            }
+            if std::fs::symlink_metadata(&alias)
+                .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+            {
+                out.push(alias);
+            }
+        }
+    }
+    out
+}
+
+/// A path as /proc/self/mountinfo writes it: space, tab, newline and backslash as `\ooo`.
+fn mountinfo_path(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|_| bytes[i] == b'\\')
+            .and_then(|o| std::str::from_utf8(o).ok())
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match octal {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(OsString::from_vec(out))
+}
+
+/// agentcred's own directories for a store at `store_dir`.
+fn own_dirs(store_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![store_dir.to_path_buf()];
+    if let Some(project) = directories::ProjectDirs::from("", "", "agentcred") {
+        dirs.push(project.config_dir().to_path_buf());
+        dirs.push(project.data_dir().to_path_buf());
+        dirs.push(project.data_local_dir().to_path_buf());
+        dirs.extend(project.state_dir().map(Path::to_path_buf));
+    }
+    dirs
+}
+
+/// A path with its symbolic links resolved as far as it exists, and `.` and `..`
+/// applied: Landlock sees inodes, and mounts go on real directories. Each link on the way
+/// is added to `links` (its own path, in its real directory): a program that replaced
+/// one would redirect agentcred's next run.
+fn resolve(path: &Path, links: &mut Vec<PathBuf>) -> PathBuf {
+    use std::collections::VecDeque;
+    let mut todo: VecDeque<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
     let mut out = PathBuf::from("/");
     let mut exists = true;
-    for part in path.components() {
-        match part {
-            Component::Normal(name) => {
-                out.push(name);
-                if exists {
-                    match std::fs::canonicalize(&out) {
-                        Ok(real) => out = real,
-                        Err(_) => exists = false,
-                    }
+    let mut hops = 0;
+    while let Some(part) = todo.pop_front() {
+        if part == ".." {
+            out.pop();
+            continue;
+        }
+        out.push(&part);
+        if !exists {
+            continue;
+        }
+        match std::fs::symlink_metadata(&out) {
+            Ok(meta) if meta.file_type().is_symlink() && hops < 40 => {
+                hops += 1;
+                links.push(out.clone());
+                let Ok(target) = std::fs::read_link(&out) else {
+                    exists = false;
+                    continue;
+                };
+                out.pop();
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                for part in target.components().rev().filter_map(|c| match c {
+                    Component::Normal(name) => Some(name.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                }) {
+                    todo.push_front(part);
                 }
             }
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Ok(_) => {}
+            Err(_) => exists = false,
         }
     }
     out
@@ -246,7 +426,7 @@ pub fn session_bus_sockets(
             use std::os::unix::fs::FileTypeExt;
             std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket())
         })
-        .map(|p| canonical(&p))
+        .map(|p| resolve(&p, &mut Vec::new()))
         .collect();
     existing.sort();
     existing.dedup();
@@ -294,32 +474,44 @@ pub struct Support {
 pub const SCOPE_ABI: i32 = 6;
 
 impl Support {
-    /// Ask the kernel. Cheap (a few system calls), except `user_namespaces`, which forks.
+    /// Ask the kernel, exactly (for `doctor`): the Landlock ABI from a short-lived thread,
+    /// and bubblewrap along `PATH`.
     pub fn probe() -> Support {
-        if forced_unsupported() {
+        #[cfg(target_os = "linux")]
+        if !forced_unsupported() {
             return Support {
-                landlock_abi: None,
-                user_namespaces: false,
-                seccomp: false,
-                bubblewrap: None,
+                landlock_abi: landlock::exact_abi(),
+                bubblewrap: bubblewrap(),
+                ..Support::quick()
             };
+        }
+        Support::quick()
+    }
+
+    /// Ask the kernel what `exec --sandbox` needs, cheaply: no thread (a process that has
+    /// had one cannot enter a user namespace until the kernel has reaped it), no `PATH`
+    /// search. ABI 7 and 8 show as 6 (see [`landlock::abi`]).
+    pub fn quick() -> Support {
+        let none = Support {
+            landlock_abi: None,
+            user_namespaces: false,
+            seccomp: false,
+            bubblewrap: None,
+        };
+        if forced_unsupported() {
+            return none;
         }
         #[cfg(target_os = "linux")]
         {
             Support {
                 landlock_abi: landlock::abi(),
-                user_namespaces: namespace::available(),
+                user_namespaces: namespace::available() && !forced_no_user_namespaces(),
                 seccomp: keyring::available(),
-                bubblewrap: bubblewrap(),
+                bubblewrap: None,
             }
         }
         #[cfg(not(target_os = "linux"))]
-        Support {
-            landlock_abi: None,
-            user_namespaces: false,
-            seccomp: false,
-            bubblewrap: None,
-        }
+        none
     }
 
     /// What `--sandbox` would use for this spec, or why it cannot.
@@ -352,8 +544,10 @@ impl Support {
             ));
         }
         let mut parts = vec![format!("Landlock ABI {abi}"), "seccomp".to_string()];
-        if !spec.hidden_sockets.is_empty() {
-            if !self.user_namespaces {
+        if self.user_namespaces {
+            parts.push("a private mount namespace".into());
+        } else {
+            if !spec.hidden_sockets.is_empty() {
                 return Err(unavailable(
                     format!(
                         "the session bus socket {} can only be hidden in a private mount namespace, and this system does not let unprivileged users make one",
@@ -362,7 +556,10 @@ impl Support {
                     "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0)",
                 ));
             }
-            parts.push("a private mount namespace".into());
+            return Ok(format!(
+                "{} (no user namespaces: nothing new can be made directly in HOME and the other directories on the way to the protected paths)",
+                parts.join(" + ")
+            ));
         }
         Ok(parts.join(" + "))
     }
@@ -370,6 +567,10 @@ impl Support {
 
 fn forced_unsupported() -> bool {
     std::env::var_os(ENV_FORCE_UNSUPPORTED).is_some_and(|v| v == "1")
+}
+
+fn forced_no_user_namespaces() -> bool {
+    std::env::var_os(ENV_FORCE_UNSUPPORTED).is_some_and(|v| v == "userns")
 }
 
 /// Whether `DBUS_SESSION_BUS_ADDRESS` names an abstract socket.
@@ -427,12 +628,27 @@ pub fn doctor(store_dir: &Path) -> (bool, String, Option<String>) {
 }
 
 /// Refuse `--sandbox` (exit 1, saying why and what is needed) unless this machine can
-/// provide all of it; on success, the mechanism to be used.
+/// provide all of it, as found when `spec` was made; on success, the mechanism to be used.
 pub fn check(spec: &Spec) -> Result<String> {
-    Support::probe().mechanism(
+    spec_support(spec).mechanism(
         spec,
         abstract_bus(std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref()),
     )
+}
+
+fn spec_support(spec: &Spec) -> Support {
+    if forced_unsupported() {
+        return Support::quick();
+    }
+    Support {
+        landlock_abi: (spec.abi > 0).then_some(spec.abi),
+        user_namespaces: spec.namespace,
+        #[cfg(target_os = "linux")]
+        seccomp: keyring::available(),
+        #[cfg(not(target_os = "linux"))]
+        seccomp: false,
+        bubblewrap: None,
+    }
 }
 
 /// Make sure agentcred itself is non-dumpable (no ptrace, no `/proc/PID/mem`, no core),
@@ -517,34 +733,184 @@ pub fn apply(spec: &Spec) -> Result<()> {
         reason: format!("cannot {what}: {e}"),
         need: "see `agentcred doctor`".into(),
     };
-    // First, while this process is sure to be single-threaded (probing Landlock below runs
-    // a thread, and a process that has had one may not enter a user namespace for a
-    // moment after it ends).
-    if !spec.hidden_sockets.is_empty() {
-        namespace::hide(&spec.hidden_sockets).map_err(|e| failed("hide the session bus", e))?;
-    }
-    // The parent's check again, as this process sees the machine (the socket part is done,
-    // and bubblewrap does not matter): one Landlock probe, reused below.
-    let support = if forced_unsupported() {
-        Support::probe()
-    } else {
-        Support {
-            landlock_abi: landlock::abi(),
-            user_namespaces: true,
-            seccomp: keyring::available(),
-            bubblewrap: None,
+    // The parent's check again, as this process sees its environment.
+    check(spec)?;
+    let mut strict = spec.links.clone();
+    let mut covered = false;
+    if spec.namespace && !forced_no_user_namespaces() {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("cannot find the working directory", e))?;
+        for dir in &spec.own_dirs {
+            if std::fs::symlink_metadata(dir).is_err() {
+                use std::os::unix::fs::DirBuilderExt;
+                // Not made: left uncovered, so the way to it stays list-only (below).
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir);
+            }
         }
-    };
-    support.mechanism(
-        &Spec {
-            hidden_sockets: Vec::new(),
-            ..spec.clone()
-        },
-        abstract_bus(std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref()),
-    )?;
-    let abi = support.landlock_abi.unwrap_or_default();
+        let mut cover = namespace::Cover::default();
+        let mut sorted: Vec<&PathBuf> = spec.protected.iter().collect();
+        sorted.sort();
+        for path in sorted {
+            if cover.dirs.iter().any(|d| path.starts_with(d)) {
+                continue;
+            }
+            match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => cover.dirs.push(path),
+                Ok(meta) if !meta.file_type().is_symlink() => cover.files.push(path),
+                // Missing (or replaced by a link since the spec was made): nothing to
+                // cover, so nothing may be created on the way to it.
+                _ => strict.push(path.clone()),
+            }
+        }
+        let runs = other_runs();
+        cover.dirs.extend(runs.iter().map(PathBuf::as_path));
+        let sockets: Vec<PathBuf> = spec
+            .hidden_sockets
+            .iter()
+            .filter(|s| !cover.dirs.iter().any(|d| s.starts_with(d)))
+            .cloned()
+            .collect();
+        cover.sockets = &sockets;
+        if let Some(inside) = cover
+            .dirs
+            .iter()
+            .chain(&cover.files)
+            .find(|p| cwd.starts_with(p))
+        {
+            return Err(Error::SandboxUnavailable {
+                reason: format!(
+                    "the working directory is inside {}, which the sandbox hides",
+                    inside.display()
+                ),
+                need: "start the program from another directory".into(),
+            });
+        }
+        no_inherited_directories()?;
+        match namespace::unshare() {
+            Ok(entered) => {
+                namespace::cover(entered, &cover, &cwd)
+                    .map_err(|e| failed("cover the protected paths", e))?;
+                covered = true;
+            }
+            // Where the settings allow user namespaces but something else does not (a
+            // container's seccomp profile): nothing happened, so go on uncovered, as
+            // without user namespaces, unless a socket must be hidden.
+            Err(e) if !spec.hidden_sockets.is_empty() => {
+                return Err(failed("make a private mount namespace", e));
+            }
+            Err(_) => {}
+        }
+    } else if !spec.hidden_sockets.is_empty() {
+        return Err(Error::SandboxUnavailable {
+            reason: "the session bus socket can only be hidden in a private mount namespace".into(),
+            need: "unprivileged user namespaces".into(),
+        });
+    }
     keyring::deny().map_err(|e| failed("install the seccomp filter", e))?;
-    landlock::restrict(&spec.protected, abi).map_err(|e| failed("restrict file access", e))?;
+    let mut walked = spec.protected.clone();
+    walked.extend(spec.links.iter().cloned());
+    landlock::restrict(&walked, covered, &strict, spec.abi)
+        .map_err(|e| failed("restrict file access", e))?;
+    Ok(())
+}
+
+/// The run directories of other agentcred processes' file credentials
+/// (`agentcred-<pid>-<start>-<random>`, see `exec::filecred`), which hold other agents'
+/// keys while those run: covered like the protected paths. The program's own is its
+/// agentcred's, the trampoline's parent. They are looked for where agentcred puts them
+/// (`$XDG_RUNTIME_DIR`, `/run/user/UID`, the temp dir); one made after the program started
+/// is not covered.
+#[cfg(target_os = "linux")]
+fn other_runs() -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let own = format!(
+        "agentcred-{}-",
+        rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
+    );
+    let mut bases: Vec<PathBuf> = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .into_iter()
+        .chain([
+            PathBuf::from(format!("/run/user/{uid}")),
+            std::env::temp_dir(),
+        ])
+        .map(|d| resolve(&d, &mut Vec::new()))
+        .collect();
+    bases.sort();
+    bases.dedup();
+    let mut runs = Vec::new();
+    for base in bases {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            if !is_run_dir(name) || name.starts_with(&own) {
+                continue;
+            }
+            let path = base.join(name);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+                runs.push(path);
+            }
+        }
+    }
+    runs
+}
+
+/// `agentcred-<pid>-<start>-<16 hex digits>`, and nothing else.
+fn is_run_dir(name: &str) -> bool {
+    let mut parts = name.split('-');
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    parts.next() == Some("agentcred")
+        && digits(parts.next())
+        && digits(parts.next())
+        && parts
+            .next()
+            .is_some_and(|p| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts.next().is_none()
+}
+
+/// Refuse when an open directory would be handed to the program. It was opened before
+/// the mount namespace was made, so paths beneath it are not covered: through it (and
+/// `..`) the program would reach the protected paths, which the directories on the way
+/// no longer keep from it (see [`landlock`]). Close-on-exec ones end at `execve`.
+#[cfg(target_os = "linux")]
+fn no_inherited_directories() -> Result<()> {
+    let fds: Vec<String> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect(),
+        Err(e) => return Err(Error::io("cannot list the open file descriptors", e)),
+    };
+    for fd in fds {
+        if !std::fs::metadata(format!("/proc/self/fd/{fd}")).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let close_on_exec = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|info| {
+                let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                u32::from_str_radix(flags.trim(), 8).ok()
+            })
+            .is_some_and(|flags| flags & 0o2_000_000 != 0);
+        if !close_on_exec {
+            return Err(Error::SandboxUnavailable {
+                reason: format!(
+                    "file descriptor {fd} is an open directory, through which the program could reach what the sandbox hides"
+                ),
+                need: format!("close it before starting agentcred (in a shell: {fd}<&-)"),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -564,7 +930,11 @@ mod tests {
     fn trampoline_arguments_round_trip() {
         let spec = Spec {
             protected: vec!["/home/u/.config/agentcred".into(), "/s".into()],
+            own_dirs: vec!["/s".into()],
+            links: vec!["/home/u/.config".into()],
             hidden_sockets: vec!["/run/user/1/bus".into()],
+            abi: 6,
+            namespace: true,
         };
         let args = spec.trampoline_args(
             OsStr::new("/usr/bin/env"),
@@ -594,7 +964,7 @@ mod tests {
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let escaped = format!("unix:path={}", sock.display()).replace(' ', "%20");
         let found = session_bus_sockets(Some(OsStr::new(&escaped)), None, u32::MAX).unwrap();
-        assert_eq!(found, [canonical(&sock)]);
+        assert_eq!(found, [std::fs::canonicalize(&sock).unwrap()]);
         let runtime = session_bus_sockets(
             Some(OsStr::new("unix:abstract=/tmp/dbus-x,guid=1")),
             Some(dir.path().as_os_str()),
@@ -610,13 +980,44 @@ mod tests {
     }
 
     #[test]
-    fn canonical_resolves_the_existing_part() {
+    fn run_directory_names() {
+        assert!(is_run_dir("agentcred-123-456-0123456789abcdef"));
+        assert!(!is_run_dir("agentcred-123-456-0123456789abcdef-x"));
+        assert!(!is_run_dir("agentcred-store"));
+        assert!(!is_run_dir("agentcred-1-2-xyz"));
+    }
+
+    #[test]
+    fn mountinfo_paths_unescape() {
+        assert_eq!(
+            mountinfo_path(r"/home/a\040b\134c"),
+            PathBuf::from(r"/home/a b\c")
+        );
+        assert_eq!(mountinfo_path(r"/x\0"), PathBuf::from(r"/x\0"));
+    }
+
+    #[test]
+    fn resolve_follows_links_and_names_them() {
         let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real");
-        std::fs::create_dir(&real).unwrap();
-        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
-        let got = canonical(&dir.path().join("link/missing/../deeper"));
-        assert_eq!(got, std::fs::canonicalize(&real).unwrap().join("deeper"));
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let real = root.join("real");
+        std::fs::create_dir_all(real.join("config")).unwrap();
+        std::os::unix::fs::symlink(&real, root.join("link")).unwrap();
+        // A relative link through the first one.
+        std::os::unix::fs::symlink("link/config", root.join("dotconfig")).unwrap();
+        let mut links = Vec::new();
+        let got = resolve(&root.join("dotconfig/agentcred/../agentcred/x"), &mut links);
+        assert_eq!(got, real.join("config/agentcred/x"));
+        assert_eq!(links, [root.join("dotconfig"), root.join("link")]);
+        let mut links = Vec::new();
+        assert_eq!(
+            resolve(&root.join("link/missing/../deeper"), &mut links),
+            real.join("deeper")
+        );
+        // A loop ends: the path is left as it is.
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        let mut links = Vec::new();
+        assert_eq!(resolve(&root.join("loop"), &mut links), root.join("loop"));
     }
 
     #[test]
@@ -636,7 +1037,7 @@ mod tests {
         assert!(old.mechanism(&Spec::default(), true).is_err());
         assert_eq!(
             old.mechanism(&Spec::default(), false).unwrap(),
-            "Landlock ABI 4 + seccomp"
+            "Landlock ABI 4 + seccomp + a private mount namespace"
         );
         let no_userns = Support {
             landlock_abi: Some(7),
@@ -648,5 +1049,11 @@ mod tests {
             ..Spec::default()
         };
         assert!(no_userns.mechanism(&bus, false).is_err());
+        // Without user namespaces and no bus to hide, it works, list-only on the way.
+        let strict = no_userns.mechanism(&Spec::default(), false).unwrap();
+        assert!(
+            strict.starts_with("Landlock ABI 7 + seccomp (no user namespaces: nothing new"),
+            "{strict}"
+        );
     }
 }

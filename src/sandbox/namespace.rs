@@ -1,20 +1,31 @@
-//! A private mount namespace that covers the session bus socket with `/dev/null`.
+//! A private mount namespace, made by an unprivileged user namespace, in which the
+//! protected paths are covered and the session bus is gone.
 //!
-//! Landlock controls opening files, not connecting to a path-named Unix socket, so the
-//! D-Bus session bus (and through it the Secret Service item holding the identity) stays
-//! reachable under Landlock alone. In a mount namespace of its own, the program sees
-//! `/dev/null` where the socket was: connecting fails with ECONNREFUSED. Making the
-//! namespace needs no privilege inside an unprivileged user namespace, in which this
-//! process's user and group are mapped to themselves (so files keep their owners).
+//! - **Protected directories** are covered by one empty, read-only tmpfs of mode 000:
+//!   `open()` of anything beneath fails with EACCES, and nothing can be created there.
+//! - **Protected files** outside them (an `AGENTCRED_IDENTITY_FILE`) are covered by an
+//!   empty mode-000 file of that tmpfs: EACCES too.
+//! - **Path-named Unix sockets** (the D-Bus session bus) are covered by `/dev/null`:
+//!   connecting fails with ECONNREFUSED. Landlock controls opening files, not connecting to
+//!   a socket, so without this the Secret Service (and the identity item in it) stays
+//!   reachable.
+//!
+//! Covered paths are mount points, so they cannot be renamed or removed either (EBUSY).
+//! Because the protected paths are out of sight here, Landlock can let the program create
+//! entries in the directories on the way to them (a new dotfile in HOME), see
+//! [`super::landlock`].
 //!
 //! The program cannot undo it: mounts and unmounts are denied to a process under Landlock,
-//! it loses the namespace's capabilities at `execve` (its user is not root there), and a
-//! namespace it makes later receives these mounts locked.
+//! it loses the namespace's capabilities at `execve` (its user is not root here, the user
+//! and group map to themselves, so files keep their owners), and a namespace it makes
+//! later receives these mounts locked (the kernel then refuses to unmount them or to bind
+//! a directory above them without them).
 
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use rustix::mount::{MountPropagationFlags, mount_bind, mount_change};
+use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_bind, mount_change};
 use rustix::process::{getgid, getuid};
 use rustix::thread::UnshareFlags;
 
@@ -31,25 +42,111 @@ pub fn available() -> bool {
         && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_none_or(|v| v == 0)
 }
 
-/// Enter a new user and mount namespace and cover each socket with `/dev/null`. Must run
-/// in a single-threaded process (the trampoline).
-pub fn hide(sockets: &[PathBuf]) -> io::Result<()> {
+/// Whether this process has a single thread, as a user namespace requires.
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
+/// What to cover.
+#[derive(Debug, Default)]
+pub struct Cover<'a> {
+    /// Existing directories, none beneath another.
+    pub dirs: Vec<&'a Path>,
+    /// Existing files (anything but a directory), none beneath one of `dirs`.
+    pub files: Vec<&'a Path>,
+    /// Path-named sockets.
+    pub sockets: &'a [PathBuf],
+}
+
+/// A new user namespace, its maps not written yet: this process's user and group as
+/// they were outside (inside they read as the overflow IDs until then).
+pub struct Entered {
+    uid: u32,
+    gid: u32,
+}
+
+/// Enter a new user and mount namespace. Must run in a single-threaded process. When this
+/// fails, nothing has changed.
+pub fn unshare() -> io::Result<Entered> {
     let (uid, gid) = (getuid().as_raw(), getgid().as_raw());
     // rustix deprecates its safe `unshare` because `CLONE_FILES` can break other threads'
     // file descriptors; neither flag here touches descriptors, and there are no threads.
     #[allow(deprecated)]
     rustix::thread::unshare(UnshareFlags::NEWUSER | UnshareFlags::NEWNS)?;
-    std::fs::write("/proc/self/setgroups", "deny")?;
-    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
-    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))?;
+    Ok(Entered { uid, gid })
+}
+
+/// An error that names the path it happened at.
+fn at<E: Into<io::Error>>(path: &Path) -> impl Fn(E) -> io::Error + '_ {
+    move |e| {
+        let e = e.into();
+        io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    }
+}
+
+/// In the namespace [`unshare`] entered, cover what `cover` names. The working directory
+/// is entered again afterwards, so that it is seen through the new mounts.
+pub fn cover(entered: Entered, cover: &Cover<'_>, cwd: &Path) -> io::Result<()> {
+    let Entered { uid, gid } = entered;
+    // A non-dumpable process (agentcred itself, in exec-replace mode) finds its /proc/self
+    // files owned by root, so it cannot write its own maps. It becomes dumpable for these
+    // three writes: only a process of this user outside any sandbox could attach in that
+    // moment (Landlock keeps sandboxed ones out), and such a process can run `agentcred
+    // get` anyway. The program it becomes at `execve` is dumpable in any case.
+    use rustix::process::{DumpableBehavior, dumpable_behavior, set_dumpable_behavior};
+    let undumpable = matches!(dumpable_behavior(), Ok(DumpableBehavior::NotDumpable));
+    if undumpable {
+        set_dumpable_behavior(DumpableBehavior::Dumpable)?;
+    }
+    let maps = (|| {
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+        std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+    })();
+    if undumpable {
+        set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
+    }
+    maps.map_err(at(Path::new("/proc/self/uid_map")))?;
     // Nothing done here may reach the real namespace.
     mount_change(
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )?;
-    for socket in sockets {
-        mount_bind("/dev/null", socket)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", socket.display())))?;
+    let locked = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    if let Some((&first, rest)) = cover.dirs.split_first() {
+        mount(
+            "agentcred-sandbox",
+            first,
+            "tmpfs",
+            locked,
+            c"mode=0700,size=4k,nr_inodes=4",
+        )
+        .map_err(at(first))?;
+        if !cover.files.is_empty() {
+            let blank = first.join("protected");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o000)
+                .open(&blank)?;
+            for &file in &cover.files {
+                mount_bind(&blank, file).map_err(at(file))?;
+            }
+        }
+        std::fs::set_permissions(first, std::fs::Permissions::from_mode(0o000))?;
+        rustix::mount::mount_remount(first, locked | MountFlags::RDONLY, "").map_err(at(first))?;
+        for &dir in rest {
+            mount_bind(first, dir).map_err(at(dir))?;
+        }
+    } else {
+        // No directory to hold a blank file: /dev/null reads as empty, writes vanish.
+        for &file in &cover.files {
+            mount_bind("/dev/null", file).map_err(at(file))?;
+        }
     }
+    for socket in cover.sockets {
+        mount_bind("/dev/null", socket).map_err(at(socket))?;
+    }
+    std::env::set_current_dir(cwd).map_err(at(cwd))?;
     Ok(())
 }
