@@ -607,3 +607,66 @@ fn edit_sets_and_removes_the_upstream() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(before, env.snapshot());
 }
+
+#[test]
+fn edit_changes_one_part_of_a_route_and_keeps_the_rest() {
+    let env = TestEnv::init();
+    env.add("ant", b"sk-ant-0123456789abcdef0123");
+    env.cmd()
+        .args(["edit", "ant", "--provider", "anthropic"])
+        .assert()
+        .success();
+    let upstream_line = |env: &TestEnv| {
+        let show = env.cmd().args(["show", "ant"]).output().unwrap();
+        stdout_of(&show)
+            .lines()
+            .find(|l| l.starts_with("upstream:"))
+            .map(str::to_owned)
+    };
+    // A new URL alone keeps the header (x-api-key, not Bearer) and the base-URL variable.
+    env.cmd()
+        .args([
+            "edit",
+            "ant",
+            "--upstream",
+            "https://proxy.example.com/anthropic",
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        upstream_line(&env).as_deref(),
+        Some(
+            "upstream:     https://proxy.example.com/anthropic (x-api-key: {}, base URL in ANTHROPIC_BASE_URL)"
+        )
+    );
+    // So does a new base-URL variable alone, and a new header alone.
+    env.cmd()
+        .args(["edit", "ant", "--base-url-env", "CLAUDE_URL"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["edit", "ant", "--header", "Authorization: Bearer {}"])
+        .assert()
+        .success();
+    assert_eq!(
+        upstream_line(&env).as_deref(),
+        Some(
+            "upstream:     https://proxy.example.com/anthropic (Authorization: Bearer {}, base URL in CLAUDE_URL)"
+        )
+    );
+    // A header for a credential that has no route is refused, and changes nothing.
+    env.add("plain", b"0123456789abcdef0123");
+    let before = env.snapshot();
+    let out = env
+        .cmd()
+        .args(["edit", "plain", "--header", "x-api-key: {}"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("this credential has none; give --upstream URL or --provider"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(before, env.snapshot());
+}

@@ -73,7 +73,7 @@ impl EditArgs {
         let keep_upstream = upstream == crate::model::upstream::UpstreamChange::Keep;
         if env.is_none() && self.description.is_none() && rotation.is_none() && keep_upstream {
             return Err(Error::Usage(
-                "nothing to change: give --env, --description, --rotate-every, --due, --no-rotation, --provider, --upstream or --no-upstream"
+                "nothing to change: give --env, --description, --rotate-every, --due, --no-rotation, --provider, --upstream, --header, --base-url-env or --no-upstream"
                     .into(),
             )
             .into());

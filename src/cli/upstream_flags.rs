@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::error::Error;
-use crate::model::upstream::{Upstream, UpstreamChange};
+use crate::model::upstream::{DEFAULT_HEADER, Upstream, UpstreamChange};
 
 const HEADING: &str = "Upstream for exec --broker";
 
@@ -23,7 +23,7 @@ pub struct UpstreamFlags {
 
     /// The header that carries the value, with {} for it (or {base64}) [default:
     /// 'Authorization: Bearer {}']
-    #[arg(long, value_name = "'NAME: FORMAT'", help_heading = HEADING, requires = "upstream")]
+    #[arg(long, value_name = "'NAME: FORMAT'", help_heading = HEADING, conflicts_with = "no_upstream")]
     header: Option<String>,
 
     /// The variable through which programs find the API (e.g. OPENAI_BASE_URL); the
@@ -49,16 +49,22 @@ impl UpstreamFlags {
             }
             return Ok(UpstreamChange::Set(upstream));
         }
-        match (&self.upstream, &self.base_url_env) {
-            (Some(url), var) => Ok(UpstreamChange::Set(Upstream::new(
-                url,
-                self.header.as_deref().unwrap_or("Authorization: Bearer {}"),
-                var.as_deref(),
-            )?)),
-            (None, Some(_)) => Err(Error::Usage(
-                "--base-url-env goes with --provider or --upstream".into(),
-            )),
-            (None, None) => Ok(UpstreamChange::Keep),
+        if self.upstream.is_none() && self.header.is_none() && self.base_url_env.is_none() {
+            return Ok(UpstreamChange::Keep);
         }
+        // Checked here as well as when applied, so that `add` refuses a bad URL or header
+        // before it asks for the value.
+        if let Some(url) = &self.upstream {
+            Upstream::new(
+                url,
+                self.header.as_deref().unwrap_or(DEFAULT_HEADER),
+                self.base_url_env.as_deref(),
+            )?;
+        }
+        Ok(UpstreamChange::Update {
+            url: self.upstream.clone(),
+            header: self.header.clone(),
+            base_url_env: self.base_url_env.clone(),
+        })
     }
 }

@@ -116,11 +116,23 @@ impl fmt::Display for Upstream {
     }
 }
 
-/// What `add` or `edit` asked for: keep the upstream, set one, or remove it.
+/// The header a route gets when none is named.
+pub const DEFAULT_HEADER: &str = "Authorization: Bearer {}";
+
+/// What `add` or `edit` asked for: keep the upstream, set one, change parts of it, or
+/// remove it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpstreamChange {
     Keep,
+    /// A whole route (a `--provider` preset).
     Set(Upstream),
+    /// The parts named; the others stay as they are (`edit --upstream URL` keeps the
+    /// header and the base-URL variable), or take their defaults on a new route.
+    Update {
+        url: Option<String>,
+        header: Option<String>,
+        base_url_env: Option<String>,
+    },
     Remove,
 }
 
@@ -132,16 +144,41 @@ impl UpstreamChange {
         kind: crate::model::credential::Kind,
         upstream: &mut Option<Box<Upstream>>,
     ) -> Result<()> {
-        match self {
-            UpstreamChange::Keep => {}
-            UpstreamChange::Remove => *upstream = None,
-            UpstreamChange::Set(_) if kind == crate::model::credential::Kind::File => {
-                return Err(Error::Usage(
-                    "a file credential cannot have an upstream: the broker sends a value in a header".into(),
-                ));
+        let new = match self {
+            UpstreamChange::Keep => return Ok(()),
+            UpstreamChange::Remove => {
+                *upstream = None;
+                return Ok(());
             }
-            UpstreamChange::Set(new) => *upstream = Some(Box::new(new)),
+            UpstreamChange::Set(new) => new,
+            UpstreamChange::Update {
+                url,
+                header,
+                base_url_env,
+            } => {
+                let current = upstream.as_deref();
+                let Some(url) = url.or_else(|| current.map(|u| u.url.clone())) else {
+                    return Err(Error::Usage(
+                        "--header and --base-url-env change a route: this credential has none; give --upstream URL or --provider"
+                            .into(),
+                    ));
+                };
+                let header = header
+                    .or_else(|| current.map(|u| u.header.clone()))
+                    .unwrap_or_else(|| DEFAULT_HEADER.to_string());
+                let base_url_env = base_url_env.or_else(|| {
+                    current.and_then(|u| u.base_url_env.as_ref().map(ToString::to_string))
+                });
+                Upstream::new(&url, &header, base_url_env.as_deref())?
+            }
+        };
+        if kind == crate::model::credential::Kind::File {
+            return Err(Error::Usage(
+                "a file credential cannot have an upstream: the broker sends a value in a header"
+                    .into(),
+            ));
         }
+        *upstream = Some(Box::new(new));
         Ok(())
     }
 }
