@@ -1,53 +1,124 @@
 #!/usr/bin/env bash
 # Benchmarks for docs/performance.md: medians from hyperfine, peak RSS from GNU time.
 #   bench/run.sh            build release, run everything, print markdown tables
+#   AGENTCRED_BIN=PATH      use this binary (skips the build; e.g. an older release to compare)
+#   BENCH_PARTS="scale rss" only these parts (scale, rss, mask, scan; default all)
+#   BENCH_RUNS=N            hyperfine runs per command in the scale part (default 100)
 # Needs: hyperfine and time (Debian packages), python3, a release build (made here).
-# Test data (two 1 GiB files, a 100 MB tree) is generated in a temp dir and removed.
+# Test data (stores of 10, 1,000 and 10,000 credentials, two 1 GiB files, a 100 MB tree) is
+# generated in a temp dir and removed. The load average is printed with the figures: on a
+# shared machine, read the user+sys column (CPU time) before the wall-clock medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin=$PWD/target/release/agentcred
+bin=${AGENTCRED_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=$PWD/target/release/agentcred
+fi
+parts=${BENCH_PARTS:-scale rss mask scan}
+runs=${BENCH_RUNS:-100}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export HOME=$work/home CI=true
 unset AGENTCRED_IDENTITY AGENTCRED_IDENTITY_FILE AGENTCRED_PASSPHRASE XDG_CONFIG_HOME XDG_DATA_HOME XDG_STATE_HOME
+unset AGENTCRED_STORE AGENTCRED_AGENT DBUS_SESSION_BUS_ADDRESS
 mkdir -m 700 "$HOME"
-small=$work/small big=$work/big
+small=$work/small k1=$work/k1 big=$work/big
 
-"$bin" --store "$small" init >/dev/null
+echo "agentcred: $("$bin" --version), $(nproc) CPUs, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+"$bin" --store "$small" init >/dev/null 2>&1
 for i in $(seq 1 10); do echo "BENCH_KEY_$i=value-$i-$(head -c 24 /dev/urandom | base64)"; done \
   | "$bin" --store "$small" import - 2>/dev/null
-"$bin" --store "$big" init >/dev/null
-for i in $(seq 1 10000); do echo "KEY_$i=value-$i-$(printf %032d "$i")"; done \
-  | "$bin" --store "$big" import - 2>/dev/null
+# The same pairs for the store and for `env`: KEY_i=value-i-<i in 32 digits>.
+pairs() { for i in $(seq 1 "$1"); do printf 'KEY_%d=value-%d-%032d\n' "$i" "$i" "$i"; done; }
+"$bin" --store "$k1" init >/dev/null 2>&1
+pairs 1000 | "$bin" --store "$k1" import - 2>/dev/null
+"$bin" --store "$big" init >/dev/null 2>&1
+pairs 10000 | "$bin" --store "$big" import - 2>/dev/null
+env1k="env $(pairs 1000 | tr '\n' ' ')true"
+# One argument holds at most 128 KiB (hyperfine's command line is one): the 10,000 pairs
+# go through a script, so that baseline includes one `sh` start (about 0.5 ms).
+echo "exec env $(pairs 10000 | tr '\n' ' ')true" > "$work/env10k.sh"
+env10k="sh $work/env10k.sh"
 
 json=$work/json
-# One markdown row per command: | command | median ms |
+# One markdown row per command: | name | median ms | user+sys ms | (median - baseline) |.
+# Arguments: runs, then NAME COMMAND pairs; a NAME starting with '=' is the baseline for the
+# rows after it. A COMMAND with a '|' runs its left part before each run (a cold cache).
 run() {
-  hyperfine -N --warmup 5 --min-runs "$1" --export-json "$json" "${@:2}" >/dev/null 2>&1
-  python3 - "$json" "$work" <<'PY'
+  local n=$1; shift
+  local args=() baseline=""
+  while [ $# -gt 0 ]; do
+    local name=$1 cmd=$2; shift 2
+    if [[ "$cmd" == *"|"* ]]; then
+      args+=(--prepare "${cmd%%|*}" -n "$name" "${cmd#*|}")
+    else
+      args+=(--prepare true -n "$name" "$cmd")
+    fi
+  done
+  hyperfine -N --warmup 5 --min-runs "$n" --export-json "$json" "${args[@]}" >/dev/null 2>&1
+  python3 - "$json" <<'PY'
 import json, sys
+base = None
 for r in json.load(open(sys.argv[1]))["results"]:
-    command = r["command"].replace(sys.argv[2] + "/", "").replace("/", "/").split("target/release/")[-1]
-    print(f"| `{command}` | {r['median'] * 1000:.2f} |")
+    name, median = r["command"], r["median"] * 1000
+    cpu = (r["user"] + r["system"]) * 1000
+    extra = ""
+    if name.startswith("="):
+        name, base = name[1:], median
+    elif base is not None:
+        extra = f"{median - base:+.2f}"
+    print(f"| {name} | {median:.2f} | {cpu:.2f} | {extra} |")
 PY
 }
 
-echo "| benchmark | median (ms) |"
-echo "| --- | ---: |"
-run 200 "env A=b true" "$bin --store $small exec -- true"
-run 100 "$bin --store $big get key-5000"
-run 30 "$bin --store $big list"
+if [[ " $parts " == *" scale "* ]]; then
+cold() { echo "rm -f $1/cache/values|"; }
+echo "| benchmark | median (ms) | user+sys (ms) | over its baseline (ms) |"
+echo "| --- | ---: | ---: | ---: |"
+run "$runs" "=\`env A=b true\`" "env A=b true" \
+  "\`exec -- true\`, 10 credentials, warm" "$bin --store $small exec -- true" \
+  "\`exec -- true\`, 10 credentials, cold" "$(cold "$small")$bin --store $small exec -- true"
+run "$runs" "=\`env\` with the 1,000 pairs" "$env1k" \
+  "\`exec -- true\`, 1,000 credentials, warm" "$bin --store $k1 exec -- true" \
+  "\`exec -- true\`, 1,000 credentials, cold" "$(cold "$k1")$bin --store $k1 exec -- true"
+run $((runs / 5 + 5)) "=\`sh -c 'exec env'\` with the 10,000 pairs" "$env10k" \
+  "\`exec -- true\`, 10,000 credentials, warm" "$bin --store $big exec -- true" \
+  "\`exec -- true\`, 10,000 credentials, cold" "$(cold "$big")$bin --store $big exec -- true"
+run "$runs" "\`get key-5000\` of 10,000, warm" "$bin --store $big get key-5000" \
+  "\`get key-5000\` of 10,000, cold" "$(cold "$big")$bin --store $big get key-5000" \
+  "\`list\` of 10,000" "$bin --store $big list" \
+  "\`list --json\` of 10,000" "$bin --store $big list --json"
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 
+if [[ " $parts " == *" rss "* ]]; then
 echo
 echo "| peak RSS | KiB |"
 echo "| --- | ---: |"
-for cmd in "exec -- true" "get key-5000" "list" "list --json"; do
-  store=$big; [ "$cmd" = "exec -- true" ] && store=$small
-  kib=$(/usr/bin/time -f %M "$bin" --store "$store" $cmd 2>&1 >/dev/null | tail -1)
-  echo "| \`$cmd\` ($( [ "$store" = "$big" ] && echo 10,000 || echo 10) credentials) | $kib |"
+rss() {
+  local label=$1; shift
+  local kib
+  kib=$(/usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1)
+  echo "| $label | $kib |"
+}
+for store in "$small" "$k1" "$big"; do
+  count=$(grep -c '^\[credentials\.' "$store/agentcred.toml")
+  rm -f "$store/cache/values"
+  rss "\`exec -- true\`, $count credentials, cold" "$bin" --store "$store" exec -- true
+  rss "\`exec -- true\`, $count credentials, warm" "$bin" --store "$store" exec -- true
 done
+rm -f "$big/cache/values"
+rss "\`get key-5000\` of 10,000, cold" "$bin" --store "$big" get key-5000
+rss "\`get key-5000\` of 10,000, warm" "$bin" --store "$big" get key-5000
+rss "\`list\` of 10,000" "$bin" --store "$big" list
+rss "\`list --json\` of 10,000" "$bin" --store "$big" list --json
+rss "\`export\` of 10,000" "$bin" --store "$big" export
+fi
 
+if [[ " $parts " == *" mask "* ]]; then
 # Masking throughput: `exec --mask -- cat FILE` (stdout not a terminal: the pipe path)
 # against plain `cat FILE`, all to /dev/null, for 1 GiB of random base64 text (100-char
 # lines: the worst case, secrets are made of the same characters) and 1 GiB of log lines.
@@ -76,6 +147,9 @@ for data in b64.txt log.txt; do
     "$bin --store $small exec --mask -- cat $work/$data"
 done
 rm -f "$work/b64.txt" "$work/log.txt"
+fi
+
+if [[ " $parts " == *" scan "* ]]; then
 
 # scan over a 100 MB tree: 2,000 files of 50 kB of base64 text in 200 directories, one leak.
 mkdir "$work/tree"
@@ -87,3 +161,4 @@ echo
 echo "| scan ($((tree_bytes / 1000000)) MB, $(find "$work/tree" -type f | wc -l) files, 10 credentials) | median (ms) | GB/s |"
 echo "| --- | ---: | ---: |"
 throughput "$tree_bytes" "$bin --store $small scan $work/tree" "grep -rlF no-such-string-anywhere $work/tree"
+fi

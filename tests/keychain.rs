@@ -760,3 +760,32 @@ fn rename_moves_a_keychain_value_to_an_item_of_the_new_name() {
     assert_eq!(lookup(&env, &new).as_deref(), Some(&b"kept"[..]));
     assert_eq!(get(&env, "bot-token"), b"kept");
 }
+
+/// Keychain values never go into the value cache (tests/value_cache.rs), only `age` ones:
+/// after two execs, the cache names the age credential and not the keychain one, and `-v`
+/// counts the age value alone.
+#[test]
+fn keychain_values_never_go_into_the_value_cache() {
+    let env = keychain_store();
+    add_keychain(&env, "kc-held-cred", b"kc-value");
+    add_age(&env, "age-held-cred", b"age-value");
+    let mut stderr = String::new();
+    for _ in 0..2 {
+        let out = agentcred(&env, Bus::Unlocked)
+            .args(["-v", "exec", "--", "sh", "-c"])
+            .arg("printf %s \"$KC_HELD_CRED|$AGE_HELD_CRED\"")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(stdout_of(&out), "kc-value|age-value");
+        stderr = stderr_of(&out);
+    }
+    assert!(
+        stderr.contains("value cache: 1 of 1 age value from the cache"),
+        "{stderr}"
+    );
+    let cache = std::fs::read(env.store.join("cache/values")).unwrap();
+    let has = |name: &str| cache.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(has("age-held-cred"));
+    assert!(!has("kc-held-cred"), "a keychain value was cached");
+}

@@ -32,6 +32,7 @@ mod scripting;
 mod signals;
 mod unlock;
 mod unlock_cache;
+mod value_cache;
 mod values;
 mod vault;
 mod wording;

@@ -972,3 +972,38 @@ fn rename_and_edit_of_a_vault_credential_move_the_path_and_mirror_the_dates() {
     assert_eq!(metadata["data"]["custom_metadata"]["rotate_every"], "30d");
     fleet.cmd().args(["doctor"]).assert().success();
 }
+
+/// Vault values never go into the value cache (tests/value_cache.rs), only `age` ones:
+/// after two execs, the cache names the age credential and not the vault one, and `-v`
+/// counts the age value alone.
+#[test]
+fn vault_values_never_go_into_the_value_cache() {
+    let fleet = Fleet::new();
+    fleet.add("vault-held-cred", b"vault-value");
+    fleet
+        .cmd()
+        .args(["add", "age-held-cred"])
+        .write_stdin(b"age-value".to_vec())
+        .assert()
+        .success();
+    let mut stderr = String::new();
+    for _ in 0..2 {
+        let out = fleet
+            .cmd()
+            .args(["-v", "exec", "--", "sh", "-c"])
+            .arg("printf %s \"$VAULT_HELD_CRED|$AGE_HELD_CRED\"")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(stdout_of(&out), "vault-value|age-value");
+        stderr = stderr_of(&out);
+    }
+    assert!(
+        stderr.contains("value cache: 1 of 1 age value from the cache"),
+        "{stderr}"
+    );
+    let cache = std::fs::read(fleet.env.store.join("cache/values")).unwrap();
+    let has = |name: &str| cache.windows(name.len()).any(|w| w == name.as_bytes());
+    assert!(has("age-held-cred"));
+    assert!(!has("vault-held-cred"), "a vault value was cached");
+}

@@ -89,6 +89,87 @@ fn find_ciphertext(
     }
 }
 
+/// What a secret file looked like when its bytes were last checked against the manifest:
+/// its inode, size and change times. The value cache keeps it beside each value, so a
+/// file that has not changed since is not read and hashed again (one `lstat` instead of
+/// an open, a read and a SHA-256); any write, rename or `git checkout` over the file
+/// changes its inode or ctime, which user space cannot set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileStamp {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        meta.is_file().then(|| FileStamp {
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    /// The stamp of `NAME.age` in the open `secrets/` directory now, without following a
+    /// symlink (one `fstatat` relative to the directory, not a walk of the whole path);
+    /// `None` when it is missing or not a regular file.
+    pub fn current(secrets_dir: &std::fs::File, name: &CredentialName) -> Option<FileStamp> {
+        use rustix::fs::{AtFlags, FileType, statat};
+        let stat = statat(secrets_dir, file_name(name), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| FileStamp {
+            ino: stat.st_ino,
+            size: u64::try_from(stat.st_size).unwrap_or(0),
+            mtime: (
+                stat.st_mtime,
+                i64::try_from(stat.st_mtime_nsec).unwrap_or(-1),
+            ),
+            ctime: (
+                stat.st_ctime,
+                i64::try_from(stat.st_ctime_nsec).unwrap_or(-1),
+            ),
+        })
+    }
+}
+
+/// Like [`committed_ciphertext`], with the stamp of `NAME.age` as it was read (from the
+/// open file, so it describes the bytes that were hashed); no stamp when the bytes came
+/// from a pending file.
+pub fn committed_ciphertext_stamped(
+    secrets_dir: &Path,
+    name: &CredentialName,
+    entry: &Entry,
+) -> Result<(Vec<u8>, Option<FileStamp>)> {
+    use std::io::Read;
+    let path = secrets_dir.join(file_name(name));
+    let opened = util::fs::open_nofollow(&path).and_then(|mut file| {
+        let stamp = FileStamp::of(&file.metadata()?);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok((bytes, stamp))
+    });
+    match (opened, entry.sha256.as_deref()) {
+        (Ok((bytes, stamp)), Some(expected)) if sha256_hex(&bytes) == expected => {
+            Ok((bytes, stamp))
+        }
+        // Anything else (missing, unreadable, another hash, a pending file): the general
+        // path, which words the error or finds the pending file.
+        _ => committed_ciphertext(secrets_dir, name, entry).map(|bytes| (bytes, None)),
+    }
+}
+
+/// Decrypt the ciphertext of `secrets/NAME.age` and check its envelope (store and name).
+pub fn open_committed(
+    identity: &Identity,
+    store_id: &str,
+    name: &CredentialName,
+    ciphertext: &[u8],
+) -> Result<SecretSlice<u8>> {
+    open_ciphertext(identity, store_id, name, ciphertext)
+}
+
 /// The age backend's staged work: the names it wrote a `NAME.age.pending` for.
 #[derive(Default)]
 pub struct AgeBackend {

@@ -385,6 +385,20 @@ async fn handle(
     };
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The broker asked for `identity`; a compressed body anyway cannot be searched for the
+    // key, so it is not passed on (fail closed rather than forward what was not checked).
+    if scrub_patterns.is_some()
+        && let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
+        && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        let shown = crate::util::output::escape(&String::from_utf8_lossy(encoding.as_bytes()));
+        return refuse(
+            StatusCode::BAD_GATEWAY,
+            &format!(
+                "the upstream sent a compressed response (Content-Encoding {shown}) that the broker cannot check for the key; not passed on"
+            ),
+        );
+    }
     if let Some(patterns) = &scrub_patterns {
         for value in parts.headers.values_mut() {
             if let Some(clean) = Search::scrub_all(patterns, value.as_bytes())

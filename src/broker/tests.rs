@@ -97,6 +97,13 @@ fn serve_one(stream: std::net::TcpStream, log: &Mutex<Vec<Seen>>) {
                 "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-echo: {got}\r\n\r\n{text}",
                 text.len()
             )
+        } else if first.contains("/gzip") {
+            // Compressed although the broker asked for identity: its bytes cannot be
+            // searched for the key.
+            "HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 4\r\n\r\nzzzz".to_string()
+        } else if first.contains("/plain-encoding") {
+            "HTTP/1.1 200 OK\r\ncontent-encoding: identity\r\ncontent-length: 2\r\n\r\nok"
+                .to_string()
         } else if first.contains("/redirect") {
             "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/elsewhere\r\ncontent-length: 0\r\n\r\n"
                 .to_string()
@@ -347,5 +354,29 @@ fn minted_secrets_are_fetched_and_scrubbed() {
         seen.lock().unwrap()[0]
             .head
             .contains("authorization: Bearer access-token-0123456789")
+    );
+}
+
+#[test]
+fn a_compressed_response_is_not_passed_on_unchecked() {
+    let (url, _) = upstream();
+    let (broker, events) = start(&url);
+    let reply = send(&broker, "GET", "/gzip", &[], b"");
+    assert_eq!(reply.status, 502);
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("Content-Encoding gzip"),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    // `identity` is no encoding at all: passed on.
+    let reply = send(&broker, "GET", "/plain-encoding", &[], b"");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, b"ok");
+    broker.stop();
+    let events = events.lock().unwrap();
+    let decisions: Vec<(u16, Decision)> = events.iter().map(|e| (e.status, e.decision)).collect();
+    assert_eq!(
+        decisions,
+        [(502, Decision::Blocked), (200, Decision::Brokered)]
     );
 }

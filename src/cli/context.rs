@@ -105,7 +105,7 @@ impl Ctx {
     }
 
     pub fn open_store(&self) -> Result<Store> {
-        let store = Store::open(&self.store_dir, say_on_stderr())?;
+        let store = Store::open(&self.store_dir, say_on_stderr())?.with_verbose(self.verbose);
         self.audit.store_opened(store.root());
         Ok(store)
     }

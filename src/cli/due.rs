@@ -11,7 +11,7 @@ use crate::model::rotation::{self, Period, Status};
 use crate::util::output;
 
 use super::add::parse_period;
-use super::list::{CredentialJson, load_manifest};
+use super::list::{CredentialJson, load_manifest_with};
 
 /// List credentials overdue or due soon for rotation, soonest first
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ struct DueJson<'a> {
 
 impl DueArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let (manifest, verified) = load_manifest(ctx)?;
+        let (manifest, verified) = load_manifest_with(ctx, false)?;
         let now = rotation::now();
         let defaults = &manifest.defaults;
         let window = self.within.unwrap_or(defaults.due_soon_window);

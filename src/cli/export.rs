@@ -64,6 +64,9 @@ impl ExportArgs {
             }
             .into());
         }
+        // Every credential: their entries from one read of the manifest, not one search
+        // of it per name (quadratic in a store of 10,000).
+        let mut every = None;
         let names: Vec<CredentialName> = if let Some(name) = agent {
             let found = reader.agent(&name)?.ok_or_else(|| Error::AgentNotFound {
                 name: name.to_string(),
@@ -78,12 +81,13 @@ impl ExportArgs {
                 Names::Every => unreachable!("an agent always names its credentials"),
             }
         } else if only.is_empty() {
-            reader
-                .manifest()?
-                .credentials
+            let entries = reader.manifest_without_history()?.credentials;
+            let names = entries
                 .keys()
                 .filter_map(|n| CredentialName::parse(n).ok())
-                .collect()
+                .collect();
+            every = Some(entries);
+            names
         } else {
             only
         };
@@ -95,7 +99,10 @@ impl ExportArgs {
         let mut skipped = Vec::new();
         let mut read = Vec::new();
         for name in names {
-            let entry = reader.entry(&name)?;
+            let entry = match every.as_mut().and_then(|e| e.remove(name.as_str())) {
+                Some(entry) => entry,
+                None => reader.entry(&name)?,
+            };
             // exec gives a file credential's variable a path, never the contents: a
             // variable holding the whole key file would be a different contract.
             if entry.kind == crate::model::credential::Kind::File {
@@ -108,7 +115,7 @@ impl ExportArgs {
         // An oauth2 credential's variable holds an access token, as with exec: obtained
         // with the store unlocked (a request takes time, and a rotated refresh token is
         // written back in a transaction of its own).
-        drop(reader);
+        reader.finish();
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
         for (name, entry, mut value) in read {
             if entry.kind == crate::model::credential::Kind::Oauth2 {

@@ -27,6 +27,7 @@ impl GetArgs {
         let reader = store.reader(ctx.identity()?)?;
         let entry = reader.entry(&name)?;
         let value = reader.value(&name, &entry)?;
+        reader.finish();
         ctx.audit.ok()?;
         let mut out = std::io::stdout().lock();
         out.write_all(value.expose_secret())?;

@@ -102,9 +102,22 @@ impl<'a> CredentialJson<'a> {
 /// Load the manifest verified when the identity is at hand without a prompt; otherwise
 /// unverified, saying so on stderr. Returns the manifest and whether it was verified.
 pub fn load_manifest(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
+    load_manifest_with(ctx, true)
+}
+
+/// [`load_manifest`], without the credentials' history when `history` is false (faster
+/// to read: `list` and `due` never show it).
+pub fn load_manifest_with(ctx: &Ctx, history: bool) -> anyhow::Result<(Manifest, bool)> {
     let store = ctx.open_store()?;
     match ctx.identity_if_unlocked()? {
-        Some(identity) => Ok((store.reader(identity)?.manifest()?, true)),
+        Some(identity) => {
+            let reader = store.reader(identity)?;
+            let manifest = match history {
+                true => reader.manifest()?,
+                false => reader.manifest_without_history()?,
+            };
+            Ok((manifest, true))
+        }
         None => {
             eprintln!("{}", ctx.unverified_note());
             Ok((store.manifest_unverified()?, false))
@@ -143,7 +156,7 @@ impl Serialize for ListJson<'_> {
 impl ListArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let agent = self.agent.as_deref().map(AgentName::parse).transpose()?;
-        let (mut manifest, verified) = load_manifest(ctx)?;
+        let (mut manifest, verified) = load_manifest_with(ctx, false)?;
         if let Some(name) = agent {
             let allow = manifest
                 .agent(&name)

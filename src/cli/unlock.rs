@@ -7,6 +7,7 @@ use crate::cli::context::Ctx;
 use crate::crypto::identity;
 use crate::crypto::unlock_cache;
 use crate::error::Error;
+use crate::store::value_cache;
 use crate::util::output::escape;
 
 /// The longest unlock: a cache that outlives a working day stops being one.
@@ -26,10 +27,13 @@ pub struct UnlockArgs {
     lifetime: Lifetime,
 }
 
-/// Forget the cached identity (undo `agentcred unlock`)
+/// Forget the cached identity (undo `agentcred unlock`) and the store's value cache
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  agentcred lock")]
+  agentcred lock
+
+Also removes the store's value cache (cache/values: the age values this machine
+decrypted, sealed with the store key); the next command decrypts from secrets/ again.")]
 pub struct LockArgs {}
 
 /// How long an unlock lasts, in seconds, with the text the user gave.
@@ -104,7 +108,25 @@ impl UnlockArgs {
 }
 
 impl LockArgs {
-    pub fn run(self, _ctx: &Ctx) -> anyhow::Result<()> {
+    pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
+        // The store's value cache goes too: what it holds opens with the store key alone.
+        match value_cache::remove(&ctx.store_dir) {
+            Ok(true) => eprintln!(
+                "removed the value cache of {}",
+                escape(&ctx.store_dir.display().to_string())
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!(
+                        "cannot remove the value cache of {}",
+                        escape(&ctx.store_dir.display().to_string())
+                    ),
+                    e,
+                )
+                .into());
+            }
+        }
         if !unlock_cache::AVAILABLE {
             return Err(unavailable().into());
         }

@@ -114,6 +114,20 @@ impl StoreKey {
         ))
     }
 
+    /// A 32-byte key for another purpose, derived from the store key with HKDF-SHA256
+    /// (`domain` as the salt, `context` as the info): whoever can open `storekey.age` can
+    /// derive it, and nobody else.
+    pub fn derive(&self, domain: &[u8], context: &[u8]) -> SecretBox<[u8; 32]> {
+        let mut okm = SecretBox::new(Box::new([0u8; 32]));
+        hkdf::Hkdf::<Sha256>::new(Some(domain), self.0.expose_secret())
+            .expand(
+                context,
+                secrecy::ExposeSecretMut::expose_secret_mut(&mut okm),
+            )
+            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 output length"));
+        okm
+    }
+
     /// A copy of the key (for the chain of earlier keys in a new `storekey.age`).
     pub fn duplicate(&self) -> StoreKey {
         StoreKey(SecretBox::new(Box::new(*self.0.expose_secret())))

@@ -129,7 +129,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
     let selection = policy::select(only, chosen, flags)?;
     let selected: Vec<(CredentialName, Entry)> = match &selection.names {
         Names::Every => reader
-            .manifest()?
+            .manifest_without_history()?
             .credentials
             .into_iter()
             .filter_map(|(name, entry)| CredentialName::parse(&name).ok().map(|n| (n, entry)))
@@ -198,7 +198,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         values.push((name, entry, value));
     }
     let store_id = reader.store_id().to_owned();
-    drop(reader);
+    let cache_notes = reader.finish_quietly();
     let brokering = selection.policy.broker;
     if !brokering && !request.raw.is_empty() {
         return Err(Error::Usage(
@@ -234,6 +234,9 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         injections.push(injection);
     }
     if request.verbose {
+        for note in &cache_notes {
+            say(note);
+        }
         say(&format!("agentcred: {}", selection.explain(program)));
         let names: Vec<String> = injections
             .iter()

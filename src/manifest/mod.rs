@@ -8,6 +8,7 @@
 
 pub mod conflict;
 mod fastpath;
+mod light;
 mod render;
 
 use std::borrow::Cow;
@@ -675,6 +676,7 @@ mod properties {
             let _ = find_agent(text, &name);
         }
         let _ = Manifest::parse_sealed(text);
+        let _ = Manifest::parse_sealed_without_history(text);
         if let Ok(manifest) = Manifest::parse_any(text) {
             for entry in manifest.credentials.values() {
                 let _ = entry.due_at(&manifest.defaults);

@@ -89,6 +89,17 @@ impl Manifest {
     ///
     /// [`render`]: Manifest::render
     pub fn parse_sealed(text: &str) -> Result<Manifest> {
+        Self::parse_sealed_with(text, true)
+    }
+
+    /// [`Manifest::parse_sealed`] without the credentials' history, which `exec` and
+    /// `list` never use: most entries are read without the TOML parser (see
+    /// [`super::light`]), about ten times faster.
+    pub fn parse_sealed_without_history(text: &str) -> Result<Manifest> {
+        Self::parse_sealed_with(text, false)
+    }
+
+    fn parse_sealed_with(text: &str, history: bool) -> Result<Manifest> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Section {
@@ -118,7 +129,19 @@ impl Manifest {
             .collect();
         starts.push(text.len());
         for pair in starts.windows(2) {
-            let section: Section = toml::from_str(&text[pair[0]..pair[1]]).map_err(toml_error)?;
+            let text = &text[pair[0]..pair[1]];
+            if !history && let Some((name, entry)) = super::light::read_section(text) {
+                if manifest.credentials.insert(name, entry).is_some() {
+                    return Err(Error::integrity(FILE_NAME, "a credential is defined twice"));
+                }
+                continue;
+            }
+            let mut section: Section = toml::from_str(text).map_err(toml_error)?;
+            if !history {
+                for entry in section.credentials.values_mut() {
+                    entry.history = Vec::new();
+                }
+            }
             if let Some(defaults) = section.defaults {
                 manifest.defaults = defaults;
             }

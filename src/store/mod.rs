@@ -10,6 +10,7 @@ mod domain;
 mod reader;
 pub mod state;
 mod txn;
+pub mod value_cache;
 
 pub use domain::{EntryEdit, NewEntry};
 pub use reader::Reader;
@@ -55,6 +56,8 @@ pub struct Store {
     root: PathBuf,
     /// Where warnings go (see [`Say`]).
     say: Say,
+    /// `-v`: also give notes (what the value cache did).
+    verbose: bool,
 }
 
 impl Store {
@@ -89,6 +92,19 @@ impl Store {
         (self.say)(line)
     }
 
+    /// Give notes under `-v` too (see [`Store::note`]).
+    pub fn with_verbose(mut self, verbose: bool) -> Store {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Give a `-v` note to the caller.
+    pub fn note(&self, line: &str) {
+        if self.verbose {
+            (self.say)(line)
+        }
+    }
+
     /// Where this store's warnings go, for a feature working on it.
     pub fn sayer(&self) -> Say {
         Rc::clone(&self.say)
@@ -103,6 +119,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             say,
+            verbose: false,
         };
         let not_a_store = || Error::NotAStore {
             path: root.to_path_buf(),
@@ -160,6 +177,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             say,
+            verbose: false,
         };
         if root.join(manifest::FILE_NAME).exists() {
             return Err(Error::StoreExists {
@@ -445,6 +463,8 @@ impl Store {
             text,
             header,
             vault: OnceCell::new(),
+            cache: std::cell::RefCell::new(None),
+            secrets: OnceCell::new(),
         })
     }
 

@@ -1,11 +1,13 @@
 //! `Reader`: a verified, read-locked view of the store.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 
 use secrecy::SecretSlice;
 
+use crate::backend::age::{self as age_backend, FileStamp};
 use crate::backend::{self, LazyVault};
 use crate::crypto::identity::Identity;
 use crate::crypto::integrity::StoreKey;
@@ -13,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Agent, Defaults, Entry, Header, Manifest};
 use crate::model::credential::{AgentName, BackendKind, CredentialName};
 
+use super::value_cache::{self, Unused, ValueCache};
 use super::*;
 
 /// A verified, read-locked view of the store.
@@ -24,6 +27,11 @@ pub struct Reader<'a> {
     pub(super) text: String,
     pub(super) header: Header,
     pub(super) vault: OnceCell<Rc<LazyVault>>,
+    /// The value cache, loaded when the first `age` value is read; written again when the
+    /// reader is dropped, if this reader decrypted anything new.
+    pub(super) cache: RefCell<Option<ValueCache>>,
+    /// `secrets/`, opened once for the value cache's `fstatat`s.
+    pub(super) secrets: OnceCell<Option<File>>,
 }
 
 impl Reader<'_> {
@@ -72,6 +80,12 @@ impl Reader<'_> {
         Manifest::parse_sealed(&self.text)
     }
 
+    /// The whole manifest but the credentials' history, several times faster to read
+    /// (for `exec` of every credential and `list`).
+    pub fn manifest_without_history(&self) -> Result<Manifest> {
+        Manifest::parse_sealed_without_history(&self.text)
+    }
+
     /// The store's Vault settings and client (made on first use).
     pub fn vault(&self) -> Result<&Rc<LazyVault>> {
         if let Some(vault) = self.vault.get() {
@@ -89,9 +103,121 @@ impl Reader<'_> {
     }
 
     pub fn value(&self, name: &CredentialName, entry: &Entry) -> Result<SecretSlice<u8>> {
+        if entry.backend == BackendKind::Age
+            && let Some(sha256) = entry
+                .sha256
+                .as_deref()
+                .and_then(value_cache::sha256_from_hex)
+        {
+            return self.age_value(name, entry, sha256);
+        }
         let ctx = self
             .store
             .backend_ctx(self.identity, &self.key, &self.header.store_id, &[]);
         backend::read(&ctx, name, entry, &|| self.vault().map(Rc::clone))
+    }
+
+    /// An `age` value: from the value cache when it holds the value of exactly the file
+    /// the manifest names, unchanged since (one `lstat`), else decrypted from the file
+    /// and remembered for the cache.
+    fn age_value(
+        &self,
+        name: &CredentialName,
+        entry: &Entry,
+        sha256: [u8; 32],
+    ) -> Result<SecretSlice<u8>> {
+        let secrets_dir = self.store.secrets_dir();
+        let mut slot = self.cache.borrow_mut();
+        let cache = slot.get_or_insert_with(|| {
+            ValueCache::load(self.store.root(), &self.header.store_id, &self.key)
+        });
+        let secrets = self.secrets.get_or_init(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&secrets_dir)
+                .ok()
+        });
+        if let Some(stamp) = secrets
+            .as_ref()
+            .and_then(|dir| FileStamp::current(dir, name))
+            && let Some(value) = cache.get(name.as_str(), &sha256, &stamp)
+        {
+            return Ok(value);
+        }
+        let (ciphertext, stamp) =
+            age_backend::committed_ciphertext_stamped(&secrets_dir, name, entry)?;
+        let value =
+            age_backend::open_committed(self.identity, &self.header.store_id, name, &ciphertext)?;
+        cache.put(name.as_str(), sha256, stamp, &value);
+        Ok(value)
+    }
+}
+
+impl Reader<'_> {
+    /// The command got every value it asked for: write the value cache when this reader
+    /// decrypted values it did not hold, and say under `-v` what the cache did. A command
+    /// that fails does not call this, so it leaves the cache as it was. Never fails: a
+    /// cache that cannot be written (a read-only store) only means the next command
+    /// decrypts again.
+    pub fn finish(self) {
+        let store = self.store;
+        for note in self.finish_quietly() {
+            store.note(&note);
+        }
+    }
+
+    /// [`Reader::finish`], returning the `-v` notes (for `exec`, which gives them with
+    /// its own, after its checks); empty without `-v`.
+    pub fn finish_quietly(self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let Some(mut cache) = self.cache.take() else {
+            return notes;
+        };
+        let tally = cache.tally.clone();
+        let why = match cache.unused() {
+            None if tally.rejected > 0 => Some(format!(
+                "{} of its values did not open (damaged, or sealed under another store key) and were ignored",
+                tally.rejected
+            )),
+            None | Some(Unused::Missing) => None,
+            Some(Unused::Unreadable(e)) => Some(format!("it cannot be read ({e})")),
+            Some(Unused::Damaged) => Some("it is damaged".into()),
+            Some(Unused::Foreign) => Some("it was written for another store".into()),
+        };
+        if let Some(why) = why {
+            notes.push(format!(
+                "agentcred: value cache ignored: {why}; values come from secrets/"
+            ));
+        }
+        let total = tally.hits + tally.misses;
+        if total > 0 {
+            let from = match cache.generation() {
+                Some(generation) => format!(" (written at generation {generation})"),
+                None => String::new(),
+            };
+            notes.push(format!(
+                "agentcred: value cache: {} of {total} age value{} from the cache{from}, {} decrypted from secrets/{}",
+                tally.hits,
+                if total == 1 { "" } else { "s" },
+                tally.misses,
+                if tally.stale > 0 {
+                    format!(" ({} changed since cached)", tally.stale)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if cache.dirty()
+            && let Err(e) = cache.save(self.header.generation)
+        {
+            notes.push(format!(
+                "agentcred: value cache not written ({e}); the next command decrypts again"
+            ));
+        }
+        if !self.store.verbose {
+            notes.clear();
+        }
+        notes
     }
 }

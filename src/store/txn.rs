@@ -294,6 +294,18 @@ impl Txn<'_> {
         if self.key_rotated {
             state::remember_store_key(&self.manifest.store_id, &self.key.fingerprint());
         }
+        // The value cache: a recipients change removes it (every file was encrypted again,
+        // and `rm` replaced the key); any other commit drops the records it made stale.
+        let cache = if self.staged_root.is_empty() {
+            value_cache::prune(self.store.root(), &self.manifest)
+        } else {
+            value_cache::remove(self.store.root()).map(|_| ())
+        };
+        if let Err(e) = cache {
+            self.store.note(&format!(
+                "agentcred: value cache not updated ({e}); it is checked at every read"
+            ));
+        }
         // Remember the new generation; a pin above it was already refused at `begin`.
         let _ = state::note_generation(&self.manifest.store_id, self.manifest.generation);
         Ok(())
