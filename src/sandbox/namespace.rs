@@ -25,7 +25,11 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::StatVfsMountFlags;
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{
+    CWD, Mode, OFlags, ResolveFlags, StatVfsMountFlags, fstat, fstatfs, fstatvfs, openat2,
+};
 use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_bind, mount_change};
 use rustix::process::{getgid, getuid};
 use rustix::thread::UnshareFlags;
@@ -117,7 +121,9 @@ pub fn cover(entered: Entered, cover: &Cover<'_>, cwd: &Path) -> io::Result<()> 
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )?;
     let locked = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mut expected = Expected::default();
     if let Some((&first, rest)) = cover.dirs.split_first() {
+        expected.before = Some(inode(&open_exact(first)?)?);
         mount(
             "agentcred-sandbox",
             first,
@@ -133,6 +139,7 @@ pub fn cover(entered: Entered, cover: &Cover<'_>, cwd: &Path) -> io::Result<()> 
                 .create_new(true)
                 .mode(0o000)
                 .open(&blank)?;
+            expected.blank = Some(inode(&open_exact(&blank)?)?);
             for &file in &cover.files {
                 mount_bind(&blank, file).map_err(at(file))?;
             }
@@ -171,6 +178,88 @@ pub fn cover(entered: Entered, cover: &Cover<'_>, cwd: &Path) -> io::Result<()> 
         }
         rustix::mount::mount_remount(path, flags, "").map_err(at(path))?;
     }
+    verify(cover, &expected)?;
     std::env::set_current_dir(cwd).map_err(at(cwd))?;
+    Ok(())
+}
+
+/// What the mounts should show, recorded along the way.
+#[derive(Default)]
+struct Expected {
+    /// The first covered directory, before the tmpfs went on it.
+    before: Option<(u64, u64)>,
+    /// The blank file protected files are covered with.
+    blank: Option<(u64, u64)>,
+}
+
+/// `path` opened without following any symbolic link on the way (`O_PATH`).
+fn open_exact(path: &Path) -> io::Result<OwnedFd> {
+    openat2(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS,
+    )
+    .map_err(at(path))
+}
+
+/// A file's device and inode number (their types differ between architectures).
+#[allow(clippy::unnecessary_cast)]
+fn inode(fd: &OwnedFd) -> io::Result<(u64, u64)> {
+    let st = fstat(fd)?;
+    Ok((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// After the mounts, each target, looked up again without following any symbolic link,
+/// must show what was mounted there. A mount follows links on the way to its target, so a
+/// process of this user outside (one an earlier sandboxed program left running) that
+/// swapped a directory on the way for a link between agentcred's look and the mount
+/// would have sent it elsewhere, leaving the real path open: then refuse.
+fn verify(cover: &Cover<'_>, expected: &Expected) -> io::Result<()> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let elsewhere = |path: &Path| {
+        io::Error::other(format!(
+            "{}: the cover did not land there (was a directory on the way replaced by a link?)",
+            path.display()
+        ))
+    };
+    let null = inode(&open_exact(Path::new("/dev/null"))?)?;
+    if let Some((&first, _)) = cover.dirs.split_first() {
+        let fd = open_exact(first)?;
+        let tmpfs = inode(&fd)?;
+        #[allow(clippy::unnecessary_cast)]
+        let is_tmpfs = fstatfs(&fd)?.f_type as i64 == TMPFS_MAGIC;
+        if Some(tmpfs) == expected.before || !is_tmpfs {
+            return Err(elsewhere(first));
+        }
+        for &dir in &cover.dirs {
+            if inode(&open_exact(dir)?)? != tmpfs {
+                return Err(elsewhere(dir));
+            }
+        }
+        for &file in &cover.files {
+            if Some(inode(&open_exact(file)?)?) != expected.blank {
+                return Err(elsewhere(file));
+            }
+        }
+    } else {
+        for &file in &cover.files {
+            if inode(&open_exact(file)?)? != null {
+                return Err(elsewhere(file));
+            }
+        }
+    }
+    for socket in cover.sockets {
+        if inode(&open_exact(socket)?)? != null {
+            return Err(elsewhere(socket));
+        }
+    }
+    for &path in &cover.read_only {
+        let flags = fstatvfs(open_exact(path)?)?.f_flag;
+        if !flags.contains(StatVfsMountFlags::RDONLY) {
+            return Err(elsewhere(path));
+        }
+    }
     Ok(())
 }
