@@ -15,6 +15,11 @@
 //!   covered, so that new entries work in them, and listing only when they are not (no
 //!   user namespaces; or a missing protected path or a symbolic link on the way, which
 //!   must not be planted or replaced).
+//! - **Code that runs later outside** (shell startup files, `~/.ssh`, `~/.local/bin`,
+//!   agentcred itself, the repository's config and hooks, see [`Spec::read_only`]):
+//!   read-only bind mounts in the same namespace, where they exist. A deny-list.
+//! - **Same-user services that run commands** (tmux, screen, the systemd user manager):
+//!   their socket directories covered like the store, see [`Spec::hidden_dirs`].
 //! - **The unlock cache** and every other kernel key: a seccomp filter makes `keyctl`,
 //!   `add_key` and `request_key` fail with EPERM, see [`keyring`]. This reaches further
 //!   than a fresh session keyring would: the per-user keyrings (`@u`, `@us`), which any
@@ -50,7 +55,7 @@
 //! The parent checks first ([`check`]) that the machine can do all of it and refuses
 //! otherwise (exit 1): the program never runs unprotected. The trampoline checks again
 //! and fails the same way. [`ENV_FORCE_UNSUPPORTED`] makes the check fail, for tests; it
-//! can only take support away.
+//! can only take support away, and only debug builds (the tests') read it.
 //!
 //! Inside, [`ENV_SANDBOXED`] tells `agentcred get` and the like to say why they cannot
 //! work (exit 5). The variable is only the message; the boundary is the kernel's.
@@ -72,7 +77,7 @@ use crate::error::{Error, Result};
 /// Set to `1` in a sandboxed program's environment.
 pub const ENV_SANDBOXED: &str = "AGENTCRED_SANDBOXED";
 
-/// Tests: `1` makes agentcred believe the kernel has no Landlock, so `--sandbox` refuses;
+/// Tests (debug builds only): `1` makes agentcred believe the kernel has no Landlock, so `--sandbox` refuses;
 /// `userns` that it cannot make user namespaces, so the protected paths are not covered
 /// and the directories on the way to them are list-only (see [`landlock`]).
 pub const ENV_FORCE_UNSUPPORTED: &str = "AGENTCRED_SANDBOX_FORCE_UNSUPPORTED";
@@ -1181,6 +1186,42 @@ mod tests {
         assert_eq!(err.exit(), crate::exit::Exit::Failure);
         assert!(abstract_bus(Some(OsStr::new("unix:abstract=/tmp/dbus-x"))));
         assert!(!abstract_bus(Some(OsStr::new("unix:path=/run/user/1/bus"))));
+    }
+
+    #[test]
+    fn persistence_paths_find_the_repository_above() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        // A worktree: `.git` is a file naming its git dir, which names the common dir.
+        let main_git = root.join("main/.git");
+        let wt_git = main_git.join("worktrees/wt");
+        std::fs::create_dir_all(&wt_git).unwrap();
+        std::fs::write(wt_git.join("commondir"), "../..\n").unwrap();
+        std::fs::create_dir_all(root.join("wt/src/deep")).unwrap();
+        std::fs::write(
+            root.join("wt/.git"),
+            format!("gitdir: {}\n", wt_git.display()),
+        )
+        .unwrap();
+        let home = root.join("home");
+        let got = persistence_paths(Some(&home), &root.join("wt/src/deep"));
+        for want in [
+            home.join(".bashrc"),
+            home.join(".ssh"),
+            home.join(".local/bin"),
+            home.join(".config/git"),
+            wt_git.join("config"),
+            wt_git.join("hooks"),
+            wt_git.join("../../config"),
+            wt_git.join("../../hooks"),
+        ] {
+            assert!(got.contains(&want), "{want:?} not in {got:?}");
+        }
+        // A plain repository above the working directory.
+        let got = persistence_paths(None, &root.join("main/sub"));
+        assert!(got.contains(&main_git.join("config")), "{got:?}");
+        assert!(got.contains(&main_git.join("hooks")), "{got:?}");
+        assert!(!got.iter().any(|p| p.starts_with(&home)), "{got:?}");
     }
 
     #[test]
