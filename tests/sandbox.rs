@@ -406,7 +406,7 @@ fn sandbox_refuses_rather_than_degrades() {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(
             stderr.starts_with(
-                "error: not starting sh: --sandbox cannot be enforced on this system: this kernel has no Landlock\nhint: needed: Linux 5.13 or later with Landlock"
+                "error: not starting sh: --sandbox cannot be enforced on this system: this kernel has no Landlock\nhint: needed: Linux 6.2 or later with Landlock"
             ),
             "{stderr}"
         );

@@ -684,7 +684,7 @@ impl Support {
         let Some(abi) = self.landlock_abi else {
             return Err(unavailable(
                 "this kernel has no Landlock".into(),
-                "Linux 5.13 or later with Landlock enabled (lsm=...,landlock)",
+                "Linux 6.2 or later with Landlock enabled (lsm=...,landlock)",
             ));
         };
         if abi < TRUNCATE_ABI {
