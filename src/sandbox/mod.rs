@@ -574,6 +574,9 @@ pub fn session_bus_sockets(
                 Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
                     None
                 }
+                // Out of this user's reach (another user's runtime directory, kept by
+                // `sudo -u`): out of the program's too, as it runs as this user.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
                 // Cannot tell: it may be the bus, so refuse rather than leave it open.
                 Err(e) => Some(Err(Error::SandboxUnavailable {
                     reason: format!("cannot inspect the session bus socket {}: {e}", p.display()),
