@@ -295,11 +295,68 @@ fn anchor_file(root: &Path) -> Option<(PathBuf, String)> {
     Some((dir()?, record.replacen("path-", "audit-", 1)))
 }
 
+/// The anchor as it is kept on disk: rewritten in place on every audited command (a
+/// temp file and a rename each time cost every `exec` a file creation, a rename and the
+/// writeback ext4 starts at it), so it is a fixed-size record, JSON padded with spaces,
+/// carrying a check over its fields. A write torn by a crash (part new, part old record)
+/// fails the check and reads as no anchor: the next audited command anchors the log again
+/// where it ends, as on first use, instead of `audit --verify` reporting a truncation that
+/// did not happen. An anchor of another length is one an older agentcred wrote whole, by
+/// rename, without a check.
+#[derive(Serialize, Deserialize)]
+struct AnchorRecord {
+    lines: u64,
+    bytes: u64,
+    head: String,
+    check: String,
+}
+
+const ANCHOR_RECORD_LEN: usize = 256;
+
+fn anchor_check(anchor: &AuditAnchor) -> String {
+    util::hash::sha256_hex(
+        format!(
+            "audit-anchor {} {} {}",
+            anchor.lines, anchor.bytes, anchor.head
+        )
+        .as_bytes(),
+    )
+}
+
+fn encode_anchor(anchor: &AuditAnchor) -> std::io::Result<Vec<u8>> {
+    let record = AnchorRecord {
+        lines: anchor.lines,
+        bytes: anchor.bytes,
+        head: anchor.head.clone(),
+        check: anchor_check(anchor),
+    };
+    let mut bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+    if bytes.len() >= ANCHOR_RECORD_LEN {
+        return Err(std::io::Error::other("audit anchor record too long"));
+    }
+    bytes.resize(ANCHOR_RECORD_LEN - 1, b' ');
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn decode_anchor(bytes: &[u8]) -> Option<AuditAnchor> {
+    if bytes.len() != ANCHOR_RECORD_LEN {
+        return serde_json::from_slice(bytes).ok();
+    }
+    let record: AnchorRecord = serde_json::from_slice(bytes).ok()?;
+    let anchor = AuditAnchor {
+        lines: record.lines,
+        bytes: record.bytes,
+        head: record.head,
+    };
+    (anchor_check(&anchor) == record.check).then_some(anchor)
+}
+
 /// The anchor of the audit log of the store at `root`, if this machine keeps one.
 pub fn audit_anchor(root: &Path) -> Option<AuditAnchor> {
     let (dir, file) = anchor_file(root)?;
     let bytes = util::fs::read_optional(&dir.join(file)).ok()??;
-    serde_json::from_slice(&bytes).ok()
+    decode_anchor(&bytes)
 }
 
 /// Remember where the audit log ends now. Called with the log's lock held; `durable` as
@@ -308,13 +365,34 @@ pub fn save_audit_anchor(root: &Path, anchor: &AuditAnchor, durable: bool) -> st
     let Some((dir, file)) = anchor_file(root) else {
         return Err(std::io::Error::other("no state directory"));
     };
-    util::fs::create_private_dir(&dir)?;
-    let bytes = serde_json::to_vec(anchor).map_err(std::io::Error::other)?;
-    if durable {
-        util::fs::write_atomic(&dir, &file, &bytes)
-    } else {
-        util::fs::write_replace(&dir, &file, &bytes)
+    let bytes = encode_anchor(anchor)?;
+    let path = dir.join(&file);
+    let open = || util::fs::open_private_rw(&path);
+    let handle = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            util::fs::create_private_dir(&dir)?;
+            open()?
+        }
+        other => other?,
+    };
+    let len = handle.metadata()?.len();
+    if len != 0 && len != ANCHOR_RECORD_LEN as u64 {
+        // An older agentcred's anchor: replace it whole once, then write in place.
+        drop(handle);
+        return if durable {
+            util::fs::write_atomic(&dir, &file, &bytes)
+        } else {
+            util::fs::write_replace(&dir, &file, &bytes)
+        };
     }
+    std::os::unix::fs::FileExt::write_all_at(&handle, &bytes, 0)?;
+    if durable {
+        handle.sync_data()?;
+        if len == 0 {
+            util::fs::sync_dir(&dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// Forget the anchor (`doctor --trust` after a deliberate reset of the log).
@@ -323,4 +401,59 @@ pub fn reset_audit_anchor(root: &Path) -> std::io::Result<()> {
         util::fs::remove_if_exists(&dir.join(file))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anchor(lines: u64, bytes: u64, head: char) -> AuditAnchor {
+        AuditAnchor {
+            lines,
+            bytes,
+            head: head.to_string().repeat(64),
+        }
+    }
+
+    #[test]
+    fn anchor_record_round_trips_at_its_fixed_size() {
+        for a in [
+            anchor(0, 0, '0'),
+            anchor(7, 1234, 'a'),
+            anchor(u64::MAX, u64::MAX, 'f'),
+        ] {
+            let bytes = encode_anchor(&a).unwrap();
+            assert_eq!(bytes.len(), ANCHOR_RECORD_LEN);
+            assert_eq!(decode_anchor(&bytes), Some(a));
+        }
+    }
+
+    #[test]
+    fn a_torn_anchor_record_reads_as_no_anchor() {
+        let old = encode_anchor(&anchor(12, 3456, 'a')).unwrap();
+        let new = encode_anchor(&anchor(13, 3600, 'b')).unwrap();
+        // Every split of a write torn by a crash: part new record, part old.
+        for cut in 1..ANCHOR_RECORD_LEN {
+            let mut torn = new[..cut].to_vec();
+            torn.extend_from_slice(&old[cut..]);
+            let read = decode_anchor(&torn);
+            assert!(
+                read.is_none() || read == decode_anchor(&new) || read == decode_anchor(&old),
+                "cut at {cut}: {read:?}"
+            );
+        }
+        // Fields that disagree with the check.
+        let forged = String::from_utf8(new.clone())
+            .unwrap()
+            .replace("3600", "3601");
+        assert_eq!(decode_anchor(forged.as_bytes()), None);
+    }
+
+    #[test]
+    fn an_anchor_written_whole_by_an_older_agentcred_still_reads() {
+        let a = anchor(3, 99, 'c');
+        let old = serde_json::to_vec(&a).unwrap();
+        assert_eq!(decode_anchor(&old), Some(a));
+        assert_eq!(decode_anchor(b""), None);
+    }
 }

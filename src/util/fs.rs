@@ -88,6 +88,19 @@ pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
     }
 }
 
+/// Open a file for reading and writing in place, creating it 0600 if missing; refuses a
+/// symlink in the last component.
+pub fn open_private_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// Create a new file that must not exist yet, 0600, and write it durably.
 pub fn create_new_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()
