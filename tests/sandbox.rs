@@ -83,7 +83,11 @@ impl Sandboxed {
         }
         fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::copy(TestEnv::bin(), bin.join("agentcred")).unwrap();
+        // A hard link, not a copy: a copy's open write descriptor, inherited by a child
+        // another test thread forks meanwhile, makes exec of it fail with "Text file busy".
+        if fs::hard_link(TestEnv::bin(), bin.join("agentcred")).is_err() {
+            fs::copy(TestEnv::bin(), bin.join("agentcred")).unwrap();
+        }
         let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/keyring-session");
         fs::copy(support, bin.join("keyring-session")).unwrap();
         for file in ["agentcred", "keyring-session"] {
