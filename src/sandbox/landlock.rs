@@ -10,7 +10,7 @@
 //! The directories *on the way* (`/`, `/home`, `/home/u`, `/home/u/.config`) are the hard
 //! part: whatever right one of them gets, P gets too. Two cases:
 //!
-//! - **P is covered** by the mount namespace ([`super::namespace`]): under P's name the
+//! - **P is covered** by the mount namespace (namespace.rs): under P's name the
 //!   program finds an empty read-only directory (or file) of mode 000, and P itself cannot
 //!   be reached by any path. Then the directories on the way get every right but two
 //!   (`Grant::Open`), so that a new dotfile in HOME or a first `~/.config/newtool` work:

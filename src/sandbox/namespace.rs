@@ -13,7 +13,7 @@
 //! Covered paths are mount points, so they cannot be renamed or removed either (EBUSY).
 //! Because the protected paths are out of sight here, Landlock can let the program create
 //! entries in the directories on the way to them (a new dotfile in HOME), see
-//! [`super::landlock`].
+//! landlock.rs.
 //!
 //! The program cannot undo it: mounts and unmounts are denied to a process under Landlock,
 //! it loses the namespace's capabilities at `execve` (its user is not root here, the user
