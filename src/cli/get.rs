@@ -25,7 +25,6 @@ impl GetArgs {
         ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let store = ctx.open_store()?;
         let reader = store.reader(ctx.identity()?)?;
-        reader.one_value();
         let entry = reader.entry(&name)?;
         let value = reader.value(&name, &entry)?;
         reader.finish();

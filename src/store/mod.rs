@@ -464,7 +464,6 @@ impl Store {
             header,
             vault: OnceCell::new(),
             cache: std::cell::RefCell::new(None),
-            no_cache: std::cell::Cell::new(false),
             secrets: OnceCell::new(),
         })
     }

@@ -32,17 +32,9 @@ pub struct Reader<'a> {
     pub(super) cache: RefCell<Option<ValueCache>>,
     /// `secrets/`, opened once for the value cache's `fstatat`s.
     pub(super) secrets: OnceCell<Option<File>>,
-    /// Values come from their files only ([`Reader::one_value`]).
-    pub(super) no_cache: std::cell::Cell<bool>,
 }
 
 impl Reader<'_> {
-    /// This reader gives one value (`get`): decrypting its file (one X25519 unwrap) costs
-    /// less than loading a cache of every value, which is there for commands that read many.
-    pub fn one_value(&self) {
-        self.no_cache.set(true);
-    }
-
     pub fn store_id(&self) -> &str {
         &self.header.store_id
     }
@@ -135,16 +127,6 @@ impl Reader<'_> {
         sha256: [u8; 32],
     ) -> Result<SecretSlice<u8>> {
         let secrets_dir = self.store.secrets_dir();
-        if self.no_cache.get() {
-            let (ciphertext, _) =
-                age_backend::committed_ciphertext_stamped(&secrets_dir, name, entry)?;
-            return age_backend::open_committed(
-                self.identity,
-                &self.header.store_id,
-                name,
-                &ciphertext,
-            );
-        }
         let mut slot = self.cache.borrow_mut();
         let cache = slot.get_or_insert_with(|| {
             ValueCache::load(self.store.root(), &self.header.store_id, &self.key)
