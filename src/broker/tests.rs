@@ -1,5 +1,6 @@
 //! The broker against a plain-HTTP upstream on loopback that records what it receives.
 //! (The HTTPS upstream and clients we did not write are in the integration tests.)
+#![cfg(test)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

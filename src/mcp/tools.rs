@@ -444,35 +444,19 @@ impl Tools<'_> {
                 ),
             ));
         }
-        let Some(patterns) = built.patterns else {
-            // No credentials at all: nothing to mask, but masking stays on.
-            return self.spawn(
-                store,
-                draft,
-                Launch {
-                    declared,
-                    opened: &opened,
-                    command: &command,
-                    extra,
-                    agent,
-                },
-                injections,
-                &empty_patterns()?,
-            );
+        // No credentials at all: nothing to mask, but masking stays on.
+        let patterns = match built.patterns {
+            Some(patterns) => patterns,
+            None => empty_patterns()?,
         };
-        self.spawn(
-            store,
-            draft,
-            Launch {
-                declared,
-                opened: &opened,
-                command: &command,
-                extra,
-                agent,
-            },
-            injections,
-            &patterns,
-        )
+        let launch = Launch {
+            declared,
+            opened: &opened,
+            command: &command,
+            extra,
+            agent,
+        };
+        self.spawn(store, draft, launch, injections, &patterns)
     }
 
     fn spawn(
