@@ -1069,3 +1069,37 @@ check runtime sh -c 'echo x > $XDG_RUNTIME_DIR/mine && cat $XDG_RUNTIME_DIR/mine
     denied(&stdout, "systemd", "");
     allowed(&stdout, "runtime");
 }
+
+/// What a sandboxed program leaves behind ends with it: a new session (`setsid`), an
+/// orphan of a double fork, and that orphan's own child. Otherwise such a process would
+/// keep the sandbox's rights and the terminal after agentcred has gone (the review's
+/// passphrase theft), or read the file credentials of a later run.
+#[test]
+fn processes_the_program_leaves_behind_end_with_it() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let script = r#"
+setsid sh -c 'echo $$ > session.pid; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+(sh -c 'sleep 1000 & echo $! > grandchild.pid; echo $$ > orphan.pid; wait' </dev/null >/dev/null 2>&1 &)
+for i in $(seq 100); do [ -s session.pid ] && [ -s orphan.pid ] && [ -s grandchild.pid ] && break; sleep 0.1; done
+echo started
+"#;
+    let stdout = sandboxed_script(&s, "agentcred", &[], script);
+    assert_eq!(stdout.trim(), "started");
+    for name in ["session.pid", "orphan.pid", "grandchild.pid"] {
+        let pid = fs::read_to_string(s.work.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .trim()
+            .to_string();
+        assert!(!pid.is_empty(), "{name} is empty");
+        // agentcred returns only after it has killed and reaped them: no such process
+        // now (a new process with the same pid would not be ours: check what runs).
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("sleep")
+                && !String::from_utf8_lossy(&cmdline).starts_with("sh"),
+            "{name} ({pid}) outlived the sandboxed program: {:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! The environment is built here, in full, and handed over with `env_clear`: the identity
 //! and passphrase variables never reach the child.
 
+mod contain;
 pub mod filecred;
 mod launch;
 pub mod plan;
@@ -195,7 +196,8 @@ pub struct ExecPlan {
 pub enum RunMode {
     /// `execve`: agentcred becomes the program.
     Replace,
-    /// A child with forwarded signals, for work during or after it (files, masking).
+    /// A child with forwarded signals, for work during or after it (files, masking,
+    /// the broker, a sandbox's end, see [`contain`]).
     Spawn,
 }
 
@@ -203,6 +205,7 @@ impl ExecPlan {
     pub fn mode(&self) -> RunMode {
         if self.mask
             || self.broker.is_some()
+            || self.sandbox.is_some()
             || self.injections.iter().any(|i| i.kind == Kind::File)
         {
             RunMode::Spawn
@@ -239,13 +242,8 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
             &FileSet::default(),
         );
         crate::policy::set_agent_var(&mut env, plan.agent.as_ref());
-        let launch = launch::Launch::new(&plan, &mut env, true);
+        let launch = launch::Launch::new(&plan, &mut env);
         drop(plan.injections);
-        if launch.sandbox_here
-            && let Some(spec) = &plan.sandbox
-        {
-            crate::sandbox::apply(spec)?;
-        }
         return Err(replace_process(
             &launch.program,
             &launch.argv0,
@@ -260,7 +258,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
         None
     };
     // From here on a SIGTERM is forwarded, not fatal: the files below get removed.
-    let signals = Signals::catch()?;
+    let signals = Signals::catch(plan.sandbox.is_some())?;
     let mut files = FileSet::write(
         &base,
         plan.injections
@@ -286,7 +284,7 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
             say(&warning);
         }
     }
-    let launch = launch::Launch::new(&plan, &mut env, false);
+    let launch = launch::Launch::new(&plan, &mut env);
     drop(plan.injections);
     let program = Program {
         program: &launch.program,

@@ -49,7 +49,9 @@ use rustix::process::{
 use rustix::termios::{
     LocalModes, OptionalActions, SpecialCodeIndex, Termios, isatty, tcgetattr, tcgetpgrp, tcsetattr,
 };
-use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+use signal_hook::consts::signal::{
+    SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
@@ -73,12 +75,21 @@ const CHUNK: usize = 1024 * 1024;
 /// Forwarded signals, caught from the moment this exists. Create it before writing
 /// anything that must be cleaned up, so a SIGTERM cannot end agentcred in between: a signal
 /// caught before the child starts is passed on as soon as it does.
-pub struct Signals(SignalsInfo<WithOrigin>);
+/// In a sandboxed run SIGCHLD is caught too, to reap the orphans that
+/// agentcred, their reaper, inherits ([`super::contain`]).
+pub struct Signals {
+    caught: SignalsInfo<WithOrigin>,
+    contain: bool,
+}
 
 impl Signals {
-    pub fn catch() -> Result<Signals> {
-        SignalsInfo::<WithOrigin>::new(FORWARDED)
-            .map(Signals)
+    pub fn catch(contain: bool) -> Result<Signals> {
+        let mut signals = FORWARDED.to_vec();
+        if contain {
+            signals.push(SIGCHLD);
+        }
+        SignalsInfo::<WithOrigin>::new(signals)
+            .map(|caught| Signals { caught, contain })
             .map_err(|e| Error::io("cannot set up signal forwarding", e))
     }
 }
@@ -132,6 +143,10 @@ pub fn run(
     core_limit: &Saved,
     verbose: bool,
 ) -> Result<i32> {
+    let contain = signals.contain;
+    if contain {
+        super::contain::start()?;
+    }
     let terminals = Terminals::detect();
     let use_pty = mask.is_some() && (terminals.stdout || terminals.stderr);
     let Program {
@@ -185,7 +200,7 @@ pub fn run(
     }
     let pid = Pid::from_child(&child);
     let exited = Arc::new(Mutex::new(false));
-    let handle = signals.0.handle();
+    let handle = signals.caught.handle();
     {
         let exited = Arc::clone(&exited);
         let resize = pty
@@ -221,7 +236,7 @@ pub fn run(
             }
         }
     }
-    let status = wait(&mut child, &exited, relays, &mut raw_mode);
+    let status = wait(&mut child, &exited, relays, &mut raw_mode, contain, verbose);
     drop(raw_mode);
     handle.close();
     Ok(exit_code(status?))
@@ -239,6 +254,8 @@ fn wait(
     exited: &Mutex<bool>,
     relays: Relays,
     raw_mode: &mut Option<RawMode>,
+    contain: bool,
+    verbose: bool,
 ) -> Result<ExitStatus> {
     let pid = Pid::from_child(child);
     let mut options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
@@ -267,6 +284,17 @@ fn wait(
         }
     }
     *exited.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    // What the program left behind ends now, before its output is waited for (a process
+    // left holding a pipe would otherwise hold the relays for `LINGER`).
+    if contain {
+        let killed = super::contain::sweep(pid);
+        if verbose && killed > 0 {
+            eprintln!(
+                "agentcred: ended {killed} process{} the sandboxed program left behind",
+                if killed == 1 { "" } else { "es" }
+            );
+        }
+    }
     relays.finish();
     child
         .wait()
@@ -326,7 +354,14 @@ fn forward(
     resize: Option<(Arc<Pty>, OwnedFd)>,
     verbose: bool,
 ) {
-    for Origin { signal, cause, .. } in signals.0.forever() {
+    let contain = signals.contain;
+    for Origin { signal, cause, .. } in signals.caught.forever() {
+        if signal == SIGCHLD {
+            if contain {
+                super::contain::reap_orphans(pid);
+            }
+            continue;
+        }
         let from_kernel = cause == Cause::Kernel;
         if signal == SIGWINCH
             && let Some((pty, screen)) = &resize

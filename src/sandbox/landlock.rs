@@ -196,9 +196,10 @@ fn walk(
             untouchable.insert(key(&fd)?);
         }
     }
-    // The directories on the way, per inode: the narrower grant wins.
-    let mut ways: BTreeMap<(u64, u64), (OwnedFd, Grant)> = BTreeMap::new();
-    let mut opened: Vec<&Path> = Vec::new();
+    // The directories on the way, each opened once, and per inode: the narrower grant
+    // wins.
+    let mut opened: Vec<(&Path, Option<OwnedFd>)> = Vec::new();
+    let mut ways: BTreeMap<(u64, u64), (usize, Grant)> = BTreeMap::new();
     for &dir in &ancestors {
         let Ok(dir_fd) = openat(
             CWD,
@@ -214,25 +215,22 @@ fn walk(
         } else {
             Grant::List
         };
-        opened.push(dir);
-        ways.entry(key(&dir_fd)?)
+        let id = key(&dir_fd)?;
+        opened.push((dir, Some(dir_fd)));
+        let index = opened.len() - 1;
+        ways.entry(id)
             .and_modify(|(_, g)| {
                 if grant == Grant::List {
                     *g = Grant::List;
                 }
             })
-            .or_insert((dir_fd, grant));
+            .or_insert((index, grant));
     }
-    for dir in opened {
-        let Ok(dir_fd) = openat(
-            CWD,
-            dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
+    for (dir, dir_fd) in &opened {
+        let Some(dir_fd) = dir_fd else {
             continue;
         };
-        let Ok(entries) = Dir::read_from(&dir_fd) else {
+        let Ok(entries) = Dir::read_from(dir_fd) else {
             continue;
         };
         for entry in entries {
@@ -250,7 +248,7 @@ fn walk(
                 continue;
             }
             let Ok(fd) = openat(
-                &dir_fd,
+                dir_fd,
                 name,
                 OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
@@ -271,8 +269,10 @@ fn walk(
             rule(fd, grant)?;
         }
     }
-    for (_, (fd, grant)) in ways {
-        rule(fd, grant)?;
+    for (_, (index, grant)) in ways {
+        if let Some(fd) = opened.get_mut(index).and_then(|(_, fd)| fd.take()) {
+            rule(fd, grant)?;
+        }
     }
     Ok(())
 }

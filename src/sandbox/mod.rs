@@ -40,17 +40,15 @@
 //!
 //! The restrictions are set up by agentcred itself in a fresh process image: agentcred
 //! runs `/proc/self/exe __sandbox-exec SPEC -- PROGRAM ARGS` (the *trampoline*), which
-//! applies them to itself and then `execve`s the program. In exec-replace mode agentcred
-//! execs the trampoline; in spawn mode it spawns it. One path for both, and:
+//! applies them to itself and then `execve`s the program. agentcred spawns it and stays,
+//! outside the sandbox, until the program ends, and then ends whatever the program left
+//! behind (`exec::contain`): a sandboxed run is always in spawn mode. Why a trampoline:
 //! - this crate forbids `unsafe`, so `pre_exec` (run code in the child between fork and
 //!   exec) is not available, and a trampoline needs none;
 //! - a user namespace can only be entered by a single-threaded process, which a fresh image
 //!   is and agentcred (signal forwarding, relays) may not be;
 //! - the trampoline holds nothing but the program's own environment: no identity, no
 //!   store key.
-//!
-//! In exec-replace mode a single-threaded agentcred applies it to itself right before
-//! `execve` instead, one start of the binary fewer (see `exec::launch`).
 //!
 //! The parent checks first ([`check`]) that the machine can do all of it and refuses
 //! otherwise (exit 1): the program never runs unprotected. The trampoline checks again
@@ -137,10 +135,11 @@ impl Spec {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::io("cannot find the working directory", e))?;
         let mut links = Vec::new();
+        let mut resolver = Resolver::default();
         let mut resolve_all = |paths: &[PathBuf]| {
             let mut out: Vec<PathBuf> = paths
                 .iter()
-                .map(|p| resolve(&cwd.join(p), &mut links))
+                .map(|p| resolver.resolve(&cwd.join(p), &mut links))
                 .collect();
             out.sort();
             out.dedup();
@@ -148,13 +147,14 @@ impl Spec {
         };
         let own_dirs = resolve_all(&own_dirs(store_dir));
         let mut protected = resolve_all(&protected);
-        protected.extend(aliases(&protected)?);
+        let mounts = mounts()?;
+        protected.extend(aliases(&mounts, &protected));
         protected.sort();
         protected.dedup();
         links.sort();
         links.dedup();
         // A link seen through a second mount must stay in place there too.
-        links.extend(aliases(&links)?);
+        links.extend(aliases(&mounts, &links));
         links.sort();
         links.dedup();
         let home = std::env::var_os("HOME")
@@ -163,7 +163,7 @@ impl Spec {
             .filter(|h| h.is_absolute());
         let mut read_only: Vec<PathBuf> = persistence_paths(home.as_deref(), &cwd)
             .iter()
-            .map(|p| resolve(p, &mut Vec::new()))
+            .map(|p| resolver.resolve(p, &mut Vec::new()))
             .filter(|p| !protected.iter().any(|q| p.starts_with(q)))
             .collect();
         read_only.sort();
@@ -171,7 +171,7 @@ impl Spec {
         let uid = rustix::process::getuid().as_raw();
         let mut hidden_dirs: Vec<PathBuf> = service_dirs(uid)
             .iter()
-            .map(|p| resolve(p, &mut Vec::new()))
+            .map(|p| resolver.resolve(p, &mut Vec::new()))
             .collect();
         hidden_dirs.sort();
         hidden_dirs.dedup();
@@ -191,18 +191,6 @@ impl Spec {
             abi: support.landlock_abi.unwrap_or_default(),
             namespace: support.user_namespaces,
         })
-    }
-
-    /// Whether agentcred may apply this spec to itself right before `execve` (exec-replace
-    /// mode): yes unless it needs a user namespace, which only a single-threaded process
-    /// may enter; then the trampoline does it.
-    pub fn applies_here(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            !self.namespace && self.hidden_sockets.is_empty() || namespace::single_threaded()
-        }
-        #[cfg(not(target_os = "linux"))]
-        true
     }
 
     /// The trampoline's arguments (after the program path `/proc/self/exe`).
@@ -282,26 +270,8 @@ fn absolute(path: OsString) -> Option<PathBuf> {
 /// a directory above it. Each is protected like the path itself, or it would be a way
 /// around. Only paths that lead to the very same file (device and inode) count. Without
 /// `/proc/self/mountinfo` they cannot be found, and the sandbox refuses.
-fn aliases(protected: &[PathBuf]) -> Result<Vec<PathBuf>> {
+fn aliases(mounts: &[Mount], protected: &[PathBuf]) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::SandboxUnavailable {
-            reason: format!(
-                "cannot read /proc/self/mountinfo to find other mounts of the store: {e}"
-            ),
-            need: "a mounted /proc".into(),
-        })?;
-    // ID, parent ID, major:minor, root within the file system, mount point, ...
-    let mounts: Vec<(&str, PathBuf, PathBuf)> = info
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split(' ').skip(2);
-            let device = fields.next()?;
-            let root = mountinfo_path(fields.next()?);
-            let point = mountinfo_path(fields.next()?);
-            Some((device, root, point))
-        })
-        .collect();
     let mut out = Vec::new();
     for path in protected {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
@@ -319,7 +289,7 @@ fn aliases(protected: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let Ok(inside) = path.strip_prefix(point).map(|rest| root.join(rest)) else {
             continue;
         };
-        for (other_device, other_root, other_point) in &mounts {
+        for (other_device, other_root, other_point) in mounts {
             let Ok(rest) = inside.strip_prefix(other_root) else {
                 continue;
             };
@@ -334,7 +304,34 @@ fn aliases(protected: &[PathBuf]) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    Ok(out)
+    out
+}
+
+/// A mount as /proc/self/mountinfo shows it: device (major:minor), root within the file
+/// system, mount point.
+type Mount = (String, PathBuf, PathBuf);
+
+/// This process's mounts. Without `/proc/self/mountinfo` the other paths to the store
+/// cannot be found, and the sandbox refuses.
+fn mounts() -> Result<Vec<Mount>> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::SandboxUnavailable {
+            reason: format!(
+                "cannot read /proc/self/mountinfo to find other mounts of the store: {e}"
+            ),
+            need: "a mounted /proc".into(),
+        })?;
+    // ID, parent ID, major:minor, root within the file system, mount point, ...
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ').skip(2);
+            let device = fields.next()?.to_string();
+            let root = mountinfo_path(fields.next()?);
+            let point = mountinfo_path(fields.next()?);
+            Some((device, root, point))
+        })
+        .collect())
 }
 
 /// Where code lives that runs later outside the sandbox, as the user: a program that
@@ -471,52 +468,89 @@ fn own_dirs(store_dir: &Path) -> Vec<PathBuf> {
 /// is added to `links` (its own path, in its real directory): a program that replaced
 /// one would redirect agentcred's next run.
 fn resolve(path: &Path, links: &mut Vec<PathBuf>) -> PathBuf {
-    use std::collections::VecDeque;
-    let mut todo: VecDeque<OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => Some(name.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect();
-    let mut out = PathBuf::from("/");
-    let mut exists = true;
-    let mut hops = 0;
-    while let Some(part) = todo.pop_front() {
-        if part == ".." {
-            out.pop();
-            continue;
+    Resolver::default().resolve(path, links)
+}
+
+/// What `lstat` found at a path, remembered so that a spec's thirty-odd paths, which
+/// share most of their directories, cost one `lstat` per directory rather than one per
+/// directory per path (a third of the sandbox's set-up time went to repeating them).
+#[derive(Clone)]
+enum Seen {
+    Missing,
+    /// A symbolic link and where it leads (`None`: unreadable).
+    Link(Option<PathBuf>),
+    Other,
+}
+
+/// [`resolve`] for many paths, each directory looked at once.
+#[derive(Default)]
+struct Resolver {
+    seen: std::collections::HashMap<PathBuf, Seen>,
+}
+
+impl Resolver {
+    fn look(&mut self, path: &Path) -> Seen {
+        if let Some(seen) = self.seen.get(path) {
+            return seen.clone();
         }
-        out.push(&part);
-        if !exists {
-            continue;
-        }
-        match std::fs::symlink_metadata(&out) {
-            Ok(meta) if meta.file_type().is_symlink() && hops < 40 => {
-                hops += 1;
-                links.push(out.clone());
-                let Ok(target) = std::fs::read_link(&out) else {
-                    exists = false;
-                    continue;
-                };
-                out.pop();
-                if target.is_absolute() {
-                    out = PathBuf::from("/");
-                }
-                for part in target.components().rev().filter_map(|c| match c {
-                    Component::Normal(name) => Some(name.to_os_string()),
-                    Component::ParentDir => Some("..".into()),
-                    _ => None,
-                }) {
-                    todo.push_front(part);
-                }
-            }
-            Ok(_) => {}
-            Err(_) => exists = false,
-        }
+        let seen = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => Seen::Link(std::fs::read_link(path).ok()),
+            Ok(_) => Seen::Other,
+            Err(_) => Seen::Missing,
+        };
+        self.seen.insert(path.to_path_buf(), seen.clone());
+        seen
     }
-    out
+
+    /// See [`resolve`].
+    fn resolve(&mut self, path: &Path, links: &mut Vec<PathBuf>) -> PathBuf {
+        use std::collections::VecDeque;
+        let mut todo: VecDeque<OsString> = path
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(name.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+            })
+            .collect();
+        let mut out = PathBuf::from("/");
+        let mut exists = true;
+        let mut hops = 0;
+        while let Some(part) = todo.pop_front() {
+            if part == ".." {
+                out.pop();
+                continue;
+            }
+            out.push(&part);
+            if !exists {
+                continue;
+            }
+            match self.look(&out) {
+                Seen::Link(target) if hops < 40 => {
+                    hops += 1;
+                    links.push(out.clone());
+                    let Some(target) = target else {
+                        exists = false;
+                        continue;
+                    };
+                    out.pop();
+                    if target.is_absolute() {
+                        out = PathBuf::from("/");
+                    }
+                    for part in target.components().rev().filter_map(|c| match c {
+                        Component::Normal(name) => Some(name.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    }) {
+                        todo.push_front(part);
+                    }
+                }
+                Seen::Missing => exists = false,
+                Seen::Link(_) | Seen::Other => {}
+            }
+        }
+        out
+    }
 }
 
 /// The path-named sockets through which the session bus may be reached: the one in

@@ -47,11 +47,6 @@ pub fn available() -> bool {
         && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_none_or(|v| v == 0)
 }
 
-/// Whether this process has a single thread, as a user namespace requires.
-pub fn single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
-}
-
 /// What to cover.
 #[derive(Debug, Default)]
 pub struct Cover<'a> {
