@@ -357,7 +357,11 @@ fn forward(
     let contain = signals.contain;
     for Origin { signal, cause, .. } in signals.caught.forever() {
         if signal == SIGCHLD {
-            if contain {
+            // Under the lock, and only until the program has exited: from then on
+            // `contain::sweep` owns the orphans, and a pid reaped here behind its back
+            // could be reused by a process it then kills.
+            let exited = exited.lock().unwrap_or_else(PoisonError::into_inner);
+            if contain && !*exited {
                 super::contain::reap_orphans(pid);
             }
             continue;
