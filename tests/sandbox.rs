@@ -1103,3 +1103,26 @@ echo started
         );
     }
 }
+
+/// A sandboxed run is always a child of agentcred now: its exit status is still the
+/// program's own (code, 128+N for a signal, 127 when it does not exist), as in
+/// exec-replace mode.
+#[test]
+fn a_sandboxed_programs_exit_status_is_its_own() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let run = |args: &[&str]| {
+        let mut all = vec!["exec", "--sandbox", "--only", "allowed", "--"];
+        all.extend_from_slice(args);
+        s.agentcred(pass, &all)
+    };
+    assert_eq!(run(&["sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(run(&["sh", "-c", "kill -TERM $$"]).status.code(), Some(143));
+    let missing = run(&["no-such-program-here"]);
+    assert_eq!(missing.status.code(), Some(127), "{missing:?}");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no-such-program-here"),
+        "{missing:?}"
+    );
+}
