@@ -1126,3 +1126,23 @@ fn a_sandboxed_programs_exit_status_is_its_own() {
         "{missing:?}"
     );
 }
+
+/// agentcred killed outright (`kill -9`) cannot end what the program left behind, but the
+/// program itself does not outlive it (its parent-death signal is SIGKILL).
+#[test]
+fn the_program_does_not_outlive_a_killed_agentcred() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let script = r#"
+agentcred exec --sandbox --only allowed -- sh -c 'echo $$ > program.pid; exec sleep 1000' >/dev/null 2>&1 &
+ac=$!
+for i in $(seq 100); do [ -s program.pid ] && break; sleep 0.1; done
+kill -9 $ac
+pid=$(cat program.pid)
+for i in $(seq 100); do grep -q sleep /proc/$pid/cmdline 2>/dev/null || break; sleep 0.1; done
+if grep -q sleep /proc/$pid/cmdline 2>/dev/null; then echo "alive $pid"; kill $pid; else echo gone; fi
+"#;
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let stdout = ok(&s.run(pass, "sh", &["-c", script]));
+    assert_eq!(stdout.trim(), "gone", "{stdout}");
+}

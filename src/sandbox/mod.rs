@@ -911,8 +911,29 @@ pub fn trampoline_if_asked() -> Option<ExitCode> {
 }
 
 fn trampoline(invocation: Invocation) -> Error {
+    #[cfg(target_os = "linux")]
+    let parent = rustix::process::getppid();
     if let Err(e) = apply(&invocation.spec) {
         return e;
+    }
+    // agentcred stays to end what the program leaves behind (`exec::contain`); should it
+    // be killed outright, the program goes with it (the signal survives `execve`). It
+    // may have gone already: then the program does not start.
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Signal, getppid, set_parent_process_death_signal};
+        if let Err(e) = set_parent_process_death_signal(Some(Signal::KILL)) {
+            return Error::SandboxUnavailable {
+                reason: format!("cannot tie the program's life to agentcred's: {e}"),
+                need: "prctl(PR_SET_PDEATHSIG)".into(),
+            };
+        }
+        if getppid() != parent {
+            return Error::SandboxUnavailable {
+                reason: "agentcred ended before the program started".into(),
+                need: "nothing: run it again".into(),
+            };
+        }
     }
     use std::os::unix::process::CommandExt;
     let error = std::process::Command::new(&invocation.program)
