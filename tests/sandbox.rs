@@ -1146,3 +1146,96 @@ if grep -q sleep /proc/$pid/cmdline 2>/dev/null; then echo "alive $pid"; kill $p
     let stdout = ok(&s.run(pass, "sh", &["-c", script]));
     assert_eq!(stdout.trim(), "gone", "{stdout}");
 }
+
+/// A leftover that another leftover traces (`PTRACE_SEIZE`, never waited for): killing
+/// the traced one alone leaves a zombie only its tracer may see, and a sweep that waited
+/// for it hung for ever (the review's finding 1). Both end, and agentcred exits.
+#[test]
+fn a_traced_leftover_does_not_hang_agentcred() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let program = r#"
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+if os.fork() == 0:
+    os.setsid()
+    libc.prctl(0x59616d61, ctypes.c_ulong(2**64 - 1), 0, 0, 0)  # PR_SET_PTRACER_ANY, with Yama
+    traced = os.getpid()
+    if os.fork() == 0:
+        seized = libc.ptrace(0x4206, traced, None, None)  # PTRACE_SEIZE
+        open("traced.pids", "w").write(f"{traced} {os.getpid()} {seized}\n")
+        while True:
+            time.sleep(1)
+    while True:
+        time.sleep(1)
+for _ in range(100):
+    if os.path.exists("traced.pids") and open("traced.pids").read().endswith("\n"):
+        break
+    time.sleep(0.1)
+print("started")
+"#;
+    fs::write(s.work.join("trace.py"), program).unwrap();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    // `timeout` turns a hang into a failure (137) rather than a stuck test.
+    let out = s.run(
+        pass,
+        "timeout",
+        &[
+            "-s",
+            "KILL",
+            "120",
+            "agentcred",
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "python3",
+            "trace.py",
+        ],
+    );
+    let pids = fs::read_to_string(s.work.join("traced.pids")).unwrap_or_default();
+    let fields: Vec<&str> = pids.split_whitespace().collect();
+    assert_eq!(fields.get(2), Some(&"0"), "PTRACE_SEIZE failed: {pids:?}");
+    for pid in &fields[..2] {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("trace.py") {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+            panic!("{pid} outlived agentcred: {out:?}");
+        }
+    }
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "started");
+}
+
+/// A process that was agentcred's child before the program started (`sidecar & exec
+/// agentcred ...`) is not the program's: it is left alone.
+#[test]
+fn agentcreds_own_earlier_children_are_left_alone() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let script = "sleep 300 </dev/null >/dev/null 2>&1 & echo $! > sidecar.pid; exec agentcred -v exec --sandbox --only allowed -- sh -c 'setsid sleep 301 & echo $! > left.pid'";
+    let out = s.run(pass, "sh", &["-c", script]);
+    assert!(out.status.success(), "{out:?}");
+    let read = |name: &str| {
+        fs::read_to_string(s.work.join(name))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (sidecar, left) = (read("sidecar.pid"), read("left.pid"));
+    let alive = |pid: &str, what: &str| {
+        String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .contains(what)
+    };
+    let sidecar_alive = alive(&sidecar, "300");
+    let _ = Command::new("kill").args(["-9", &sidecar]).status();
+    assert!(sidecar_alive, "the earlier child was killed: {out:?}");
+    assert!(!alive(&left, "301"), "the program's leftover lives on");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ended 1 process the sandboxed program left behind"),
+        "{stderr}"
+    );
+}

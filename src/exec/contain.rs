@@ -5,70 +5,197 @@
 //! the same terminal later (a passphrase), or the file credentials of a later run, whose
 //! directory did not exist when its sandbox was made. So in a sandboxed run agentcred
 //! makes itself a *child subreaper* (`PR_SET_CHILD_SUBREAPER`) before it starts the
-//! program: whatever the program's processes leave orphaned is re-parented to agentcred,
-//! not to init, however it detached (a new session, a double fork). When the program
-//! exits, agentcred kills every process still below it ([`sweep`]), and only then lets the
-//! output relays finish and exits itself.
+//! program ([`Contained::start`]): whatever the program's processes leave orphaned is
+//! re-parented to agentcred, not to init, however it detached (a new session, a double
+//! fork). When the program has exited and been reaped, agentcred ends every process still
+//! below it ([`Contained::sweep`]), and only then lets the output relays finish and exits.
 //!
-//! While the program runs, orphans that exit are reaped as they do ([`reap_orphans`], on
-//! SIGCHLD), so a long session does not collect zombies. The program itself is never
-//! reaped here: its pid stays its own until [`super::spawn`] has stopped forwarding
+//! The sweep freezes before it kills. Killing agentcred's children one layer at a time
+//! loses to a tree that keeps forking (each kill frees a slot that a deeper process fills)
+//! and hangs on a killed process that another one traces (its zombie is the tracer's to
+//! see first). So every process below agentcred, found through each process's parent in
+//! `/proc/PID/stat`, is stopped (SIGSTOP; a stopped process cannot fork), from the top
+//! down and again until a pass finds none that still runs; then all of them are killed at
+//! once (tracers with the traced), and reaped as they come to agentcred. No step waits on
+//! one process, and the whole is bounded ([`SWEEP_LIMIT`]).
+//!
+//! Processes that were agentcred's children before the program started (`sidecar & exec
+//! agentcred exec --sandbox ...`) are not the program's: they are left alone, never
+//! signalled and never reaped (a reaped pid could be reused by a process that is not).
+//!
+//! While the program runs, orphans that exit are reaped as they do
+//! ([`Contained::reap_orphans`], on SIGCHLD), so a long session does not collect zombies.
+//! The program itself is only reaped by [`super::spawn`], once it has stopped forwarding
 //! signals to it.
-//!
-//! Children are found through `/proc/self/task/TID/children`, or, on a kernel built
-//! without it, by reading every process's parent from `/proc/PID/stat`.
 //!
 //! What this cannot stop: a process that the program hands to another, unsandboxed
 //! process of the user to run (which the sandbox's covers of the tmux, screen and systemd
-//! sockets are for), and a process that dies only slowly from SIGKILL (in uninterruptible
-//! sleep), which agentcred waits for.
+//! sockets are for); on Landlock before ABI 6, which cannot keep the program from
+//! signalling processes outside its sandbox, a program that stops or kills agentcred
+//! itself; and a process that stays in uninterruptible sleep past [`SWEEP_LIMIT`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, getpid, kill_process, waitid};
 
 use crate::error::{Error, Result};
 
-/// Make agentcred the reaper of every process the program orphans. Before the program
-/// starts; a sandboxed program is not started when this fails.
-pub fn start() -> Result<()> {
-    rustix::process::set_child_subreaper(Some(getpid())).map_err(|e| Error::SandboxUnavailable {
-        reason: format!("cannot make agentcred the reaper of the program's processes: {e}"),
-        need: "prctl(PR_SET_CHILD_SUBREAPER) (Linux 3.4)".into(),
-    })
+/// How long [`Contained::sweep`] keeps at it before it gives up and says so.
+pub const SWEEP_LIMIT: Duration = Duration::from_secs(10);
+
+/// agentcred as the reaper of a sandboxed program's processes.
+pub struct Contained {
+    /// agentcred's children from before the program started, not the program's.
+    inherited: BTreeSet<i32>,
 }
 
-/// Reap the orphans that have exited, never `program`.
-pub fn reap_orphans(program: Pid) {
-    for pid in children().into_iter().filter(|&p| p != program) {
-        let _ = waitid(
-            WaitId::Pid(pid),
-            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-        );
+/// What a sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Processes that were still running and were killed.
+    pub killed: usize,
+    /// Processes that had not ended when the sweep gave up (after [`SWEEP_LIMIT`]).
+    pub left: usize,
+}
+
+impl Contained {
+    /// Make agentcred the reaper of every process the program orphans. Before the program
+    /// starts; a sandboxed program is not started when this fails.
+    pub fn start() -> Result<Contained> {
+        rustix::process::set_child_subreaper(Some(getpid())).map_err(|e| {
+            Error::SandboxUnavailable {
+                reason: format!("cannot make agentcred the reaper of the program's processes: {e}"),
+                need: "prctl(PR_SET_CHILD_SUBREAPER) (Linux 3.4)".into(),
+            }
+        })?;
+        Ok(Contained {
+            inherited: children().iter().map(|p| raw(*p)).collect(),
+        })
+    }
+
+    /// Reap the orphans that have exited, never `program` nor an inherited child.
+    pub fn reap_orphans(&self, program: Pid) {
+        for pid in children() {
+            if pid != program && !self.inherited.contains(&raw(pid)) {
+                let _ = waitid(
+                    WaitId::Pid(pid),
+                    WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+                );
+            }
+        }
+    }
+
+    /// End every process below agentcred but the inherited ones; the program has been
+    /// reaped already. See the module docs.
+    pub fn sweep(&self) -> Swept {
+        let mut swept = Swept::default();
+        // The common case, without reading all of /proc: nothing left. Every process
+        // below agentcred descends from one of its children (orphans come to agentcred).
+        if children().iter().all(|p| self.inherited.contains(&raw(*p))) {
+            return swept;
+        }
+        let me = raw(getpid());
+        let deadline = Instant::now() + SWEEP_LIMIT;
+        loop {
+            let below = descendants(&processes(), me, &self.inherited);
+            if below.is_empty() {
+                return swept;
+            }
+            if Instant::now() > deadline {
+                swept.left = below.iter().filter(|(_, s)| !gone(*s)).count();
+                return swept;
+            }
+            // Freeze, top down: a process that still runs may fork; stop it and look again.
+            let running: Vec<i32> = below
+                .iter()
+                .filter(|(_, state)| !gone(*state) && !stopped(*state))
+                .map(|(pid, _)| *pid)
+                .collect();
+            if running.is_empty() {
+                // All stopped (or dead): none can fork, so none can be missed. Kill them.
+                for (pid, state) in &below {
+                    if !gone(*state)
+                        && let Some(p) = Pid::from_raw(*pid)
+                        && kill_process(p, Signal::KILL).is_ok()
+                    {
+                        swept.killed += 1;
+                    }
+                }
+            } else {
+                for pid in running {
+                    if let Some(p) = Pid::from_raw(pid) {
+                        let _ = kill_process(p, Signal::STOP);
+                    }
+                }
+            }
+            // Reap what has come to agentcred; the rest comes as its parents die.
+            for pid in children() {
+                if !self.inherited.contains(&raw(pid)) {
+                    let _ = waitid(
+                        WaitId::Pid(pid),
+                        WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 }
 
-/// Kill and reap every process below agentcred but `program` (which has exited and is
-/// reaped by its owner). Each round kills agentcred's children; their own children are
-/// re-parented to agentcred as they die, and go in the next round.
-pub fn sweep(program: Pid) -> usize {
-    let mut killed = 0;
-    loop {
-        let left: Vec<Pid> = children().into_iter().filter(|&p| p != program).collect();
-        if left.is_empty() {
-            return killed;
-        }
-        for &pid in &left {
-            if kill_process(pid, Signal::KILL).is_ok() {
-                killed += 1;
+fn raw(pid: Pid) -> i32 {
+    pid.as_raw_nonzero().get()
+}
+
+/// A zombie or a dead process: nothing to stop or kill, only to reap.
+fn gone(state: u8) -> bool {
+    matches!(state, b'Z' | b'X' | b'x')
+}
+
+fn stopped(state: u8) -> bool {
+    matches!(state, b'T' | b't')
+}
+
+/// Every process: its parent and its state, from `/proc/PID/stat`.
+fn processes() -> BTreeMap<i32, (i32, u8)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            let pid: i32 = name.to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_stat(&stat)?))
+        })
+        .map(|(pid, (state, parent))| (pid, (parent, state)))
+        .collect()
+}
+
+/// The processes below `root` (with their states), parents before their children,
+/// leaving out `skip` (the inherited children) and everything below them.
+fn descendants(
+    table: &BTreeMap<i32, (i32, u8)>,
+    root: i32,
+    skip: &BTreeSet<i32>,
+) -> Vec<(i32, u8)> {
+    let mut by_parent: BTreeMap<i32, Vec<(i32, u8)>> = BTreeMap::new();
+    for (&pid, &(parent, state)) in table {
+        by_parent.entry(parent).or_default().push((pid, state));
+    }
+    let mut out = Vec::new();
+    let mut queue = std::collections::VecDeque::from([root]);
+    while let Some(parent) = queue.pop_front() {
+        for &(pid, state) in by_parent.get(&parent).into_iter().flatten() {
+            if pid == root || (parent == root && skip.contains(&pid)) {
+                continue;
             }
-        }
-        for &pid in &left {
-            while let Err(rustix::io::Errno::INTR) = waitid(WaitId::Pid(pid), WaitIdOptions::EXITED)
-            {
-            }
+            out.push((pid, state));
+            queue.push_back(pid);
         }
     }
+    out
 }
 
 /// agentcred's children, zombies included.
@@ -91,18 +218,11 @@ fn from_task_files() -> io::Result<Vec<Pid>> {
 
 /// Every process whose parent is agentcred, from `/proc/PID/stat`.
 fn from_stat_files() -> Vec<Pid> {
-    let me = getpid().as_raw_nonzero().get();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name();
-            let pid = parse_pid(name.to_str()?)?;
-            let stat =
-                std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero())).ok()?;
-            (parent_in_stat(&stat)? == me).then_some(pid)
-        })
+    let me = raw(getpid());
+    processes()
+        .into_iter()
+        .filter(|(_, (parent, _))| *parent == me)
+        .filter_map(|(pid, _)| Pid::from_raw(pid))
         .collect()
 }
 
@@ -110,11 +230,13 @@ fn parse_pid(text: &str) -> Option<Pid> {
     Pid::from_raw(text.parse().ok()?)
 }
 
-/// The parent pid in a `/proc/PID/stat` line: `PID (COMM) STATE PPID ...`, where COMM
-/// may hold spaces and parentheses, so the fields are counted from the last `)`.
-fn parent_in_stat(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+/// The state and parent pid in a `/proc/PID/stat` line: `PID (COMM) STATE PPID ...`,
+/// where COMM may hold spaces and parentheses, so the fields are counted from the last
+/// `)`.
+fn parse_stat(stat: &str) -> Option<(u8, i32)> {
+    let mut fields = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -123,9 +245,28 @@ mod tests {
 
     #[test]
     fn the_parent_is_read_after_the_last_parenthesis() {
-        assert_eq!(parent_in_stat("42 (sh) S 7 42 42 0"), Some(7));
-        assert_eq!(parent_in_stat("42 (a) b) (c) R 9 1 1"), Some(9));
-        assert_eq!(parent_in_stat("42 (x"), None);
+        assert_eq!(parse_stat("42 (sh) S 7 42 42 0"), Some((b'S', 7)));
+        assert_eq!(parse_stat("42 (a) b) (c) T 9 1 1"), Some((b'T', 9)));
+        assert_eq!(parse_stat("42 (x"), None);
+    }
+
+    #[test]
+    fn descendants_come_parents_first_and_skip_inherited_subtrees() {
+        // 1 is agentcred; 2 inherited (with child 5); 3 the program's orphan, with 4
+        // below it and 6 below 4; 7 someone else's.
+        let table: BTreeMap<i32, (i32, u8)> = [
+            (2, (1, b'S')),
+            (3, (1, b'R')),
+            (4, (3, b'S')),
+            (5, (2, b'S')),
+            (6, (4, b'Z')),
+            (7, (99, b'S')),
+        ]
+        .into_iter()
+        .collect();
+        let skip = BTreeSet::from([2]);
+        let got = descendants(&table, 1, &skip);
+        assert_eq!(got, vec![(3, b'R'), (4, b'S'), (6, b'Z')]);
     }
 
     #[test]

@@ -57,6 +57,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::contain::Contained;
 use crate::error::{Error, Result};
 use crate::mask::{Patterns, Piece, Redactor};
 use crate::util::hardening::Saved;
@@ -143,10 +144,11 @@ pub fn run(
     core_limit: &Saved,
     verbose: bool,
 ) -> Result<i32> {
-    let contain = signals.contain;
-    if contain {
-        super::contain::start()?;
-    }
+    let contained = if signals.contain {
+        Some(Arc::new(Contained::start()?))
+    } else {
+        None
+    };
     let terminals = Terminals::detect();
     let use_pty = mask.is_some() && (terminals.stdout || terminals.stderr);
     let Program {
@@ -209,7 +211,18 @@ pub fn run(
         // Say what happens to each signal with -v, unless the terminal is in raw mode.
         let verbose = verbose && pty.is_none();
         let own_session = pty.is_some();
-        thread::spawn(move || forward(signals, pid, &exited, own_session, resize, verbose));
+        let contained = contained.clone();
+        thread::spawn(move || {
+            forward(
+                signals,
+                pid,
+                &exited,
+                contained.as_deref(),
+                own_session,
+                resize,
+                verbose,
+            );
+        });
     }
     let mut relays = Relays::default();
     let mut raw_mode = None;
@@ -236,14 +249,22 @@ pub fn run(
             }
         }
     }
-    let status = wait(&mut child, &exited, relays, &mut raw_mode, contain, verbose);
+    let status = wait(
+        &mut child,
+        &exited,
+        relays,
+        &mut raw_mode,
+        contained.as_deref(),
+        verbose,
+    );
     drop(raw_mode);
     handle.close();
     Ok(exit_code(status?))
 }
 
-/// Wait for the child to exit, stop forwarding signals to it, let the relays finish, and
-/// only then reap it (so its pid cannot be reused while a signal is on its way).
+/// Wait for the child to exit and stop forwarding signals to it; only then reap it (so its
+/// pid cannot be reused while a signal is on its way). In a sandboxed run, end what it
+/// left behind ([`Contained::sweep`]); then let the relays finish.
 ///
 /// With the real terminal in raw mode, Ctrl-Z reaches the child's terminal and stops the
 /// child, not agentcred; so when the child stops, agentcred gives the terminal back and
@@ -254,7 +275,7 @@ fn wait(
     exited: &Mutex<bool>,
     relays: Relays,
     raw_mode: &mut Option<RawMode>,
-    contain: bool,
+    contained: Option<&Contained>,
     verbose: bool,
 ) -> Result<ExitStatus> {
     let pid = Pid::from_child(child);
@@ -278,27 +299,41 @@ fn wait(
                 if in_foreground() {
                     *raw_mode = RawMode::enter();
                 }
+                // Its whole process group: what it runs in the foreground (`sh -c 'sleep
+                // 100'`) was stopped with it and must go on with it.
+                let _ = kill_process_group(pid, Signal::CONT);
                 let _ = kill_process(pid, Signal::CONT);
             }
             Ok(_) => break,
         }
     }
     *exited.lock().unwrap_or_else(PoisonError::into_inner) = true;
-    // What the program left behind ends now, before its output is waited for (a process
-    // left holding a pipe would otherwise hold the relays for `LINGER`).
-    if contain {
-        let killed = super::contain::sweep(pid);
-        if verbose && killed > 0 {
+    // Nothing is sent to the program any more (the flag above, under its lock): reap it,
+    // then end what it left behind, before its output is waited for (a process left
+    // holding a pipe would otherwise hold the relays for `LINGER`).
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("cannot wait for the program", e));
+    if let Some(contained) = contained {
+        let swept = contained.sweep();
+        if verbose && swept.killed > 0 {
             eprintln!(
-                "agentcred: ended {killed} process{} the sandboxed program left behind",
-                if killed == 1 { "" } else { "es" }
+                "agentcred: ended {} process{} the sandboxed program left behind",
+                swept.killed,
+                if swept.killed == 1 { "" } else { "es" }
+            );
+        }
+        if swept.left > 0 {
+            eprintln!(
+                "warning: {} process{} the sandboxed program left behind did not end within {} s",
+                swept.left,
+                if swept.left == 1 { "" } else { "es" },
+                super::contain::SWEEP_LIMIT.as_secs()
             );
         }
     }
     relays.finish();
-    child
-        .wait()
-        .map_err(|e| Error::io("cannot wait for the program", e))
+    status
 }
 
 /// The exit code for a child's status: its own code, or 128+N when signal N killed it.
@@ -350,19 +385,21 @@ fn forward(
     mut signals: Signals,
     pid: Pid,
     exited: &Mutex<bool>,
+    contained: Option<&Contained>,
     own_session: bool,
     resize: Option<(Arc<Pty>, OwnedFd)>,
     verbose: bool,
 ) {
-    let contain = signals.contain;
     for Origin { signal, cause, .. } in signals.caught.forever() {
         if signal == SIGCHLD {
             // Under the lock, and only until the program has exited: from then on
             // `contain::sweep` owns the orphans, and a pid reaped here behind its back
             // could be reused by a process it then kills.
             let exited = exited.lock().unwrap_or_else(PoisonError::into_inner);
-            if contain && !*exited {
-                super::contain::reap_orphans(pid);
+            if let Some(contained) = contained
+                && !*exited
+            {
+                contained.reap_orphans(pid);
             }
             continue;
         }
