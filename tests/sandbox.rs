@@ -1239,3 +1239,31 @@ fn agentcreds_own_earlier_children_are_left_alone() {
         "{stderr}"
     );
 }
+
+/// On a terminal, a sandboxed program gets a pseudo-terminal of its own, as `--mask`
+/// does: what it leaves behind cannot hold the real one, where the user may type a
+/// passphrase while the run is suspended (the review's finding 4). Its output still
+/// reaches the real terminal, unmasked, and it still sees a terminal.
+#[test]
+fn a_sandboxed_program_on_a_terminal_has_a_terminal_of_its_own() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let command = "echo outer=$(tty); agentcred exec --sandbox --only allowed -- sh -c 'echo inner=$(tty); test -t 1 && echo stdout-is-a-terminal; echo \"key=$ALLOWED\"'";
+    let out = s.run(pass, "script", &["-qec", command, "/dev/null"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{stdout}");
+    let value = |name: &str| {
+        stdout
+            .lines()
+            // script(1) with stdin at end of file may put a control character first.
+            .find_map(|l| Some(&l[l.find(name)? + name.len()..]))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            .to_string()
+    };
+    let (outer, inner) = (value("outer="), value("inner="));
+    assert!(outer.starts_with("/dev/pts/"), "{stdout}");
+    assert!(inner.starts_with("/dev/pts/") && inner != outer, "{stdout}");
+    assert!(stdout.contains("stdout-is-a-terminal"), "{stdout}");
+    assert_eq!(value("key="), ALLOWED, "not masked without --mask");
+}

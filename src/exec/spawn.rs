@@ -21,7 +21,9 @@
 //!   own. With it, stdout and stderr go through [`crate::mask`]; when either is a terminal
 //!   the child gets a pseudo-terminal there instead of a pipe, so it still sees a terminal
 //!   (colors, progress bars, full-screen programs, window size) and its output is masked on
-//!   its way to the real one. When stdin is that terminal too and agentcred is in the
+//!   its way to the real one. A sandboxed child gets a pseudo-terminal the same way (its
+//!   output copied as it is, without `--mask`), so that nothing it leaves behind holds the
+//!   real terminal (see `contain`). When stdin is that terminal too and agentcred is in the
 //!   foreground, the real terminal is put in raw mode while the child runs (keys, Ctrl-C
 //!   included, go to the child's terminal as typed) and restored afterwards; Ctrl-Z
 //!   suspends the child and agentcred together (see [`relay_input`] and [`wait`]).
@@ -150,7 +152,17 @@ pub fn run(
         None
     };
     let terminals = Terminals::detect();
-    let use_pty = mask.is_some() && (terminals.stdout || terminals.stderr);
+    // A sandboxed program gets a terminal of its own too: then nothing it leaves behind
+    // holds the real one, where the user may type a passphrase while the run is suspended.
+    let use_pty = (mask.is_some() || contained.is_some()) && (terminals.stdout || terminals.stderr);
+    // Without masking, streams that are not terminals go to the program as they are.
+    let other_output = || {
+        if mask.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        }
+    };
     let Program {
         program,
         argv0,
@@ -170,10 +182,10 @@ pub fn run(
             cmd = cmd.stdin(Stdio::inherit());
         }
         if !terminals.stdout {
-            cmd = cmd.stdout(Stdio::piped());
+            cmd = cmd.stdout(other_output());
         }
         if !terminals.stderr {
-            cmd = cmd.stderr(Stdio::piped());
+            cmd = cmd.stderr(other_output());
         }
         let child = core_limit.while_restored(|| cmd.spawn(pts));
         let child = child.map_err(|e| match e {
@@ -226,27 +238,27 @@ pub fn run(
     }
     let mut relays = Relays::default();
     let mut raw_mode = None;
-    if let Some(patterns) = &mask {
-        if let Some(out) = child.stdout.take() {
-            // A bigger pipe means fewer, larger reads (Linux lets anyone have 1 MiB).
-            let _ = rustix::pipe::fcntl_setpipe_size(&out, 1 << 20);
-            relays.start(out, io::stdout().as_fd().try_clone_to_owned(), patterns);
-        }
-        if let Some(err) = child.stderr.take() {
-            relays.start(err, io::stderr().as_fd().try_clone_to_owned(), patterns);
-        }
-        if let Some((pty, _)) = &pty {
-            let screen = if terminals.stdout {
-                io::stdout().as_fd().try_clone_to_owned()
-            } else {
-                io::stderr().as_fd().try_clone_to_owned()
-            };
-            relays.start(PtyReader(Arc::clone(pty)), screen, patterns);
-            if terminals.stdin && in_foreground() {
-                raw_mode = RawMode::enter();
-                let pty = Arc::clone(pty);
-                thread::spawn(move || relay_input(&pty));
-            }
+    let patterns = mask.as_ref();
+    // Piped only to be masked.
+    if let Some(out) = child.stdout.take() {
+        // A bigger pipe means fewer, larger reads (Linux lets anyone have 1 MiB).
+        let _ = rustix::pipe::fcntl_setpipe_size(&out, 1 << 20);
+        relays.start(out, io::stdout().as_fd().try_clone_to_owned(), patterns);
+    }
+    if let Some(err) = child.stderr.take() {
+        relays.start(err, io::stderr().as_fd().try_clone_to_owned(), patterns);
+    }
+    if let Some((pty, _)) = &pty {
+        let screen = if terminals.stdout {
+            io::stdout().as_fd().try_clone_to_owned()
+        } else {
+            io::stderr().as_fd().try_clone_to_owned()
+        };
+        relays.start(PtyReader(Arc::clone(pty)), screen, patterns);
+        if terminals.stdin && in_foreground() {
+            raw_mode = RawMode::enter();
+            let pty = Arc::clone(pty);
+            thread::spawn(move || relay_input(&pty));
         }
     }
     let status = wait(
@@ -539,18 +551,18 @@ impl Relays {
         &mut self,
         source: impl Read + Send + 'static,
         sink: io::Result<OwnedFd>,
-        patterns: &Arc<Patterns>,
+        patterns: Option<&Arc<Patterns>>,
     ) {
         let Ok(sink) = sink else {
             return;
         };
         let (done, _) = self.done.get_or_insert_with(mpsc::channel);
         let done = done.clone();
-        let patterns = Arc::clone(patterns);
+        let patterns = patterns.cloned();
         let progress = Arc::clone(&self.progress);
         self.running += 1;
         thread::spawn(move || {
-            let _ = relay(source, File::from(sink), &patterns, &progress);
+            let _ = relay(source, File::from(sink), patterns.as_deref(), &progress);
             let _ = done.send(());
         });
     }
@@ -582,14 +594,32 @@ impl Relays {
     }
 }
 
-/// Copy `source` to `sink`, masking every value. A write error (a closed pipe downstream)
-/// ends the copy and closes `source`, so the child sees its own broken pipe.
+/// Copy `source` to `sink`, masking every value (with `patterns`). A write error (a
+/// closed pipe downstream) ends the copy and closes `source`, so the child sees its own
+/// broken pipe.
 fn relay(
     mut source: impl Read,
     mut sink: File,
-    patterns: &Patterns,
+    patterns: Option<&Patterns>,
     progress: &Progress,
 ) -> io::Result<()> {
+    let Some(patterns) = patterns else {
+        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            progress.events.fetch_add(1, Ordering::Relaxed);
+            progress.writing.fetch_add(1, Ordering::Relaxed);
+            let written = sink.write_all(&buf[..n]);
+            progress.writing.fetch_sub(1, Ordering::Relaxed);
+            progress.events.fetch_add(1, Ordering::Relaxed);
+            written?;
+        }
+    };
     let replacements: Vec<Vec<u8>> = patterns
         .labels()
         .iter()
