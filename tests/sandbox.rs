@@ -1267,3 +1267,55 @@ fn a_sandboxed_program_on_a_terminal_has_a_terminal_of_its_own() {
     assert!(stdout.contains("stdout-is-a-terminal"), "{stdout}");
     assert_eq!(value("key="), ALLOWED, "not masked without --mask");
 }
+
+/// A place that runs code later but does not exist when the program starts cannot be
+/// covered read-only (a new `~/.bash_profile`): after the run agentcred says the program
+/// made it.
+#[test]
+fn a_new_startup_file_is_reported_after_the_run() {
+    let s = Sandboxed::new();
+    s.store_with_two();
+    let pass: &[(&str, &OsStr)] = &[("AGENTCRED_PASSPHRASE", OsStr::new(PASS))];
+    let out = s.agentcred(
+        pass,
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            "echo 'agentcred get other' > $HOME/.bash_profile",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let profile = s.home.join(".bash_profile");
+    assert!(
+        stderr.contains(&format!(
+            "warning: the sandboxed program created {}, where code runs later outside the sandbox: review it",
+            profile.display()
+        )),
+        "{stderr}"
+    );
+    // An ordinary file in HOME is not reported.
+    let out = s.agentcred(
+        pass,
+        &[
+            "exec",
+            "--sandbox",
+            "--only",
+            "allowed",
+            "--",
+            "sh",
+            "-c",
+            "echo x > $HOME/notes.txt",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{out:?}"
+    );
+}

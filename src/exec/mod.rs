@@ -293,7 +293,17 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
         env,
     };
     let dir = files.dir().map(std::path::Path::to_path_buf);
+    let missing = plan
+        .sandbox
+        .as_ref()
+        .map(crate::sandbox::Spec::missing_persistence);
     let outcome = spawn::run(signals, program, patterns, core_limit, verbose);
+    for path in missing.iter().flat_map(|m| m.created()) {
+        say(&format!(
+            "warning: the sandboxed program created {}, where code runs later outside the sandbox: review it",
+            crate::util::output::escape(&path.display().to_string())
+        ));
+    }
     if let Some(session) = plan.broker {
         session.stop();
     }

@@ -193,6 +193,19 @@ impl Spec {
         })
     }
 
+    /// The places that run code later ([`Spec::read_only`]) that do not exist now. The
+    /// read-only covers cannot reach a missing one, so a program may create it (a new
+    /// `~/.bash_profile`); agentcred says so after the run ([`Missing::created`]).
+    pub fn missing_persistence(&self) -> Missing {
+        Missing(
+            self.read_only
+                .iter()
+                .filter(|p| std::fs::symlink_metadata(p).is_err())
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The trampoline's arguments (after the program path `/proc/self/exe`).
     pub fn trampoline_args(
         &self,
@@ -224,6 +237,20 @@ impl Spec {
         out.push(argv0.to_owned());
         out.extend(args.iter().cloned());
         out
+    }
+}
+
+/// Places that run code later and were missing when the program started.
+#[derive(Debug)]
+pub struct Missing(Vec<PathBuf>);
+
+impl Missing {
+    /// Those that exist now: the program made them.
+    pub fn created(&self) -> impl Iterator<Item = &Path> {
+        self.0
+            .iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok())
+            .map(PathBuf::as_path)
     }
 }
 
