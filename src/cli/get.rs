@@ -26,7 +26,7 @@ impl GetArgs {
         let store = ctx.open_store()?;
         let reader = store.reader(ctx.identity()?)?;
         let entry = reader.entry(&name)?;
-        let value = reader.value(&name, &entry)?;
+        let value = reader.value_uncached(&name, &entry)?;
         reader.finish();
         ctx.audit.ok()?;
         let mut out = std::io::stdout().lock();

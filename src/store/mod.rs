@@ -13,7 +13,7 @@ mod txn;
 pub mod value_cache;
 
 pub use domain::{EntryEdit, NewEntry};
-pub use reader::Reader;
+pub use reader::{CacheWrite, Reader};
 pub use txn::Txn;
 
 use std::cell::OnceCell;
