@@ -1,0 +1,190 @@
+//! A manifest read in pieces, for a command that needs one credential of a large store
+//! (`get`): every line goes through the seal, only the header and the sections asked for
+//! are kept, and the file is never held whole (a store of 10,000 credentials has a 3.7 MB
+//! manifest). Anything out of the canonical layout (CRLF line ends, merge or conflict
+//! markers, a seal line outside the header) or a seal that does not match gives `None`:
+//! the caller then reads the file whole, which explains what is wrong.
+
+use std::io::BufRead;
+
+use super::*;
+use crate::crypto::integrity::{StoreKey, tags_equal};
+use crate::model::credential::CredentialName;
+
+/// The header's text, read up to the first table; the reader stays at that table's line,
+/// which is returned too (empty at the end of the file).
+pub struct Head {
+    pub text: String,
+    pub header: Header,
+    next: String,
+}
+
+/// Read the header. `Ok(None)` when it is not in canonical layout.
+pub fn read_head(input: &mut impl BufRead) -> std::io::Result<Option<Head>> {
+    let mut text = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if !read_line(input, &mut line)? || line.starts_with('[') {
+            break;
+        }
+        text.push_str(&line);
+    }
+    if text.contains('\r') || text.starts_with(conflict::MARKER) || text.contains("\n<<<<<<< ") {
+        return Ok(None);
+    }
+    let Ok(header) = fastpath::header(&text) else {
+        return Ok(None);
+    };
+    Ok(Some(Head {
+        text,
+        header,
+        next: line,
+    }))
+}
+
+/// A line of UTF-8 text; `Ok(false)` at the end. Invalid UTF-8 is an error.
+fn read_line(input: &mut impl BufRead, line: &mut String) -> std::io::Result<bool> {
+    Ok(input.read_line(line)? > 0)
+}
+
+/// Which sections [`read_rest`] keeps: `[defaults]`, `[vault]` and the credential's.
+pub fn keeps(name: &CredentialName) -> impl Fn(&str) -> bool {
+    let own = format!("[credentials.{}]\n", fastpath::table_key(name.as_str()));
+    move |heading: &str| heading == own || heading == "[defaults]\n" || heading == "[vault]\n"
+}
+
+/// Read the rest of the manifest after [`read_head`], checking the seal under `key`:
+/// the header and the kept sections as one text, in the file's order, or `None` when the
+/// layout is not canonical or the seal does not match.
+pub fn read_rest(
+    input: &mut impl BufRead,
+    head: Head,
+    key: &StoreKey,
+    keep: &dyn Fn(&str) -> bool,
+) -> std::io::Result<Option<(String, Header)>> {
+    let Head {
+        mut text,
+        header,
+        next,
+    } = head;
+    let mut sealer = key.sealer();
+    let mut seal = None;
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix(SEAL_PREFIX) {
+            Some(rest) if seal.is_none() => seal = Some(rest.trim_end().to_string()),
+            _ => sealer.update(line.as_bytes()),
+        }
+    }
+    let Some(seal) = seal.and_then(|s| s.strip_suffix('"').map(str::to_string)) else {
+        return Ok(None);
+    };
+    let mut line = next;
+    let mut keeping = false;
+    while !line.is_empty() {
+        if line.contains('\r') || line.starts_with("<<<<<<< ") {
+            return Ok(None);
+        }
+        sealer.update(line.as_bytes());
+        if starts_section(&line) {
+            keeping = keep(&line);
+        }
+        if keeping {
+            text.push_str(&line);
+        }
+        line.clear();
+        read_line(input, &mut line)?;
+    }
+    Ok(tags_equal(&seal, &sealer.finish()).then_some((text, header)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::integrity::StoreKey;
+
+    fn read(text: &str, key: &StoreKey, name: &str) -> Option<String> {
+        let name = CredentialName::parse(name).unwrap();
+        let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let head = read_head(&mut input).unwrap()?;
+        read_rest(&mut input, head, key, &keeps(&name))
+            .unwrap()
+            .map(|(t, _)| t)
+    }
+
+    fn sealed_store() -> (String, StoreKey) {
+        let key = StoreKey::generate().unwrap();
+        let mut m = Manifest::new("0123456789abcdef".into(), "0".repeat(64));
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        for (name, env) in [("a", "A"), ("b.c", "BC"), ("d", "D")] {
+            let entry = Entry {
+                env: EnvVarName::parse(env).unwrap(),
+                kind: Kind::Secret,
+                backend: BackendKind::Age,
+                description: Some(format!("[{name}]")),
+                created_at: at,
+                rotated_at: at,
+                rotate_every: None,
+                due: None,
+                sha256: Some("00".repeat(32)),
+                vault_version: None,
+                value_info: None,
+                oauth2: None,
+                upstream: None,
+                history: vec![Event {
+                    at,
+                    action: "created".into(),
+                    by: "me@host".into(),
+                    reason: None,
+                }],
+                mac: String::new(),
+            };
+            m.credentials.insert(name.into(), entry);
+        }
+        (m.render(&key), key)
+    }
+
+    fn json<T: Serialize>(value: &T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_header_and_the_one_section_and_checks_the_seal() {
+        let (text, key) = sealed_store();
+        for name in ["a", "b.c", "d"] {
+            let credential = CredentialName::parse(name).unwrap();
+            let excerpt = read(&text, &key, name).unwrap();
+            let expected = find_entry(&text, &credential).unwrap();
+            let found = find_entry(&excerpt, &credential).unwrap();
+            assert!(found.is_some(), "{name}");
+            assert_eq!(json(&found), json(&expected), "{name}");
+            assert_eq!(header(&excerpt).unwrap().seal, header(&text).unwrap().seal);
+            assert_eq!(
+                json(&find_defaults(&excerpt).unwrap()),
+                json(&find_defaults(&text).unwrap())
+            );
+            assert!(excerpt.len() < text.len());
+        }
+        assert!(
+            read(&text, &key, "zz").is_some(),
+            "a missing name is not an error"
+        );
+    }
+
+    #[test]
+    fn any_change_or_unusual_layout_reads_as_none() {
+        let (text, key) = sealed_store();
+        assert!(read(&text, &key, "a").is_some());
+        let other = StoreKey::generate().unwrap();
+        assert!(read(&text, &other, "a").is_none(), "another key");
+        for at in 0..text.len() {
+            let mut changed = text.clone().into_bytes();
+            changed[at] = if changed[at] == b'x' { b'y' } else { b'x' };
+            let Ok(changed) = String::from_utf8(changed) else {
+                continue;
+            };
+            assert!(read(&changed, &key, "a").is_none(), "byte {at} changed");
+        }
+        assert!(read(&text.replace('\n', "\r\n"), &key, "a").is_none());
+    }
+}
