@@ -56,7 +56,7 @@ impl ExportArgs {
         let reader = if agent.is_some() {
             store.reader_for_exec(ctx.identity()?)?
         } else {
-            store.reader(ctx.identity()?)?
+            store.reader_of_every(ctx.identity()?)?
         };
         if agent.is_none() && reader.defaults()?.require_agent {
             return Err(Error::AgentRequired {

@@ -5,6 +5,7 @@
 //! markers, a seal line outside the header) or a seal that does not match gives `None`:
 //! the caller then reads the file whole, which explains what is wrong.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use super::*;
@@ -48,20 +49,52 @@ fn read_line(input: &mut impl BufRead, line: &mut String) -> std::io::Result<boo
     Ok(input.read_line(line)? > 0)
 }
 
-/// Which sections [`read_rest`] keeps: `[defaults]`, `[vault]` and the credential's.
-pub fn keeps(name: &CredentialName) -> impl Fn(&str) -> bool {
+/// For a reader of one credential (`get`): keep every section but the other credentials'.
+pub fn keeps(name: &CredentialName) -> impl FnMut(&str) -> Option<bool> {
     let own = format!("[credentials.{}]\n", fastpath::table_key(name.as_str()));
-    move |heading: &str| heading == own || heading == "[defaults]\n" || heading == "[vault]\n"
+    move |section: &str| Some(!section.starts_with("[credentials.") || section.starts_with(&own))
 }
 
-/// Read the rest of the manifest after [`read_head`], checking the seal under `key`:
-/// the header and the kept sections as one text, in the file's order, or `None` when the
-/// layout is not canonical or the seal does not match.
+/// For a reader of every credential without history (`exec`, `list`, `export`): parse
+/// each credential's section as it goes by into `credentials`, keep the other sections.
+/// `None` (read the file whole) for a section neither reader parses, or a name twice.
+pub fn parses<'m>(
+    credentials: &'m mut BTreeMap<String, Entry>,
+) -> impl FnMut(&str) -> Option<bool> + 'm {
+    move |section: &str| {
+        if !section.starts_with("[credentials.") {
+            return Some(true);
+        }
+        let (name, entry) = match light::read_section(section) {
+            Some(found) => found,
+            None => {
+                let table: EntryTable = toml::from_str(section).ok()?;
+                let mut found = table.credentials.into_iter();
+                let (name, mut entry) = found.next()?;
+                if found.next().is_some() {
+                    return None;
+                }
+                entry.history = Vec::new();
+                (name.into_owned(), entry)
+            }
+        };
+        match credentials.insert(name, entry) {
+            None => Some(false),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Read the rest of the manifest after [`read_head`], checking the seal under `key` and
+/// handing each section (a top-level table with the tables nested in it) to `section`,
+/// which says whether to keep its text (`None`: give up). Returns the header and the kept
+/// sections as one text, in the file's order, or `None` when the layout is not canonical,
+/// `section` gave up or the seal does not match.
 pub fn read_rest(
     input: &mut impl BufRead,
     head: Head,
     key: &StoreKey,
-    keep: &dyn Fn(&str) -> bool,
+    section: &mut dyn FnMut(&str) -> Option<bool>,
 ) -> std::io::Result<Option<(String, Header)>> {
     let Head {
         mut text,
@@ -80,18 +113,26 @@ pub fn read_rest(
         return Ok(None);
     };
     let mut line = next;
-    let mut keeping = false;
-    while !line.is_empty() {
+    let mut current = String::new();
+    loop {
         if line.contains('\r') || line.starts_with("<<<<<<< ") {
             return Ok(None);
         }
+        if line.is_empty() || starts_section(&line) {
+            if !current.is_empty() {
+                match section(&current) {
+                    None => return Ok(None),
+                    Some(true) => text.push_str(&current),
+                    Some(false) => {}
+                }
+                current.clear();
+            }
+            if line.is_empty() {
+                break;
+            }
+        }
         sealer.update(line.as_bytes());
-        if starts_section(&line) {
-            keeping = keep(&line);
-        }
-        if keeping {
-            text.push_str(&line);
-        }
+        current.push_str(&line);
         line.clear();
         read_line(input, &mut line)?;
     }
@@ -107,7 +148,7 @@ mod tests {
         let name = CredentialName::parse(name).unwrap();
         let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
         let head = read_head(&mut input).unwrap()?;
-        read_rest(&mut input, head, key, &keeps(&name))
+        read_rest(&mut input, head, key, &mut keeps(&name))
             .unwrap()
             .map(|(t, _)| t)
     }
@@ -169,6 +210,22 @@ mod tests {
             read(&text, &key, "zz").is_some(),
             "a missing name is not an error"
         );
+    }
+
+    #[test]
+    fn every_credential_parses_as_the_whole_file_does() {
+        let (text, key) = sealed_store();
+        let mut credentials = BTreeMap::new();
+        let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let head = read_head(&mut input).unwrap().unwrap();
+        let (rest, _) = read_rest(&mut input, head, &key, &mut parses(&mut credentials))
+            .unwrap()
+            .unwrap();
+        assert!(!rest.contains("[credentials."), "{rest}");
+        let whole = Manifest::parse_sealed_without_history(&text).unwrap();
+        assert_eq!(json(&credentials), json(&whole.credentials));
+        let assembled = Manifest::assemble_without_history(&rest, credentials).unwrap();
+        assert_eq!(json(&assembled), json(&whole));
     }
 
     #[test]

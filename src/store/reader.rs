@@ -1,6 +1,8 @@
 //! `Reader`: a verified, read-locked view of the store.
 
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
@@ -18,13 +20,28 @@ use crate::model::credential::{AgentName, BackendKind, CredentialName};
 use super::value_cache::{self, Unused, ValueCache};
 use super::*;
 
+/// How much of the manifest a reader's `text` holds.
+pub(super) enum Held {
+    /// All of it.
+    Whole,
+    /// All but the credentials' sections, and the one credential's a `get` asked for.
+    Excerpt,
+    /// All but the credentials' sections; the credentials, parsed without history.
+    Credentials(BTreeMap<String, Entry>),
+    /// As `Credentials`, after [`Reader::manifest_without_history`] handed them out.
+    HandedOut,
+}
+
 /// A verified, read-locked view of the store.
 pub struct Reader<'a> {
     pub(super) store: &'a Store,
     pub(super) identity: &'a Identity,
     pub(super) key: StoreKey,
     pub(super) _lock: Option<File>,
+    /// The manifest's text: whole, or (read in pieces) all but the credentials' sections,
+    /// as `held` says.
     pub(super) text: String,
+    pub(super) held: RefCell<Held>,
     pub(super) header: Header,
     pub(super) vault: OnceCell<Rc<LazyVault>>,
     /// The value cache, loaded when the first `age` value is read; written again when the
@@ -53,11 +70,37 @@ impl Reader<'_> {
         Ok(file)
     }
 
-    /// One entry, through the fast path (no full parse).
+    /// One entry, through the fast path (no full parse). From a reader that parsed every
+    /// credential ([`Store::reader_of_every`]), without its history.
     pub fn entry(&self, name: &CredentialName) -> Result<Entry> {
-        manifest::find_entry(&self.text, name)?.ok_or_else(|| Error::CredentialNotFound {
+        let found = match &*self.held.borrow() {
+            Held::Whole => manifest::find_entry(&self.text, name)?,
+            Held::Credentials(credentials) => credentials.get(name.as_str()).cloned(),
+            Held::Excerpt => match manifest::find_entry(&self.text, name)? {
+                Some(entry) => Some(entry),
+                None => manifest::find_entry(&self.whole_text()?, name)?,
+            },
+            Held::HandedOut => manifest::find_entry(&self.whole_text()?, name)?,
+        };
+        found.ok_or_else(|| Error::CredentialNotFound {
             name: name.to_string(),
         })
+    }
+
+    /// The manifest's whole text: held, or (for a reader that did not keep it) read again
+    /// under the same lock and its seal checked again.
+    fn whole_text(&self) -> Result<Cow<'_, str>> {
+        if matches!(*self.held.borrow(), Held::Whole) {
+            return Ok(Cow::Borrowed(&self.text));
+        }
+        let text = self.store.read_manifest()?;
+        if !manifest::seal_ok(&text, &self.key)? {
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "the seal does not match",
+            ));
+        }
+        Ok(Cow::Owned(text))
     }
 
     /// The store's rotation defaults, without parsing every entry.
@@ -77,13 +120,26 @@ impl Reader<'_> {
 
     /// The whole manifest (already verified by its seal).
     pub fn manifest(&self) -> Result<Manifest> {
-        Manifest::parse_sealed(&self.text)
+        Manifest::parse_sealed(&self.whole_text()?)
     }
 
     /// The whole manifest but the credentials' history, several times faster to read
     /// (for `exec` of every credential and `list`).
     pub fn manifest_without_history(&self) -> Result<Manifest> {
-        Manifest::parse_sealed_without_history(&self.text)
+        let held = std::mem::replace(&mut *self.held.borrow_mut(), Held::HandedOut);
+        match held {
+            Held::Credentials(credentials) => {
+                Manifest::assemble_without_history(&self.text, credentials)
+            }
+            Held::Whole => {
+                *self.held.borrow_mut() = Held::Whole;
+                Manifest::parse_sealed_without_history(&self.text)
+            }
+            other => {
+                *self.held.borrow_mut() = other;
+                Manifest::parse_sealed_without_history(&self.whole_text()?)
+            }
+        }
     }
 
     /// The store's Vault settings and client (made on first use).
