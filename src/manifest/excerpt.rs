@@ -112,29 +112,63 @@ pub fn read_rest(
     let Some(seal) = seal.and_then(|s| s.strip_suffix('"').map(str::to_string)) else {
         return Ok(None);
     };
-    let mut line = next;
-    let mut current = String::new();
+    // After the header every byte goes through the seal as it is read; complete sections
+    // are cut off the front of `pending` (one ends where a line starting another begins).
+    let mut pending = next.into_bytes();
+    sealer.update(&pending);
+    let mut hand = |bytes: &[u8], text: &mut String| -> Option<()> {
+        let piece = std::str::from_utf8(bytes).ok()?;
+        if piece.contains('\r') || piece.starts_with("<<<<<<< ") || piece.contains("\n<<<<<<< ") {
+            return None;
+        }
+        if section(piece)? {
+            text.push_str(piece);
+        }
+        Some(())
+    };
+    // `pending[begin..]` is the section being read; `from` is where to look for the next.
+    let (mut begin, mut from) = (0, 0);
     loop {
-        if line.contains('\r') || line.starts_with("<<<<<<< ") {
-            return Ok(None);
-        }
-        if line.is_empty() || starts_section(&line) {
-            if !current.is_empty() {
-                match section(&current) {
-                    None => return Ok(None),
-                    Some(true) => text.push_str(&current),
-                    Some(false) => {}
-                }
-                current.clear();
-            }
-            if line.is_empty() {
+        loop {
+            let Some(at) = memchr::memmem::find(&pending[from..], b"\n[") else {
+                // Nothing here opens a section: look only at what comes next (and this
+                // last byte, which may be the newline before one).
+                from = pending.len().saturating_sub(1).max(begin);
                 break;
+            };
+            let start = from + at + 1;
+            let Some(len) = memchr::memchr(b'\n', &pending[start..]) else {
+                // That line is not all here yet.
+                from += at;
+                break;
+            };
+            let opens = std::str::from_utf8(&pending[start..start + len]).is_ok_and(starts_section);
+            if opens {
+                if hand(&pending[begin..start], &mut text).is_none() {
+                    return Ok(None);
+                }
+                begin = start;
             }
+            from = start;
         }
-        sealer.update(line.as_bytes());
-        current.push_str(&line);
-        line.clear();
-        read_line(input, &mut line)?;
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        sealer.update(chunk);
+        pending.drain(..begin);
+        from -= begin;
+        begin = 0;
+        pending.extend_from_slice(chunk);
+        let read = chunk.len();
+        input.consume(read);
+    }
+    // A last line without its newline may open a section: the whole-file read decides.
+    if !pending.is_empty() && !pending.ends_with(b"\n") {
+        return Ok(None);
+    }
+    if begin < pending.len() && hand(&pending[begin..], &mut text).is_none() {
+        return Ok(None);
     }
     Ok(tags_equal(&seal, &sealer.finish()).then_some((text, header)))
 }
@@ -182,6 +216,24 @@ mod tests {
             };
             m.credentials.insert(name.into(), entry);
         }
+        m.agents.insert(
+            "bot".into(),
+            Agent {
+                allow: ["a", "b.c"].iter().map(|s| s.to_string()).collect(),
+                program: Some("/usr/bin/bot".into()),
+                program_sha256: Some("ab".repeat(32)),
+                program_name: None,
+                clean_env: true,
+                mask: false,
+                deny_overdue: false,
+                sandbox: false,
+                broker: false,
+                created_at: at,
+                created_by: "me@host".into(),
+                commands: BTreeMap::new(),
+                mac: String::new(),
+            },
+        );
         (m.render(&key), key)
     }
 
@@ -215,17 +267,32 @@ mod tests {
     #[test]
     fn every_credential_parses_as_the_whole_file_does() {
         let (text, key) = sealed_store();
-        let mut credentials = BTreeMap::new();
-        let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
-        let head = read_head(&mut input).unwrap().unwrap();
-        let (rest, _) = read_rest(&mut input, head, &key, &mut parses(&mut credentials))
-            .unwrap()
-            .unwrap();
-        assert!(!rest.contains("[credentials."), "{rest}");
         let whole = Manifest::parse_sealed_without_history(&text).unwrap();
-        assert_eq!(json(&credentials), json(&whole.credentials));
-        let assembled = Manifest::assemble_without_history(&rest, credentials).unwrap();
-        assert_eq!(json(&assembled), json(&whole));
+        assert_eq!(whole.agents.len(), 1);
+        // Pieces of every size, so that lines and sections are cut anywhere.
+        for capacity in [1, 2, 7, 16, 100, 64 * 1024] {
+            let mut credentials = BTreeMap::new();
+            let mut input = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            let head = read_head(&mut input).unwrap().unwrap();
+            let (rest, _) = read_rest(&mut input, head, &key, &mut parses(&mut credentials))
+                .unwrap()
+                .unwrap();
+            assert!(!rest.contains("[credentials."), "{rest}");
+            assert!(rest.contains("[agents.bot]"), "{rest}");
+            assert_eq!(json(&credentials), json(&whole.credentials), "{capacity}");
+            let assembled = Manifest::assemble_without_history(&rest, credentials).unwrap();
+            assert_eq!(json(&assembled), json(&whole), "{capacity}");
+        }
+        // Without its last newline the file is left to the whole-file read.
+        let cut = text.strip_suffix('\n').unwrap();
+        let mut input = std::io::BufReader::with_capacity(16, cut.as_bytes());
+        let head = read_head(&mut input).unwrap().unwrap();
+        let mut credentials = BTreeMap::new();
+        assert!(
+            read_rest(&mut input, head, &key, &mut parses(&mut credentials))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
