@@ -137,7 +137,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
         request: draft.request.clone(),
         pid: std::process::id(),
         user: crate::util::host::user_at_host(),
-        prev: last.hash,
+        prev: last.hash.clone(),
     };
     let mut line = Vec::with_capacity(256);
     if last.torn {
@@ -169,7 +169,7 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
     move_anchor(
         store_root,
         &file,
-        len + line.len() as u64,
+        (len, &last),
         &line[start..],
         event.seq,
         durable,
@@ -180,11 +180,22 @@ pub fn append(store_root: &Path, draft: &Draft, outcome: &str) -> Result<Event> 
 /// Move this machine's anchor of the log (see [`crate::store::state::AuditAnchor`]) to the line
 /// just written, but only from where it was: if the log no longer reaches the anchored
 /// line, or that line changed, the anchor stays as evidence for `audit --verify`.
-fn move_anchor(store_root: &Path, file: &File, end: u64, line: &[u8], seq: u64, durable: bool) {
-    let len = end - line.len() as u64;
+/// `before` is the log's length before the line and its last line then, as `append` read
+/// it: the anchor is usually exactly there, and that line need not be read again.
+fn move_anchor(
+    store_root: &Path,
+    file: &File,
+    before: (u64, &Last),
+    line: &[u8],
+    seq: u64,
+    durable: bool,
+) {
+    let (len, last) = before;
+    let end = len + line.len() as u64;
     let anchored = match crate::store::state::audit_anchor(store_root) {
         None => true,
         Some(anchor) if anchor.bytes == 0 => anchor.lines == 0,
+        Some(anchor) if anchor.bytes == len => !last.torn && last.hash == anchor.head,
         Some(anchor) => {
             anchor.bytes <= len
                 && last_line(file, anchor.bytes).is_ok_and(|l| !l.torn && l.hash == anchor.head)

@@ -129,10 +129,72 @@ fn a_second_exec_takes_every_value_from_a_private_cache_that_git_never_sees() {
     let tracked = git(&env, &["ls-files"]);
     assert!(!tracked.contains("cache"), "{tracked}");
 
-    // `get` reads through it too.
+    // `get` reads its one value from its file: one X25519 unwrap costs less than loading
+    // every record. It neither uses nor writes the cache.
+    let before = fs::read(cache_file(&env)).unwrap();
     let out = run_ok(&env, &["-v", "get", "beta-key"], "");
     assert_eq!(stdout_of(&out), "value-b");
-    assert_eq!(cache_counts(&stderr_of(&out)), (1, 1));
+    let stderr = stderr_of(&out);
+    assert!(!stderr.contains("value cache"), "{stderr}");
+    assert_eq!(fs::read(cache_file(&env)).unwrap(), before);
+    fs::remove_file(cache_file(&env)).unwrap();
+    assert_eq!(
+        stdout_of(&run_ok(&env, &["get", "alpha-key"], "")),
+        "value-a"
+    );
+    assert!(!cache_file(&env).exists(), "get does not write the cache");
+}
+
+#[test]
+fn a_command_that_fails_after_reading_its_values_writes_no_cache() {
+    let env = store_with(&[("token", "t0"), ("nul-token", "a\0b")]);
+    // exec reads the values, then refuses --raw without --broker.
+    let out = env
+        .cmd()
+        .args([
+            "-v", "exec", "--only", "token", "--raw", "token", "--", "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--raw goes with --broker"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!cache_file(&env).exists(), "a failed exec wrote the cache");
+    // export reads every value, then refuses one a shell variable cannot hold.
+    let out = env
+        .cmd()
+        .args(["export", "--format", "shell"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("NUL byte"), "{}", stderr_of(&out));
+    assert!(
+        !cache_file(&env).exists(),
+        "a failed export wrote the cache"
+    );
+    // exec of every credential reads both, then refuses the NUL byte.
+    let out = env.cmd().args(["exec", "--", "true"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("NUL byte"), "{}", stderr_of(&out));
+    assert!(!cache_file(&env).exists(), "a failed exec wrote the cache");
+    // The same commands succeeding do write it.
+    let out = run_ok(&env, &["-v", "export", "--only", "token"], "");
+    assert!(
+        stderr_of(&out).contains("value cache: 0 of 1"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(cache_file(&env).exists(), "a successful export writes it");
+    let out = run_ok(&env, &["-v", "exec", "--only", "token", "--", "true"], "");
+    assert_eq!(
+        cache_counts(&stderr_of(&out)),
+        (1, 1),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
@@ -215,12 +277,14 @@ fn a_git_rollback_gets_the_values_of_the_files_it_brought_back() {
     assert_eq!(stdout_of(&out), "old-value");
     let stderr = stderr_of(&out);
     assert!(stderr.contains("older than generation"), "{stderr}");
-    assert_eq!(cache_counts(&stderr), (0, 1), "{stderr}");
-    // exec refuses a rolled-back store until the rollback is accepted.
+    // exec refuses a rolled-back store until the rollback is accepted; then the file
+    // the rollback brought back misses the cache (its record is of the newer file) and
+    // the unchanged one still hits.
     run_ok(&env, &["doctor", "--trust", "--yes"], "");
-    let (values, counts, _) = exec_values(&env, &["TOKEN", "OTHER"]);
+    let (values, counts, stderr) = exec_values(&env, &["TOKEN", "OTHER"]);
     assert_eq!(values, "old-value|same");
-    assert_eq!(counts.1, 2);
+    assert_eq!(counts, (1, 2), "{stderr}");
+    assert!(stderr.contains("(1 changed since cached)"), "{stderr}");
     assert_eq!(exec_values(&env, &["TOKEN", "OTHER"]).1, (2, 2));
 }
 

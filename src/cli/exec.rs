@@ -115,7 +115,7 @@ impl ExecArgs {
             raw: self.raw,
             sandbox: self.sandbox,
         };
-        let plan = plan::prepare(
+        let (plan, cache) = plan::prepare(
             request,
             Deps {
                 open_store: &|| ctx.open_store(),
@@ -125,6 +125,9 @@ impl ExecArgs {
             },
         )?;
         ctx.audit.ok()?;
+        for note in cache.write() {
+            eprintln!("{note}");
+        }
         let code = exec::run(plan, &ctx.core_limit, ctx.verbose, &|line| {
             eprintln!("{line}")
         })?;

@@ -56,7 +56,7 @@ impl ExportArgs {
         let reader = if agent.is_some() {
             store.reader_for_exec(ctx.identity()?)?
         } else {
-            store.reader(ctx.identity()?)?
+            store.reader_of_every(ctx.identity()?)?
         };
         if agent.is_none() && reader.defaults()?.require_agent {
             return Err(Error::AgentRequired {
@@ -114,8 +114,12 @@ impl ExportArgs {
         }
         // An oauth2 credential's variable holds an access token, as with exec: obtained
         // with the store unlocked (a request takes time, and a rotated refresh token is
-        // written back in a transaction of its own).
-        reader.finish();
+        // written back in a transaction of its own). The value cache is written only once
+        // the command has succeeded: a refused refresh leaves the store as it was.
+        let (notes, cache) = reader.hand_back();
+        for note in notes {
+            store.note(&note);
+        }
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
         for (name, entry, mut value) in read {
             if entry.kind == crate::model::credential::Kind::Oauth2 {
@@ -158,6 +162,9 @@ impl ExportArgs {
             }
         }
         ctx.audit.ok()?;
+        for note in cache.write() {
+            store.note(&note);
+        }
         if !skipped.is_empty() {
             eprintln!(
                 "note: skipped file credential{} {}: exec gives programs a path to a private file; `agentcred get NAME > FILE` writes one",

@@ -24,9 +24,9 @@ impl GetArgs {
         let name = CredentialName::parse(&self.name)?;
         ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let store = ctx.open_store()?;
-        let reader = store.reader(ctx.identity()?)?;
+        let reader = store.reader_for_one(ctx.identity()?, &name)?;
         let entry = reader.entry(&name)?;
-        let value = reader.value(&name, &entry)?;
+        let value = reader.value_uncached(&name, &entry)?;
         reader.finish();
         ctx.audit.ok()?;
         let mut out = std::io::stdout().lock();

@@ -111,10 +111,11 @@ pub fn load_manifest_with(ctx: &Ctx, history: bool) -> anyhow::Result<(Manifest,
     let store = ctx.open_store()?;
     match ctx.identity_if_unlocked()? {
         Some(identity) => {
-            let reader = store.reader(identity)?;
             let manifest = match history {
-                true => reader.manifest()?,
-                false => reader.manifest_without_history()?,
+                true => store.reader(identity)?.manifest()?,
+                false => store
+                    .reader_of_every(identity)?
+                    .manifest_without_history()?,
             };
             Ok((manifest, true))
         }

@@ -91,6 +91,9 @@ enum Key {
 pub struct Identity {
     keys: Vec<Key>,
     source: Source,
+    /// Read from a passphrase-protected file (only such an identity can be unlocked in
+    /// the session keyring).
+    protected: bool,
 }
 
 impl Identity {
@@ -99,6 +102,7 @@ impl Identity {
     /// starts: exec says so, since an agent could take the whole identity.
     pub fn unlocked_in_session(&self) -> bool {
         match &self.source {
+            Source::EnvFile(_) | Source::DefaultFile(_) if !self.protected => false,
             Source::EnvFile(path) | Source::DefaultFile(path) => std::fs::read(path)
                 .ok()
                 .filter(|bytes| is_age_encrypted(bytes))
@@ -128,6 +132,7 @@ impl Identity {
         Identity {
             keys: vec![Key::X25519(X25519Key::from_age(key.clone()))],
             source: Source::Env,
+            protected: false,
         }
     }
 
@@ -201,7 +206,11 @@ fn keychain_identity(bytes: &[u8]) -> Result<Identity> {
         detail: "it is not text".into(),
     })?;
     let keys = parse_keys(text, &source)?;
-    Ok(Identity { keys, source })
+    Ok(Identity {
+        keys,
+        source,
+        protected: false,
+    })
 }
 
 /// The passphrase-protected identity file the lookup would use, with its bytes; `None`
@@ -228,6 +237,7 @@ pub fn cache_unlocked(path: &Path, bytes: &[u8], unlock: Unlock, seconds: usize)
 }
 
 fn load_from(source: Source, unlock: Unlock) -> Result<Identity> {
+    let mut protected = false;
     let keys = match &source {
         Source::Keychain => {
             let bytes = Keychain::for_process()
@@ -255,6 +265,7 @@ fn load_from(source: Source, unlock: Unlock) -> Result<Identity> {
                 (bytes, _) => bytes?,
             };
             if is_age_encrypted(&bytes) {
+                protected = true;
                 let plain = decrypt_with_passphrase(&bytes, path, unlock)?;
                 let text = std::str::from_utf8(&plain).map_err(|_| Error::BadIdentity {
                     source_name: path.display().to_string(),
@@ -270,7 +281,11 @@ fn load_from(source: Source, unlock: Unlock) -> Result<Identity> {
             }
         }
     };
-    Ok(Identity { keys, source })
+    Ok(Identity {
+        keys,
+        source,
+        protected,
+    })
 }
 
 /// Read an identity file, refusing one that group or others can read (as ssh does).
@@ -425,6 +440,7 @@ pub fn create_file(path: &Path, with_passphrase: bool, unlock: Unlock) -> Result
     Ok(Identity {
         keys: vec![Key::X25519(X25519Key::from_age(key))],
         source: Source::DefaultFile(path.to_path_buf()),
+        protected: with_passphrase,
     })
 }
 
@@ -441,6 +457,7 @@ pub fn create_in_keychain() -> Result<Identity> {
     Ok(Identity {
         keys: vec![Key::X25519(X25519Key::from_age(key))],
         source: Source::Keychain,
+        protected: false,
     })
 }
 
@@ -484,6 +501,7 @@ mod tests {
         let identity = Identity {
             keys,
             source: Source::Env,
+            protected: false,
         };
         assert_eq!(
             identity.recipients()[0].to_string(),

@@ -58,13 +58,19 @@ impl StoreKey {
     /// The seal over a manifest's bytes without its seal line, given as the pieces before
     /// and after that line (so a large manifest is not copied to be sealed).
     pub fn seal(&self, pieces: &[&[u8]]) -> String {
+        let mut sealer = self.sealer();
+        for piece in pieces {
+            sealer.update(piece);
+        }
+        sealer.finish()
+    }
+
+    /// [`StoreKey::seal`] of bytes given piece by piece (a manifest read in pieces).
+    pub fn sealer(&self) -> Sealer {
         let mut mac = self.hmac();
         mac.update(SEAL_DOMAIN);
         mac.update(&[0]);
-        for piece in pieces {
-            mac.update(piece);
-        }
-        BASE64.encode(mac.finalize().into_bytes())
+        Sealer(mac)
     }
 
     fn hmac(&self) -> Hmac<Sha256> {
@@ -136,6 +142,19 @@ impl StoreKey {
     /// A public fingerprint of the key, to notice when a store's key is replaced.
     pub fn fingerprint(&self) -> String {
         hex(&self.mac(FINGERPRINT_DOMAIN, &[])[..16])
+    }
+}
+
+/// A seal being computed: see [`StoreKey::sealer`].
+pub struct Sealer(Hmac<Sha256>);
+
+impl Sealer {
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    pub fn finish(self) -> String {
+        BASE64.encode(self.0.finalize().into_bytes())
     }
 }
 

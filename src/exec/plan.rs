@@ -53,8 +53,13 @@ pub struct Deps<'a> {
     pub say: &'a mut dyn FnMut(&str),
 }
 
-/// Turn a request into a plan: everything `exec` decides before the program runs.
-pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
+/// Turn a request into a plan: everything `exec` decides before the program runs. The
+/// value cache write comes back beside it, for the caller to make once nothing else can
+/// fail (after the audit line): a refused OAuth refresh leaves the store as it was.
+pub fn prepare(
+    request: Request,
+    deps: Deps<'_>,
+) -> anyhow::Result<(ExecPlan, crate::store::CacheWrite)> {
     let Deps {
         open_store,
         identity,
@@ -198,7 +203,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         values.push((name, entry, value));
     }
     let store_id = reader.store_id().to_owned();
-    let cache_notes = reader.finish_quietly();
+    let (cache_notes, cache_write) = reader.hand_back();
     let brokering = selection.policy.broker;
     if !brokering && !request.raw.is_empty() {
         return Err(Error::Usage(
@@ -288,7 +293,7 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
             escape(&program.to_string_lossy())
         ));
     }
-    Ok(ExecPlan {
+    let plan = ExecPlan {
         program: run_path.into_os_string(),
         argv0: program.clone(),
         args: args.to_vec(),
@@ -299,7 +304,8 @@ pub fn prepare(request: Request, deps: Deps<'_>) -> anyhow::Result<ExecPlan> {
         broker,
         sandbox,
         pinned,
-    })
+    };
+    Ok((plan, cache_write))
 }
 
 /// Say that the program was not started, and why.

@@ -62,7 +62,7 @@ pub(super) fn starts_section(line: &str) -> bool {
 }
 
 /// How agentcred writes a credential's or agent's table key.
-fn table_key(name: &str) -> Cow<'_, str> {
+pub(super) fn table_key(name: &str) -> Cow<'_, str> {
     if name.contains('.') {
         Cow::Owned(format!("\"{name}\""))
     } else {

@@ -7,6 +7,7 @@
 //! section and parse only that. Everything that needs more parses the whole file.
 
 pub mod conflict;
+pub mod excerpt;
 mod fastpath;
 mod light;
 mod render;

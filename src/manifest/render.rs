@@ -99,6 +99,19 @@ impl Manifest {
         Self::parse_sealed_with(text, false)
     }
 
+    /// The manifest of a reader that parsed the credentials as the file went by
+    /// ([`super::excerpt::parses`]): the other sections from `text`, which the seal was
+    /// checked with, and those credentials (without history).
+    pub fn assemble_without_history(
+        text: &str,
+        credentials: BTreeMap<String, Entry>,
+    ) -> Result<Manifest> {
+        let mut manifest = Self::parse_sealed_with(text, false)?;
+        manifest.credentials = credentials;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
     fn parse_sealed_with(text: &str, history: bool) -> Result<Manifest> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]

@@ -13,7 +13,7 @@ mod txn;
 pub mod value_cache;
 
 pub use domain::{EntryEdit, NewEntry};
-pub use reader::Reader;
+pub use reader::{CacheWrite, Reader};
 pub use txn::Txn;
 
 use std::cell::OnceCell;
@@ -432,8 +432,106 @@ impl Store {
 
     /// [`reader`](Self::reader) for handing credentials to a program (`exec`): a rolled
     /// back store is refused, since a rollback can bring back a revoked grant.
+    /// Streamed like [`reader_of_every`](Self::reader_of_every): exec of every
+    /// credential is the common case.
     pub fn reader_for_exec<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
-        self.reader_with(identity, true)
+        match self.streamed_reader(identity, true, None)? {
+            Some(reader) => Ok(reader),
+            None => self.reader_with(identity, true),
+        }
+    }
+
+    /// [`reader`](Self::reader) for a command that reads one credential (`get`): the
+    /// manifest is read in pieces and the seal checked over all of it, but the other
+    /// credentials' sections are not kept, so a store of 10,000 credentials costs no more
+    /// memory than one of ten. Anything unusual (the layout, a pending store key, a seal
+    /// that does not match) takes the ordinary path, which says what is wrong.
+    pub fn reader_for_one<'a>(
+        &'a self,
+        identity: &'a Identity,
+        name: &crate::model::credential::CredentialName,
+    ) -> Result<Reader<'a>> {
+        match self.streamed_reader(identity, false, Some(name))? {
+            Some(reader) => Ok(reader),
+            None => self.reader(identity),
+        }
+    }
+
+    /// [`reader`](Self::reader) for a command that uses every credential but not their
+    /// history (`list`, `export`): each credential's section is parsed as the manifest
+    /// is read in pieces, and the file is never held whole.
+    pub fn reader_of_every<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        match self.streamed_reader(identity, false, None)? {
+            Some(reader) => Ok(reader),
+            None => self.reader(identity),
+        }
+    }
+
+    /// A reader from the manifest read in pieces ([`manifest::excerpt`]): keeping the
+    /// sections of all but the credentials, and the credential `one`'s, or else parsing
+    /// every credential on the way. `None`: read it whole instead.
+    fn streamed_reader<'a>(
+        &'a self,
+        identity: &'a Identity,
+        strict: bool,
+        one: Option<&crate::model::credential::CredentialName>,
+    ) -> Result<Option<Reader<'a>>> {
+        use manifest::excerpt;
+        let lock = self.lock(false)?;
+        let err = |e| self.io_err("read the manifest", e);
+        let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
+        // Not UTF-8 (an I/O error of kind InvalidData): the ordinary path says so.
+        let Ok(Some(head)) = excerpt::read_head(&mut input) else {
+            return Ok(None);
+        };
+        let Ok(Some(key_file)) = self.read_key_file(identity, &head.header.store_id, STORE_KEY)
+        else {
+            return Ok(None);
+        };
+        let mut credentials = std::collections::BTreeMap::new();
+        let read = match one {
+            Some(name) => {
+                excerpt::read_rest(&mut input, head, &key_file.key, &mut excerpt::keeps(name))
+            }
+            None => excerpt::read_rest(
+                &mut input,
+                head,
+                &key_file.key,
+                &mut excerpt::parses(&mut credentials),
+            ),
+        };
+        let Ok(Some((text, header))) = read else {
+            return Ok(None);
+        };
+        drop(input);
+        state::check_store_key(
+            &self.root,
+            &header.store_id,
+            &key_file.key.fingerprint(),
+            &key_file.previous_fingerprints(),
+            &*self.say,
+        )?;
+        if strict {
+            refuse_if_rolled_back(&header, "run a program from")?;
+        } else {
+            warn_if_rolled_back(self, &header)?;
+        }
+        Ok(Some(Reader {
+            store: self,
+            identity,
+            key: key_file.key,
+            _lock: lock,
+            text,
+            held: std::cell::RefCell::new(match one {
+                Some(_) => reader::Held::Excerpt,
+                None => reader::Held::Credentials(credentials),
+            }),
+            header,
+            vault: OnceCell::new(),
+            cache: std::cell::RefCell::new(None),
+            secrets: OnceCell::new(),
+        }))
     }
 
     fn reader_with<'a>(&'a self, identity: &'a Identity, strict: bool) -> Result<Reader<'a>> {
@@ -461,6 +559,7 @@ impl Store {
             key,
             _lock: lock,
             text,
+            held: std::cell::RefCell::new(reader::Held::Whole),
             header,
             vault: OnceCell::new(),
             cache: std::cell::RefCell::new(None),

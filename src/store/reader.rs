@@ -1,6 +1,8 @@
 //! `Reader`: a verified, read-locked view of the store.
 
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
@@ -18,13 +20,28 @@ use crate::model::credential::{AgentName, BackendKind, CredentialName};
 use super::value_cache::{self, Unused, ValueCache};
 use super::*;
 
+/// How much of the manifest a reader's `text` holds.
+pub(super) enum Held {
+    /// All of it.
+    Whole,
+    /// All but the credentials' sections, and the one credential's a `get` asked for.
+    Excerpt,
+    /// All but the credentials' sections; the credentials, parsed without history.
+    Credentials(BTreeMap<String, Entry>),
+    /// As `Credentials`, after [`Reader::manifest_without_history`] handed them out.
+    HandedOut,
+}
+
 /// A verified, read-locked view of the store.
 pub struct Reader<'a> {
     pub(super) store: &'a Store,
     pub(super) identity: &'a Identity,
     pub(super) key: StoreKey,
     pub(super) _lock: Option<File>,
+    /// The manifest's text: whole, or (read in pieces) all but the credentials' sections,
+    /// as `held` says.
     pub(super) text: String,
+    pub(super) held: RefCell<Held>,
     pub(super) header: Header,
     pub(super) vault: OnceCell<Rc<LazyVault>>,
     /// The value cache, loaded when the first `age` value is read; written again when the
@@ -53,11 +70,37 @@ impl Reader<'_> {
         Ok(file)
     }
 
-    /// One entry, through the fast path (no full parse).
+    /// One entry, through the fast path (no full parse). From a reader that parsed every
+    /// credential ([`Store::reader_of_every`]), without its history.
     pub fn entry(&self, name: &CredentialName) -> Result<Entry> {
-        manifest::find_entry(&self.text, name)?.ok_or_else(|| Error::CredentialNotFound {
+        let found = match &*self.held.borrow() {
+            Held::Whole => manifest::find_entry(&self.text, name)?,
+            Held::Credentials(credentials) => credentials.get(name.as_str()).cloned(),
+            Held::Excerpt => match manifest::find_entry(&self.text, name)? {
+                Some(entry) => Some(entry),
+                None => manifest::find_entry(&self.whole_text()?, name)?,
+            },
+            Held::HandedOut => manifest::find_entry(&self.whole_text()?, name)?,
+        };
+        found.ok_or_else(|| Error::CredentialNotFound {
             name: name.to_string(),
         })
+    }
+
+    /// The manifest's whole text: held, or (for a reader that did not keep it) read again
+    /// under the same lock and its seal checked again.
+    fn whole_text(&self) -> Result<Cow<'_, str>> {
+        if matches!(*self.held.borrow(), Held::Whole) {
+            return Ok(Cow::Borrowed(&self.text));
+        }
+        let text = self.store.read_manifest()?;
+        if !manifest::seal_ok(&text, &self.key)? {
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "the seal does not match",
+            ));
+        }
+        Ok(Cow::Owned(text))
     }
 
     /// The store's rotation defaults, without parsing every entry.
@@ -77,13 +120,26 @@ impl Reader<'_> {
 
     /// The whole manifest (already verified by its seal).
     pub fn manifest(&self) -> Result<Manifest> {
-        Manifest::parse_sealed(&self.text)
+        Manifest::parse_sealed(&self.whole_text()?)
     }
 
     /// The whole manifest but the credentials' history, several times faster to read
     /// (for `exec` of every credential and `list`).
     pub fn manifest_without_history(&self) -> Result<Manifest> {
-        Manifest::parse_sealed_without_history(&self.text)
+        let held = std::mem::replace(&mut *self.held.borrow_mut(), Held::HandedOut);
+        match held {
+            Held::Credentials(credentials) => {
+                Manifest::assemble_without_history(&self.text, credentials)
+            }
+            Held::Whole => {
+                *self.held.borrow_mut() = Held::Whole;
+                Manifest::parse_sealed_without_history(&self.text)
+            }
+            other => {
+                *self.held.borrow_mut() = other;
+                Manifest::parse_sealed_without_history(&self.whole_text()?)
+            }
+        }
     }
 
     /// The store's Vault settings and client (made on first use).
@@ -111,6 +167,15 @@ impl Reader<'_> {
         {
             return self.age_value(name, entry, sha256);
         }
+        let ctx = self
+            .store
+            .backend_ctx(self.identity, &self.key, &self.header.store_id, &[]);
+        backend::read(&ctx, name, entry, &|| self.vault().map(Rc::clone))
+    }
+
+    /// One value straight from its backend, without the value cache: for `get`, which
+    /// reads one value, where one X25519 unwrap costs less than loading every record.
+    pub fn value_uncached(&self, name: &CredentialName, entry: &Entry) -> Result<SecretSlice<u8>> {
         let ctx = self
             .store
             .backend_ctx(self.identity, &self.key, &self.header.store_id, &[]);
@@ -154,25 +219,52 @@ impl Reader<'_> {
     }
 }
 
-impl Reader<'_> {
-    /// The command got every value it asked for: write the value cache when this reader
-    /// decrypted values it did not hold, and say under `-v` what the cache did. A command
-    /// that fails does not call this, so it leaves the cache as it was. Never fails: a
-    /// cache that cannot be written (a read-only store) only means the next command
-    /// decrypts again.
+impl<'a> Reader<'a> {
+    /// The command got every value it asked for and has nothing left that can fail: write
+    /// the value cache (still under this reader's lock) when this reader decrypted values
+    /// it did not hold, and say under `-v` what the cache did. Never fails: a cache that
+    /// cannot be written (a read-only store) only means the next command decrypts again.
+    /// A command that can still fail after its reads uses [`Reader::hand_back`] instead.
     pub fn finish(self) {
         let store = self.store;
-        for note in self.finish_quietly() {
-            store.note(&note);
+        let (mut notes, cache) = self.cache_notes();
+        if let Some(mut cache) = cache
+            && let Err(e) = cache.save(self.header.generation)
+        {
+            notes.push(not_written(&e));
+        }
+        if store.verbose {
+            for note in notes {
+                store.note(&note);
+            }
         }
     }
 
-    /// [`Reader::finish`], returning the `-v` notes (for `exec`, which gives them with
-    /// its own, after its checks); empty without `-v`.
-    pub fn finish_quietly(self) -> Vec<String> {
+    /// Done reading: release the store's lock and return the `-v` notes (empty without
+    /// `-v`) and the value cache write, which the caller makes with [`CacheWrite::write`]
+    /// only once the command has succeeded (`exec` and `export` still mint OAuth tokens,
+    /// which can be refused, after this). A command that fails drops it: the store, its
+    /// cache included, stays as it was.
+    pub fn hand_back(self) -> (Vec<String>, CacheWrite) {
+        let (mut notes, cache) = self.cache_notes();
+        if !self.store.verbose {
+            notes.clear();
+        }
+        let write = CacheWrite {
+            root: self.store.root().to_path_buf(),
+            verbose: self.store.verbose,
+            store_id: self.header.store_id.clone(),
+            generation: self.header.generation,
+            cache,
+        };
+        (notes, write)
+    }
+
+    /// What the value cache did, for `-v`, and the cache if it has values to write.
+    fn cache_notes(&self) -> (Vec<String>, Option<ValueCache>) {
         let mut notes = Vec::new();
-        let Some(mut cache) = self.cache.take() else {
-            return notes;
+        let Some(cache) = self.cache.take() else {
+            return (notes, None);
         };
         let tally = cache.tally.clone();
         let why = match cache.unused() {
@@ -208,16 +300,87 @@ impl Reader<'_> {
                 }
             ));
         }
-        if cache.dirty()
-            && let Err(e) = cache.save(self.header.generation)
-        {
-            notes.push(format!(
-                "agentcred: value cache not written ({e}); the next command decrypts again"
-            ));
-        }
-        if !self.store.verbose {
-            notes.clear();
-        }
-        notes
+        (notes, Some(cache).filter(ValueCache::dirty))
     }
+}
+
+fn not_written(e: &dyn std::fmt::Display) -> String {
+    format!("agentcred: value cache not written ({e}); the next command decrypts again")
+}
+
+/// The value cache write a reader handed back ([`Reader::hand_back`]): made by a command
+/// that succeeded, dropped by one that failed.
+pub struct CacheWrite {
+    root: std::path::PathBuf,
+    verbose: bool,
+    store_id: String,
+    generation: u64,
+    cache: Option<ValueCache>,
+}
+
+impl CacheWrite {
+    /// Write the cache if there is anything new, under the store's shared lock again and
+    /// only if no commit happened since the values were read (the manifest's generation
+    /// is the one the reader verified): a commit in between may have pruned or removed the
+    /// cache (a recipients change), which this write must not undo. Never fails; returns
+    /// the `-v` notes (empty without `-v`).
+    pub fn write(self) -> Vec<String> {
+        let Some(mut cache) = self.cache else {
+            return Vec::new();
+        };
+        let written = save_if_unchanged(&self.root, &self.store_id, self.generation, &mut cache);
+        match written {
+            Err(e) if self.verbose => vec![not_written(&e)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn save_if_unchanged(
+    root: &std::path::Path,
+    store_id: &str,
+    generation: u64,
+    cache: &mut ValueCache,
+) -> std::result::Result<(), String> {
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(root.join(LOCK))
+        .map_err(|e| e.to_string())?;
+    // A writer holding the lock means what was read is about to change.
+    lock.try_lock_shared()
+        .map_err(|_| "the store is being written".to_string())?;
+    match manifest_generation(root) {
+        Some((id, now)) if id == store_id && now == generation => {}
+        _ => return Err("the store changed since its values were read".into()),
+    }
+    cache.save(generation).map_err(|e| e.to_string())
+}
+
+/// The store id and generation in the manifest's header, read from its first lines only
+/// (the header ends at the first table); `None` when it cannot be read or parsed.
+fn manifest_generation(root: &std::path::Path) -> Option<(String, u64)> {
+    use std::io::Read;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(root.join(manifest::FILE_NAME))
+        .ok()?;
+    let mut head = Vec::with_capacity(4096);
+    let mut reader = file.take(64 * 1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = reader.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+        if head.windows(2).any(|w| w == b"\n[") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let end = text.find("\n[")?;
+    let header = manifest::header(&text[..=end]).ok()?;
+    Some((header.store_id, header.generation))
 }

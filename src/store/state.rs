@@ -21,7 +21,7 @@ use crate::util;
 
 pub const ENV_FINGERPRINT: &str = "AGENTCRED_STORE_FINGERPRINT";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Seen {
     store_key_fingerprint: String,
     generation: u64,
@@ -44,10 +44,26 @@ struct AtPath {
 }
 
 /// The file name remembering a store path: a hash of its canonical form.
+/// Worked out once per store path and process (a command asks up to three times: the
+/// store check, the audit anchor read and its write).
 fn path_record(root: &Path) -> Option<(PathBuf, String)> {
+    thread_local! {
+        static KNOWN: std::cell::RefCell<Option<(PathBuf, PathBuf, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    if let Some(found) = KNOWN.with_borrow(|known| {
+        known
+            .as_ref()
+            .filter(|(at, _, _)| at == root)
+            .map(|(_, canonical, file)| (canonical.clone(), file.clone()))
+    }) {
+        return Some(found);
+    }
     let canonical = std::fs::canonicalize(root).ok()?;
     let digest = crate::util::hash::sha256_hex(canonical.as_os_str().as_encoded_bytes());
-    Some((canonical, format!("path-{}.json", &digest[..32])))
+    let file = format!("path-{}.json", &digest[..32]);
+    KNOWN.set(Some((root.to_path_buf(), canonical.clone(), file.clone())));
+    Some((canonical, file))
 }
 
 fn load_at_path(root: &Path) -> Option<AtPath> {
@@ -90,13 +106,31 @@ fn unwritable(dir: Option<&Path>, e: &std::io::Error) {
     );
 }
 
+thread_local! {
+    /// The record of the store this process read or wrote last: the store key check and
+    /// the generation check of one command read the same file.
+    static SEEN: std::cell::RefCell<Option<(String, Option<Seen>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn load(store_id: &str) -> Option<Seen> {
+    if let Some(seen) = SEEN.with_borrow(|known| {
+        known
+            .as_ref()
+            .filter(|(id, _)| id == store_id)
+            .map(|(_, seen)| seen.clone())
+    }) {
+        return seen;
+    }
     let path = dir()?.join(format!("{store_id}.json"));
     let bytes = util::fs::read_optional(&path).ok()??;
-    serde_json::from_slice(&bytes).ok()
+    let seen: Option<Seen> = serde_json::from_slice(&bytes).ok();
+    SEEN.set(Some((store_id.to_string(), seen.clone())));
+    seen
 }
 
 fn save(store_id: &str, seen: &Seen) {
+    SEEN.set(None);
     // Failing to remember does not fail the command that is using the store, but it is
     // said: the checks that rely on it are off until the directory is writable.
     let Some(dir) = dir() else {

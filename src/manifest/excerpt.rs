@@ -1,0 +1,314 @@
+//! A manifest read in pieces, for a command that needs one credential of a large store
+//! (`get`): every line goes through the seal, only the header and the sections asked for
+//! are kept, and the file is never held whole (a store of 10,000 credentials has a 3.7 MB
+//! manifest). Anything out of the canonical layout (CRLF line ends, merge or conflict
+//! markers, a seal line outside the header) or a seal that does not match gives `None`:
+//! the caller then reads the file whole, which explains what is wrong.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use super::*;
+use crate::crypto::integrity::{StoreKey, tags_equal};
+use crate::model::credential::CredentialName;
+
+/// The header's text, read up to the first table; the reader stays at that table's line,
+/// which is returned too (empty at the end of the file).
+pub struct Head {
+    pub text: String,
+    pub header: Header,
+    next: String,
+}
+
+/// Read the header. `Ok(None)` when it is not in canonical layout.
+pub fn read_head(input: &mut impl BufRead) -> std::io::Result<Option<Head>> {
+    let mut text = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if !read_line(input, &mut line)? || line.starts_with('[') {
+            break;
+        }
+        text.push_str(&line);
+    }
+    if text.contains('\r') || text.starts_with(conflict::MARKER) || text.contains("\n<<<<<<< ") {
+        return Ok(None);
+    }
+    let Ok(header) = fastpath::header(&text) else {
+        return Ok(None);
+    };
+    Ok(Some(Head {
+        text,
+        header,
+        next: line,
+    }))
+}
+
+/// A line of UTF-8 text; `Ok(false)` at the end. Invalid UTF-8 is an error.
+fn read_line(input: &mut impl BufRead, line: &mut String) -> std::io::Result<bool> {
+    Ok(input.read_line(line)? > 0)
+}
+
+/// For a reader of one credential (`get`): keep every section but the other credentials'.
+pub fn keeps(name: &CredentialName) -> impl FnMut(&str) -> Option<bool> {
+    let own = format!("[credentials.{}]\n", fastpath::table_key(name.as_str()));
+    move |section: &str| Some(!section.starts_with("[credentials.") || section.starts_with(&own))
+}
+
+/// For a reader of every credential without history (`exec`, `list`, `export`): parse
+/// each credential's section as it goes by into `credentials`, keep the other sections.
+/// `None` (read the file whole) for a section neither reader parses, or a name twice.
+pub fn parses<'m>(
+    credentials: &'m mut BTreeMap<String, Entry>,
+) -> impl FnMut(&str) -> Option<bool> + 'm {
+    move |section: &str| {
+        if !section.starts_with("[credentials.") {
+            return Some(true);
+        }
+        let (name, entry) = match light::read_section(section) {
+            Some(found) => found,
+            None => {
+                let table: EntryTable = toml::from_str(section).ok()?;
+                let mut found = table.credentials.into_iter();
+                let (name, mut entry) = found.next()?;
+                if found.next().is_some() {
+                    return None;
+                }
+                entry.history = Vec::new();
+                (name.into_owned(), entry)
+            }
+        };
+        match credentials.insert(name, entry) {
+            None => Some(false),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Read the rest of the manifest after [`read_head`], checking the seal under `key` and
+/// handing each section (a top-level table with the tables nested in it) to `section`,
+/// which says whether to keep its text (`None`: give up). Returns the header and the kept
+/// sections as one text, in the file's order, or `None` when the layout is not canonical,
+/// `section` gave up or the seal does not match.
+pub fn read_rest(
+    input: &mut impl BufRead,
+    head: Head,
+    key: &StoreKey,
+    section: &mut dyn FnMut(&str) -> Option<bool>,
+) -> std::io::Result<Option<(String, Header)>> {
+    let Head {
+        mut text,
+        header,
+        next,
+    } = head;
+    let mut sealer = key.sealer();
+    let mut seal = None;
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix(SEAL_PREFIX) {
+            Some(rest) if seal.is_none() => seal = Some(rest.trim_end().to_string()),
+            _ => sealer.update(line.as_bytes()),
+        }
+    }
+    let Some(seal) = seal.and_then(|s| s.strip_suffix('"').map(str::to_string)) else {
+        return Ok(None);
+    };
+    // After the header every byte goes through the seal as it is read; complete sections
+    // are cut off the front of `pending` (one ends where a line starting another begins).
+    let mut pending = next.into_bytes();
+    sealer.update(&pending);
+    let mut hand = |bytes: &[u8], text: &mut String| -> Option<()> {
+        let piece = std::str::from_utf8(bytes).ok()?;
+        if piece.contains('\r') || piece.starts_with("<<<<<<< ") || piece.contains("\n<<<<<<< ") {
+            return None;
+        }
+        if section(piece)? {
+            text.push_str(piece);
+        }
+        Some(())
+    };
+    // `pending[begin..]` is the section being read; `from` is where to look for the next.
+    let (mut begin, mut from) = (0, 0);
+    loop {
+        loop {
+            let Some(at) = memchr::memmem::find(&pending[from..], b"\n[") else {
+                // Nothing here opens a section: look only at what comes next (and this
+                // last byte, which may be the newline before one).
+                from = pending.len().saturating_sub(1).max(begin);
+                break;
+            };
+            let start = from + at + 1;
+            let Some(len) = memchr::memchr(b'\n', &pending[start..]) else {
+                // That line is not all here yet.
+                from += at;
+                break;
+            };
+            let opens = std::str::from_utf8(&pending[start..start + len]).is_ok_and(starts_section);
+            if opens {
+                if hand(&pending[begin..start], &mut text).is_none() {
+                    return Ok(None);
+                }
+                begin = start;
+            }
+            from = start;
+        }
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        sealer.update(chunk);
+        pending.drain(..begin);
+        from -= begin;
+        begin = 0;
+        pending.extend_from_slice(chunk);
+        let read = chunk.len();
+        input.consume(read);
+    }
+    // A last line without its newline may open a section: the whole-file read decides.
+    if !pending.is_empty() && !pending.ends_with(b"\n") {
+        return Ok(None);
+    }
+    if begin < pending.len() && hand(&pending[begin..], &mut text).is_none() {
+        return Ok(None);
+    }
+    Ok(tags_equal(&seal, &sealer.finish()).then_some((text, header)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::integrity::StoreKey;
+
+    fn read(text: &str, key: &StoreKey, name: &str) -> Option<String> {
+        let name = CredentialName::parse(name).unwrap();
+        let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let head = read_head(&mut input).unwrap()?;
+        read_rest(&mut input, head, key, &mut keeps(&name))
+            .unwrap()
+            .map(|(t, _)| t)
+    }
+
+    fn sealed_store() -> (String, StoreKey) {
+        let key = StoreKey::generate().unwrap();
+        let mut m = Manifest::new("0123456789abcdef".into(), "0".repeat(64));
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        for (name, env) in [("a", "A"), ("b.c", "BC"), ("d", "D")] {
+            let entry = Entry {
+                env: EnvVarName::parse(env).unwrap(),
+                kind: Kind::Secret,
+                backend: BackendKind::Age,
+                description: Some(format!("[{name}]")),
+                created_at: at,
+                rotated_at: at,
+                rotate_every: None,
+                due: None,
+                sha256: Some("00".repeat(32)),
+                vault_version: None,
+                value_info: None,
+                oauth2: None,
+                upstream: None,
+                history: vec![Event {
+                    at,
+                    action: "created".into(),
+                    by: "me@host".into(),
+                    reason: None,
+                }],
+                mac: String::new(),
+            };
+            m.credentials.insert(name.into(), entry);
+        }
+        m.agents.insert(
+            "bot".into(),
+            Agent {
+                allow: ["a", "b.c"].iter().map(|s| s.to_string()).collect(),
+                program: Some("/usr/bin/bot".into()),
+                program_sha256: Some("ab".repeat(32)),
+                program_name: None,
+                clean_env: true,
+                mask: false,
+                deny_overdue: false,
+                sandbox: false,
+                broker: false,
+                created_at: at,
+                created_by: "me@host".into(),
+                commands: BTreeMap::new(),
+                mac: String::new(),
+            },
+        );
+        (m.render(&key), key)
+    }
+
+    fn json<T: Serialize>(value: &T) -> serde_json::Value {
+        serde_json::to_value(value).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_header_and_the_one_section_and_checks_the_seal() {
+        let (text, key) = sealed_store();
+        for name in ["a", "b.c", "d"] {
+            let credential = CredentialName::parse(name).unwrap();
+            let excerpt = read(&text, &key, name).unwrap();
+            let expected = find_entry(&text, &credential).unwrap();
+            let found = find_entry(&excerpt, &credential).unwrap();
+            assert!(found.is_some(), "{name}");
+            assert_eq!(json(&found), json(&expected), "{name}");
+            assert_eq!(header(&excerpt).unwrap().seal, header(&text).unwrap().seal);
+            assert_eq!(
+                json(&find_defaults(&excerpt).unwrap()),
+                json(&find_defaults(&text).unwrap())
+            );
+            assert!(excerpt.len() < text.len());
+        }
+        assert!(
+            read(&text, &key, "zz").is_some(),
+            "a missing name is not an error"
+        );
+    }
+
+    #[test]
+    fn every_credential_parses_as_the_whole_file_does() {
+        let (text, key) = sealed_store();
+        let whole = Manifest::parse_sealed_without_history(&text).unwrap();
+        assert_eq!(whole.agents.len(), 1);
+        // Pieces of every size, so that lines and sections are cut anywhere.
+        for capacity in [1, 2, 7, 16, 100, 64 * 1024] {
+            let mut credentials = BTreeMap::new();
+            let mut input = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            let head = read_head(&mut input).unwrap().unwrap();
+            let (rest, _) = read_rest(&mut input, head, &key, &mut parses(&mut credentials))
+                .unwrap()
+                .unwrap();
+            assert!(!rest.contains("[credentials."), "{rest}");
+            assert!(rest.contains("[agents.bot]"), "{rest}");
+            assert_eq!(json(&credentials), json(&whole.credentials), "{capacity}");
+            let assembled = Manifest::assemble_without_history(&rest, credentials).unwrap();
+            assert_eq!(json(&assembled), json(&whole), "{capacity}");
+        }
+        // Without its last newline the file is left to the whole-file read.
+        let cut = text.strip_suffix('\n').unwrap();
+        let mut input = std::io::BufReader::with_capacity(16, cut.as_bytes());
+        let head = read_head(&mut input).unwrap().unwrap();
+        let mut credentials = BTreeMap::new();
+        assert!(
+            read_rest(&mut input, head, &key, &mut parses(&mut credentials))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn any_change_or_unusual_layout_reads_as_none() {
+        let (text, key) = sealed_store();
+        assert!(read(&text, &key, "a").is_some());
+        let other = StoreKey::generate().unwrap();
+        assert!(read(&text, &other, "a").is_none(), "another key");
+        for at in 0..text.len() {
+            let mut changed = text.clone().into_bytes();
+            changed[at] = if changed[at] == b'x' { b'y' } else { b'x' };
+            let Ok(changed) = String::from_utf8(changed) else {
+                continue;
+            };
+            assert!(read(&changed, &key, "a").is_none(), "byte {at} changed");
+        }
+        assert!(read(&text.replace('\n', "\r\n"), &key, "a").is_none());
+    }
+}
