@@ -25,7 +25,7 @@
 //!
 //! While the program runs, orphans that exit are reaped as they do
 //! ([`Contained::reap_orphans`], on SIGCHLD), so a long session does not collect zombies.
-//! The program itself is only reaped by [`super::spawn`], once it has stopped forwarding
+//! The program itself is only reaped by spawn mode (`exec::spawn`), once it has stopped forwarding
 //! signals to it.
 //!
 //! What this cannot stop: a process that the program hands to another, unsandboxed
