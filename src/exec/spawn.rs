@@ -63,6 +63,7 @@ use super::contain::Contained;
 use crate::error::{Error, Result};
 use crate::mask::{Patterns, Piece, Redactor};
 use crate::util::hardening::Saved;
+use crate::util::scratch::Scratch;
 
 /// The signals passed on to the child.
 pub const FORWARDED: [i32; 7] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
@@ -604,9 +605,9 @@ fn relay(
     progress: &Progress,
 ) -> io::Result<()> {
     let Some(patterns) = patterns else {
-        let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+        let mut buf = Scratch::new(CHUNK);
         loop {
-            let n = match source.read(&mut buf) {
+            let n = match source.read(buf.space()) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -614,7 +615,7 @@ fn relay(
             };
             progress.events.fetch_add(1, Ordering::Relaxed);
             progress.writing.fetch_add(1, Ordering::Relaxed);
-            let written = sink.write_all(&buf[..n]);
+            let written = sink.write_all(buf.filled(n));
             progress.writing.fetch_sub(1, Ordering::Relaxed);
             progress.events.fetch_add(1, Ordering::Relaxed);
             written?;
@@ -631,10 +632,10 @@ fn relay(
             Piece::Found { label, .. } => sink.write_all(&replacements[label]),
         }
     };
-    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+    let mut buf = Scratch::new(CHUNK);
     let mut redactor = Redactor::new(patterns);
     loop {
-        let n = match source.read(&mut buf) {
+        let n = match source.read(buf.space()) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -642,7 +643,7 @@ fn relay(
         };
         progress.events.fetch_add(1, Ordering::Relaxed);
         progress.writing.fetch_add(1, Ordering::Relaxed);
-        let written = redactor.feed(&buf[..n], &mut write);
+        let written = redactor.feed(buf.filled(n), &mut write);
         progress.writing.fetch_sub(1, Ordering::Relaxed);
         progress.events.fetch_add(1, Ordering::Relaxed);
         written?;

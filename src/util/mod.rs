@@ -8,3 +8,4 @@ pub mod host;
 pub mod http;
 pub mod output;
 pub mod prompt;
+pub mod scratch;
