@@ -98,35 +98,44 @@ impl Contained {
         }
         let me = raw(getpid());
         let deadline = Instant::now() + SWEEP_LIMIT;
+        // Those sent SIGSTOP: one in uninterruptible sleep (`D`) stops before it runs any
+        // code of its own again, so it counts as frozen.
+        let mut sent_stop: BTreeSet<i32> = BTreeSet::new();
+        let mut killed: BTreeSet<i32> = BTreeSet::new();
         loop {
             let below = descendants(&processes(), me, &self.inherited);
             if below.is_empty() {
                 return swept;
             }
-            if Instant::now() > deadline {
-                swept.left = below.iter().filter(|(_, s)| !gone(*s)).count();
-                return swept;
-            }
+            let late = Instant::now() > deadline;
             // Freeze, top down: a process that still runs may fork; stop it and look again.
             let running: Vec<i32> = below
                 .iter()
-                .filter(|(_, state)| !gone(*state) && !stopped(*state))
+                .filter(|(pid, state)| may_fork(*state, sent_stop.contains(pid)))
                 .map(|(pid, _)| *pid)
                 .collect();
-            if running.is_empty() {
-                // All stopped (or dead): none can fork, so none can be missed. Kill them.
+            if running.is_empty() || late {
+                // All frozen (or dead): none can fork, so none is missed; or out of time.
+                // Kill them all (a zombie leader may still have running threads). Any
+                // that a kill orphans or that slipped by are found on the next pass.
                 for (pid, state) in &below {
-                    if !gone(*state)
-                        && let Some(p) = Pid::from_raw(*pid)
+                    if let Some(p) = Pid::from_raw(*pid)
                         && kill_process(p, Signal::KILL).is_ok()
+                        && !gone(*state)
                     {
-                        swept.killed += 1;
+                        killed.insert(*pid);
                     }
+                }
+                swept.killed = killed.len();
+                if late {
+                    swept.left = below.iter().filter(|(_, s)| !gone(*s)).count();
+                    return swept;
                 }
             } else {
                 for pid in running {
                     if let Some(p) = Pid::from_raw(pid) {
                         let _ = kill_process(p, Signal::STOP);
+                        sent_stop.insert(pid);
                     }
                 }
             }
@@ -155,6 +164,14 @@ fn gone(state: u8) -> bool {
 
 fn stopped(state: u8) -> bool {
     matches!(state, b'T' | b't')
+}
+
+/// Whether a process in `state` may still run code of its own, and so fork: not when it
+/// is gone or stopped, nor when it sleeps uninterruptibly (`D`) with a SIGSTOP sent,
+/// which it takes before it runs anything again.
+fn may_fork(state: u8, sent_stop: bool) -> bool {
+    let frozen = stopped(state) || state == b'D' && sent_stop;
+    !gone(state) && !frozen
 }
 
 /// Every process: its parent and its state, from `/proc/PID/stat`.
@@ -248,6 +265,18 @@ mod tests {
         assert_eq!(parse_stat("42 (sh) S 7 42 42 0"), Some((b'S', 7)));
         assert_eq!(parse_stat("42 (a) b) (c) T 9 1 1"), Some((b'T', 9)));
         assert_eq!(parse_stat("42 (x"), None);
+    }
+
+    #[test]
+    fn which_processes_may_still_fork() {
+        for state in [b'R', b'S', b'D', b'I'] {
+            assert!(may_fork(state, false), "{}", state as char);
+        }
+        assert!(may_fork(b'S', true), "a SIGSTOP sent is not yet taken");
+        assert!(!may_fork(b'D', true));
+        for state in [b'T', b't', b'Z', b'X'] {
+            assert!(!may_fork(state, false), "{}", state as char);
+        }
     }
 
     #[test]
