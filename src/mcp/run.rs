@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::util::scratch::Scratch;
 use rustix::process::{Pid, Signal, kill_process_group};
-use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::mask::{Patterns, Piece, Redactor};
@@ -67,12 +67,12 @@ fn capture(mut source: impl Read, patterns: &Patterns, cap: usize) -> Stream {
         Ok(())
     };
     let mut redactor = Redactor::new(patterns);
-    let mut buf = Zeroizing::new(vec![0u8; 64 * 1024]);
+    let mut buf = Scratch::new(64 * 1024);
     loop {
-        match source.read(&mut buf) {
+        match source.read(buf.space()) {
             Ok(0) => break,
             Ok(n) => {
-                let _ = redactor.feed(&buf[..n], &mut keep);
+                let _ = redactor.feed(buf.filled(n), &mut keep);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => break,
