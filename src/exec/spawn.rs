@@ -599,27 +599,13 @@ impl Relays {
 /// closed pipe downstream) ends the copy and closes `source`, so the child sees its own
 /// broken pipe.
 fn relay(
-    mut source: impl Read,
+    source: impl Read,
     mut sink: File,
     patterns: Option<&Patterns>,
     progress: &Progress,
 ) -> io::Result<()> {
     let Some(patterns) = patterns else {
-        let mut buf = Scratch::new(CHUNK);
-        loop {
-            let n = match source.read(buf.space()) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            progress.events.fetch_add(1, Ordering::Relaxed);
-            progress.writing.fetch_add(1, Ordering::Relaxed);
-            let written = sink.write_all(buf.filled(n));
-            progress.writing.fetch_sub(1, Ordering::Relaxed);
-            progress.events.fetch_add(1, Ordering::Relaxed);
-            written?;
-        }
+        return pump(source, progress, |chunk| sink.write_all(chunk));
     };
     let replacements: Vec<Vec<u8>> = patterns
         .labels()
@@ -632,21 +618,31 @@ fn relay(
             Piece::Found { label, .. } => sink.write_all(&replacements[label]),
         }
     };
-    let mut buf = Scratch::new(CHUNK);
     let mut redactor = Redactor::new(patterns);
+    pump(source, progress, |chunk| redactor.feed(chunk, &mut write))?;
+    redactor.finish(&mut write)
+}
+
+/// Read `source` to its end, handing each chunk to `each`, and count both for
+/// [`Relays::finish`] (a relay blocked writing is progress, not silence).
+fn pump(
+    mut source: impl Read,
+    progress: &Progress,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = Scratch::new(CHUNK);
     loop {
         let n = match source.read(buf.space()) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         progress.events.fetch_add(1, Ordering::Relaxed);
         progress.writing.fetch_add(1, Ordering::Relaxed);
-        let written = redactor.feed(buf.filled(n), &mut write);
+        let written = each(buf.filled(n));
         progress.writing.fetch_sub(1, Ordering::Relaxed);
         progress.events.fetch_add(1, Ordering::Relaxed);
         written?;
     }
-    redactor.finish(&mut write)
 }
