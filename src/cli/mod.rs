@@ -21,6 +21,7 @@ mod identity;
 mod import;
 mod init;
 mod input;
+mod lazy;
 mod list;
 mod login;
 mod mcp;
@@ -44,6 +45,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cli::context::Ctx;
+use crate::cli::lazy::Lazy;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::util::hardening;
@@ -135,38 +137,38 @@ pub const EXIT_STATUS: &str = "Exit status:
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    Init(init::InitArgs),
-    Add(add::AddArgs),
-    Get(get::GetArgs),
-    List(list::ListArgs),
-    Show(show::ShowArgs),
-    Edit(edit::EditArgs),
-    Rename(rename::RenameArgs),
-    Rm(rm::RmArgs),
-    Rotate(rotate::RotateArgs),
-    Due(due::DueArgs),
-    Exec(exec::ExecArgs),
-    Token(token::TokenArgs),
-    Login(login::LoginArgs),
-    Import(import::ImportArgs),
-    Export(export::ExportArgs),
-    Identity(identity::IdentityArgs),
-    Recipients(recipients::RecipientsArgs),
-    Vault(vault::VaultArgs),
-    Doctor(doctor::DoctorArgs),
-    Completions(completions::CompletionsArgs),
-    Agent(agent::AgentArgs),
-    Audit(audit::AuditArgs),
-    Config(config::ConfigArgs),
-    Unlock(unlock::UnlockArgs),
-    Lock(unlock::LockArgs),
-    Scan(scan::ScanArgs),
-    Mcp(mcp::McpArgs),
-    GitSetup(git_setup::GitSetupArgs),
-    Resolve(resolve::ResolveArgs),
+    Init(Lazy<init::InitArgs>),
+    Add(Lazy<add::AddArgs>),
+    Get(Lazy<get::GetArgs>),
+    List(Lazy<list::ListArgs>),
+    Show(Lazy<show::ShowArgs>),
+    Edit(Lazy<edit::EditArgs>),
+    Rename(Lazy<rename::RenameArgs>),
+    Rm(Lazy<rm::RmArgs>),
+    Rotate(Lazy<rotate::RotateArgs>),
+    Due(Lazy<due::DueArgs>),
+    Exec(Lazy<exec::ExecArgs>),
+    Token(Lazy<token::TokenArgs>),
+    Login(Lazy<login::LoginArgs>),
+    Import(Lazy<import::ImportArgs>),
+    Export(Lazy<export::ExportArgs>),
+    Identity(Lazy<identity::IdentityArgs>),
+    Recipients(Lazy<recipients::RecipientsArgs>),
+    Vault(Lazy<vault::VaultArgs>),
+    Doctor(Lazy<doctor::DoctorArgs>),
+    Completions(Lazy<completions::CompletionsArgs>),
+    Agent(Lazy<agent::AgentArgs>),
+    Audit(Lazy<audit::AuditArgs>),
+    Config(Lazy<config::ConfigArgs>),
+    Unlock(Lazy<unlock::UnlockArgs>),
+    Lock(Lazy<unlock::LockArgs>),
+    Scan(Lazy<scan::ScanArgs>),
+    Mcp(Lazy<mcp::McpArgs>),
+    GitSetup(Lazy<git_setup::GitSetupArgs>),
+    Resolve(Lazy<resolve::ResolveArgs>),
     /// Git's merge driver for a store (git runs it; see `git-setup`)
     #[command(hide = true)]
-    MergeDriver(merge_driver::MergeDriverArgs),
+    MergeDriver(Lazy<merge_driver::MergeDriverArgs>),
 }
 
 impl Command {
@@ -183,41 +185,65 @@ impl Command {
 
     fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         match self {
-            Command::Init(args) => args.run(ctx),
-            Command::Add(args) => args.run(ctx),
-            Command::Get(args) => args.run(ctx),
-            Command::List(args) => args.run(ctx),
-            Command::Show(args) => args.run(ctx),
-            Command::Edit(args) => args.run(ctx),
-            Command::Rename(args) => args.run(ctx),
-            Command::Rm(args) => args.run(ctx),
-            Command::Rotate(args) => args.run(ctx),
-            Command::Due(args) => args.run(ctx),
-            Command::Exec(args) => args.run(ctx),
-            Command::Token(args) => args.run(ctx),
-            Command::Login(args) => args.run(ctx),
-            Command::Import(args) => args.run(ctx),
-            Command::Recipients(args) => args.run(ctx),
-            Command::Vault(args) => args.run(ctx),
-            Command::Export(args) => args.run(ctx),
-            Command::Identity(args) => args.run(ctx),
-            Command::Doctor(args) => args.run(ctx),
-            Command::Completions(args) => args.run(ctx),
-            Command::Agent(args) => args.run(ctx),
-            Command::Audit(args) => args.run(ctx),
-            Command::Config(args) => args.run(ctx),
-            Command::Unlock(args) => args.run(ctx),
-            Command::Lock(args) => args.run(ctx),
-            Command::Scan(args) => args.run(ctx),
-            Command::Mcp(args) => args.run(ctx),
-            Command::GitSetup(args) => args.run(ctx),
-            Command::Resolve(args) => args.run(ctx),
-            Command::MergeDriver(args) => args.run(ctx),
+            Command::Init(args) => args.0.run(ctx),
+            Command::Add(args) => args.0.run(ctx),
+            Command::Get(args) => args.0.run(ctx),
+            Command::List(args) => args.0.run(ctx),
+            Command::Show(args) => args.0.run(ctx),
+            Command::Edit(args) => args.0.run(ctx),
+            Command::Rename(args) => args.0.run(ctx),
+            Command::Rm(args) => args.0.run(ctx),
+            Command::Rotate(args) => args.0.run(ctx),
+            Command::Due(args) => args.0.run(ctx),
+            Command::Exec(args) => args.0.run(ctx),
+            Command::Token(args) => args.0.run(ctx),
+            Command::Login(args) => args.0.run(ctx),
+            Command::Import(args) => args.0.run(ctx),
+            Command::Recipients(args) => args.0.run(ctx),
+            Command::Vault(args) => args.0.run(ctx),
+            Command::Export(args) => args.0.run(ctx),
+            Command::Identity(args) => args.0.run(ctx),
+            Command::Doctor(args) => args.0.run(ctx),
+            Command::Completions(args) => args.0.run(ctx),
+            Command::Agent(args) => args.0.run(ctx),
+            Command::Audit(args) => args.0.run(ctx),
+            Command::Config(args) => args.0.run(ctx),
+            Command::Unlock(args) => args.0.run(ctx),
+            Command::Lock(args) => args.0.run(ctx),
+            Command::Scan(args) => args.0.run(ctx),
+            Command::Mcp(args) => args.0.run(ctx),
+            Command::GitSetup(args) => args.0.run(ctx),
+            Command::Resolve(args) => args.0.run(ctx),
+            Command::MergeDriver(args) => args.0.run(ctx),
         }
     }
 }
 
 /// The whole program: parse, run, report.
+/// Whether parsing `args` may print every subcommand's summary (help, or no known
+/// subcommand: clap then prints the help that lists them), so that clap's tree must be
+/// built whole; otherwise only the parsed subcommand's arguments are added
+/// ([`lazy::Lazy`]). Unsure means yes: the whole tree is only slower.
+fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
+    let mut rest = args.iter().skip(1);
+    let first = loop {
+        match rest.next().map(|a| a.to_str()) {
+            Some(Some("--store")) => {
+                rest.next();
+            }
+            Some(Some("--no-input" | "-v" | "--verbose")) => {}
+            Some(Some(flag)) if flag.starts_with("--store=") => {}
+            Some(Some(word)) if !word.starts_with('-') => break word,
+            // Help, the version, a flag clap will refuse.
+            _ => return true,
+        }
+    };
+    !Command::has_subcommand(first)
+        || rest
+            .take_while(|a| *a != "--")
+            .any(|a| a == "-h" || a == "--help" || a == "help")
+}
+
 pub fn main() -> ExitCode {
     if let Some(code) = crate::sandbox::trampoline_if_asked() {
         return code;
@@ -229,6 +255,7 @@ pub fn main() -> ExitCode {
     if let Some(exit) = argv::refuse_private_keys(&args) {
         return exit.into();
     }
+    lazy::expand_all(needs_whole_tree(&args));
     let cli = match with_default_store(Cli::command())
         .try_get_matches_from(&args)
         .and_then(|matches| Cli::from_arg_matches(&matches))
