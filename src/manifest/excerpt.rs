@@ -128,9 +128,11 @@ pub fn read_rest(
     };
     // `pending[begin..]` is the section being read; `from` is where to look for the next.
     let (mut begin, mut from) = (0, 0);
+    // Built once: `memmem::find` builds a searcher at every call, one per table here.
+    let opener = memchr::memmem::Finder::new(b"\n[");
     loop {
         loop {
-            let Some(at) = memchr::memmem::find(&pending[from..], b"\n[") else {
+            let Some(at) = opener.find(&pending[from..]) else {
                 // Nothing here opens a section: look only at what comes next (and this
                 // last byte, which may be the newline before one).
                 from = pending.len().saturating_sub(1).max(begin);
