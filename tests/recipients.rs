@@ -890,3 +890,50 @@ fn on_a_terminal_rm_asks_before_marking_credentials_due() {
     );
     assert_eq!(list_json(&ana)["credentials"][0]["status"], "overdue");
 }
+
+/// agentcred takes the public key from the identity file's `# public key:` line rather
+/// than deriving it; a line naming another key must cost nothing but time.
+#[test]
+fn a_wrong_public_key_line_in_the_identity_file_changes_nothing() {
+    let env = member();
+    env.cmd().arg("init").assert().success();
+    env.cmd()
+        .args(["add", "api-key"])
+        .write_stdin("the-value")
+        .assert()
+        .success();
+    let other = env.dir.path().join("other.txt");
+    let out = StdCommand::new("age-keygen")
+        .arg("-o")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let other_public = std::fs::read_to_string(&other)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let text = env.identity_text();
+    let own_public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        env.identity_path(),
+        text.replace(&own_public, &other_public),
+    )
+    .unwrap();
+    assert!(!env.identity_text().contains(&own_public));
+    env.cmd()
+        .args(["get", "api-key"])
+        .assert()
+        .success()
+        .stdout("the-value");
+    env.cmd()
+        .args(["exec", "--", "sh", "-c", "printf %s \"$API_KEY\""])
+        .assert()
+        .success()
+        .stdout("the-value");
+}

@@ -8,8 +8,16 @@
 //! recipient stanza"), with `age-core`'s own HKDF and ChaCha20-Poly1305. Everything
 //! else (the header MAC, the payload) stays `age`'s. The tests check it against `age`'s
 //! identity stanza by stanza, including the malformed and all-zero cases.
+//!
+//! Deriving the public key is itself a scalar multiplication, about 40 µs of every
+//! command. An identity file written by `age-keygen` or agentcred names it on a
+//! `# public key: age1...` line before the key; [`X25519Key::with_named_public`] takes it
+//! from there, and the derivation is done only if an unwrap with the named key fails. A
+//! wrong line therefore costs time, never a result: the key derived from the secret is
+//! the one every failed unwrap is retried with.
 
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use age::secrecy::ExposeSecret;
 use age::x25519;
@@ -32,7 +40,10 @@ pub struct X25519Key {
     /// `age`'s form of the same key, for what `age` does with it (its recipient).
     age: x25519::Identity,
     secret: StaticSecret,
-    public: PublicKey,
+    /// The public key derived from `secret`, on first need.
+    derived: OnceLock<PublicKey>,
+    /// The public key the identity file names, tried before deriving one.
+    named: Option<PublicKey>,
 }
 
 impl X25519Key {
@@ -58,12 +69,36 @@ impl X25519Key {
             },
         )
         .expect("age's own encoding of an X25519 identity decodes");
-        let public = PublicKey::from(&secret);
         X25519Key {
             age,
             secret,
-            public,
+            derived: OnceLock::new(),
+            named: None,
         }
+    }
+
+    /// The same key, with the public key that an identity file's `# public key: age1...`
+    /// line names (`recipient` is the `age1...` text); a text that is not an X25519
+    /// recipient is ignored.
+    pub fn with_named_public(mut self, recipient: &str) -> X25519Key {
+        self.named = bech32_decode(
+            recipient,
+            |_| (),
+            |hrp| {
+                hrp.as_str()
+                    .eq_ignore_ascii_case("age")
+                    .then_some(())
+                    .ok_or(())
+            },
+            |_, bytes| <[u8; 32]>::try_from(bytes.collect::<Vec<u8>>()).map_err(drop),
+        )
+        .ok()
+        .map(PublicKey::from);
+        self
+    }
+
+    fn derived(&self) -> &PublicKey {
+        self.derived.get_or_init(|| PublicKey::from(&self.secret))
     }
 
     pub fn to_public(&self) -> x25519::Recipient {
@@ -97,14 +132,23 @@ impl age::Identity for X25519Key {
         if bool::from(all_zero) {
             return invalid();
         }
-        let mut salt = [0; 64];
-        salt[..32].copy_from_slice(ephemeral.as_bytes());
-        salt[32..].copy_from_slice(self.public.as_bytes());
-        let mut wrapping_key = hkdf(&salt, KEY_LABEL, shared.as_bytes());
-        // Not ours is not an error: another key of this identity may match.
-        let unwrapped = aead_decrypt(&wrapping_key, FILE_KEY_BYTES, &wrapped);
-        wrapping_key.zeroize();
-        unwrapped.ok().map(|mut plain| {
+        let unwrap_for = |public: &PublicKey| {
+            let mut salt = [0; 64];
+            salt[..32].copy_from_slice(ephemeral.as_bytes());
+            salt[32..].copy_from_slice(public.as_bytes());
+            let mut wrapping_key = hkdf(&salt, KEY_LABEL, shared.as_bytes());
+            let unwrapped = aead_decrypt(&wrapping_key, FILE_KEY_BYTES, &wrapped);
+            wrapping_key.zeroize();
+            unwrapped.ok()
+        };
+        // Not ours is not an error: another key of this identity may match. A named
+        // public key that does not open it is checked against the derived one.
+        let unwrapped = match &self.named {
+            Some(named) => unwrap_for(named)
+                .or_else(|| (self.derived() != named).then(|| unwrap_for(self.derived()))?),
+            None => unwrap_for(self.derived()),
+        };
+        unwrapped.map(|mut plain| {
             Ok(FileKey::init_with_mut(|file_key| {
                 file_key.copy_from_slice(&plain);
                 plain.zeroize();
@@ -211,6 +255,34 @@ mod tests {
                 "case {i} differs from age"
             );
         }
+    }
+
+    #[test]
+    fn a_named_public_key_right_wrong_or_garbled_unwraps_as_age_does() {
+        let (ours, theirs) = pair();
+        let other = x25519::Identity::generate();
+        let mine = stanza_for(&theirs.to_public());
+        let not_mine = stanza_for(&other.to_public());
+        for named in [
+            theirs.to_public().to_string(),
+            other.to_public().to_string(),
+            "age1qqqq".to_string(),
+            theirs.to_public().to_string().replace("age1", "agf1"),
+            String::new(),
+        ] {
+            let key = ours.clone().with_named_public(&named);
+            assert!(key.derived.get().is_none(), "nothing derived yet: {named}");
+            for stanza in [&mine, &not_mine] {
+                assert!(
+                    same(key.unwrap_stanza(stanza), theirs.unwrap_stanza(stanza)),
+                    "{named}"
+                );
+            }
+        }
+        // The right name opens its stanza without deriving the public key.
+        let key = ours.with_named_public(&theirs.to_public().to_string());
+        assert!(key.unwrap_stanza(&mine).is_some_and(|r| r.is_ok()));
+        assert!(key.derived.get().is_none());
     }
 
     #[test]

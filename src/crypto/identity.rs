@@ -323,8 +323,13 @@ fn parse_keys(text: &str, source: &Source) -> Result<Vec<Key>> {
         return parse_ssh_key(text, source).map(|key| vec![key]);
     }
     let mut keys = Vec::new();
+    // `age-keygen` and agentcred write `# public key: age1...` before the key.
+    let mut named = None;
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
+        if let Some(recipient) = line.strip_prefix("# public key: ") {
+            named = Some(recipient.trim());
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -335,6 +340,10 @@ fn parse_keys(text: &str, source: &Source) -> Result<Vec<Key>> {
                 index + 1
             ),
         })?;
+        let key = match named.take() {
+            Some(recipient) => key.with_named_public(recipient),
+            None => key,
+        };
         keys.push(Key::X25519(key));
     }
     if keys.is_empty() {
