@@ -161,9 +161,14 @@ struct Row {
 const NONE: u32 = u32::MAX;
 
 /// What some entries have: a policy of their own ([`Entry::policy`], all that `list` uses
-/// of `due` and `rotate_every`), a value's details, an OAuth2 endpoint, an upstream.
+/// of `due` and `rotate_every`), and what fewer have.
 struct More {
     policy: Policy,
+    rest: Option<Box<Rest>>,
+}
+
+/// A value's details, an OAuth2 endpoint, an upstream.
+struct Rest {
     value_info: Option<Box<ValueInfo>>,
     oauth2: Option<Box<crate::oauth::ClientConfig>>,
     upstream: Option<Box<crate::model::upstream::Upstream>>,
@@ -211,20 +216,18 @@ impl Rows {
             upstream,
             ..
         } = entry;
-        let plain = policy == Policy::Default
-            && value_info.is_none()
-            && oauth2.is_none()
-            && upstream.is_none();
-        let more = match plain {
-            true => NONE,
-            false => {
+        let rest = (value_info.is_some() || oauth2.is_some() || upstream.is_some()).then(|| {
+            Box::new(Rest {
+                value_info,
+                oauth2,
+                upstream,
+            })
+        });
+        let more = match (policy, rest) {
+            (Policy::Default, None) => NONE,
+            (policy, rest) => {
                 let index = len_of(&self.more)?;
-                self.more.push(More {
-                    policy,
-                    value_info,
-                    oauth2,
-                    upstream,
-                });
+                self.more.push(More { policy, rest });
                 index
             }
         };
@@ -312,7 +315,7 @@ impl Rows {
     /// policy's `due` or `rotate_every`), so that it is printed by the code `show --json`
     /// uses.
     fn entry(&self, row: &Row) -> crate::error::Result<Entry> {
-        let more = self.more(row);
+        let rest = self.more(row).and_then(|more| more.rest.as_deref());
         let (due, rotate_every) = match self.policy(row) {
             Policy::Due(at) => (Some(at), None),
             Policy::Every(period) => (None, Some(RotateEvery::Every(period))),
@@ -330,9 +333,9 @@ impl Rows {
             due,
             sha256: None,
             vault_version: None,
-            value_info: more.and_then(|m| m.value_info.clone()),
-            oauth2: more.and_then(|m| m.oauth2.clone()),
-            upstream: more.and_then(|m| m.upstream.clone()),
+            value_info: rest.and_then(|r| r.value_info.clone()),
+            oauth2: rest.and_then(|r| r.oauth2.clone()),
+            upstream: rest.and_then(|r| r.upstream.clone()),
             history: Vec::new(),
             mac: String::new(),
         })
@@ -673,6 +676,7 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn a_row_is_small() {
         assert_eq!(std::mem::size_of::<Row>(), 48);
+        assert_eq!(std::mem::size_of::<More>(), 32);
     }
 
     #[test]
