@@ -107,7 +107,7 @@ pub fn load_manifest(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
 }
 
 /// [`load_manifest`], without the credentials' history when `history` is false (faster
-/// to read: `list` and `due` never show it).
+/// to read: `due` never shows it; `list` keeps less still, see [`Rows`]).
 pub fn load_manifest_with(ctx: &Ctx, history: bool) -> anyhow::Result<(Manifest, bool)> {
     let store = ctx.open_store()?;
     match ctx.identity_if_unlocked()? {
