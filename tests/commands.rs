@@ -296,6 +296,118 @@ fn list_and_show_have_metadata_never_values() {
     env.cmd().args(["show", "nope"]).assert().code(4);
 }
 
+/// `list` reads the manifest in pieces, keeping a few bytes of each credential: it prints
+/// what the whole-file read prints (a CRLF checkout takes that path, a locked store too),
+/// and nothing at all from a manifest changed anywhere, even after the credentials.
+#[test]
+fn list_prints_the_same_by_every_path_and_nothing_from_a_changed_manifest() {
+    let env = TestEnv::init();
+    let at = ["--rotated-at", "2026-01-01"];
+    for (name, flags) in [
+        ("a-plain", &[][..]),
+        (
+            "b-described",
+            &[
+                "--description",
+                "it's \"quoted\" [credentials.x]",
+                "--rotate-every",
+                "30d",
+            ],
+        ),
+        ("c-due", &["--due", "2030-01-31"]),
+        ("d-never", &["--no-rotation", "--kind", "file"]),
+    ] {
+        env.cmd()
+            .args(["add", name])
+            .args(at)
+            .args(flags)
+            .write_stdin("v")
+            .assert()
+            .success();
+    }
+    env.cmd()
+        .args(["agent", "add", "bot", "--allow", "b-described,d-never"])
+        .assert()
+        .success();
+    let runs: [&[&str]; 4] = [
+        &["list"],
+        &["list", "--json"],
+        &["list", "--agent", "bot"],
+        &["list", "--agent", "bot", "--json"],
+    ];
+    let outputs = || -> Vec<(Option<i32>, String, String)> {
+        runs.iter()
+            .map(|args| {
+                let out = env.cmd().args(*args).output().unwrap();
+                (out.status.code(), stdout_of(&out), stderr_of(&out))
+            })
+            .collect()
+    };
+    let listed = outputs();
+    for (code, _, stderr) in &listed {
+        assert_eq!((*code, stderr.as_str()), (Some(0), ""));
+    }
+    let table = &listed[0].1;
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(
+        table.contains("2030-01-31") && table.contains("never"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&listed[1].1).unwrap();
+    assert_eq!(json["verified"], true);
+    assert_eq!(
+        json["credentials"][1]["description"],
+        "it's \"quoted\" [credentials.x]"
+    );
+    assert_eq!(json["credentials"][1]["rotate_every"], "30d");
+    let mine: Vec<&str> = listed[2].1.lines().skip(1).map(|l| &l[..11]).collect();
+    assert_eq!(mine, ["b-described", "d-never    "]);
+    let json: serde_json::Value = serde_json::from_str(&listed[3].1).unwrap();
+    assert_eq!(json["credentials"].as_array().unwrap().len(), 2);
+
+    // CRLF line ends are read whole, and print the same.
+    let original = fs::read_to_string(env.manifest_path()).unwrap();
+    fs::write(env.manifest_path(), original.replace('\n', "\r\n")).unwrap();
+    assert_eq!(outputs(), listed);
+    fs::write(env.manifest_path(), &original).unwrap();
+    assert_eq!(outputs(), listed);
+
+    // Without the identity: unverified, the same rows.
+    let hidden = env.home.join("identity.txt");
+    fs::rename(env.identity_path(), &hidden).unwrap();
+    let locked = outputs();
+    fs::rename(&hidden, env.identity_path()).unwrap();
+    assert_eq!(locked[0].1, listed[0].1);
+    assert!(
+        locked[0].2.contains("integrity not verified"),
+        "{}",
+        locked[0].2
+    );
+    assert_eq!(
+        listed[1]
+            .1
+            .replacen("\"verified\": true", "\"verified\": false", 1),
+        locked[1].1
+    );
+
+    // A changed byte in the first or last credential, or in the agent after them all.
+    for (from, to) in [
+        ("env = \"A_PLAIN\"", "env = \"A_PLAIX\""),
+        ("env = \"D_NEVER\"", "env = \"D_NEVEX\""),
+        ("allow = [", "allow = [\"a-plain\", "),
+    ] {
+        let changed = original.replacen(from, to, 1);
+        assert_ne!(changed, original);
+        fs::write(env.manifest_path(), &changed).unwrap();
+        for (args, (code, stdout, stderr)) in runs.iter().zip(outputs()) {
+            assert_eq!((code, stdout.as_str()), (Some(6), ""), "{args:?}: {stderr}");
+            assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        }
+    }
+    fs::write(env.manifest_path(), &original).unwrap();
+    assert_eq!(outputs(), listed);
+}
+
 #[test]
 fn rotated_at_and_due_drive_status() {
     let env = TestEnv::init();

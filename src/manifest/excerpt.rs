@@ -55,12 +55,19 @@ pub fn keeps(name: &CredentialName) -> impl FnMut(&str) -> Option<bool> {
     move |section: &str| Some(!section.starts_with("[credentials.") || section.starts_with(&own))
 }
 
-/// For a reader of every credential without history (`exec`, `list`, `export`): parse
+/// For a reader of every credential without history (`exec`, `export`): parse
 /// each credential's section as it goes by into `credentials`, keep the other sections.
 /// `None` (read the file whole) for a section neither reader parses, or a name twice.
 pub fn parses<'m>(
     credentials: &'m mut BTreeMap<String, Entry>,
 ) -> impl FnMut(&str) -> Option<bool> + 'm {
+    hands(move |name, entry| credentials.insert(name, entry).is_none())
+}
+
+/// As [`parses`], but each credential is handed to `each` as it goes by (`list`, which
+/// keeps only what it prints); `each` returning `false` gives up. What `each` is given
+/// is not verified until [`read_rest`] returns the text.
+pub fn hands(mut each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) -> Option<bool> {
     move |section: &str| {
         if !section.starts_with("[credentials.") {
             return Some(true);
@@ -78,10 +85,7 @@ pub fn parses<'m>(
                 (name.into_owned(), entry)
             }
         };
-        match credentials.insert(name, entry) {
-            None => Some(false),
-            Some(_) => None,
-        }
+        each(name, entry).then_some(false)
     }
 }
 

@@ -219,6 +219,55 @@ impl Reader<'_> {
     }
 }
 
+impl Store {
+    /// Every credential's entry, without its history, handed to `each` as the manifest is
+    /// read in pieces under the shared lock (for `list`, which keeps a few bytes of each):
+    /// neither the file nor every entry is held at once. Returns the rest of the manifest
+    /// (its credentials empty) once the seal has verified over the whole file; until then,
+    /// what `each` was given is unverified and must not be shown. `Ok(None)`: the streamed
+    /// read gave up (a layout out of the canonical one, a pending store key, a seal that
+    /// does not match, an invalid credential name, or `each` returned `false`); the caller
+    /// drops what it was given and reads through [`Store::reader_of_every`], which says
+    /// what is wrong.
+    pub fn each_entry(
+        &self,
+        identity: &Identity,
+        each: &mut dyn FnMut(String, Entry) -> bool,
+    ) -> Result<Option<Manifest>> {
+        use manifest::excerpt;
+        let lock = self.lock(false)?;
+        let err = |e| self.io_err("read the manifest", e);
+        let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
+        let Ok(Some(head)) = excerpt::read_head(&mut input) else {
+            return Ok(None);
+        };
+        let Ok(Some(key_file)) = self.read_key_file(identity, &head.header.store_id, STORE_KEY)
+        else {
+            return Ok(None);
+        };
+        // Names are checked here, as `Manifest::validate` checks those it holds.
+        let mut hand = excerpt::hands(|name, entry| {
+            matches!(CredentialName::parse(&name), Ok(n) if n.as_str() == name) && each(name, entry)
+        });
+        let read = excerpt::read_rest(&mut input, head, &key_file.key, &mut hand);
+        let Ok(Some((text, header))) = read else {
+            return Ok(None);
+        };
+        drop(input);
+        state::check_store_key(
+            &self.root,
+            &header.store_id,
+            &key_file.key.fingerprint(),
+            &key_file.previous_fingerprints(),
+            &*self.say,
+        )?;
+        warn_if_rolled_back(self, &header)?;
+        drop(lock);
+        Manifest::assemble_without_history(&text, BTreeMap::new()).map(Some)
+    }
+}
+
 impl<'a> Reader<'a> {
     /// The command got every value it asked for and has nothing left that can fail: write
     /// the value cache (still under this reader's lock) when this reader decrypted values
