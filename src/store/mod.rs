@@ -52,6 +52,15 @@ const GITIGNORE_TEXT: &str = "\
 .tmp-*
 ";
 
+/// A manifest read in pieces ([`Store::stream_manifest`]): the shared lock, still held,
+/// the store key that verified the seal, and the kept text and its header.
+pub(crate) struct Streamed {
+    pub lock: Option<File>,
+    pub key: StoreKey,
+    pub text: String,
+    pub header: manifest::Header,
+}
+
 pub struct Store {
     root: PathBuf,
     /// Where warnings go (see [`Say`]).
@@ -477,6 +486,52 @@ impl Store {
         one: Option<&crate::model::credential::CredentialName>,
     ) -> Result<Option<Reader<'a>>> {
         use manifest::excerpt;
+        let mut credentials = std::collections::BTreeMap::new();
+        let streamed = match one {
+            Some(name) => self.stream_manifest(identity, strict, &mut excerpt::keeps(name))?,
+            None => {
+                self.stream_manifest(identity, strict, &mut excerpt::parses(&mut credentials))?
+            }
+        };
+        let Some(Streamed {
+            lock,
+            key,
+            text,
+            header,
+        }) = streamed
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Reader {
+            store: self,
+            identity,
+            key,
+            _lock: lock,
+            text,
+            held: std::cell::RefCell::new(match one {
+                Some(_) => reader::Held::Excerpt,
+                None => reader::Held::Credentials(credentials),
+            }),
+            header,
+            vault: OnceCell::new(),
+            cache: std::cell::RefCell::new(None),
+            secrets: OnceCell::new(),
+        }))
+    }
+
+    /// Read the manifest in pieces under the shared lock, handing each section to
+    /// `section` ([`manifest::excerpt::read_rest`]), and check the store key and the
+    /// generation as every read does (`strict`: a rollback is refused, else warned
+    /// about). `None`: the streamed read gave up (a layout out of the canonical one, a
+    /// pending store key, a seal that does not match, `section` gave up); the whole-file
+    /// read then says what is wrong.
+    pub(crate) fn stream_manifest(
+        &self,
+        identity: &Identity,
+        strict: bool,
+        section: &mut dyn FnMut(&str) -> Option<bool>,
+    ) -> Result<Option<Streamed>> {
+        use manifest::excerpt;
         let lock = self.lock(false)?;
         let err = |e| self.io_err("read the manifest", e);
         let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
@@ -489,19 +544,8 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut credentials = std::collections::BTreeMap::new();
-        let read = match one {
-            Some(name) => {
-                excerpt::read_rest(&mut input, head, &key_file.key, &mut excerpt::keeps(name))
-            }
-            None => excerpt::read_rest(
-                &mut input,
-                head,
-                &key_file.key,
-                &mut excerpt::parses(&mut credentials),
-            ),
-        };
-        let Ok(Some((text, header))) = read else {
+        let Ok(Some((text, header))) = excerpt::read_rest(&mut input, head, &key_file.key, section)
+        else {
             return Ok(None);
         };
         drop(input);
@@ -517,20 +561,11 @@ impl Store {
         } else {
             warn_if_rolled_back(self, &header)?;
         }
-        Ok(Some(Reader {
-            store: self,
-            identity,
+        Ok(Some(Streamed {
+            lock,
             key: key_file.key,
-            _lock: lock,
             text,
-            held: std::cell::RefCell::new(match one {
-                Some(_) => reader::Held::Excerpt,
-                None => reader::Held::Credentials(credentials),
-            }),
             header,
-            vault: OnceCell::new(),
-            cache: std::cell::RefCell::new(None),
-            secrets: OnceCell::new(),
         }))
     }
 

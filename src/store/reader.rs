@@ -234,35 +234,14 @@ impl Store {
         identity: &Identity,
         each: &mut dyn FnMut(String, Entry) -> bool,
     ) -> Result<Option<Manifest>> {
-        use manifest::excerpt;
-        let lock = self.lock(false)?;
-        let err = |e| self.io_err("read the manifest", e);
-        let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
-        let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
-        let Ok(Some(head)) = excerpt::read_head(&mut input) else {
-            return Ok(None);
-        };
-        let Ok(Some(key_file)) = self.read_key_file(identity, &head.header.store_id, STORE_KEY)
+        // Names are checked here, as `Manifest::validate` checks those it holds.
+        let mut hand = manifest::excerpt::hands(|name, entry| {
+            matches!(CredentialName::parse(&name), Ok(n) if n.as_str() == name) && each(name, entry)
+        });
+        let Some(Streamed { lock, text, .. }) = self.stream_manifest(identity, false, &mut hand)?
         else {
             return Ok(None);
         };
-        // Names are checked here, as `Manifest::validate` checks those it holds.
-        let mut hand = excerpt::hands(|name, entry| {
-            matches!(CredentialName::parse(&name), Ok(n) if n.as_str() == name) && each(name, entry)
-        });
-        let read = excerpt::read_rest(&mut input, head, &key_file.key, &mut hand);
-        let Ok(Some((text, header))) = read else {
-            return Ok(None);
-        };
-        drop(input);
-        state::check_store_key(
-            &self.root,
-            &header.store_id,
-            &key_file.key.fingerprint(),
-            &key_file.previous_fingerprints(),
-            &*self.say,
-        )?;
-        warn_if_rolled_back(self, &header)?;
         drop(lock);
         Manifest::assemble_without_history(&text, BTreeMap::new()).map(Some)
     }
