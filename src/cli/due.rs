@@ -11,7 +11,7 @@ use crate::model::rotation::{self, Period, Status};
 use crate::util::output;
 
 use super::add::parse_period;
-use super::list::{CredentialJson, load_manifest_with};
+use super::list::{CredentialJson, load_rows};
 
 /// List credentials overdue or due soon for rotation, soonest first
 #[derive(Debug, Args)]
@@ -48,23 +48,26 @@ struct DueJson<'a> {
 
 impl DueArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let (manifest, verified) = load_manifest_with(ctx, false)?;
+        // Read as `list` reads (a few bytes a credential); only those due are kept whole.
+        let (rows, manifest, verified) = load_rows(ctx)?;
         let now = rotation::now();
         let defaults = &manifest.defaults;
         let window = self.within.unwrap_or(defaults.due_soon_window);
-        let mut due: Vec<_> = manifest
-            .credentials
+        let mut kept = Vec::new();
+        for row in rows.iter() {
+            let entry = rows.entry(row)?;
+            let Some(at) = entry.due_at(defaults) else {
+                continue;
+            };
+            let status = rotation::status(Some(at), now, window);
+            if matches!(status, Status::Overdue | Status::DueSoon) {
+                kept.push((rows.name(row).to_string(), entry, at, status));
+            }
+        }
+        drop(rows);
+        let mut due: Vec<_> = kept
             .iter()
-            .filter_map(|(name, entry)| {
-                let at = entry.due_at(defaults)?;
-                let status = rotation::status(Some(at), now, window);
-                matches!(status, Status::Overdue | Status::DueSoon).then_some((
-                    name.as_str(),
-                    entry,
-                    at,
-                    status,
-                ))
-            })
+            .map(|(name, entry, at, status)| (name.as_str(), entry, *at, *status))
             .collect();
         due.sort_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
         let overdue: Vec<(&str, jiff::Timestamp)> = due

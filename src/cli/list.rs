@@ -134,7 +134,7 @@ pub fn load_manifest_with(ctx: &Ctx, history: bool) -> anyhow::Result<(Manifest,
 ///
 /// [`Store::each_entry`]: crate::store::Store::each_entry
 #[derive(Default)]
-struct Rows {
+pub(super) struct Rows {
     text: String,
     rows: Vec<Row>,
     more: Vec<More>,
@@ -143,7 +143,7 @@ struct Rows {
 }
 
 /// What every entry has (48 bytes).
-struct Row {
+pub(super) struct Row {
     created_at: Timestamp,
     rotated_at: Timestamp,
     /// Where in `Rows::text` the name starts; the env name and the description follow.
@@ -283,6 +283,11 @@ impl Rows {
         self.rows = rows;
     }
 
+    /// The rows, in name order once [`Rows::finish`]ed.
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Row> {
+        self.rows.iter()
+    }
+
     fn piece(&self, offset: u32, len: u32) -> &str {
         let start = offset as usize;
         self.text
@@ -290,7 +295,7 @@ impl Rows {
             .unwrap_or_default()
     }
 
-    fn name(&self, row: &Row) -> &str {
+    pub(super) fn name(&self, row: &Row) -> &str {
         self.piece(row.start, row.name_len.into())
     }
 
@@ -314,7 +319,7 @@ impl Rows {
     /// The entry again, as far as `list --json` uses it (no history, hash or MAC; its
     /// policy's `due` or `rotate_every`), so that it is printed by the code `show --json`
     /// uses.
-    fn entry(&self, row: &Row) -> crate::error::Result<Entry> {
+    pub(super) fn entry(&self, row: &Row) -> crate::error::Result<Entry> {
         let rest = self.more(row).and_then(|more| more.rest.as_deref());
         let (due, rotate_every) = match self.policy(row) {
             Policy::Due(at) => (Some(at), None),
@@ -350,7 +355,7 @@ fn len_of<T>(items: &[T]) -> Option<u32> {
 /// verified when the identity is at hand without a prompt; otherwise unverified, saying so
 /// on stderr. The verified read streams; anything unusual reads the file whole (and says
 /// what is wrong).
-fn load_rows(ctx: &Ctx) -> anyhow::Result<(Rows, Manifest, bool)> {
+pub(super) fn load_rows(ctx: &Ctx) -> anyhow::Result<(Rows, Manifest, bool)> {
     let store = ctx.open_store()?;
     let Some(identity) = ctx.identity_if_unlocked()? else {
         eprintln!("{}", ctx.unverified_note());
