@@ -408,6 +408,43 @@ fn list_prints_the_same_by_every_path_and_nothing_from_a_changed_manifest() {
     assert_eq!(outputs(), listed);
 }
 
+/// `show` keeps only its credential's section of the manifest and `due` only what is
+/// due, but both check the seal over every byte: a change anywhere refuses them.
+#[test]
+fn show_and_due_refuse_a_manifest_changed_outside_what_they_keep() {
+    let env = TestEnv::init();
+    env.add("first", b"one");
+    env.add("last", b"two");
+    let runs: [&[&str]; 3] = [
+        &["show", "first"],
+        &["show", "first", "--json"],
+        &["due", "--within", "1000d", "--json"],
+    ];
+    let outputs = || {
+        runs.map(|args| {
+            let out = env.cmd().args(args).output().unwrap();
+            (out.status.code(), stdout_of(&out), stderr_of(&out))
+        })
+    };
+    let good = outputs();
+    for (args, (code, stdout, stderr)) in runs.iter().zip(&good) {
+        assert_eq!(*code, Some(0), "{args:?}: {stderr}");
+        assert!(stdout.contains("first"), "{args:?}: {stdout}");
+    }
+    assert!(good[1].1.contains("\"history\""), "{}", good[1].1);
+    assert!(good[2].1.contains("\"last\""), "{}", good[2].1);
+    let original = fs::read_to_string(env.manifest_path()).unwrap();
+    let changed = original.replacen("env = \"LAST\"", "env = \"LASX\"", 1);
+    assert_ne!(changed, original);
+    fs::write(env.manifest_path(), &changed).unwrap();
+    for (args, (code, stdout, stderr)) in runs.iter().zip(outputs()) {
+        assert_eq!((code, stdout.as_str()), (Some(6), ""), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+    fs::write(env.manifest_path(), &original).unwrap();
+    assert_eq!(outputs(), good);
+}
+
 #[test]
 fn rotated_at_and_due_drive_status() {
     let env = TestEnv::init();

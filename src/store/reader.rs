@@ -108,6 +108,11 @@ impl Reader<'_> {
         manifest::find_defaults(&self.text)
     }
 
+    /// The store's `[vault]` settings, if it has them.
+    pub fn vault_settings(&self) -> Result<Option<crate::model::settings::VaultSettings>> {
+        manifest::find_vault(&self.text)
+    }
+
     /// One agent, through the fast path; `Ok(None)` when there is no such agent.
     pub fn agent(&self, name: &AgentName) -> Result<Option<Agent>> {
         manifest::find_agent(&self.text, name)
