@@ -89,6 +89,24 @@ pub fn hands(mut each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) ->
     }
 }
 
+/// Where the next `\n[` in `bytes` starts (its newline). memchr's portable searcher, not
+/// its vectorized ones: those detect the CPU's features at their first use in a process
+/// (about eight `cpuid` instructions, each a trap to the hypervisor on a VM), and this is
+/// the only use on `exec`'s path. The portable one is fast enough: `list` of 10,000
+/// credentials (a 3.7 MB manifest) took 28.5 ms with it against 30.6 with `memmem`.
+fn next_opener(bytes: &[u8]) -> Option<usize> {
+    let brackets = memchr::arch::all::memchr::One::new(b'[');
+    let mut from = 1;
+    while from < bytes.len() {
+        let at = from + brackets.find(&bytes[from..])?;
+        if bytes[at - 1] == b'\n' {
+            return Some(at - 1);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Read the rest of the manifest after [`read_head`], checking the seal under `key` and
 /// handing each section (a top-level table with the tables nested in it) to `section`,
 /// which says whether to keep its text (`None`: give up). Returns the header and the kept
@@ -132,18 +150,17 @@ pub fn read_rest(
     };
     // `pending[begin..]` is the section being read; `from` is where to look for the next.
     let (mut begin, mut from) = (0, 0);
-    // Built once: `memmem::find` builds a searcher at every call, one per table here.
-    let opener = memchr::memmem::Finder::new(b"\n[");
     loop {
         loop {
-            let Some(at) = opener.find(&pending[from..]) else {
+            let Some(at) = next_opener(&pending[from..]) else {
                 // Nothing here opens a section: look only at what comes next (and this
                 // last byte, which may be the newline before one).
                 from = pending.len().saturating_sub(1).max(begin);
                 break;
             };
             let start = from + at + 1;
-            let Some(len) = memchr::memchr(b'\n', &pending[start..]) else {
+            let Some(len) = memchr::arch::all::memchr::One::new(b'\n').find(&pending[start..])
+            else {
                 // That line is not all here yet.
                 from += at;
                 break;
@@ -181,6 +198,19 @@ pub fn read_rest(
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The portable search finds what memchr's `memmem` finds.
+        #[test]
+        fn next_opener_finds_what_memmem_finds(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'\n', b'[', b'a']), 0..64),
+        ) {
+            proptest::prop_assert_eq!(
+                super::next_opener(&bytes),
+                memchr::memmem::find(&bytes, b"\n[")
+            );
+        }
+    }
+
     use super::*;
     use crate::crypto::integrity::StoreKey;
 
