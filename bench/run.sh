@@ -115,6 +115,8 @@ rss "\`get key-5000\` of 10,000, cold" "$bin" --store "$big" get key-5000
 rss "\`get key-5000\` of 10,000, warm" "$bin" --store "$big" get key-5000
 rss "\`list\` of 10,000" "$bin" --store "$big" list
 rss "\`list --json\` of 10,000" "$bin" --store "$big" list --json
+rss "\`due\` of 10,000" "$bin" --store "$big" due --within 1000d
+rss "\`show key-5000\` of 10,000" "$bin" --store "$big" show key-5000
 rss "\`export\` of 10,000" "$bin" --store "$big" export
 fi
 

@@ -3,15 +3,17 @@
 use std::io::Write;
 
 use clap::Args;
+use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::cli::context::Ctx;
 use crate::error::Error;
+use crate::manifest::Defaults;
 use crate::model::rotation::{self, Period, Status};
 use crate::util::output;
 
 use super::add::parse_period;
-use super::list::{CredentialJson, load_rows};
+use super::list::{CredentialJson, Row, Rows, load_rows};
 
 /// List credentials overdue or due soon for rotation, soonest first
 #[derive(Debug, Args)]
@@ -43,49 +45,64 @@ struct DueJson<'a> {
     window: String,
     overdue: usize,
     due_soon: usize,
-    credentials: Vec<CredentialJson<'a>>,
+    credentials: DueRows<'a>,
+}
+
+/// The credentials due, serialized one at a time from `list`'s rows (an entry is rebuilt
+/// for each as it is printed, not held for all of them).
+struct DueRows<'a> {
+    rows: &'a Rows,
+    due: &'a [(&'a Row, Timestamp, Status)],
+    defaults: &'a Defaults,
+    now: Timestamp,
+}
+
+impl Serialize for DueRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct One<'a>(&'a DueRows<'a>, &'a Row, Status);
+        impl Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let One(list, row, status) = *self;
+                let entry = list.rows.entry(row).map_err(serde::ser::Error::custom)?;
+                let mut json =
+                    CredentialJson::new(list.rows.name(row), &entry, list.defaults, list.now);
+                // The status against the window asked for, not the store's.
+                json.status = status.as_str();
+                json.serialize(serializer)
+            }
+        }
+        serializer.collect_seq(
+            self.due
+                .iter()
+                .map(|&(row, _, status)| One(self, row, status)),
+        )
+    }
 }
 
 impl DueArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        // Read as `list` reads (a few bytes a credential); only those due are kept whole.
+        // Read as `list` reads (a few bytes a credential); those due are kept as
+        // references to their rows.
         let (rows, manifest, verified) = load_rows(ctx)?;
         let now = rotation::now();
         let defaults = &manifest.defaults;
         let window = self.within.unwrap_or(defaults.due_soon_window);
-        let mut kept = Vec::new();
-        for row in rows.iter() {
-            let entry = rows.entry(row)?;
-            let Some(at) = entry.due_at(defaults) else {
-                continue;
-            };
-            let status = rotation::status(Some(at), now, window);
-            if matches!(status, Status::Overdue | Status::DueSoon) {
-                kept.push((rows.name(row).to_string(), entry, at, status));
-            }
-        }
-        drop(rows);
-        let mut due: Vec<_> = kept
+        let mut due: Vec<(&Row, Timestamp, Status)> = rows
             .iter()
-            .map(|(name, entry, at, status)| (name.as_str(), entry, *at, *status))
+            .filter_map(|row| {
+                let at = rows.due_at(row, defaults)?;
+                let status = rotation::status(Some(at), now, window);
+                matches!(status, Status::Overdue | Status::DueSoon).then_some((row, at, status))
+            })
             .collect();
-        due.sort_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
-        let overdue: Vec<(&str, jiff::Timestamp)> = due
+        due.sort_by(|a, b| (a.1, rows.name(a.0)).cmp(&(b.1, rows.name(b.0))));
+        let overdue: Vec<(&str, Timestamp)> = due
             .iter()
-            .filter(|d| d.3 == Status::Overdue)
-            .map(|d| (d.0, d.2))
+            .filter(|d| d.2 == Status::Overdue)
+            .map(|d| (rows.name(d.0), d.1))
             .collect();
         let mut out = std::io::stdout().lock();
         if self.json {
-            let credentials = due
-                .iter()
-                .map(|&(name, entry, _, status)| {
-                    // The status against the window asked for, not the store's.
-                    let mut row = CredentialJson::new(name, entry, defaults, now);
-                    row.status = status.as_str();
-                    row
-                })
-                .collect();
             serde_json::to_writer_pretty(
                 &mut out,
                 &DueJson {
@@ -93,7 +110,12 @@ impl DueArgs {
                     window: window.to_string(),
                     overdue: overdue.len(),
                     due_soon: due.len() - overdue.len(),
-                    credentials,
+                    credentials: DueRows {
+                        rows: &rows,
+                        due: &due,
+                        defaults,
+                        now,
+                    },
                 },
             )?;
             writeln!(out)?;
@@ -103,18 +125,22 @@ impl DueArgs {
                 "nothing is overdue or due within {window}"
             )?;
         } else {
-            let rows = || {
-                due.iter().map(|&(name, entry, at, status)| {
+            let cells = || {
+                due.iter().map(|&(row, at, status)| {
                     [
-                        name.to_string(),
-                        entry.env.to_string(),
-                        output::relative(entry.rotated_at, now),
+                        rows.name(row).to_string(),
+                        rows.env(row).to_string(),
+                        output::relative(Rows::rotated_at(row), now),
                         format!("{} ({})", output::date(at), output::relative(at, now)),
                         status.as_str().to_string(),
                     ]
                 })
             };
-            output::table(&mut out, &["NAME", "ENV", "ROTATED", "DUE", "STATUS"], rows)?;
+            output::table(
+                &mut out,
+                &["NAME", "ENV", "ROTATED", "DUE", "STATUS"],
+                cells,
+            )?;
         }
         out.flush()?;
         if self.check && !overdue.is_empty() {

@@ -299,7 +299,7 @@ impl Rows {
         self.piece(row.start, row.name_len.into())
     }
 
-    fn env(&self, row: &Row) -> &str {
+    pub(super) fn env(&self, row: &Row) -> &str {
         self.piece(row.start + u32::from(row.name_len), row.env_len.into())
     }
 
@@ -314,6 +314,16 @@ impl Rows {
 
     fn policy(&self, row: &Row) -> Policy {
         self.more(row).map_or(Policy::Default, |more| more.policy)
+    }
+
+    /// When the row's credential is due, as [`Entry::due_at`] says.
+    pub(super) fn due_at(&self, row: &Row, defaults: &Defaults) -> Option<Timestamp> {
+        rotation::due_at(self.policy(row), defaults.rotate_every, row.rotated_at)
+    }
+
+    /// When the row's credential was last rotated.
+    pub(super) fn rotated_at(row: &Row) -> Timestamp {
+        row.rotated_at
     }
 
     /// The entry again, as far as `list --json` uses it (no history, hash or MAC; its
@@ -430,7 +440,7 @@ fn write_listing(
         writeln!(out)?;
     } else if !rows.rows.is_empty() {
         let cells = |row: &Row| {
-            let due = rotation::due_at(rows.policy(row), defaults.rotate_every, row.rotated_at);
+            let due = rows.due_at(row, defaults);
             [
                 rows.name(row).to_string(),
                 rows.env(row).to_string(),
