@@ -63,17 +63,29 @@ mod tests {
     use clap::{CommandFactory, FromArgMatches};
 
     use super::expand_all;
-    use crate::cli::{Cli, needs_whole_tree};
+    use crate::cli::{Cli, needs_whole_tree, parse, with_default_store};
 
-    /// What clap makes of `args`: the parsed command, or the error as it would print.
-    fn parse(args: &[&str]) -> String {
-        match Cli::command()
-            .try_get_matches_from(args)
-            .and_then(|m| Cli::from_arg_matches(&m))
-        {
+    fn shown(parsed: Result<Cli, clap::Error>) -> String {
+        match parsed {
             Ok(cli) => format!("{cli:?}"),
             Err(e) => format!("{:?} {}", e.kind(), e.render()),
         }
+    }
+
+    /// What clap makes of `args` with the whole tree built, as before `Lazy`.
+    fn whole(args: &[&str]) -> String {
+        expand_all(true);
+        shown(
+            with_default_store(Cli::command())
+                .try_get_matches_from(args)
+                .and_then(|m| Cli::from_arg_matches(&m)),
+        )
+    }
+
+    /// What `main` makes of `args`.
+    fn lazily(args: &[&str]) -> String {
+        let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        shown(parse(&args))
     }
 
     #[test]
@@ -110,6 +122,14 @@ mod tests {
                 "30d",
                 "--no-input",
             ],
+            // A typo as close to a global option as to the subcommand's own, and help
+            // asked for inside a cluster of short flags: parsed again with the whole tree.
+            &["agentcred", "add", "--s", "x"],
+            &["agentcred", "init", "--i"],
+            &["agentcred", "rotate", "--n"],
+            &["agentcred", "doctor", "--t"],
+            &["agentcred", "add", "-vh"],
+            &["agentcred", "merge-driver", "-vh"],
         ];
         // Deferred, `exec` has no arguments of its own until it is parsed.
         let own = |cmd: clap::Command| {
@@ -124,12 +144,7 @@ mod tests {
             assert!(!needs_whole_tree(
                 &args.iter().map(Into::into).collect::<Vec<_>>()
             ));
-            expand_all(true);
-            let whole = parse(args);
-            expand_all(false);
-            let deferred = parse(args);
-            expand_all(true);
-            assert_eq!(deferred, whole, "{args:?}");
+            assert_eq!(lazily(args), whole(args), "{args:?}");
         }
     }
 

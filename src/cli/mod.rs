@@ -219,7 +219,6 @@ impl Command {
     }
 }
 
-/// The whole program: parse, run, report.
 /// Whether parsing `args` may print every subcommand's summary (help, or no known
 /// subcommand: clap then prints the help that lists them), so that clap's tree must be
 /// built whole; otherwise only the parsed subcommand's arguments are added
@@ -244,6 +243,30 @@ fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
             .any(|a| a == "-h" || a == "--help" || a == "help")
 }
 
+/// Parse `args` into the command line, building only the named subcommand's arguments
+/// when [`needs_whole_tree`] says that is enough. Whatever does not parse (an error, help,
+/// the version) is parsed again with the whole tree, so that what clap prints is exactly
+/// what it printed before: with deferred arguments the global options come first among a
+/// subcommand's, which changes a suggestion for a typo as close to a global option as to
+/// one of the subcommand's own (`add --s`) and the order of the sections of `add -vh`.
+fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
+    let whole = needs_whole_tree(args);
+    let attempt = |expand: bool| {
+        lazy::expand_all(expand);
+        with_default_store(Cli::command())
+            .try_get_matches_from(args)
+            .and_then(|matches| Cli::from_arg_matches(&matches))
+    };
+    let parsed = match attempt(whole) {
+        Err(_) if !whole => attempt(true),
+        parsed => parsed,
+    };
+    // Anything that builds the tree later (completion scripts) gets all of it.
+    lazy::expand_all(true);
+    parsed
+}
+
+/// The whole program: parse, run, report.
 pub fn main() -> ExitCode {
     if let Some(code) = crate::sandbox::trampoline_if_asked() {
         return code;
@@ -255,11 +278,7 @@ pub fn main() -> ExitCode {
     if let Some(exit) = argv::refuse_private_keys(&args) {
         return exit.into();
     }
-    lazy::expand_all(needs_whole_tree(&args));
-    let cli = match with_default_store(Cli::command())
-        .try_get_matches_from(&args)
-        .and_then(|matches| Cli::from_arg_matches(&matches))
-    {
+    let cli = match parse(&args) {
         Ok(cli) => cli,
         Err(e) => {
             if let Some(message) = usage_hint(&e) {

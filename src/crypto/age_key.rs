@@ -13,8 +13,10 @@
 //! command. An identity file written by `age-keygen` or agentcred names it on a
 //! `# public key: age1...` line before the key; [`X25519Key::with_named_public`] takes it
 //! from there, and the derivation is done only if an unwrap with the named key fails. A
-//! wrong line therefore costs time, never a result: the key derived from the secret is
-//! the one every failed unwrap is retried with.
+//! wrong line never loses a file that age would open: every failed unwrap is retried
+//! with the key derived from the secret. (With a wrong line, a stanza made with that
+//! line's key as the salt would open here and not in age; making one takes the secret
+//! key, whose holder can encrypt to it anyway.)
 
 use std::str::FromStr;
 use std::sync::OnceLock;
