@@ -285,14 +285,22 @@ fn check_rollback(manifest: &Manifest, report: &mut Report) {
 }
 
 fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Option<Manifest> {
-    let manifest = match Manifest::parse_any(text) {
+    // A sealed file is in the layout agentcred writes and is parsed a section at a time,
+    // as `Manifest::load` does: the TOML parser's tree of a whole manifest of 10,000
+    // credentials took 70 MB. Anything else is parsed whole, to say what is wrong.
+    let seal = key.map(|key| manifest::seal_ok(text, key));
+    let parsed = match seal {
+        Some(Ok(true)) => Manifest::parse_sealed(text),
+        _ => Manifest::parse_any(text),
+    };
+    let manifest = match parsed {
         Ok(manifest) => manifest,
         Err(e) => {
             report.error("manifest", &e);
             return None;
         }
     };
-    let Some(key) = key else {
+    let (Some(key), Some(seal)) = (key, seal) else {
         report.warn(
             "manifest",
             format!(
@@ -303,7 +311,7 @@ fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Op
         );
         return Some(manifest);
     };
-    match manifest::seal_ok(text, key) {
+    match seal {
         Ok(true) => {
             report.ok(
                 "manifest",

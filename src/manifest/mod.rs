@@ -512,6 +512,54 @@ mod tests {
     }
 
     #[test]
+    fn an_unverified_read_gives_what_the_whole_parse_gives() {
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        // A credential's history moved above every table, right after the header.
+        let first = text.find("\n[defaults]").unwrap() + 1;
+        let history = text.find("\n[[credentials.").unwrap() + 1;
+        let history_end = text[history + 1..]
+            .find("\n[")
+            .map_or(text.len(), |i| history + 2 + i);
+        let moved = format!(
+            "{}{}{}{}",
+            &text[..first],
+            &text[history..history_end],
+            &text[first..history],
+            &text[history_end..]
+        );
+        let variants = [
+            text.clone(),
+            // Edited by hand, in ways the whole parse accepts or refuses.
+            text.replacen("rotate_every = \"90d\"", "rotate_every = \"30d\"", 1),
+            format!("{text}\n[defaults]\nrotate_every = \"30d\"\ndue_soon_window = \"7d\"\n"),
+            format!("{text}\n[vault]\naddress = \"https://x\"\n"),
+            format!("{text}\n[credentials.\"a.b\".upstream]\nurl = \"https://x\"\n"),
+            moved,
+            text.replace('\n', "\r\n"),
+            text.replacen("seal = ", "# seal = ", 1),
+            text.replacen("\n[defaults]", "\nextra = 1\n[defaults]", 1),
+        ];
+        let json = |parsed: Result<Manifest>| {
+            parsed
+                .map(|m| serde_json::to_value(m).unwrap())
+                .map_err(|e| e.to_string())
+        };
+        for (i, variant) in variants.iter().enumerate() {
+            assert_eq!(
+                json(Manifest::parse_unverified(variant)),
+                json(Manifest::parse_any(variant)),
+                "variant {i}"
+            );
+        }
+        // The whole parse keeps the moved history; so must the unverified read.
+        assert!(
+            Manifest::parse_any(&variants[5])
+                .is_ok_and(|m| m.credentials.values().any(|e| !e.history.is_empty()))
+        );
+    }
+
+    #[test]
     fn sealed_parse_equals_a_full_parse() {
         // Every top-level table of `Manifest` must be known to `parse_sealed` too; this
         // fails when one is added to one and not the other.
