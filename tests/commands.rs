@@ -376,7 +376,12 @@ fn list_prints_the_same_by_every_path_and_nothing_from_a_changed_manifest() {
     let hidden = env.home.join("identity.txt");
     fs::rename(env.identity_path(), &hidden).unwrap();
     let locked = outputs();
+    // Unverified and read whole (CRLF), the same again; the note is printed once.
+    fs::write(env.manifest_path(), original.replace('\n', "\r\n")).unwrap();
+    assert_eq!(outputs(), locked);
+    fs::write(env.manifest_path(), &original).unwrap();
     fs::rename(&hidden, env.identity_path()).unwrap();
+    assert_eq!(locked[0].2.matches("integrity not verified").count(), 1);
     assert_eq!(locked[0].1, listed[0].1);
     assert!(
         locked[0].2.contains("integrity not verified"),
@@ -433,6 +438,23 @@ fn show_and_due_refuse_a_manifest_changed_outside_what_they_keep() {
     }
     assert!(good[1].1.contains("\"history\""), "{}", good[1].1);
     assert!(good[2].1.contains("\"last\""), "{}", good[2].1);
+    // Without the identity: unverified, the same (and a note on stderr).
+    let hidden = env.home.join("identity.txt");
+    fs::rename(env.identity_path(), &hidden).unwrap();
+    let locked = outputs();
+    fs::rename(&hidden, env.identity_path()).unwrap();
+    for ((args, (code, stdout, stderr)), (_, good, _)) in runs.iter().zip(&locked).zip(&good) {
+        assert_eq!(*code, Some(0), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("integrity not verified"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            stdout,
+            &good.replacen("\"verified\": true", "\"verified\": false", 1),
+            "{args:?}"
+        );
+    }
     let original = fs::read_to_string(env.manifest_path()).unwrap();
     let changed = original.replacen("env = \"LAST\"", "env = \"LASX\"", 1);
     assert_ne!(changed, original);

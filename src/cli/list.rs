@@ -367,19 +367,22 @@ fn len_of<T>(items: &[T]) -> Option<u32> {
 /// what is wrong).
 pub(super) fn load_rows(ctx: &Ctx) -> anyhow::Result<(Rows, Manifest, bool)> {
     let store = ctx.open_store()?;
-    let Some(identity) = ctx.identity_if_unlocked()? else {
+    let identity = ctx.identity_if_unlocked()?;
+    if identity.is_none() {
         eprintln!("{}", ctx.unverified_note());
-        let (rows, rest) = Rows::from_manifest(store.manifest_unverified()?)?;
-        return Ok((rows, rest, false));
-    };
+    }
     let mut rows = Rows::default();
     let rest = store.each_entry(identity, &mut |name, entry| rows.push(name, entry))?;
     if let Some(rest) = rest
         && rows.finish()
     {
-        return Ok((rows, rest, true));
+        return Ok((rows, rest, identity.is_some()));
     }
     drop(rows);
+    let Some(identity) = identity else {
+        let (rows, rest) = Rows::from_manifest(store.manifest_unverified()?)?;
+        return Ok((rows, rest, false));
+    };
     let manifest = store
         .reader_of_every(identity)?
         .manifest_without_history()?;

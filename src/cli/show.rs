@@ -228,7 +228,7 @@ fn load_one(ctx: &Ctx, name: &CredentialName) -> anyhow::Result<(Shown, bool)> {
         return Ok((shown, true));
     }
     eprintln!("{}", ctx.unverified_note());
-    let mut manifest = store.manifest_unverified()?;
+    let mut manifest = store.manifest_unverified_of(name)?;
     let entry =
         manifest
             .credentials

@@ -118,17 +118,36 @@ pub fn read_rest(
     key: &StoreKey,
     section: &mut dyn FnMut(&str) -> Option<bool>,
 ) -> std::io::Result<Option<(String, Header)>> {
+    read_rest_with(input, head, Some(key), section)
+}
+
+/// [`read_rest`] without the store key, for a read that says it is unverified (no
+/// identity at hand): the seal line must be there, but nothing checks it.
+pub fn read_rest_unverified(
+    input: &mut impl BufRead,
+    head: Head,
+    section: &mut dyn FnMut(&str) -> Option<bool>,
+) -> std::io::Result<Option<(String, Header)>> {
+    read_rest_with(input, head, None, section)
+}
+
+fn read_rest_with(
+    input: &mut impl BufRead,
+    head: Head,
+    key: Option<&StoreKey>,
+    section: &mut dyn FnMut(&str) -> Option<bool>,
+) -> std::io::Result<Option<(String, Header)>> {
     let Head {
         mut text,
         header,
         next,
     } = head;
-    let mut sealer = key.sealer();
+    let mut sealer = key.map(StoreKey::sealer);
     let mut seal = None;
     for line in text.split_inclusive('\n') {
         match line.strip_prefix(SEAL_PREFIX) {
             Some(rest) if seal.is_none() => seal = Some(rest.trim_end().to_string()),
-            _ => sealer.update(line.as_bytes()),
+            _ => sealer.iter_mut().for_each(|s| s.update(line.as_bytes())),
         }
     }
     let Some(seal) = seal.and_then(|s| s.strip_suffix('"').map(str::to_string)) else {
@@ -137,7 +156,7 @@ pub fn read_rest(
     // After the header every byte goes through the seal as it is read; complete sections
     // are cut off the front of `pending` (one ends where a line starting another begins).
     let mut pending = next.into_bytes();
-    sealer.update(&pending);
+    sealer.iter_mut().for_each(|s| s.update(&pending));
     let mut hand = |bytes: &[u8], text: &mut String| -> Option<()> {
         let piece = std::str::from_utf8(bytes).ok()?;
         if piece.contains('\r') || piece.starts_with("<<<<<<< ") || piece.contains("\n<<<<<<< ") {
@@ -178,7 +197,7 @@ pub fn read_rest(
         if chunk.is_empty() {
             break;
         }
-        sealer.update(chunk);
+        sealer.iter_mut().for_each(|s| s.update(chunk));
         pending.drain(..begin);
         from -= begin;
         begin = 0;
@@ -193,7 +212,8 @@ pub fn read_rest(
     if begin < pending.len() && hand(&pending[begin..], &mut text).is_none() {
         return Ok(None);
     }
-    Ok(tags_equal(&seal, &sealer.finish()).then_some((text, header)))
+    let sealed = sealer.is_none_or(|sealer| tags_equal(&seal, &sealer.finish()));
+    Ok(sealed.then_some((text, header)))
 }
 
 #[cfg(test)]

@@ -532,12 +532,7 @@ impl Store {
         section: &mut dyn FnMut(&str) -> Option<bool>,
     ) -> Result<Option<Streamed>> {
         use manifest::excerpt;
-        let lock = self.lock(false)?;
-        let err = |e| self.io_err("read the manifest", e);
-        let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
-        let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
-        // Not UTF-8 (an I/O error of kind InvalidData): the ordinary path says so.
-        let Ok(Some(head)) = excerpt::read_head(&mut input) else {
+        let Some((lock, mut input, head)) = self.open_streamed()? else {
             return Ok(None);
         };
         let Ok(Some(key_file)) = self.read_key_file(identity, &head.header.store_id, STORE_KEY)
@@ -567,6 +562,42 @@ impl Store {
             text,
             header,
         }))
+    }
+
+    /// [`Store::stream_manifest`] without an identity, for a read that says it is
+    /// unverified: the kept text, nothing checked but the layout. `None`: read it whole.
+    pub(crate) fn stream_unverified(
+        &self,
+        section: &mut dyn FnMut(&str) -> Option<bool>,
+    ) -> Result<Option<String>> {
+        let Some((_lock, mut input, head)) = self.open_streamed()? else {
+            return Ok(None);
+        };
+        let read = manifest::excerpt::read_rest_unverified(&mut input, head, section);
+        Ok(read.ok().flatten().map(|(text, _)| text))
+    }
+
+    /// The manifest opened to be read in pieces under the shared lock, its header read;
+    /// `None` when the header is not in agentcred's layout.
+    #[allow(clippy::type_complexity)]
+    fn open_streamed(
+        &self,
+    ) -> Result<
+        Option<(
+            Option<File>,
+            std::io::BufReader<File>,
+            manifest::excerpt::Head,
+        )>,
+    > {
+        let lock = self.lock(false)?;
+        let err = |e| self.io_err("read the manifest", e);
+        let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
+        let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
+        // Not UTF-8 (an I/O error of kind InvalidData): the ordinary path says so.
+        let Ok(Some(head)) = manifest::excerpt::read_head(&mut input) else {
+            return Ok(None);
+        };
+        Ok(Some((lock, input, head)))
     }
 
     fn reader_with<'a>(&'a self, identity: &'a Identity, strict: bool) -> Result<Reader<'a>> {
@@ -607,6 +638,20 @@ impl Store {
     pub fn manifest_unverified(&self) -> Result<Manifest> {
         let _lock = self.lock(false)?;
         Manifest::load(&self.read_manifest()?, None)
+    }
+
+    /// [`Store::manifest_unverified`] with only the credential `name` among the
+    /// credentials (for `show`): the file is read in pieces, the other credentials'
+    /// sections not kept; anything unusual reads it whole.
+    pub fn manifest_unverified_of(
+        &self,
+        name: &crate::model::credential::CredentialName,
+    ) -> Result<Manifest> {
+        // A parse error is reported from the whole file, whose line numbers it names.
+        match self.stream_unverified(&mut manifest::excerpt::keeps(name))? {
+            Some(text) => Manifest::parse_unverified(&text).or_else(|_| self.manifest_unverified()),
+            None => self.manifest_unverified(),
+        }
     }
 
     /// Begin a write transaction.

@@ -226,28 +226,33 @@ impl Reader<'_> {
 
 impl Store {
     /// Every credential's entry, without its history, handed to `each` as the manifest is
-    /// read in pieces under the shared lock (for `list`, which keeps a few bytes of each):
-    /// neither the file nor every entry is held at once. Returns the rest of the manifest
-    /// (its credentials empty) once the seal has verified over the whole file; until then,
-    /// what `each` was given is unverified and must not be shown. `Ok(None)`: the streamed
-    /// read gave up (a layout out of the canonical one, a pending store key, a seal that
-    /// does not match, an invalid credential name, or `each` returned `false`); the caller
-    /// drops what it was given and reads through [`Store::reader_of_every`], which says
-    /// what is wrong.
+    /// read in pieces under the shared lock (for `list` and `due`, which keep a few bytes
+    /// of each): neither the file nor every entry is held at once. Returns the rest of the
+    /// manifest (its credentials empty) once the seal has verified over the whole file
+    /// under `identity`'s store key; until then, what `each` was given is unverified and
+    /// must not be shown. Without an identity nothing is verified (the caller says so).
+    /// `Ok(None)`: the streamed read gave up (a layout out of the canonical one, a pending
+    /// store key, a seal that does not match, an invalid credential name, or `each`
+    /// returned `false`); the caller drops what it was given and reads the file whole,
+    /// which says what is wrong.
     pub fn each_entry(
         &self,
-        identity: &Identity,
+        identity: Option<&Identity>,
         each: &mut dyn FnMut(String, Entry) -> bool,
     ) -> Result<Option<Manifest>> {
         // Names are checked here, as `Manifest::validate` checks those it holds.
         let mut hand = manifest::excerpt::hands(|name, entry| {
             matches!(CredentialName::parse(&name), Ok(n) if n.as_str() == name) && each(name, entry)
         });
-        let Some(Streamed { lock, text, .. }) = self.stream_manifest(identity, false, &mut hand)?
-        else {
+        let text = match identity {
+            Some(identity) => self
+                .stream_manifest(identity, false, &mut hand)?
+                .map(|Streamed { text, .. }| text),
+            None => self.stream_unverified(&mut hand)?,
+        };
+        let Some(text) = text else {
             return Ok(None);
         };
-        drop(lock);
         Manifest::assemble_without_history(&text, BTreeMap::new()).map(Some)
     }
 }
