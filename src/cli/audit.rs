@@ -44,7 +44,12 @@ impl AuditArgs {
             return verify(store.root(), self.json);
         }
         let reader = audit::open_for_reading(store.root())?;
+        // The table keeps each event's cells, not the event: an `exec` of every one of
+        // 10,000 credentials names them all in its line (90 kB), and its cell shows 40
+        // characters of them. `--json` prints every name, so it keeps the events.
         let mut events = Vec::new();
+        let mut rows: Vec<([String; 9], String)> = Vec::new();
+        let mut requests = false;
         let scan = match reader {
             Some(reader) => Some(audit::scan(reader, |event| {
                 let wanted = self
@@ -53,8 +58,11 @@ impl AuditArgs {
                     && agent
                         .as_ref()
                         .is_none_or(|a| event.agent.as_deref() == Some(a.as_str()));
-                if wanted {
+                if wanted && self.json {
                     events.push(event);
+                } else if wanted {
+                    requests |= event.request.is_some();
+                    rows.push((row(&event), request_cell(&event)));
                 }
                 Ok(())
             })?),
@@ -67,7 +75,7 @@ impl AuditArgs {
         if self.json {
             serde_json::to_writer_pretty(&mut out, &events)?;
             writeln!(out)?;
-        } else if events.is_empty() {
+        } else if rows.is_empty() {
             eprintln!(
                 "no audit events{}",
                 if self.since.is_some() || agent.is_some() {
@@ -79,7 +87,6 @@ impl AuditArgs {
         } else {
             // The REQUEST column only when the log shows brokered requests: most logs
             // have none, and their table stays as narrow as before.
-            let requests = events.iter().any(|e| e.request.is_some());
             let mut header = vec![
                 "SEQ",
                 "TIME",
@@ -95,10 +102,10 @@ impl AuditArgs {
                 header.push("REQUEST");
             }
             output::table(&mut out, &header, || {
-                events.iter().map(move |event| {
-                    let mut cells = row(event).to_vec();
+                rows.iter().map(move |(cells, request)| {
+                    let mut cells = cells.to_vec();
                     if requests {
-                        cells.push(request_cell(event));
+                        cells.push(request.clone());
                     }
                     cells
                 })
