@@ -44,23 +44,49 @@ impl AuditArgs {
             return verify(store.root(), self.json);
         }
         let reader = audit::open_for_reading(store.root())?;
-        // The table keeps each event's cells, not the event: an `exec` of every one of
-        // 10,000 credentials names them all in its line (90 kB), and its cell shows 40
-        // characters of them. `--json` prints every name, so it keeps the events.
-        let mut events = Vec::new();
+        let wanted = |event: &Event| {
+            self.since
+                .is_none_or(|since| event.at().is_some_and(|at| at >= since))
+                && agent
+                    .as_ref()
+                    .is_none_or(|a| event.agent.as_deref() == Some(a.as_str()))
+        };
+        let warn = |scan: Option<audit::Scan>| {
+            if let Some(broken) = scan.and_then(|s| s.broken) {
+                eprintln!("warning: {broken} (see `agentcred audit --verify`)");
+            }
+        };
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if self.json {
+            // Each event is written as it is read: an `exec` of every one of 10,000
+            // credentials names them all in its line (90 kB), and a log of such lines is
+            // not held whole. A chain break is said after the events, once it is known.
+            let mut json = serde_json::Serializer::pretty(&mut out);
+            let mut events = serde::Serializer::serialize_seq(&mut json, None)?;
+            let scan = match reader {
+                Some(reader) => Some(audit::scan(reader, |event| {
+                    if wanted(&event) {
+                        serde::ser::SerializeSeq::serialize_element(&mut events, &event).map_err(
+                            |e| crate::error::Error::io("cannot write the output", e.into()),
+                        )?;
+                    }
+                    Ok(())
+                })?),
+                None => None,
+            };
+            serde::ser::SerializeSeq::end(events)?;
+            writeln!(out)?;
+            out.flush()?;
+            warn(scan);
+            return Ok(());
+        }
+        // The table keeps each event's cells, not the event: its credentials cell shows
+        // 40 characters of the names.
         let mut rows: Vec<([String; 9], String)> = Vec::new();
         let mut requests = false;
         let scan = match reader {
             Some(reader) => Some(audit::scan(reader, |event| {
-                let wanted = self
-                    .since
-                    .is_none_or(|since| event.at().is_some_and(|at| at >= since))
-                    && agent
-                        .as_ref()
-                        .is_none_or(|a| event.agent.as_deref() == Some(a.as_str()));
-                if wanted && self.json {
-                    events.push(event);
-                } else if wanted {
+                if wanted(&event) {
                     requests |= event.request.is_some();
                     rows.push((row(&event), request_cell(&event)));
                 }
@@ -68,14 +94,8 @@ impl AuditArgs {
             })?),
             None => None,
         };
-        if let Some(broken) = scan.and_then(|s| s.broken) {
-            eprintln!("warning: {broken} (see `agentcred audit --verify`)");
-        }
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        if self.json {
-            serde_json::to_writer_pretty(&mut out, &events)?;
-            writeln!(out)?;
-        } else if rows.is_empty() {
+        warn(scan);
+        if rows.is_empty() {
             eprintln!(
                 "no audit events{}",
                 if self.since.is_some() || agent.is_some() {
