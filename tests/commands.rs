@@ -404,13 +404,21 @@ fn list_prints_the_same_by_every_path_and_nothing_from_a_changed_manifest() {
         let changed = original.replacen(from, to, 1);
         assert_ne!(changed, original);
         fs::write(env.manifest_path(), &changed).unwrap();
-        for (args, (code, stdout, stderr)) in runs.iter().zip(outputs()) {
-            assert_eq!((code, stdout.as_str()), (Some(6), ""), "{args:?}: {stderr}");
-            assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-        }
+        assert_refused(&runs, outputs());
     }
     fs::write(env.manifest_path(), &original).unwrap();
     assert_eq!(outputs(), listed);
+}
+
+/// Every run refused as a changed manifest: exit 6, nothing on stdout, an `error:` line.
+fn assert_refused(
+    runs: &[&[&str]],
+    outputs: impl IntoIterator<Item = (Option<i32>, String, String)>,
+) {
+    for (args, (code, stdout, stderr)) in runs.iter().zip(outputs) {
+        assert_eq!((code, stdout.as_str()), (Some(6), ""), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
 }
 
 /// `show` keeps only its credential's section of the manifest and `due` only what is
@@ -459,10 +467,7 @@ fn show_and_due_refuse_a_manifest_changed_outside_what_they_keep() {
     let changed = original.replacen("env = \"LAST\"", "env = \"LASX\"", 1);
     assert_ne!(changed, original);
     fs::write(env.manifest_path(), &changed).unwrap();
-    for (args, (code, stdout, stderr)) in runs.iter().zip(outputs()) {
-        assert_eq!((code, stdout.as_str()), (Some(6), ""), "{args:?}: {stderr}");
-        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    }
+    assert_refused(&runs, outputs());
     fs::write(env.manifest_path(), &original).unwrap();
     assert_eq!(outputs(), good);
 }

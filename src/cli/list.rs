@@ -699,23 +699,7 @@ mod tests {
 
     #[test]
     fn rows_out_of_order_are_sorted_and_a_name_twice_is_refused() {
-        let entry = |env: &str| Entry {
-            env: EnvVarName::parse(env).unwrap(),
-            kind: Kind::Secret,
-            backend: BackendKind::Age,
-            description: None,
-            created_at: at(1_800_000_000, 0),
-            rotated_at: at(1_800_000_000, 0),
-            rotate_every: None,
-            due: None,
-            sha256: None,
-            vault_version: None,
-            value_info: None,
-            oauth2: None,
-            upstream: None,
-            history: Vec::new(),
-            mac: String::new(),
-        };
+        let entry = |env: &str| Entry::plain(env, at(1_800_000_000, 0));
         let mut rows = Rows::default();
         for name in ["b", "c", "a"] {
             assert!(rows.push(name.into(), entry(&name.to_uppercase())));

@@ -397,21 +397,8 @@ mod tests {
     fn overdue_credentials_warn_or_deny() {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let entry = |due: &str| Entry {
-            env: EnvVarName::parse("A").unwrap(),
-            kind: crate::model::credential::Kind::Secret,
-            backend: crate::model::credential::BackendKind::Age,
-            description: None,
-            created_at: at,
-            rotated_at: at,
-            rotate_every: None,
             due: Some(due.parse().unwrap()),
-            sha256: None,
-            vault_version: None,
-            value_info: None,
-            oauth2: None,
-            upstream: None,
-            history: Vec::new(),
-            mac: String::new(),
+            ..Entry::plain("A", at)
         };
         let (late, fine) = (
             CredentialName::parse("late").unwrap(),

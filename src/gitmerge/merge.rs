@@ -225,26 +225,12 @@ pub fn value_note(
 mod tests {
     use super::*;
     use crate::manifest::{Agent, Entry};
-    use crate::model::credential::{EnvVarName, Kind};
 
     fn entry(sha: &str) -> Entry {
         let at = "2026-01-01T00:00:00Z".parse().unwrap();
         Entry {
-            env: EnvVarName::parse("A").unwrap(),
-            kind: Kind::Secret,
-            backend: BackendKind::Age,
-            description: None,
-            created_at: at,
-            rotated_at: at,
-            rotate_every: None,
-            due: None,
             sha256: Some(sha.into()),
-            vault_version: None,
-            value_info: None,
-            oauth2: None,
-            upstream: None,
-            history: vec![],
-            mac: String::new(),
+            ..Entry::plain("A", at)
         }
     }
 

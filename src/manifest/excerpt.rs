@@ -249,26 +249,15 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         for (name, env) in [("a", "A"), ("b.c", "BC"), ("d", "D")] {
             let entry = Entry {
-                env: EnvVarName::parse(env).unwrap(),
-                kind: Kind::Secret,
-                backend: BackendKind::Age,
                 description: Some(format!("[{name}]")),
-                created_at: at,
-                rotated_at: at,
-                rotate_every: None,
-                due: None,
                 sha256: Some("00".repeat(32)),
-                vault_version: None,
-                value_info: None,
-                oauth2: None,
-                upstream: None,
                 history: vec![Event {
                     at,
                     action: "created".into(),
                     by: "me@host".into(),
                     reason: None,
                 }],
-                mac: String::new(),
+                ..Entry::plain(env, at)
             };
             m.credentials.insert(name.into(), entry);
         }

@@ -168,26 +168,14 @@ mod tests {
     fn entry(env: &str) -> Entry {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         Entry {
-            env: EnvVarName::parse(env).unwrap(),
-            kind: Kind::Secret,
-            backend: BackendKind::Age,
-            description: None,
-            created_at: at,
-            rotated_at: at,
-            rotate_every: None,
-            due: None,
             sha256: Some("ab".repeat(32)),
-            vault_version: None,
-            value_info: None,
-            oauth2: None,
-            upstream: None,
             history: vec![Event {
                 at,
                 action: "created".into(),
                 by: "me@host".into(),
                 reason: Some("found [credentials.x] in a.txt:3".into()),
             }],
-            mac: String::new(),
+            ..Entry::plain(env, at)
         }
     }
 

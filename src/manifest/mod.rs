@@ -177,6 +177,31 @@ pub struct Event {
     pub reason: Option<String>,
 }
 
+#[cfg(test)]
+impl Entry {
+    /// A plain `age` secret in `env`, created and rotated `at`, nothing else set: tests
+    /// set what they are about with `Entry { .., ..Entry::plain(env, at) }`.
+    pub fn plain(env: &str, at: Timestamp) -> Entry {
+        Entry {
+            env: EnvVarName::parse(env).unwrap_or_else(|e| panic!("test env {env}: {e}")),
+            kind: Kind::Secret,
+            backend: BackendKind::Age,
+            description: None,
+            created_at: at,
+            rotated_at: at,
+            rotate_every: None,
+            due: None,
+            sha256: None,
+            vault_version: None,
+            value_info: None,
+            oauth2: None,
+            upstream: None,
+            history: Vec::new(),
+            mac: String::new(),
+        }
+    }
+}
+
 impl Entry {
     /// The user's own policy first (a date, a period, never); then a value's known expiry;
     /// then the store default.
@@ -402,24 +427,15 @@ mod tests {
     fn entry(env: &str) -> Entry {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         Entry {
-            env: EnvVarName::parse(env).unwrap(),
-            kind: Kind::Secret,
-            backend: BackendKind::Age,
             description: Some("a [description]".into()),
-            created_at: at,
-            rotated_at: at,
             rotate_every: Some(RotateEvery::Every("30d".parse().unwrap())),
-            due: None,
             sha256: Some("00".repeat(32)),
-            vault_version: None,
             value_info: Some(Box::new(ValueInfo {
                 format: crate::model::value_info::ValueFormat::GoogleServiceAccount,
                 expires_at: Some(at),
                 client_email: Some("bot@p.iam.gserviceaccount.com".into()),
                 private_key_id: Some("0a1b".into()),
             })),
-            oauth2: None,
-            upstream: None,
             history: vec![
                 Event {
                     at,
@@ -434,7 +450,7 @@ mod tests {
                     reason: Some("found by scan in a.txt:3".into()),
                 },
             ],
-            mac: String::new(),
+            ..Entry::plain(env, at)
         }
     }
 

@@ -614,8 +614,9 @@ mod tests {
         assert!(cache.get("b", &[2; 32], &stamp(2)).is_none());
     }
 
-    #[test]
-    fn another_key_or_store_or_any_flipped_byte_is_never_trusted() {
+    /// A cache file of two records, "a" and "b", under a new store key: the directory,
+    /// the key and the file's bytes.
+    fn two_records() -> (tempfile::TempDir, StoreKey, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let key = StoreKey::generate().unwrap();
         let mut cache = ValueCache::load(dir.path(), ID, &key);
@@ -623,6 +624,12 @@ mod tests {
         cache.put("b", [2; 32], Some(stamp(2)), &value("two"));
         cache.save(1).unwrap();
         let good = std::fs::read(path(dir.path())).unwrap();
+        (dir, key, good)
+    }
+
+    #[test]
+    fn another_key_or_store_or_any_flipped_byte_is_never_trusted() {
+        let (dir, key, good) = two_records();
 
         let other = StoreKey::generate().unwrap();
         let mut cache = ValueCache::load(dir.path(), ID, &other);
@@ -653,13 +660,7 @@ mod tests {
 
     #[test]
     fn a_truncated_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = StoreKey::generate().unwrap();
-        let mut cache = ValueCache::load(dir.path(), ID, &key);
-        cache.put("a", [1; 32], Some(stamp(1)), &value("one"));
-        cache.put("b", [2; 32], Some(stamp(2)), &value("two"));
-        cache.save(1).unwrap();
-        let good = std::fs::read(path(dir.path())).unwrap();
+        let (dir, key, good) = two_records();
         for len in 0..good.len() {
             std::fs::write(path(dir.path()), &good[..len]).unwrap();
             let mut cache = ValueCache::load(dir.path(), ID, &key);
