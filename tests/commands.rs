@@ -426,8 +426,14 @@ fn assert_refused(
 #[test]
 fn show_and_due_refuse_a_manifest_changed_outside_what_they_keep() {
     let env = TestEnv::init();
-    env.add("first", b"one");
-    env.add("last", b"two");
+    // Rotated on a fixed day: relative times ("in 90d") then hold for the test's length.
+    for (name, value) in [("first", "one"), ("last", "two")] {
+        env.cmd()
+            .args(["add", name, "--rotated-at", "2026-01-01"])
+            .write_stdin(value)
+            .assert()
+            .success();
+    }
     let runs: [&[&str]; 3] = [
         &["show", "first"],
         &["show", "first", "--json"],
