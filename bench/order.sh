@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Writes bench/hot-functions.txt: the functions the common commands run, in the order they
+# first run, for the linker to place side by side (build.rs passes the file to lld as
+# `--symbol-ordering-file`). The kernel maps a binary's code 64 kB around each page it
+# faults in, so code that runs scattered over the 9 MB of text costs its whole span in
+# peak RSS; placed together it costs its own size. See docs/performance.md, "fifth pass".
+#
+#   bench/order.sh          build an unstripped release, run the commands, write the file
+#
+# Names carry hashes that change when a dependency or the compiler changes (and the
+# `.llvm.N` suffixes of some, when their module changes): names not found are skipped, so
+# a stale file costs memory, never correctness. Run this again after such changes;
+# it prints how much of the file the current build still finds.
+# Needs: valgrind (callgrind), binutils (nm), python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/hot-functions.txt
+# The same compiler flags as the release build (so the same symbol names), unstripped.
+cargo rustc --release --quiet --bin agentcred -- -C strip=none
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bin=$work/agentcred
+cp target/release/agentcred "$bin"
+export HOME=$work/home CI=true
+unset AGENTCRED_IDENTITY AGENTCRED_IDENTITY_FILE AGENTCRED_PASSPHRASE XDG_CONFIG_HOME XDG_DATA_HOME XDG_STATE_HOME
+unset AGENTCRED_STORE AGENTCRED_AGENT DBUS_SESSION_BUS_ADDRESS
+mkdir -m 700 "$HOME"
+pairs() { for i in $(seq 1 "$1"); do printf 'KEY_%d=value-%d-%032d\n' "$i" "$i" "$i"; done; }
+for n in 10 10000; do
+  "$bin" --store "$work/s$n" init >/dev/null 2>&1
+  pairs "$n" | "$bin" --store "$work/s$n" import - 2>/dev/null
+done
+i=0
+run() {
+  i=$((i + 1))
+  valgrind --tool=callgrind --demangle=no --dump-instr=no \
+    --callgrind-out-file="$work/cg.$(printf %03d $i)" "$bin" "$@" >/dev/null 2>&1 || true
+}
+for n in 10 10000; do
+  export AGENTCRED_STORE=$work/s$n
+  run --version </dev/null
+  run get key-5 </dev/null
+  run exec -- /usr/bin/true </dev/null
+  run list </dev/null
+  run list --json </dev/null
+  run show key-5 </dev/null
+  run due </dev/null
+  run export </dev/null
+  run audit </dev/null
+  run doctor </dev/null
+  run edit key-5 --description x </dev/null
+  run rotate key-6 --generate 'echo new' </dev/null
+  printf 'v' | run add new-key
+  run rm new-key </dev/null
+  run rename key-7 key-7b </dev/null
+  run agent add bot --allow key-5 </dev/null
+  run exec --agent bot -- /usr/bin/true </dev/null
+  run get nothing-here </dev/null
+done
+nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ {print $3}' >"$work/symbols"
+python3 - "$work" "$out" <<'PY'
+import glob, re, sys
+work, out = sys.argv[1], sys.argv[2]
+symbols = set(open(f"{work}/symbols").read().split())
+order, seen = [], set()
+for path in sorted(glob.glob(f"{work}/cg.*")):
+    names = {}
+    for line in open(path, errors="replace"):
+        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+        if m and m.group(2):
+            names[m.group(1)] = m.group(2).strip()
+    for name in names.values():
+        if name in symbols and name not in seen:
+            seen.add(name)
+            order.append(name)
+with open(out, "w") as f:
+    f.write("\n".join(order) + "\n")
+print(f"{out}: {len(order)} functions")
+PY
