@@ -13,7 +13,6 @@ use crate::crypto::identity::Identity;
 use crate::error::{Error, Result};
 use crate::exec::program::{check_program, program_basename, resolve_program};
 use crate::exec::{self, ExecPlan, Injection};
-use crate::manifest::Entry;
 use crate::model::credential::{CredentialName, Kind};
 use crate::oauth;
 use crate::policy::{self, ENV_AGENT, ExecPolicy, Names};
@@ -134,22 +133,15 @@ pub fn prepare(
     let selection = policy::select(only, chosen, flags)?;
     // Each credential with a slot for its value, filled once every check has passed: the
     // slot keeps an element the size of the (name, entry, value) that follows, so that
-    // turning one into the other reuses the vector (10,000 entries are 2.7 MB).
-    let mut selected: Vec<(CredentialName, Entry, Option<secrecy::SecretSlice<u8>>)> =
-        match &selection.names {
-            Names::Every => {
-                let every = reader.manifest_without_history()?.credentials;
-                let mut selected = Vec::with_capacity(every.len());
-                selected.extend(every.into_iter().filter_map(|(name, entry)| {
-                    CredentialName::parse(&name).ok().map(|n| (n, entry, None))
-                }));
-                selected
-            }
-            Names::These(names) => names
-                .iter()
-                .map(|name| reader.entry(name).map(|entry| (name.clone(), entry, None)))
-                .collect::<Result<_>>()?,
-        };
+    // turning one into the other reuses the vector (10,000 entries are 2.7 MB). Every
+    // credential: the vector the reader read them into.
+    let mut selected: Vec<crate::store::Slot> = match &selection.names {
+        Names::Every => reader.every_credential()?,
+        Names::These(names) => names
+            .iter()
+            .map(|name| reader.entry(name).map(|entry| (name.clone(), entry, None)))
+            .collect::<Result<_>>()?,
+    };
     audit.note(|d| {
         d.credentials = selected.iter().map(|(n, _, _)| n.to_string()).collect();
     });

@@ -5,7 +5,6 @@
 //! markers, a seal line outside the header) or a seal that does not match gives `None`:
 //! the caller then reads the file whole, which explains what is wrong.
 
-use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use super::*;
@@ -55,18 +54,9 @@ pub fn keeps(name: &CredentialName) -> impl FnMut(&str) -> Option<bool> {
     move |section: &str| Some(!section.starts_with("[credentials.") || section.starts_with(&own))
 }
 
-/// For a reader of every credential without history (`exec`, `export`): parse
-/// each credential's section as it goes by into `credentials`, keep the other sections.
-/// `None` (read the file whole) for a section neither reader parses, or a name twice.
-pub fn parses<'m>(
-    credentials: &'m mut BTreeMap<String, Entry>,
-) -> impl FnMut(&str) -> Option<bool> + 'm {
-    hands(move |name, entry| credentials.insert(name, entry).is_none())
-}
-
-/// As [`parses`], but each credential is handed to `each` as it goes by (`list`, which
-/// keeps only what it prints); `each` returning `false` gives up. What `each` is given
-/// is not verified until [`read_rest`] returns the text.
+/// Each credential's section parsed (without history) as it goes by and handed to `each`
+/// (the readers of every credential: `exec`, `export`, `list`); `each` returning `false`
+/// gives up. What `each` is given is not verified until [`read_rest`] returns the text.
 pub fn hands(mut each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) -> Option<bool> {
     move |section: &str| {
         if !section.starts_with("[credentials.") {
@@ -218,6 +208,16 @@ fn read_rest_with(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    /// Every credential parsed into `credentials`; `None` (read the file whole) for a name
+    /// twice.
+    fn parses<'m>(
+        credentials: &'m mut BTreeMap<String, Entry>,
+    ) -> impl FnMut(&str) -> Option<bool> + 'm {
+        hands(move |name, entry| credentials.insert(name, entry).is_none())
+    }
+
     proptest::proptest! {
         /// The portable search finds what memchr's `memmem` finds.
         #[test]

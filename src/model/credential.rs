@@ -51,6 +51,21 @@ impl CredentialName {
         Ok(CredentialName(candidate))
     }
 
+    /// A name as the manifest stores it: valid as it is (no normalization), else `None`.
+    /// Takes the string without copying it (10,000 of them for `exec` of every credential).
+    pub fn stored(name: String) -> Option<Self> {
+        Self::validate(&name).ok().map(|()| CredentialName(name))
+    }
+
+    /// Whether `name` is valid as the manifest stores it (see [`CredentialName::stored`]).
+    pub fn validate_stored(name: &str) -> bool {
+        Self::validate(name).is_ok()
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     fn validate(name: &str) -> std::result::Result<(), &'static str> {
         let first = name.bytes().next().ok_or("it is empty")?;
         if name.len() > MAX_NAME_LEN {

@@ -13,7 +13,7 @@ mod txn;
 pub mod value_cache;
 
 pub use domain::{EntryEdit, NewEntry};
-pub use reader::{CacheWrite, Reader};
+pub use reader::{CacheWrite, Reader, Slot};
 pub use txn::Txn;
 
 use std::cell::OnceCell;
@@ -29,6 +29,7 @@ use crate::crypto::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Header, Manifest};
+use crate::model::credential::CredentialName;
 use crate::util;
 use crate::util::output::Say;
 
@@ -486,12 +487,23 @@ impl Store {
         one: Option<&crate::model::credential::CredentialName>,
     ) -> Result<Option<Reader<'a>>> {
         use manifest::excerpt;
-        let mut credentials = std::collections::BTreeMap::new();
+        let mut credentials: Vec<reader::Slot> = Vec::new();
+        // In name order, as `Manifest::render` writes them; anything else (a name out of
+        // order or twice, an invalid one) is left to the whole-file read, which says
+        // what is wrong.
+        let in_order = |name: String, entry: manifest::Entry| {
+            let Some(name) = CredentialName::stored(name) else {
+                return false;
+            };
+            if credentials.last().is_some_and(|(last, _, _)| *last >= name) {
+                return false;
+            }
+            credentials.push((name, entry, None));
+            true
+        };
         let streamed = match one {
             Some(name) => self.stream_manifest(identity, strict, &mut excerpt::keeps(name))?,
-            None => {
-                self.stream_manifest(identity, strict, &mut excerpt::parses(&mut credentials))?
-            }
+            None => self.stream_manifest(identity, strict, &mut excerpt::hands(in_order))?,
         };
         let Some(Streamed {
             lock,
