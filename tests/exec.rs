@@ -199,6 +199,18 @@ fn two_credentials_for_one_variable_must_be_chosen_between() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("both injected as OPENAI_API_KEY"));
+    // export too: one of the two would silently replace the other in its output.
+    env.cmd()
+        .args(["export"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("both injected as OPENAI_API_KEY"));
+    env.cmd()
+        .args(["export", "--only", "openai-dev"])
+        .assert()
+        .success()
+        .stdout("OPENAI_API_KEY='dev'\n");
     env.cmd()
         .args([
             "exec",
@@ -309,4 +321,44 @@ fn an_empty_path_entry_finds_programs_in_the_current_directory() {
         .args(["exec", "--", "localtool"])
         .assert()
         .code(127);
+}
+
+/// `exec` reads the manifest in pieces, keeping every credential in name order and
+/// finding `--only`'s by that order; a manifest it cannot read so (CRLF line ends) is read
+/// whole. Both give the child the same variables.
+#[test]
+fn every_credential_and_only_read_in_pieces_or_whole_inject_the_same() {
+    let env = TestEnv::init();
+    // Names whose order as strings is not the order they were added in.
+    for (name, value) in [
+        ("b", "2"),
+        ("a0", "3"),
+        ("a1.x", "4"),
+        ("a-b", "5"),
+        ("a", "1"),
+    ] {
+        env.add(name, value.as_bytes());
+    }
+    let every = ["exec", "--clean-env", "--", "env"];
+    let only = ["exec", "--clean-env", "--only", "a0,a-b,b", "--", "env"];
+    let injected = |args: &[&str]| {
+        let out = env.cmd().args(args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let mut lines: Vec<String> = stdout_of(&out)
+            .lines()
+            .filter(|l| l.starts_with(['A', 'B']))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let streamed = (injected(&every), injected(&only));
+    assert_eq!(
+        streamed.0,
+        ["A0=3", "A1_X=4", "A=1", "A_B=5", "B=2"].map(String::from)
+    );
+    assert_eq!(streamed.1, ["A0=3", "A_B=5", "B=2"].map(String::from));
+    let text = std::fs::read_to_string(env.manifest_path()).unwrap();
+    std::fs::write(env.manifest_path(), text.replace('\n', "\r\n")).unwrap();
+    assert_eq!((injected(&every), injected(&only)), streamed);
 }

@@ -1,6 +1,5 @@
 //! `agentcred export`: print values for tools that insist on a file.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
@@ -64,10 +63,9 @@ impl ExportArgs {
             }
             .into());
         }
-        // Every credential: their entries from one read of the manifest, not one search
-        // of it per name (quadratic in a store of 10,000).
-        let mut every = None;
-        let names: Vec<CredentialName> = if let Some(name) = agent {
+        // Every credential: the reader's vector, read with the manifest (not one search of
+        // it per name, quadratic in a store of 10,000); each has a slot for its value.
+        let mut read: Vec<crate::store::Slot> = if let Some(name) = agent {
             let found = reader.agent(&name)?.ok_or_else(|| Error::AgentNotFound {
                 name: name.to_string(),
             })?;
@@ -77,77 +75,84 @@ impl ExportArgs {
                 rule: Rule::Flag,
             };
             match policy::select(only, Some(chosen), ExecPolicy::default())?.names {
-                Names::These(names) => names,
+                Names::These(names) => entries_of(&reader, names)?,
                 Names::Every => unreachable!("an agent always names its credentials"),
             }
         } else if only.is_empty() {
-            let entries = reader.manifest_without_history()?.credentials;
-            let names = entries
-                .keys()
-                .filter_map(|n| CredentialName::parse(n).ok())
-                .collect();
-            every = Some(entries);
-            names
+            reader.every_credential()?
         } else {
-            only
+            entries_of(&reader, only)?
         };
-        ctx.audit
-            .note(|d| d.credentials = names.iter().map(ToString::to_string).collect());
-        let mut values = BTreeMap::new();
-        let mut names_by_env: BTreeMap<String, String> = BTreeMap::new();
-        let store_id = reader.store_id().to_owned();
+        ctx.audit.note(|d| {
+            d.credentials = read.iter().map(|(name, _, _)| name.to_string()).collect();
+        });
+        // exec gives a file credential's variable a path, never the contents: a variable
+        // holding the whole key file would be a different contract.
         let mut skipped = Vec::new();
-        let mut read = Vec::new();
-        for name in names {
-            let entry = match every.as_mut().and_then(|e| e.remove(name.as_str())) {
-                Some(entry) => entry,
-                None => reader.entry(&name)?,
-            };
-            // exec gives a file credential's variable a path, never the contents: a
-            // variable holding the whole key file would be a different contract.
-            if entry.kind == crate::model::credential::Kind::File {
+        read.retain(|(name, entry, _)| {
+            let file = entry.kind == crate::model::credential::Kind::File;
+            if file {
                 skipped.push(name.to_string());
-                continue;
             }
-            let value = reader.value(&name, &entry)?;
-            read.push((name, entry, value));
+            !file
+        });
+        for (name, entry, slot) in &mut read {
+            *slot = Some(reader.value(name, entry)?);
+        }
+        // In the order they are printed; two credentials for one variable are refused,
+        // as exec refuses them (one would silently replace the other).
+        read.sort_by(|a, b| a.1.env.cmp(&b.1.env));
+        if let Some(pair) = read.windows(2).find(|pair| pair[0].1.env == pair[1].1.env) {
+            return Err(Error::DuplicateEnv {
+                first: pair[0].0.to_string(),
+                second: pair[1].0.to_string(),
+                env: pair[0].1.env.to_string(),
+            }
+            .into());
         }
         // An oauth2 credential's variable holds an access token, as with exec: obtained
         // with the store unlocked (a request takes time, and a rotated refresh token is
         // written back in a transaction of its own). The value cache is written only once
         // the command has succeeded: a refused refresh leaves the store as it was.
+        let store_id = reader.store_id().to_owned();
         let (notes, cache) = reader.hand_back();
         for note in notes {
             store.note(&note);
         }
         let tokens = crate::oauth::TokenCache::new(&store, ctx.identity()?, &store_id);
-        for (name, entry, mut value) in read {
-            if entry.kind == crate::model::credential::Kind::Oauth2 {
-                value = crate::oauth::access_token(&tokens, &name, &entry, &value, ctx.verbose)?;
+        for (name, entry, slot) in &mut read {
+            if entry.kind == crate::model::credential::Kind::Oauth2
+                && let Some(secret) = slot
+            {
+                *slot = Some(crate::oauth::access_token(
+                    &tokens,
+                    name,
+                    entry,
+                    secret,
+                    ctx.verbose,
+                )?);
             }
-            let text = String::from_utf8(value.expose_secret().to_vec()).map_err(|_| {
-                Error::NotEnvSafe {
-                    name: name.to_string(),
-                    reason: "it is not UTF-8 text, which this format cannot carry".into(),
-                }
+        }
+        // Each value as text, borrowed from its slot.
+        let mut lines = Vec::with_capacity(read.len());
+        for (name, entry, slot) in &read {
+            let value = slot.as_ref().map_or(&[][..], |v| v.expose_secret());
+            let text = std::str::from_utf8(value).map_err(|_| Error::NotEnvSafe {
+                name: name.to_string(),
+                reason: "it is not UTF-8 text, which this format cannot carry".into(),
             })?;
-            names_by_env.insert(entry.env.to_string(), name.to_string());
-            values.insert(entry.env.to_string(), zeroize::Zeroizing::new(text));
+            lines.push((entry.env.as_str(), name, text));
         }
         let mut text = zeroize::Zeroizing::new(String::new());
         match self.format {
             Format::Json => {
-                let map: BTreeMap<&str, &str> = values
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                let map = JsonObject(&lines);
                 text.push_str(&serde_json::to_string_pretty(&map)?);
                 text.push('\n');
             }
             Format::Dotenv | Format::Shell => {
-                for (key, value) in &values {
+                for (key, name, value) in &lines {
                     if !envfile::shell_safe(value) {
-                        let name = names_by_env.get(key).map_or(key.as_str(), String::as_str);
                         return Err(Error::NotEnvSafe {
                             name: name.to_string(),
                             reason: "it contains a NUL byte, which a shell variable cannot hold (use --format json)".into(),
@@ -161,6 +166,7 @@ impl ExportArgs {
                 }
             }
         }
+        drop(lines);
         ctx.audit.ok()?;
         for note in cache.write() {
             store.note(&note);
@@ -176,5 +182,25 @@ impl ExportArgs {
         out.write_all(text.as_bytes())?;
         out.flush()?;
         Ok(())
+    }
+}
+
+/// These credentials' entries, each with an empty slot for its value.
+fn entries_of(
+    reader: &crate::store::Reader<'_>,
+    names: Vec<CredentialName>,
+) -> crate::error::Result<Vec<crate::store::Slot>> {
+    names
+        .into_iter()
+        .map(|name| reader.entry(&name).map(|entry| (name, entry, None)))
+        .collect()
+}
+
+/// `--format json`'s object: the variables in order, written without a map's copy.
+struct JsonObject<'a>(&'a [(&'a str, &'a CredentialName, &'a str)]);
+
+impl serde::Serialize for JsonObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, _, value)| (key, value)))
     }
 }
