@@ -703,3 +703,62 @@ fn import_errors_never_echo_what_may_be_a_value() {
         .assert()
         .code(2);
 }
+
+/// A write reads the manifest in pieces (every credential with its history) and writes
+/// it a section at a time; a manifest it cannot read so (CRLF line ends) is read whole.
+/// The same write from either gives the same file (but for its times, MACs and seal).
+#[test]
+fn a_write_from_a_manifest_read_in_pieces_or_whole_gives_the_same_file() {
+    let env = TestEnv::init();
+    for (name, value) in [("b", "2"), ("a", "1"), ("c", "3")] {
+        env.add(name, value.as_bytes());
+    }
+    env.cmd()
+        .args(["rotate", "b"])
+        .write_stdin("two")
+        .assert()
+        .success();
+    env.cmd()
+        .args(["agent", "add", "bot", "--allow", "a,c"])
+        .assert()
+        .success();
+    // A second copy of the store and of this machine's record of it, before the write.
+    let copy = env.dir.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    let cp = |from: &std::path::Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    cp(&env.store);
+    cp(&env.home);
+    let edit = ["edit", "c", "--description", "third"];
+    env.cmd().args(edit).assert().success();
+    let streamed = fs::read_to_string(env.manifest_path()).unwrap();
+    let manifest = copy.join("store").join("agentcred.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replace('\n', "\r\n")).unwrap();
+    env.cmd()
+        .env("HOME", copy.join("home"))
+        .env("AGENTCRED_STORE", copy.join("store"))
+        .args(edit)
+        .assert()
+        .success();
+    let whole = fs::read_to_string(&manifest).unwrap();
+    let timeless = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("at = ") && !l.starts_with("mac = "))
+            .filter(|l| !l.starts_with("seal = "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(timeless(&streamed), timeless(&whole));
+    assert!(streamed.contains("description = \"third\""), "{streamed}");
+    assert_eq!(streamed.matches("[[credentials.b.history]]").count(), 2);
+    assert!(!whole.contains('\r'));
+    assert_eq!(env.get("c"), b"3");
+}

@@ -581,7 +581,7 @@ mod tests {
             .unwrap();
         drop(hand);
         assert!(rows.finish());
-        let rest = Manifest::assemble_without_history(&rest, BTreeMap::new()).unwrap();
+        let rest = Manifest::assemble(&rest, BTreeMap::new()).unwrap();
         if let Some(agent) = agent {
             let allow = &rest.agents[agent].allow;
             rows.retain(|name| allow.contains(name));

@@ -57,12 +57,31 @@ pub fn keeps(name: &CredentialName) -> impl FnMut(&str) -> Option<bool> {
 /// Each credential's section parsed (without history) as it goes by and handed to `each`
 /// (the readers of every credential: `exec`, `export`, `list`); `each` returning `false`
 /// gives up. What `each` is given is not verified until [`read_rest`] returns the text.
-pub fn hands(mut each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) -> Option<bool> {
+pub fn hands(each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) -> Option<bool> {
+    hands_parsed(false, each)
+}
+
+/// As [`hands`], each credential with its history (a write transaction, which keeps it).
+pub fn hands_with_history(
+    each: impl FnMut(String, Entry) -> bool,
+) -> impl FnMut(&str) -> Option<bool> {
+    hands_parsed(true, each)
+}
+
+fn hands_parsed(
+    history: bool,
+    mut each: impl FnMut(String, Entry) -> bool,
+) -> impl FnMut(&str) -> Option<bool> {
     move |section: &str| {
         if !section.starts_with("[credentials.") {
             return Some(true);
         }
-        let (name, entry) = match light::read_section(section) {
+        let light = if history {
+            None
+        } else {
+            light::read_section(section)
+        };
+        let (name, entry) = match light {
             Some(found) => found,
             None => {
                 let table: EntryTable = toml::from_str(section).ok()?;
@@ -71,7 +90,9 @@ pub fn hands(mut each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) ->
                 if found.next().is_some() {
                     return None;
                 }
-                entry.history = Vec::new();
+                if !history {
+                    entry.history = Vec::new();
+                }
                 (name.into_owned(), entry)
             }
         };
@@ -325,7 +346,7 @@ mod tests {
             assert!(!rest.contains("[credentials."), "{rest}");
             assert!(rest.contains("[agents.bot]"), "{rest}");
             assert_eq!(json(&credentials), json(&whole.credentials), "{capacity}");
-            let assembled = Manifest::assemble_without_history(&rest, credentials).unwrap();
+            let assembled = Manifest::assemble(&rest, credentials).unwrap();
             assert_eq!(json(&assembled), json(&whole), "{capacity}");
         }
         // Without its last newline the file is left to the whole-file read.

@@ -36,6 +36,8 @@ pub use render::{hand_edits, normalize_line_ends, seal_ok};
 pub const FILE_NAME: &str = "agentcred.toml";
 pub const FORMAT: u32 = 1;
 pub(super) const SEAL_PREFIX: &str = "seal = \"";
+/// The seal's length: an HMAC-SHA256 in base64.
+const SEAL_LEN: usize = 44;
 
 pub(super) const PREAMBLE: &str = "\
 # agentcred store manifest: metadata only, never a secret value.

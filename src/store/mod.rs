@@ -53,11 +53,12 @@ const GITIGNORE_TEXT: &str = "\
 .tmp-*
 ";
 
-/// A manifest read in pieces ([`Store::stream_manifest`]): the shared lock, still held,
-/// the store key that verified the seal, and the kept text and its header.
+/// A manifest read in pieces ([`Store::stream_manifest`]): the lock, still held, the
+/// store key that verified the seal (with the earlier keys its file carries), and the kept
+/// text and its header.
 pub(crate) struct Streamed {
     pub lock: Option<File>,
-    pub key: StoreKey,
+    pub key_file: StoreKeyFile,
     pub text: String,
     pub header: manifest::Header,
 }
@@ -507,13 +508,14 @@ impl Store {
         };
         let Some(Streamed {
             lock,
-            key,
+            key_file,
             text,
             header,
         }) = streamed
         else {
             return Ok(None);
         };
+        let key = key_file.key;
         Ok(Some(Reader {
             store: self,
             identity,
@@ -543,8 +545,25 @@ impl Store {
         strict: bool,
         section: &mut dyn FnMut(&str) -> Option<bool>,
     ) -> Result<Option<Streamed>> {
+        let rollback = if strict {
+            Rollback::Refuse("run a program from")
+        } else {
+            Rollback::Warn
+        };
+        self.stream_manifest_with(identity, false, rollback, section)
+    }
+
+    /// [`Store::stream_manifest`] under the exclusive lock (`exclusive`, a write) or the
+    /// shared one, doing `rollback` about a store older than one seen here.
+    fn stream_manifest_with(
+        &self,
+        identity: &Identity,
+        exclusive: bool,
+        rollback: Rollback,
+        section: &mut dyn FnMut(&str) -> Option<bool>,
+    ) -> Result<Option<Streamed>> {
         use manifest::excerpt;
-        let Some((lock, mut input, head)) = self.open_streamed()? else {
+        let Some((lock, mut input, head)) = self.open_streamed(exclusive)? else {
             return Ok(None);
         };
         let Ok(Some(key_file)) = self.read_key_file(identity, &head.header.store_id, STORE_KEY)
@@ -563,14 +582,13 @@ impl Store {
             &key_file.previous_fingerprints(),
             &*self.say,
         )?;
-        if strict {
-            refuse_if_rolled_back(&header, "run a program from")?;
-        } else {
-            warn_if_rolled_back(self, &header)?;
+        match rollback {
+            Rollback::Refuse(doing) => refuse_if_rolled_back(&header, doing)?,
+            Rollback::Warn => warn_if_rolled_back(self, &header)?,
         }
         Ok(Some(Streamed {
             lock,
-            key: key_file.key,
+            key_file,
             text,
             header,
         }))
@@ -582,18 +600,19 @@ impl Store {
         &self,
         section: &mut dyn FnMut(&str) -> Option<bool>,
     ) -> Result<Option<String>> {
-        let Some((_lock, mut input, head)) = self.open_streamed()? else {
+        let Some((_lock, mut input, head)) = self.open_streamed(false)? else {
             return Ok(None);
         };
         let read = manifest::excerpt::read_rest_unverified(&mut input, head, section);
         Ok(read.ok().flatten().map(|(text, _)| text))
     }
 
-    /// The manifest opened to be read in pieces under the shared lock, its header read;
-    /// `None` when the header is not in agentcred's layout.
+    /// The manifest opened to be read in pieces under the shared lock (the exclusive one
+    /// for a write), its header read; `None` when the header is not in agentcred's layout.
     #[allow(clippy::type_complexity)]
     fn open_streamed(
         &self,
+        exclusive: bool,
     ) -> Result<
         Option<(
             Option<File>,
@@ -601,7 +620,7 @@ impl Store {
             manifest::excerpt::Head,
         )>,
     > {
-        let lock = self.lock(false)?;
+        let lock = self.lock(exclusive)?;
         let err = |e| self.io_err("read the manifest", e);
         let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
         let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
@@ -666,6 +685,42 @@ impl Store {
         }
     }
 
+    /// A write's manifest read in pieces under the exclusive lock, every credential with
+    /// its history, as [`Store::stream_manifest`] reads it for a reader: the file is never
+    /// held whole (3.7 MB for 10,000 credentials) beside the entries parsed from it.
+    /// `None`: anything unusual (see there), for the whole-file read to say what.
+    fn stream_for_write(
+        &self,
+        identity: &Identity,
+    ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
+        let mut credentials: Vec<(String, manifest::Entry)> = Vec::new();
+        // In name order, as `Manifest::render` writes them: then the map is built at once.
+        let in_order = |name: String, entry| {
+            if credentials.last().is_some_and(|(last, _)| *last >= name) {
+                return false;
+            }
+            credentials.push((name, entry));
+            true
+        };
+        let streamed = self.stream_manifest_with(
+            identity,
+            true,
+            Rollback::Refuse("write over"),
+            &mut manifest::excerpt::hands_with_history(in_order),
+        )?;
+        let Some(Streamed {
+            lock,
+            key_file,
+            text,
+            header: _,
+        }) = streamed
+        else {
+            return Ok(None);
+        };
+        let manifest = Manifest::assemble(&text, credentials.into_iter().collect())?;
+        Ok(Some((lock, key_file, manifest)))
+    }
+
     /// Begin a write transaction.
     pub fn begin<'a>(&'a self, identity: &'a Identity) -> Result<Txn<'a>> {
         Ok(self.begin_with(identity, false)?.0)
@@ -701,27 +756,39 @@ impl Store {
         identity: &'a Identity,
         reseal: bool,
     ) -> Result<(Txn<'a>, Option<Reseal>)> {
-        let lock = self.lock(true)?;
-        let text = self.read_manifest()?;
-        let header = manifest::header(&text)?;
-        let (key_file, _) = self.key_for(identity, &header, &text)?;
-        let StoreKeyFile { key, previous } = key_file;
-        let (mut manifest, changes) = if reseal {
-            let manifest = Manifest::parse_any(&text)?;
-            let changes = Reseal {
-                seal_matched: manifest::seal_ok(&text, &key)?,
-                edits: manifest::hand_edits(&manifest, &key),
-                recipients_changed: false,
-            };
-            (manifest, Some(changes))
-        } else {
-            (Manifest::load(&text, Some(&key))?, None)
+        let streamed = match reseal {
+            false => self.stream_for_write(identity)?,
+            true => None,
         };
-        if reseal {
-            warn_if_rolled_back(self, &header)?;
-        } else {
-            refuse_if_rolled_back(&header, "write over")?;
-        }
+        let (lock, key, previous, mut manifest, changes) = match streamed {
+            Some((lock, StoreKeyFile { key, previous }, manifest)) => {
+                (lock, key, previous, manifest, None)
+            }
+            None => {
+                let lock = self.lock(true)?;
+                let text = self.read_manifest()?;
+                let header = manifest::header(&text)?;
+                let (key_file, _) = self.key_for(identity, &header, &text)?;
+                let StoreKeyFile { key, previous } = key_file;
+                let (manifest, changes) = if reseal {
+                    let manifest = Manifest::parse_any(&text)?;
+                    let changes = Reseal {
+                        seal_matched: manifest::seal_ok(&text, &key)?,
+                        edits: manifest::hand_edits(&manifest, &key),
+                        recipients_changed: false,
+                    };
+                    (manifest, Some(changes))
+                } else {
+                    (Manifest::load(&text, Some(&key))?, None)
+                };
+                if reseal {
+                    warn_if_rolled_back(self, &header)?;
+                } else {
+                    refuse_if_rolled_back(&header, "write over")?;
+                }
+                (lock, key, previous, manifest, changes)
+            }
+        };
         self.roll_forward_root(&manifest.recipients_sha256)?;
         let recipients_file = self.recipients()?;
         let recipients = recipients_file.recipients();
@@ -758,6 +825,13 @@ impl Store {
         txn.roll_forward()?;
         Ok((txn, changes))
     }
+}
+
+/// What a streamed read does about a store older than one this machine has seen.
+enum Rollback {
+    /// Refuse it, saying what was refused (a write, handing credentials to a program).
+    Refuse(&'static str),
+    Warn,
 }
 
 /// What `doctor --reseal` is about to accept.

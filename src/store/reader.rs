@@ -142,7 +142,7 @@ impl Reader<'_> {
     pub fn manifest_without_history(&self) -> Result<Manifest> {
         let held = std::mem::replace(&mut *self.held.borrow_mut(), Held::HandedOut);
         match held {
-            Held::Credentials(credentials) => Manifest::assemble_without_history(
+            Held::Credentials(credentials) => Manifest::assemble(
                 &self.text,
                 credentials
                     .into_iter()
@@ -167,7 +167,7 @@ impl Reader<'_> {
         let held = std::mem::replace(&mut *self.held.borrow_mut(), Held::HandedOut);
         if let Held::Credentials(credentials) = held {
             // The rest of the manifest is checked as `manifest_without_history` checks it.
-            Manifest::assemble_without_history(&self.text, BTreeMap::new())?;
+            Manifest::assemble(&self.text, BTreeMap::new())?;
             return Ok(credentials);
         }
         *self.held.borrow_mut() = held;
@@ -284,7 +284,7 @@ impl Store {
         let Some(text) = text else {
             return Ok(None);
         };
-        Manifest::assemble_without_history(&text, BTreeMap::new()).map(Some)
+        Manifest::assemble(&text, BTreeMap::new()).map(Some)
     }
 }
 

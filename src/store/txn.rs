@@ -266,9 +266,11 @@ impl Txn<'_> {
             backend.before_commit(&ctx, &mut self.manifest)?;
         }
         self.manifest.generation += 1;
-        let text = self.manifest.render(&self.key);
-        util::fs::write_atomic(self.store.root(), manifest::FILE_NAME, text.as_bytes())
-            .map_err(err)?;
+        let (manifest, key) = (&mut self.manifest, &self.key);
+        util::fs::write_atomic_with(self.store.root(), manifest::FILE_NAME, |out| {
+            manifest.render_into(key, out)
+        })
+        .map_err(err)?;
         self.committed = true;
 
         let touched: BTreeSet<CredentialName> = self

@@ -25,7 +25,7 @@
 //! stale. README ("The value cache") has the threat model.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -439,40 +439,41 @@ impl ValueCache {
         }
         records.sort_by(|a, b| a.0.cmp(b.0));
         records.dedup_by(|a, b| a.0 == b.0);
-        let mut out = Zeroizing::new(Vec::with_capacity(
-            self.bytes.len() + fresh.len() * 256 + HEADER_LEN,
-        ));
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(self.store_id.as_bytes());
-        out.extend_from_slice(&generation.to_le_bytes());
-        out.extend_from_slice(&(records.len() as u32).to_le_bytes());
         let mut nonces = Zeroizing::new(vec![0u8; NONCE_LEN * fresh.len()]);
         getrandom::getrandom(&mut nonces).map_err(io::Error::other)?;
         let mut nonces = nonces.chunks_exact(NONCE_LEN);
-        for (name, record) in &records {
-            match record {
-                RecordOut::Copied(raw) => out.extend_from_slice(raw),
-                RecordOut::Fresh(fresh) => {
-                    let nonce = nonces.next().ok_or_else(|| io::Error::other("nonces"))?;
-                    let stamp = stamp_bytes(&fresh.stamp);
-                    let ad = associated_data(&self.store_id, name, &fresh.sha256, &stamp);
-                    let mut sealed = Zeroizing::new(fresh.value.expose_secret().to_vec());
-                    let tag = self
-                        .cipher
-                        .encrypt_in_place_detached(XNonce::from_slice(nonce), &ad, &mut sealed)
-                        .map_err(|_| io::Error::other("cannot seal a value"))?;
-                    out.push(name.len() as u8);
-                    out.extend_from_slice(name);
-                    out.extend_from_slice(&fresh.sha256);
-                    out.extend_from_slice(&stamp);
-                    out.extend_from_slice(nonce);
-                    out.extend_from_slice(&((sealed.len() + TAG_LEN) as u32).to_le_bytes());
-                    out.extend_from_slice(&sealed);
-                    out.extend_from_slice(&tag);
+        // Written as it is made: the file holds only sealed records, and a copy of it
+        // in memory was another 1.8 MB for 10,000 values.
+        write(&self.dir, |out| {
+            out.write_all(MAGIC)?;
+            out.write_all(self.store_id.as_bytes())?;
+            out.write_all(&generation.to_le_bytes())?;
+            out.write_all(&(records.len() as u32).to_le_bytes())?;
+            for (name, record) in &records {
+                match record {
+                    RecordOut::Copied(raw) => out.write_all(raw)?,
+                    RecordOut::Fresh(fresh) => {
+                        let nonce = nonces.next().ok_or_else(|| io::Error::other("nonces"))?;
+                        let stamp = stamp_bytes(&fresh.stamp);
+                        let ad = associated_data(&self.store_id, name, &fresh.sha256, &stamp);
+                        let mut sealed = Zeroizing::new(fresh.value.expose_secret().to_vec());
+                        let tag = self
+                            .cipher
+                            .encrypt_in_place_detached(XNonce::from_slice(nonce), &ad, &mut sealed)
+                            .map_err(|_| io::Error::other("cannot seal a value"))?;
+                        out.write_all(&[name.len() as u8])?;
+                        out.write_all(name)?;
+                        out.write_all(&fresh.sha256)?;
+                        out.write_all(&stamp)?;
+                        out.write_all(nonce)?;
+                        out.write_all(&((sealed.len() + TAG_LEN) as u32).to_le_bytes())?;
+                        out.write_all(&sealed)?;
+                        out.write_all(&tag)?;
+                    }
                 }
             }
-        }
-        write(&self.dir, &out)
+            Ok(())
+        })
     }
 }
 
@@ -482,7 +483,11 @@ enum RecordOut<'a> {
 }
 
 /// Create `cache/` (0700, not a symlink, with its own `.gitignore`) and replace the file.
-fn write(dir: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Replace the cache file with what `fill` writes.
+fn write(
+    dir: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<&std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if !meta.is_dir() => {
             return Err(io::Error::other(format!(
@@ -504,7 +509,7 @@ fn write(dir: &Path, bytes: &[u8]) -> io::Result<()> {
         util::fs::write_replace(dir, ".gitignore", b"*\n")?;
     }
     // No fsync: a cache lost in a power cut is only a slower next command.
-    util::fs::write_replace(dir, FILE, bytes)
+    util::fs::write_replace_with(dir, FILE, fill)
 }
 
 /// After a write transaction committed `manifest`: drop the records whose credential is
@@ -535,15 +540,16 @@ pub fn prune(root: &Path, manifest: &Manifest) -> io::Result<()> {
     if kept.is_empty() {
         return remove(root).map(|_| ());
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(manifest.store_id.as_bytes());
-    out.extend_from_slice(&generation.max(manifest.generation).to_le_bytes());
-    out.extend_from_slice(&(kept.len() as u32).to_le_bytes());
-    for record in kept {
-        out.extend_from_slice(&bytes[record.raw()]);
-    }
-    write(&dir, &out)
+    write(&dir, |out| {
+        out.write_all(MAGIC)?;
+        out.write_all(manifest.store_id.as_bytes())?;
+        out.write_all(&generation.max(manifest.generation).to_le_bytes())?;
+        out.write_all(&(kept.len() as u32).to_le_bytes())?;
+        for record in kept {
+            out.write_all(&bytes[record.raw()])?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

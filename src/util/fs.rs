@@ -39,20 +39,51 @@ pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 
 /// Write a complete new temp file in `dir`, 0600, synced to disk; the caller renames it.
 pub fn write_temp(dir: &Path, bytes: &[u8]) -> io::Result<tempfile::TempPath> {
-    let mut temp = tempfile::Builder::new()
+    write_temp_with(dir, |out| out.write_all(bytes))
+}
+
+/// [`write_temp`] of what `write` writes (through a buffer; it may seek back). A failure
+/// removes the temp file.
+pub fn write_temp_with(
+    dir: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<tempfile::TempPath> {
+    let temp = filled_temp(dir, write)?;
+    temp.as_file().sync_all()?;
+    Ok(temp.into_temp_path())
+}
+
+/// A new temp file in `dir`, 0600 whatever the umask, holding what `write` wrote.
+fn filled_temp(
+    dir: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<tempfile::NamedTempFile> {
+    let temp = tempfile::Builder::new()
         .prefix(".tmp-")
         .permissions(Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
     temp.as_file()
         .set_permissions(Permissions::from_mode(0o600))?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    Ok(temp.into_temp_path())
+    let mut out = io::BufWriter::with_capacity(64 * 1024, temp.as_file());
+    write(&mut out)?;
+    out.flush()?;
+    drop(out);
+    Ok(temp)
 }
 
 /// Replace `dir/name` with `bytes` atomically and durably.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let temp = write_temp(dir, bytes)?;
+    write_atomic_with(dir, name, |out| out.write_all(bytes))
+}
+
+/// Replace `dir/name` atomically and durably with what `write` writes, without holding
+/// it all in memory (the manifest at every commit).
+pub fn write_atomic_with(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let temp = write_temp_with(dir, write)?;
     temp.persist(dir.join(name)).map_err(|e| e.error)?;
     sync_dir(dir)
 }
@@ -60,12 +91,19 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 /// Replace `dir/name` with `bytes` atomically (temp file and rename), without waiting for
 /// the disk: for records whose loss in a power cut is harmless.
 pub fn write_replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.persist(dir.join(name)).map_err(|e| e.error)?;
+    write_replace_with(dir, name, |out| out.write_all(bytes))
+}
+
+/// [`write_replace`] of what `write` writes (through a buffer). A failure removes the
+/// temp file.
+pub fn write_replace_with(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<()> {
+    filled_temp(dir, write)?
+        .persist(dir.join(name))
+        .map_err(|e| e.error)?;
     Ok(())
 }
 
