@@ -303,3 +303,38 @@ fn file_credentials_left_by_a_killed_agentcred_are_a_problem() {
         .expect("a leftovers problem");
     assert!(finding["fix"].as_str().unwrap().starts_with("rm -r "));
 }
+
+/// doctor reads a sealed manifest in pieces and one it cannot read so (CRLF line ends)
+/// whole: the findings are the same, a rollback among them.
+#[test]
+fn findings_are_the_same_from_a_manifest_read_in_pieces_or_whole() {
+    let env = TestEnv::init();
+    env.add("a", b"1");
+    env.add("b", b"2");
+    env.cmd()
+        .args(["agent", "add", "bot", "--allow", "a"])
+        .assert()
+        .success();
+    let older = fs::read_to_string(env.manifest_path()).unwrap();
+    env.add("c", b"3");
+    let streamed = doctor(&env);
+    let text = fs::read_to_string(env.manifest_path()).unwrap();
+    fs::write(env.manifest_path(), text.replace('\n', "\r\n")).unwrap();
+    assert_eq!(doctor(&env), streamed);
+    assert!(
+        find(&streamed.1, "manifest", "ok")[0]
+            .2
+            .contains("3 credentials, 1 agent")
+    );
+    // An older generation: both reads report the rollback.
+    fs::write(env.manifest_path(), &older).unwrap();
+    let rolled_back = doctor(&env);
+    assert_ne!(rolled_back.0, 0);
+    let found = find(&rolled_back.1, "rollback", "problem");
+    assert!(
+        found[0].2.contains("older than generation"),
+        "{rolled_back:?}"
+    );
+    fs::write(env.manifest_path(), older.replace('\n', "\r\n")).unwrap();
+    assert_eq!(doctor(&env), rolled_back);
+}

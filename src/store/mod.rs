@@ -585,6 +585,7 @@ impl Store {
         match rollback {
             Rollback::Refuse(doing) => refuse_if_rolled_back(&header, doing)?,
             Rollback::Warn => warn_if_rolled_back(self, &header)?,
+            Rollback::Ignore => {}
         }
         Ok(Some(Streamed {
             lock,
@@ -693,6 +694,31 @@ impl Store {
         &self,
         identity: &Identity,
     ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
+        self.stream_whole(identity, true, Rollback::Refuse("write over"), true)
+    }
+
+    /// `doctor`'s manifest, read as [`Store::stream_for_write`] reads it but under the
+    /// shared lock and without the history, which none of its checks uses; a rollback is
+    /// left to doctor, which reports it. `None` (or an error): doctor reads the file
+    /// whole, which says what is wrong.
+    pub(crate) fn stream_for_doctor(
+        &self,
+        identity: &Identity,
+    ) -> Result<Option<(StoreKey, Manifest)>> {
+        let streamed = self.stream_whole(identity, false, Rollback::Ignore, false)?;
+        Ok(streamed.map(|(_, key_file, manifest)| (key_file.key, manifest)))
+    }
+
+    /// The whole manifest read in pieces and checked (see [`Store::stream_manifest`]), its
+    /// credentials (with their `history` or not) kept in name order and the map built
+    /// from them at once, with full nodes (2.6 MB for 10,000 entries instead of 4.7).
+    fn stream_whole(
+        &self,
+        identity: &Identity,
+        exclusive: bool,
+        rollback: Rollback,
+        history: bool,
+    ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
         let mut credentials: Vec<(String, manifest::Entry)> = Vec::new();
         // In name order, as `Manifest::render` writes them: then the map is built at once.
         let in_order = |name: String, entry| {
@@ -702,12 +728,13 @@ impl Store {
             credentials.push((name, entry));
             true
         };
-        let streamed = self.stream_manifest_with(
-            identity,
-            true,
-            Rollback::Refuse("write over"),
-            &mut manifest::excerpt::hands_with_history(in_order),
-        )?;
+        let streamed = if history {
+            let mut section = manifest::excerpt::hands_with_history(in_order);
+            self.stream_manifest_with(identity, exclusive, rollback, &mut section)?
+        } else {
+            let mut section = manifest::excerpt::hands(in_order);
+            self.stream_manifest_with(identity, exclusive, rollback, &mut section)?
+        };
         let Some(Streamed {
             lock,
             key_file,
@@ -832,6 +859,8 @@ enum Rollback {
     /// Refuse it, saying what was refused (a write, handing credentials to a program).
     Refuse(&'static str),
     Warn,
+    /// Left to the caller (doctor reports it).
+    Ignore,
 }
 
 /// What `doctor --reseal` is about to accept.
