@@ -98,11 +98,17 @@ if [[ " $parts " == *" rss "* ]]; then
 echo
 echo "| peak RSS | KiB |"
 echo "| --- | ---: |"
+# A command that fails is shown as failed, never with its figure: a refused command (a
+# rollback, a missing identity) stops early and would look cheap.
 rss() {
   local label=$1; shift
-  local kib
-  kib=$(/usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1)
-  echo "| $label | $kib |"
+  local code kib
+  read -r code kib < <(/usr/bin/time -f '%x %M' "$@" 2>&1 >/dev/null | tail -1)
+  if [ "$code" = 0 ]; then
+    echo "| $label | $kib |"
+  else
+    echo "| $label | failed (exit $code) |"
+  fi
 }
 for store in "$small" "$k1" "$big"; do
   count=$(grep -c '^\[credentials\.' "$store/agentcred.toml")
@@ -121,6 +127,8 @@ rss "\`export\` of 10,000" "$bin" --store "$big" export
 rss "\`doctor\` of 10,000" "$bin" --store "$big" doctor
 # A write last: it changes the store (one description).
 rss "\`edit key-5000 --description\` in 10,000" "$bin" --store "$big" edit key-5000 --description bench
+rss "\`rotate key-5001 --generate\` in 10,000" "$bin" --store "$big" rotate key-5001 --generate 'echo new'
+rss "\`rm key-5002 --yes\` in 10,000" "$bin" --store "$big" rm key-5002 --yes
 fi
 
 if [[ " $parts " == *" mask "* ]]; then
