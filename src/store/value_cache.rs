@@ -76,41 +76,53 @@ pub enum Unused {
     Foreign,
 }
 
-/// One record of a loaded cache file, as where it lies in the file's bytes (whose bounds
-/// [`parse`] checked): 12 bytes a record, so a cache of 10,000 values keeps 120 kB of
-/// records rather than a parsed copy of every field.
+/// One record of a loaded cache file: where it lies in the file (whose layout [`index`]
+/// checked) and where its name is in the cache's [`Names`]. 16 bytes a record: a cache of
+/// 10,000 values keeps 160 kB of records and 100 kB of names, and reads each record's
+/// bytes when it is asked for, rather than holding the 1.8 MB file.
 #[derive(Clone, Copy)]
 struct Record {
     start: u32,
+    name_at: u32,
     name_len: u8,
     sealed_len: u32,
 }
 
+/// The names of a loaded file's records, one after another.
+type Names = Vec<u8>;
+
+/// Offsets in the bytes read from a record's hash on (see [`Record::rest`]).
+const SHA_AT: usize = 0;
+const STAMP_AT: usize = SHA_AT + 32;
+const NONCE_AT: usize = STAMP_AT + STAMP_LEN;
+const SEALED_AT: usize = NONCE_AT + NONCE_LEN + 4;
+
 impl Record {
-    fn name(self) -> std::ops::Range<usize> {
-        let at = self.start as usize + 1;
-        at..at + usize::from(self.name_len)
+    fn name(self, names: &Names) -> &[u8] {
+        let at = self.name_at as usize;
+        &names[at..at + usize::from(self.name_len)]
     }
-    fn sha256(self) -> std::ops::Range<usize> {
-        let at = self.name().end;
-        at..at + 32
-    }
-    fn stamp(self) -> std::ops::Range<usize> {
-        let at = self.sha256().end;
-        at..at + STAMP_LEN
-    }
-    fn nonce(self) -> std::ops::Range<usize> {
-        let at = self.stamp().end;
-        at..at + NONCE_LEN
-    }
-    fn sealed(self) -> std::ops::Range<usize> {
-        let at = self.nonce().end + 4;
-        at..at + self.sealed_len as usize
+    /// Where in the file the record's hash, stamp, nonce, length and sealed value are.
+    fn rest(self) -> (u64, usize) {
+        let at = u64::from(self.start) + 1 + u64::from(self.name_len);
+        (at, SEALED_AT + self.sealed_len as usize)
     }
     /// The whole record, copied as is when the file is written again.
-    fn raw(self) -> std::ops::Range<usize> {
-        self.start as usize..self.sealed().end
+    fn raw(self) -> (u64, usize) {
+        let (at, len) = self.rest();
+        (
+            u64::from(self.start),
+            (at - u64::from(self.start)) as usize + len,
+        )
     }
+}
+
+/// `len` bytes of `file` at `at`; `None` when it cannot give them (changed since).
+fn read_at(file: &std::fs::File, (at, len): (u64, usize)) -> Option<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = Zeroizing::new(vec![0; len]);
+    file.read_exact_at(&mut bytes, at).ok()?;
+    Some(bytes)
 }
 
 /// A record made in this process, sealed when the file is written.
@@ -138,7 +150,10 @@ pub struct ValueCache {
     dir: PathBuf,
     store_id: String,
     cipher: XChaCha20Poly1305,
-    bytes: Zeroizing<Vec<u8>>,
+    /// The loaded file, open for reading records when they are asked for: a file put in
+    /// its place meanwhile is another file (writers rename), not a change to this one.
+    file: Option<std::fs::File>,
+    names: Names,
     records: Vec<Record>,
     /// Generation the file was written at.
     generation: Option<u64>,
@@ -200,105 +215,146 @@ pub fn sha256_from_hex(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// A little reader over the file's bytes; `None` at the end of the data.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// A cache file's layout read through `input` (`len` bytes): `Err` when it is not one of
+/// this store's. Every record's bounds are checked against the file's length, and only
+/// the records `keep` accepts (given each name and file hash) are kept.
+struct Index {
+    generation: u64,
+    /// How many records the file has (kept or not).
+    count: usize,
+    names: Names,
+    records: Vec<Record>,
 }
 
-impl Cursor<'_> {
-    fn take(&mut self, len: usize) -> Option<(usize, usize)> {
-        let end = self.at.checked_add(len)?;
-        if end > self.bytes.len() {
-            return None;
-        }
-        let span = (self.at, end);
-        self.at = end;
-        Some(span)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        let (a, b) = self.take(4)?;
-        Some(u32::from_le_bytes(self.bytes[a..b].try_into().ok()?))
-    }
-}
-
-/// Parse a cache file's records; `Err` when it is not one of this store's.
-fn parse(bytes: &[u8], store_id: &str) -> Result<(u64, Vec<Record>), Unused> {
-    if bytes.len() < HEADER_LEN || !bytes.starts_with(MAGIC) {
+fn index(
+    input: &mut impl io::Read,
+    len: u64,
+    store_id: &str,
+    keep: &mut dyn FnMut(&[u8], &[u8; 32]) -> bool,
+) -> Result<Index, Unused> {
+    let damaged = |_| Unused::Damaged;
+    if len < HEADER_LEN as u64 {
         return Err(Unused::Damaged);
     }
-    let id = &bytes[MAGIC.len()..MAGIC.len() + STORE_ID_LEN];
+    let mut header = [0u8; HEADER_LEN];
+    input.read_exact(&mut header).map_err(damaged)?;
+    if !header.starts_with(MAGIC) {
+        return Err(Unused::Damaged);
+    }
+    let id = &header[MAGIC.len()..MAGIC.len() + STORE_ID_LEN];
     if id != store_id.as_bytes() {
         return Err(Unused::Foreign);
     }
-    let mut cursor = Cursor {
-        bytes,
-        at: MAGIC.len() + STORE_ID_LEN,
-    };
-    let damaged = || Unused::Damaged;
-    let (a, b) = cursor.take(8).ok_or_else(damaged)?;
-    let generation = u64::from_le_bytes(bytes[a..b].try_into().map_err(|_| damaged())?);
-    let count = cursor.u32().ok_or_else(damaged)? as usize;
+    let at = MAGIC.len() + STORE_ID_LEN;
+    let generation =
+        u64::from_le_bytes(header[at..at + 8].try_into().map_err(|_| Unused::Damaged)?);
+    let count =
+        u32::from_le_bytes(header[at + 8..].try_into().map_err(|_| Unused::Damaged)?) as usize;
     // Each record takes at least this much: a count larger than the file is damage.
     let least = 1 + 32 + STAMP_LEN + NONCE_LEN + 4 + TAG_LEN;
-    if count > bytes.len() / least {
+    if count as u64 > len / least as u64 {
         return Err(Unused::Damaged);
     }
-    let mut records = Vec::with_capacity(count);
+    let mut index = Index {
+        generation,
+        count,
+        names: Names::new(),
+        records: Vec::with_capacity(count),
+    };
+    let mut at = HEADER_LEN as u64;
+    let mut name = [0u8; 255];
+    let mut fixed = [0u8; 32 + STAMP_LEN + NONCE_LEN + 4];
     for _ in 0..count {
-        let start = u32::try_from(cursor.at).map_err(|_| damaged())?;
-        let (a, _) = cursor.take(1).ok_or_else(damaged)?;
-        let name_len = bytes[a];
-        cursor
-            .take(usize::from(name_len) + 32 + STAMP_LEN + NONCE_LEN)
-            .ok_or_else(damaged)?;
-        let sealed_len = cursor.u32().ok_or_else(damaged)?;
+        let start = u32::try_from(at).map_err(|_| Unused::Damaged)?;
+        let mut name_len = [0u8; 1];
+        input.read_exact(&mut name_len).map_err(damaged)?;
+        let name = &mut name[..usize::from(name_len[0])];
+        input.read_exact(name).map_err(damaged)?;
+        input.read_exact(&mut fixed).map_err(damaged)?;
+        let sealed_len = u32::from_le_bytes(
+            fixed[fixed.len() - 4..]
+                .try_into()
+                .map_err(|_| Unused::Damaged)?,
+        );
         if (sealed_len as usize) < TAG_LEN {
             return Err(Unused::Damaged);
         }
-        cursor.take(sealed_len as usize).ok_or_else(damaged)?;
+        at += (1 + name.len() + fixed.len()) as u64 + u64::from(sealed_len);
         // Offsets are kept as u32: a larger file is not one this code wrote.
-        u32::try_from(cursor.at).map_err(|_| damaged())?;
-        records.push(Record {
-            start,
-            name_len,
-            sealed_len,
-        });
+        if at > len || u32::try_from(at).is_err() {
+            return Err(Unused::Damaged);
+        }
+        let skipped = io::copy(
+            &mut io::Read::take(&mut *input, u64::from(sealed_len)),
+            &mut io::sink(),
+        )
+        .map_err(damaged)?;
+        if skipped != u64::from(sealed_len) {
+            return Err(Unused::Damaged);
+        }
+        let sha256: &[u8; 32] = fixed[..32].try_into().map_err(|_| Unused::Damaged)?;
+        if keep(name, sha256) {
+            let name_at = u32::try_from(index.names.len()).map_err(|_| Unused::Damaged)?;
+            index.names.extend_from_slice(name);
+            index.records.push(Record {
+                start,
+                name_at,
+                name_len: name_len[0],
+                sealed_len,
+            });
+        }
     }
-    if cursor.at != bytes.len() {
+    if at != len {
         return Err(Unused::Damaged);
     }
-    Ok((generation, records))
+    Ok(index)
+}
+
+/// The cache file in `dir`, opened (never through a symlink) with its length.
+fn open_file(dir: &Path) -> io::Result<Option<(std::fs::File, u64)>> {
+    // cache/ itself is not followed when it is a symlink (the file is opened with
+    // O_NOFOLLOW); a planted file could not open anyway, but nothing is read there.
+    if let Ok(meta) = std::fs::symlink_metadata(dir)
+        && !meta.is_dir()
+    {
+        return Err(io::Error::other("cache/ is not a directory"));
+    }
+    match util::fs::open_nofollow(&dir.join(FILE)) {
+        Ok(file) => {
+            let len = file.metadata()?.len();
+            Ok(Some((file, len)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl ValueCache {
-    /// Load the cache of the store at `root` (never fails: see [`Unused`]).
+    /// Load the cache of the store at `root` (never fails: see [`Unused`]): its layout
+    /// and names; a record's bytes are read when it is asked for.
     pub fn load(root: &Path, store_id: &str, key: &StoreKey) -> ValueCache {
         let mut cache = ValueCache {
             dir: root.join(DIR),
             store_id: store_id.to_string(),
             cipher: cipher(key, store_id),
-            bytes: Zeroizing::new(Vec::new()),
+            file: None,
+            names: Names::new(),
             records: Vec::new(),
             generation: None,
             unused: None,
             fresh: BTreeMap::new(),
             tally: Tally::default(),
         };
-        // cache/ itself is not followed when it is a symlink (the file is opened with
-        // O_NOFOLLOW); a planted file could not open anyway, but nothing is read there.
-        let read = match std::fs::symlink_metadata(&cache.dir) {
-            Ok(meta) if !meta.is_dir() => Err(io::Error::other("cache/ is not a directory")),
-            _ => util::fs::read_optional(&cache.dir.join(FILE)),
-        };
-        match read {
-            Ok(Some(bytes)) => {
-                cache.bytes = Zeroizing::new(bytes);
-                match parse(&cache.bytes, store_id) {
-                    Ok((generation, records)) => {
-                        cache.generation = Some(generation);
-                        cache.records = records;
+        match open_file(&cache.dir) {
+            Ok(Some((file, len))) => {
+                let mut input = io::BufReader::with_capacity(64 * 1024, &file);
+                match index(&mut input, len, store_id, &mut |_, _| true) {
+                    Ok(index) => {
+                        cache.generation = Some(index.generation);
+                        cache.names = index.names;
+                        cache.records = index.records;
+                        drop(input);
+                        cache.file = Some(file);
                     }
                     Err(why) => cache.unused = Some(why),
                 }
@@ -310,7 +366,7 @@ impl ValueCache {
     }
 
     fn name_of(&self, record: &Record) -> &[u8] {
-        &self.bytes[record.name()]
+        record.name(&self.names)
     }
 
     /// The record for `name`: records are written sorted by name.
@@ -331,14 +387,22 @@ impl ValueCache {
         stamp: &FileStamp,
     ) -> Option<SecretSlice<u8>> {
         let opened = {
-            let record = self.find(name)?;
-            if &self.bytes[record.sha256()] != sha256
-                || self.bytes[record.stamp()] != stamp_bytes(stamp)[..]
+            let record = *self.find(name)?;
+            let Some(rest) = self
+                .file
+                .as_ref()
+                .and_then(|file| read_at(file, record.rest()))
+            else {
+                self.tally.rejected += 1;
+                return None;
+            };
+            if rest[SHA_AT..STAMP_AT] != sha256[..]
+                || rest[STAMP_AT..NONCE_AT] != stamp_bytes(stamp)[..]
             {
                 self.tally.stale += 1;
                 return None;
             }
-            self.open(record)
+            self.open(&record, &rest)
         };
         match opened {
             Some(value) => {
@@ -352,19 +416,20 @@ impl ValueCache {
         }
     }
 
-    fn open(&self, record: &Record) -> Option<SecretSlice<u8>> {
+    /// Open a record whose bytes from its hash on are `rest` (see [`Record::rest`]).
+    fn open(&self, record: &Record, rest: &[u8]) -> Option<SecretSlice<u8>> {
         let ad = associated_data(
             &self.store_id,
             self.name_of(record),
-            &self.bytes[record.sha256()],
-            &self.bytes[record.stamp()],
+            &rest[SHA_AT..STAMP_AT],
+            &rest[STAMP_AT..NONCE_AT],
         );
-        let sealed = &self.bytes[record.sealed()];
+        let sealed = &rest[SEALED_AT..];
         let (ciphertext, tag) = sealed.split_at(sealed.len() - TAG_LEN);
         // Exactly the value's length, so turning it into a boxed slice does not copy it.
         let mut plain = Vec::with_capacity(ciphertext.len());
         plain.extend_from_slice(ciphertext);
-        let nonce = XNonce::from_slice(&self.bytes[record.nonce()]);
+        let nonce = XNonce::from_slice(&rest[NONCE_AT..NONCE_AT + NONCE_LEN]);
         match self
             .cipher
             .decrypt_in_place_detached(nonce, &ad, &mut plain, Tag::from_slice(tag))
@@ -429,10 +494,14 @@ impl ValueCache {
             let name = self.name_of(record);
             let replaced = std::str::from_utf8(name).is_ok_and(|n| fresh.contains_key(n));
             // Records that did not open are dropped: they would fail again.
-            if replaced || (dropped_bad && self.open(record).is_none()) {
+            let opens = || {
+                let file = self.file.as_ref()?;
+                self.open(record, &read_at(file, record.rest())?)
+            };
+            if replaced || (dropped_bad && opens().is_none()) {
                 continue;
             }
-            records.push((name, RecordOut::Copied(&self.bytes[record.raw()])));
+            records.push((name, RecordOut::Copied(*record)));
         }
         for (name, record) in &fresh {
             records.push((name.as_bytes(), RecordOut::Fresh(record)));
@@ -451,7 +520,7 @@ impl ValueCache {
             out.write_all(&(records.len() as u32).to_le_bytes())?;
             for (name, record) in &records {
                 match record {
-                    RecordOut::Copied(raw) => out.write_all(raw)?,
+                    RecordOut::Copied(record) => out.write_all(&copy_of(&self.file, record)?)?,
                     RecordOut::Fresh(fresh) => {
                         let nonce = nonces.next().ok_or_else(|| io::Error::other("nonces"))?;
                         let stamp = stamp_bytes(&fresh.stamp);
@@ -478,12 +547,19 @@ impl ValueCache {
 }
 
 enum RecordOut<'a> {
-    Copied(&'a [u8]),
+    Copied(Record),
     Fresh(&'a Fresh),
 }
 
-/// Create `cache/` (0700, not a symlink, with its own `.gitignore`) and replace the file.
-/// Replace the cache file with what `fill` writes.
+/// A loaded record's bytes as they are, to be written again.
+fn copy_of(file: &Option<std::fs::File>, record: &Record) -> io::Result<Zeroizing<Vec<u8>>> {
+    file.as_ref()
+        .and_then(|file| read_at(file, record.raw()))
+        .ok_or_else(|| io::Error::other("the cache file changed while it was read"))
+}
+
+/// Create `cache/` (0700, not a symlink, with its own `.gitignore`) and replace the file
+/// with what `fill` writes.
 fn write(
     dir: &Path,
     fill: impl FnOnce(&mut io::BufWriter<&std::fs::File>) -> io::Result<()>,
@@ -517,36 +593,38 @@ fn write(
 /// of the cache; nothing is decrypted (records are copied as they are).
 pub fn prune(root: &Path, manifest: &Manifest) -> io::Result<()> {
     let dir = root.join(DIR);
-    let Some(bytes) = util::fs::read_optional(&dir.join(FILE))? else {
+    let Some((file, len)) = open_file(&dir)? else {
         return Ok(());
     };
-    let bytes = Zeroizing::new(bytes);
-    let Ok((generation, records)) = parse(&bytes, &manifest.store_id) else {
-        // Not ours to trust, and nothing to keep.
-        return remove(root).map(|_| ());
-    };
-    let current = |record: &Record| {
-        let name = std::str::from_utf8(&bytes[record.name()]).ok();
-        name.and_then(|n| manifest.credentials.get(n))
+    let mut current = |name: &[u8], sha256: &[u8; 32]| {
+        std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| manifest.credentials.get(n))
             .filter(|entry| entry.backend == BackendKind::Age)
             .and_then(|entry| entry.sha256.as_deref())
             .and_then(sha256_from_hex)
-            .is_some_and(|sha| sha[..] == bytes[record.sha256()])
+            .is_some_and(|sha| &sha == sha256)
     };
-    let kept: Vec<&Record> = records.iter().filter(|r| current(r)).collect();
-    if kept.len() == records.len() {
+    let mut input = io::BufReader::with_capacity(64 * 1024, &file);
+    let Ok(kept) = index(&mut input, len, &manifest.store_id, &mut current) else {
+        // Not ours to trust, and nothing to keep.
+        return remove(root).map(|_| ());
+    };
+    drop(input);
+    if kept.records.len() == kept.count {
         return Ok(());
     }
-    if kept.is_empty() {
+    if kept.records.is_empty() {
         return remove(root).map(|_| ());
     }
+    let file = Some(file);
     write(&dir, |out| {
         out.write_all(MAGIC)?;
         out.write_all(manifest.store_id.as_bytes())?;
-        out.write_all(&generation.max(manifest.generation).to_le_bytes())?;
-        out.write_all(&(kept.len() as u32).to_le_bytes())?;
-        for record in kept {
-            out.write_all(&bytes[record.raw()])?;
+        out.write_all(&kept.generation.max(manifest.generation).to_le_bytes())?;
+        out.write_all(&(kept.records.len() as u32).to_le_bytes())?;
+        for record in &kept.records {
+            out.write_all(&copy_of(&file, record)?)?;
         }
         Ok(())
     })
@@ -673,6 +751,29 @@ mod tests {
             assert_eq!(cache.unused(), Some(&Unused::Damaged), "{len} bytes");
             assert!(cache.get("a", &[1; 32], &stamp(1)).is_none());
         }
+    }
+
+    /// Records are read when asked for: a file cut short in place after loading (not
+    /// something agentcred does: it replaces the file) gives misses and a failed save,
+    /// never a value or a panic.
+    #[test]
+    fn a_file_cut_after_loading_gives_misses() {
+        let (dir, key, good) = two_records();
+        let mut cache = ValueCache::load(dir.path(), ID, &key);
+        assert_eq!(cache.unused(), None);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path(dir.path()))
+            .unwrap();
+        file.set_len(good.len() as u64 / 2).unwrap();
+        assert!(cache.get("a", &[1; 32], &stamp(1)).is_none());
+        assert!(cache.get("b", &[2; 32], &stamp(2)).is_none());
+        assert_eq!(cache.tally.rejected, 2);
+        cache.put("c", [3; 32], Some(stamp(3)), &value("three"));
+        assert!(cache.save(2).is_ok(), "records that do not open are dropped");
+        let mut again = ValueCache::load(dir.path(), ID, &key);
+        assert_eq!(shown(again.get("c", &[3; 32], &stamp(3))).unwrap(), "three");
+        assert!(again.get("a", &[1; 32], &stamp(1)).is_none());
     }
 
     proptest::proptest! {
