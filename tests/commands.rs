@@ -762,3 +762,44 @@ fn a_write_from_a_manifest_read_in_pieces_or_whole_gives_the_same_file() {
     assert!(!whole.contains('\r'));
     assert_eq!(env.get("c"), b"3");
 }
+
+/// A write and doctor build the map of every credential a chunk at a time (1,024 and
+/// more): with 2,600 credentials a write keeps every one, each with its value and history.
+#[test]
+fn a_write_in_a_store_larger_than_a_chunk_keeps_every_credential() {
+    let env = TestEnv::init();
+    let dotenv: String = (0..2600)
+        .map(|i| format!("KEY_{i:04}=value{i}\n"))
+        .collect();
+    env.cmd()
+        .args(["import", "-"])
+        .write_stdin(dotenv)
+        .assert()
+        .success();
+    let before = fs::read_to_string(env.manifest_path()).unwrap();
+    env.cmd()
+        .args(["edit", "key-1500", "--description", "edited"])
+        .assert()
+        .success();
+    let after = fs::read_to_string(env.manifest_path()).unwrap();
+    let sections = |text: &str| text.matches("\n[credentials.").count();
+    assert_eq!(sections(&before), 2600);
+    assert_eq!(sections(&after), 2600);
+    assert_eq!(
+        after.matches("[[credentials.").count(),
+        2601,
+        "one event added"
+    );
+    for i in [0, 1023, 1024, 1025, 2047, 2048, 2599] {
+        assert_eq!(
+            env.get(&format!("key-{i:04}")),
+            format!("value{i}").into_bytes()
+        );
+    }
+    let out = env.cmd().arg("doctor").output().unwrap();
+    assert!(
+        stdout_of(&out).contains("2600 credentials"),
+        "{}",
+        stdout_of(&out)
+    );
+}
