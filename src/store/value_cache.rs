@@ -770,7 +770,10 @@ mod tests {
         assert!(cache.get("b", &[2; 32], &stamp(2)).is_none());
         assert_eq!(cache.tally.rejected, 2);
         cache.put("c", [3; 32], Some(stamp(3)), &value("three"));
-        assert!(cache.save(2).is_ok(), "records that do not open are dropped");
+        assert!(
+            cache.save(2).is_ok(),
+            "records that do not open are dropped"
+        );
         let mut again = ValueCache::load(dir.path(), ID, &key);
         assert_eq!(shown(again.get("c", &[3; 32], &stamp(3))).unwrap(), "three");
         assert!(again.get("a", &[1; 32], &stamp(1)).is_none());
