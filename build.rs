@@ -78,6 +78,7 @@ fn order_functions() {
     let order = PathBuf::from(dir).join("bench/hot-functions.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     if !order.is_file() {
         return;
     }
@@ -92,7 +93,8 @@ fn order_functions() {
     }
 }
 
-/// Whether rustc, with this build's flags, links a program with `args` for the linker.
+/// Whether rustc, with this build's flags and linker, links a program with `args` for the
+/// linker (a linker set in Cargo's config reaches rustc as `-C linker`, not in the flags).
 fn links_with(args: &[String]) -> bool {
     let (Ok(rustc), Ok(out)) = (std::env::var("RUSTC"), std::env::var("OUT_DIR")) else {
         return false;
@@ -105,6 +107,9 @@ fn links_with(args: &[String]) -> bool {
     let mut command = Command::new(rustc);
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     command.args(flags.split('\x1f').filter(|flag| !flag.is_empty()));
+    if let Ok(linker) = std::env::var("RUSTC_LINKER") {
+        command.arg("-C").arg(format!("linker={linker}"));
+    }
     for arg in args {
         command.arg("-C").arg(format!("link-arg={arg}"));
     }
@@ -116,6 +121,7 @@ fn links_with(args: &[String]) -> bool {
         .arg(&source)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .current_dir(&out)
         .status()
         .is_ok_and(|status| status.success())
 }
