@@ -222,6 +222,21 @@ impl Store {
     /// Take the store lock. A reader of a store it cannot write (a read-only checkout, a
     /// store owned by someone else) goes on without one: no writer can be at work there.
     fn lock(&self, exclusive: bool) -> Result<Option<File>> {
+        self.lock_waiting(exclusive, true)
+    }
+
+    /// The lock a streamed read takes (see [`Locking`]).
+    fn lock_as(&self, locking: Locking) -> Result<Option<File>> {
+        match locking {
+            Locking::Shared => self.lock_waiting(false, true),
+            Locking::Exclusive => self.lock_waiting(true, true),
+            Locking::SharedIfFree => self.lock_waiting(false, false),
+        }
+    }
+
+    /// [`Store::lock`]; without `wait`, a lock held by another process is `StoreBusy` at
+    /// once.
+    fn lock_waiting(&self, exclusive: bool, wait: bool) -> Result<Option<File>> {
         let path = self.root.join(LOCK);
         let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
         let opened = match OpenOptions::new()
@@ -263,7 +278,9 @@ impl Store {
             };
             match attempt {
                 Ok(()) => return Ok(Some(file)),
-                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                Err(std::fs::TryLockError::WouldBlock)
+                    if wait && std::time::Instant::now() < deadline =>
+                {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -551,20 +568,20 @@ impl Store {
         } else {
             Rollback::Warn
         };
-        self.stream_manifest_with(identity, false, rollback, section)
+        self.stream_manifest_with(identity, Locking::Shared, rollback, section)
     }
 
-    /// [`Store::stream_manifest`] under the exclusive lock (`exclusive`, a write) or the
-    /// shared one, doing `rollback` about a store older than one seen here.
+    /// [`Store::stream_manifest`] under the lock `locking` says, doing `rollback` about a
+    /// store older than one seen here.
     fn stream_manifest_with(
         &self,
         identity: &Identity,
-        exclusive: bool,
+        locking: Locking,
         rollback: Rollback,
         section: &mut dyn FnMut(&str) -> Option<bool>,
     ) -> Result<Option<Streamed>> {
         use manifest::excerpt;
-        let Some((lock, mut input, head)) = self.open_streamed(exclusive)? else {
+        let Some((lock, mut input, head)) = self.open_streamed(locking)? else {
             return Ok(None);
         };
         let Ok(Some(key_file)) = self.read_key_file(identity, &head.header.store_id, STORE_KEY)
@@ -583,11 +600,7 @@ impl Store {
             &key_file.previous_fingerprints(),
             &*self.say,
         )?;
-        match rollback {
-            Rollback::Refuse(doing) => refuse_if_rolled_back(&header, doing)?,
-            Rollback::Warn => warn_if_rolled_back(self, &header)?,
-            Rollback::Ignore => {}
-        }
+        self.check_rollback(&header, rollback)?;
         Ok(Some(Streamed {
             lock,
             key_file,
@@ -602,7 +615,7 @@ impl Store {
         &self,
         section: &mut dyn FnMut(&str) -> Option<bool>,
     ) -> Result<Option<String>> {
-        let Some((_lock, mut input, head)) = self.open_streamed(false)? else {
+        let Some((_lock, mut input, head)) = self.open_streamed(Locking::Shared)? else {
             return Ok(None);
         };
         let read = manifest::excerpt::read_rest_unverified(&mut input, head, section);
@@ -614,7 +627,7 @@ impl Store {
     #[allow(clippy::type_complexity)]
     fn open_streamed(
         &self,
-        exclusive: bool,
+        locking: Locking,
     ) -> Result<
         Option<(
             Option<File>,
@@ -622,7 +635,7 @@ impl Store {
             manifest::excerpt::Head,
         )>,
     > {
-        let lock = self.lock(exclusive)?;
+        let lock = self.lock_as(locking)?;
         let err = |e| self.io_err("read the manifest", e);
         let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
         let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
@@ -695,28 +708,37 @@ impl Store {
         &self,
         identity: &Identity,
     ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
-        self.stream_whole(identity, true, Rollback::Refuse("write over"), true)
+        self.stream_whole(
+            identity,
+            Locking::Exclusive,
+            Rollback::Refuse("write over"),
+            true,
+        )
     }
 
     /// `doctor`'s manifest, read as [`Store::stream_for_write`] reads it but under the
     /// shared lock and without the history, which none of its checks uses; a rollback is
     /// left to doctor, which reports it. `None` (or an error): doctor reads the file
-    /// whole, which says what is wrong.
+    /// whole, which says what is wrong. A store locked by a writer is not waited for:
+    /// doctor reads it whole at once, as it always did.
     pub(crate) fn stream_for_doctor(
         &self,
         identity: &Identity,
     ) -> Result<Option<(StoreKey, Manifest)>> {
-        let streamed = self.stream_whole(identity, false, Rollback::Ignore, false)?;
+        let streamed =
+            self.stream_whole(identity, Locking::SharedIfFree, Rollback::Ignore, false)?;
         Ok(streamed.map(|(_, key_file, manifest)| (key_file.key, manifest)))
     }
 
     /// The whole manifest read in pieces and checked (see [`Store::stream_manifest`]), its
     /// credentials (with their `history` or not) in a map with full nodes: 2.6 MB for
     /// 10,000 entries, where one built a name at a time has half-full nodes (4.7 MB).
+    /// `rollback` is checked once the manifest is known to be valid, as the whole-file
+    /// path checks it (so an invalid one is not remembered as seen).
     fn stream_whole(
         &self,
         identity: &Identity,
-        exclusive: bool,
+        locking: Locking,
         rollback: Rollback,
         history: bool,
     ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
@@ -739,23 +761,33 @@ impl Store {
         };
         let streamed = if history {
             let mut section = manifest::excerpt::hands_with_history(in_order);
-            self.stream_manifest_with(identity, exclusive, rollback, &mut section)?
+            self.stream_manifest_with(identity, locking, Rollback::Ignore, &mut section)?
         } else {
             let mut section = manifest::excerpt::hands(in_order);
-            self.stream_manifest_with(identity, exclusive, rollback, &mut section)?
+            self.stream_manifest_with(identity, locking, Rollback::Ignore, &mut section)?
         };
         let Some(Streamed {
             lock,
             key_file,
             text,
-            header: _,
+            header,
         }) = streamed
         else {
             return Ok(None);
         };
         credentials.append(&mut chunk.into_iter().collect());
         let manifest = Manifest::assemble(&text, credentials)?;
+        self.check_rollback(&header, rollback)?;
         Ok(Some((lock, key_file, manifest)))
+    }
+
+    /// Refuse, warn about or ignore a store older than one this machine has seen.
+    fn check_rollback(&self, header: &Header, rollback: Rollback) -> Result<()> {
+        match rollback {
+            Rollback::Refuse(doing) => refuse_if_rolled_back(header, doing),
+            Rollback::Warn => warn_if_rolled_back(self, header),
+            Rollback::Ignore => Ok(()),
+        }
     }
 
     /// Begin a write transaction.
@@ -862,6 +894,16 @@ impl Store {
         txn.roll_forward()?;
         Ok((txn, changes))
     }
+}
+
+/// How a streamed read locks the store.
+#[derive(Clone, Copy)]
+enum Locking {
+    Shared,
+    /// A write.
+    Exclusive,
+    /// Shared if no writer holds the lock now; else the read gives up at once.
+    SharedIfFree,
 }
 
 /// What a streamed read does about a store older than one this machine has seen.
