@@ -206,8 +206,9 @@ fn two_credentials_for_one_variable_must_be_chosen_between() {
         .code(2)
         .stdout("")
         .stderr(predicate::str::contains("both injected as OPENAI_API_KEY"));
+    // A name given twice is one credential, not two for one variable.
     env.cmd()
-        .args(["export", "--only", "openai-dev"])
+        .args(["export", "--only", "openai-dev,openai-dev"])
         .assert()
         .success()
         .stdout("OPENAI_API_KEY='dev'\n");

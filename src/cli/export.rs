@@ -96,13 +96,12 @@ impl ExportArgs {
             }
             !file
         });
-        for (name, entry, slot) in &mut read {
-            *slot = Some(reader.value(name, entry)?);
-        }
-        // In the order they are printed; two credentials for one variable are refused,
-        // as exec refuses them (one would silently replace the other). Unstable sort:
-        // no scratch copy of 10,000 entries, and (variable, name) orders every pair.
+        // In the order they are printed. A name given twice counts once; two credentials
+        // for one variable are refused before any value is read, as exec refuses them
+        // (one would silently replace the other). Unstable sort: no scratch copy of
+        // 10,000 entries, and (variable, name) orders every pair.
         read.sort_unstable_by(|a, b| (&a.1.env, &a.0).cmp(&(&b.1.env, &b.0)));
+        read.dedup_by(|a, b| a.0 == b.0);
         if let Some(pair) = read.windows(2).find(|pair| pair[0].1.env == pair[1].1.env) {
             return Err(Error::DuplicateEnv {
                 first: pair[0].0.to_string(),
@@ -110,6 +109,9 @@ impl ExportArgs {
                 env: pair[0].1.env.to_string(),
             }
             .into());
+        }
+        for (name, entry, slot) in &mut read {
+            *slot = Some(reader.value(name, entry)?);
         }
         // An oauth2 credential's variable holds an access token, as with exec: obtained
         // with the store unlocked (a request takes time, and a rotated refresh token is
