@@ -376,7 +376,10 @@ pub(super) struct VaultTable {
     vault: VaultSettings,
 }
 
+/// One credential's section. Nothing else may be in it: a table the whole-file parse
+/// refuses must not be dropped silently by a reader of one section.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct EntryTable<'a> {
     #[serde(borrow)]
     credentials: BTreeMap<Cow<'a, str>, Entry>,
