@@ -647,14 +647,7 @@ fn identity_public_prints_the_recipient() {
 fn broken_pipe_exits_quietly() {
     let env = TestEnv::init();
     // Enough output (well over a 64 KiB pipe buffer) that `head` exits while list still writes.
-    let dotenv: String = (0..1500)
-        .map(|i| format!("KEY_{i:04}=value{i}\n"))
-        .collect();
-    env.cmd()
-        .args(["import", "-"])
-        .write_stdin(dotenv)
-        .assert()
-        .success();
+    import_numbered(&env, 1500);
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg("set -o pipefail; \"$0\" list | head -1")
@@ -768,14 +761,7 @@ fn a_write_from_a_manifest_read_in_pieces_or_whole_gives_the_same_file() {
 #[test]
 fn a_write_in_a_store_larger_than_a_chunk_keeps_every_credential() {
     let env = TestEnv::init();
-    let dotenv: String = (0..2600)
-        .map(|i| format!("KEY_{i:04}=value{i}\n"))
-        .collect();
-    env.cmd()
-        .args(["import", "-"])
-        .write_stdin(dotenv)
-        .assert()
-        .success();
+    import_numbered(&env, 2600);
     let before = fs::read_to_string(env.manifest_path()).unwrap();
     env.cmd()
         .args(["edit", "key-1500", "--description", "edited"])
@@ -802,4 +788,16 @@ fn a_write_in_a_store_larger_than_a_chunk_keeps_every_credential() {
         "{}",
         stdout_of(&out)
     );
+}
+
+/// Import `count` credentials, `key-0000` and on, whose values are `value0` and on.
+fn import_numbered(env: &TestEnv, count: usize) {
+    let dotenv: String = (0..count)
+        .map(|i| format!("KEY_{i:04}=value{i}\n"))
+        .collect();
+    env.cmd()
+        .args(["import", "-"])
+        .write_stdin(dotenv)
+        .assert()
+        .success();
 }

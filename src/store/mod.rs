@@ -850,11 +850,11 @@ impl Store {
                 } else {
                     (Manifest::load(&text, Some(&key))?, None)
                 };
-                if reseal {
-                    warn_if_rolled_back(self, &header)?;
-                } else {
-                    refuse_if_rolled_back(&header, "write over")?;
-                }
+                let rollback = match reseal {
+                    true => Rollback::Warn,
+                    false => Rollback::Refuse("write over"),
+                };
+                self.check_rollback(&header, rollback)?;
                 (lock, key, previous, manifest, changes)
             }
         };
