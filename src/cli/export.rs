@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::cli::context::Ctx;
 use crate::envfile;
 use crate::error::Error;
-use crate::model::credential::{AgentName, CredentialName};
+use crate::model::credential::{AgentName, CredentialName, EnvVarName};
 use crate::policy::{self, Chosen, ExecPolicy, Names, Rule};
 
 use super::parse_selection;
@@ -55,7 +55,7 @@ impl ExportArgs {
         let reader = if agent.is_some() {
             store.reader_for_exec(ctx.identity()?)?
         } else {
-            store.reader_of_every(ctx.identity()?)?
+            store.reader_of_values(ctx.identity()?)?
         };
         if agent.is_none() && reader.defaults()?.require_agent {
             return Err(Error::AgentRequired {
@@ -136,7 +136,9 @@ impl ExportArgs {
                 )?);
             }
         }
-        // Every value is checked before anything is printed: all or nothing.
+        // Every value is checked before anything is printed: all or nothing. Then only
+        // each variable and its value are kept, in the same vector, and the room the
+        // entries took (2.7 MB for 10,000) is given back before the audit line is written.
         for (name, _, slot) in &read {
             let text = std::str::from_utf8(value_of(slot)).map_err(|_| Error::NotEnvSafe {
                 name: name.to_string(),
@@ -150,6 +152,11 @@ impl ExportArgs {
                 .into());
             }
         }
+        let mut read: Vec<(EnvVarName, SecretSlice<u8>)> = read
+            .into_iter()
+            .map(|(_, entry, slot)| (entry.env, slot.unwrap_or_else(empty)))
+            .collect();
+        read.shrink_to_fit();
         ctx.audit.ok()?;
         for note in cache.write() {
             store.note(&note);
@@ -164,7 +171,6 @@ impl ExportArgs {
         // Written a piece at a time from the values in their slots, through one buffer
         // that is wiped after use (not a copy of the whole output: 600 kB for 10,000).
         let mut out = Wiped::new(std::io::stdout().lock());
-        let text = |slot| std::str::from_utf8(value_of(slot)).unwrap_or_default();
         match self.format {
             Format::Json => {
                 let object = JsonObject(&read);
@@ -172,10 +178,10 @@ impl ExportArgs {
                 out.write_all(b"\n")?;
             }
             Format::Dotenv | Format::Shell => {
-                for (_, entry, slot) in &read {
+                for (env, value) in &read {
                     let line = zeroize::Zeroizing::new(match self.format {
-                        Format::Shell => envfile::shell_line(entry.env.as_str(), text(slot)),
-                        _ => envfile::dotenv_line(entry.env.as_str(), text(slot)),
+                        Format::Shell => envfile::shell_line(env.as_str(), text_of(value)),
+                        _ => envfile::dotenv_line(env.as_str(), text_of(value)),
                     });
                     out.write_all(line.as_bytes())?;
                 }
@@ -202,17 +208,26 @@ fn value_of(slot: &Option<secrecy::SecretSlice<u8>>) -> &[u8] {
     slot.as_ref().map_or(&[], |value| value.expose_secret())
 }
 
+/// A value as text (every value was checked to be UTF-8 before anything is printed).
+fn text_of(value: &SecretSlice<u8>) -> &str {
+    std::str::from_utf8(value.expose_secret()).unwrap_or_default()
+}
+
+/// An empty value, for a slot that was not filled (every slot is, before this is used).
+fn empty() -> SecretSlice<u8> {
+    SecretSlice::from(Vec::new())
+}
+
 /// `--format json`'s object: the variables in order, written without a map's copy.
-struct JsonObject<'a>(&'a [crate::store::Slot]);
+struct JsonObject<'a>(&'a [(EnvVarName, SecretSlice<u8>)]);
 
 impl serde::Serialize for JsonObject<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(_, entry, slot)| {
-            (
-                entry.env.as_str(),
-                std::str::from_utf8(value_of(slot)).unwrap_or_default(),
-            )
-        }))
+        serializer.collect_map(
+            self.0
+                .iter()
+                .map(|(env, value)| (env.as_str(), text_of(value))),
+        )
     }
 }
 

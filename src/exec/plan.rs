@@ -227,17 +227,21 @@ pub fn prepare(
     // Done with the store unlocked: a token request may take seconds.
     let values = oauth::access_tokens(&store, identity()?, &store_id, values, request.verbose)
         .map_err(|e| not_starting(e.into(), program))?;
-    let mut injections = Vec::with_capacity(values.len());
-    for (name, entry, value) in values {
-        let injection = Injection {
-            value,
-            name,
-            env: entry.env,
-            kind: entry.kind,
-        };
-        exec::check_injection(&injection)?;
-        injections.push(injection);
-    }
+    // In place: the values' vector becomes the injections' (a second vector of 10,000
+    // would be 0.7 MB more at the peak), then gives back the room it no longer needs.
+    let mut injections: Vec<Injection> = values
+        .into_iter()
+        .map(|(name, entry, value)| {
+            let injection = Injection {
+                value,
+                name,
+                env: entry.env,
+                kind: entry.kind,
+            };
+            exec::check_injection(&injection).map(|()| injection)
+        })
+        .collect::<Result<_>>()?;
+    injections.shrink_to_fit();
     if request.verbose {
         for note in &cache_notes {
             say(note);

@@ -58,28 +58,43 @@ pub fn keeps(name: &CredentialName) -> impl FnMut(&str) -> Option<bool> {
 /// (the readers of every credential: `exec`, `export`, `list`); `each` returning `false`
 /// gives up. What `each` is given is not verified until [`read_rest`] returns the text.
 pub fn hands(each: impl FnMut(String, Entry) -> bool) -> impl FnMut(&str) -> Option<bool> {
-    hands_parsed(false, each)
+    hands_parsed(Keep::NoHistory, each)
 }
 
-/// As [`hands`], each credential with its history (a write transaction, which keeps it).
+/// How much of each credential's entry [`hands_parsed`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// All but the MAC (a write transaction: its commit signs every entry afresh).
+    ForWrite,
+    /// All but the history (`list`).
+    NoHistory,
+    /// What handing values on needs (`exec`, `export`): no history, description or MAC.
+    /// The MAC is 80 bytes on the heap per credential, and once the seal has verified
+    /// nothing checks it on a read.
+    ForValues,
+}
+
+/// As [`hands`], each credential with its history but not its MAC (a write transaction,
+/// which keeps the history and signs every entry again when it commits).
 pub fn hands_with_history(
     each: impl FnMut(String, Entry) -> bool,
 ) -> impl FnMut(&str) -> Option<bool> {
-    hands_parsed(true, each)
+    hands_parsed(Keep::ForWrite, each)
 }
 
-fn hands_parsed(
-    history: bool,
+/// As [`hands`], keeping what `keep` says.
+pub fn hands_parsed(
+    keep: Keep,
     mut each: impl FnMut(String, Entry) -> bool,
 ) -> impl FnMut(&str) -> Option<bool> {
     move |section: &str| {
         if !section.starts_with("[credentials.") {
             return Some(true);
         }
-        let light = if history {
-            None
-        } else {
-            light::read_section(section)
+        let light = match keep {
+            Keep::ForWrite => None,
+            Keep::NoHistory => light::read_section(section, false),
+            Keep::ForValues => light::read_section(section, true),
         };
         let (name, entry) = match light {
             Some(found) => found,
@@ -90,8 +105,14 @@ fn hands_parsed(
                 if found.next().is_some() {
                     return None;
                 }
-                if !history {
+                if keep != Keep::ForWrite {
                     entry.history = Vec::new();
+                }
+                if keep == Keep::ForValues {
+                    entry.description = None;
+                }
+                if keep != Keep::NoHistory {
+                    entry.mac = String::new();
                 }
                 (name.into_owned(), entry)
             }

@@ -34,8 +34,9 @@ fn plain_string(value: &str) -> Option<&str> {
 }
 
 /// Read one `[credentials.NAME]` section; `None` for anything this reader does not handle
-/// exactly as the TOML parser would.
-pub(super) fn read_section(section: &str) -> Option<(String, Entry)> {
+/// exactly as the TOML parser would. `lean`: without the description and the MAC (see
+/// [`super::excerpt::Keep::ForValues`]), which are checked but not kept.
+pub(super) fn read_section(section: &str, lean: bool) -> Option<(String, Entry)> {
     let mut lines = section.split('\n');
     let key = lines
         .next()?
@@ -132,11 +133,13 @@ pub(super) fn read_section(section: &str) -> Option<(String, Entry)> {
         }
         Some(_) => return None,
     };
+    let description = optional("description")?;
+    let mac = optional("mac")?;
     let entry = Entry {
         env: EnvVarName::parse(text("env")?).ok()?,
         kind,
         backend,
-        description: optional("description")?.map(String::from),
+        description: description.filter(|_| !lean).map(String::from),
         created_at: timestamp("created_at")?,
         rotated_at: timestamp("rotated_at")?,
         rotate_every,
@@ -147,7 +150,7 @@ pub(super) fn read_section(section: &str) -> Option<(String, Entry)> {
         oauth2: None,
         upstream: None,
         history: Vec::new(),
-        mac: optional("mac")?.map(String::from).unwrap_or_default(),
+        mac: mac.filter(|_| !lean).map(String::from).unwrap_or_default(),
     };
     Some((name, entry))
 }
@@ -248,7 +251,7 @@ mod tests {
         let plain = text
             .split("\n\n")
             .filter(|s| s.starts_with("[credentials."))
-            .filter(|s| read_section(&format!("{s}\n")).is_some())
+            .filter(|s| read_section(&format!("{s}\n"), false).is_some())
             .count();
         assert!(plain >= 6, "{plain}");
         for section in ["[credentials.up]", "[credentials.info]"] {
@@ -258,14 +261,17 @@ mod tests {
                 .map(|(i, _)| start + i + 1)
                 .find(|&i| starts_section(&text[i..]))
                 .unwrap_or(text.len());
-            assert!(read_section(&text[start..end]).is_none(), "{section}");
+            assert!(
+                read_section(&text[start..end], false).is_none(),
+                "{section}"
+            );
         }
     }
 
     #[test]
     fn an_unknown_key_or_value_goes_to_the_toml_parser() {
         let base = "[credentials.a]\nenv = \"A\"\nkind = \"secret\"\nbackend = \"age\"\ncreated_at = \"2026-01-01T00:00:00Z\"\nrotated_at = \"2026-01-01T00:00:00Z\"\n";
-        assert!(read_section(base).is_some());
+        assert!(read_section(base, false).is_some());
         for extra in [
             "surprise = \"x\"\n",
             "kind = \"secret\"\n",
@@ -277,7 +283,7 @@ mod tests {
             "sha256 = [1]\n",
         ] {
             let section = format!("{base}{extra}");
-            assert!(read_section(&section).is_none(), "{extra}");
+            assert!(read_section(&section, false).is_none(), "{extra}");
             // And the whole reader still says what the TOML parser says about it.
             let text = format!(
                 "format = 1\nstore_id = \"0123456789abcdef\"\ngeneration = 1\nrecipients_sha256 = \"f\"\nseal = \"s\"\n\n{section}"

@@ -613,6 +613,28 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_rendered_is_signed_whatever_mac_it_held() {
+        // A write reads entries without their MACs (excerpt::Keep::ForWrite); the commit
+        // signs each section's copy. An empty MAC and a stale one come out signed alike.
+        let key = StoreKey::generate().unwrap();
+        let (mut m, _) = sample(&key);
+        m.credentials.get_mut("a").unwrap().mac = String::new();
+        m.credentials.get_mut("z").unwrap().mac = "00".repeat(32);
+        let text = m.render(&key);
+        let parsed = Manifest::parse_sealed(&text).unwrap();
+        assert_eq!(parsed.credentials.len(), 4);
+        assert!(hand_edits(&parsed, &key).is_empty());
+        for (name, entry) in &parsed.credentials {
+            assert!(!entry.mac.is_empty(), "{name}");
+        }
+        // What was signed is the entry as written: under another store id every MAC (the
+        // four credentials' and the two agents') is wrong.
+        let mut other = parsed.clone();
+        other.store_id = "fedcba9876543210".into();
+        assert_eq!(hand_edits(&other, &key).len(), 6);
+    }
+
+    #[test]
     fn fast_path_finds_each_entry_exactly() {
         let key = StoreKey::generate().unwrap();
         let (_, text) = sample(&key);

@@ -72,6 +72,17 @@ pub struct Store {
     verbose: bool,
 }
 
+/// What a streamed reader keeps of the credentials' sections.
+#[derive(Clone, Copy)]
+enum Reading<'n> {
+    /// This credential's section, unparsed (`get`).
+    One(&'n crate::model::credential::CredentialName),
+    /// Every credential, parsed without history (`list`).
+    Every,
+    /// Every credential, parsed without history, description or MAC (`exec`, `export`).
+    Values,
+}
+
 impl Store {
     pub fn root(&self) -> &Path {
         &self.root
@@ -461,10 +472,10 @@ impl Store {
 
     /// [`reader`](Self::reader) for handing credentials to a program (`exec`): a rolled
     /// back store is refused, since a rollback can bring back a revoked grant.
-    /// Streamed like [`reader_of_every`](Self::reader_of_every): exec of every
+    /// Streamed like [`reader_of_values`](Self::reader_of_values): exec of every
     /// credential is the common case.
     pub fn reader_for_exec<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
-        match self.streamed_reader(identity, true, None)? {
+        match self.streamed_reader(identity, true, Reading::Values)? {
             Some(reader) => Ok(reader),
             None => self.reader_with(identity, true),
         }
@@ -480,7 +491,7 @@ impl Store {
         identity: &'a Identity,
         name: &crate::model::credential::CredentialName,
     ) -> Result<Reader<'a>> {
-        match self.streamed_reader(identity, false, Some(name))? {
+        match self.streamed_reader(identity, false, Reading::One(name))? {
             Some(reader) => Ok(reader),
             None => self.reader(identity),
         }
@@ -490,22 +501,33 @@ impl Store {
     /// history (`list`, `export`): each credential's section is parsed as the manifest
     /// is read in pieces, and the file is never held whole.
     pub fn reader_of_every<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
-        match self.streamed_reader(identity, false, None)? {
+        match self.streamed_reader(identity, false, Reading::Every)? {
+            Some(reader) => Ok(reader),
+            None => self.reader(identity),
+        }
+    }
+
+    /// [`reader_of_every`](Self::reader_of_every) for a command that hands values on
+    /// (`export`): the entries it holds lack their description and MAC too
+    /// ([`manifest::excerpt::Keep::ForValues`]); a whole manifest asked of it is read
+    /// again.
+    pub fn reader_of_values<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
+        match self.streamed_reader(identity, false, Reading::Values)? {
             Some(reader) => Ok(reader),
             None => self.reader(identity),
         }
     }
 
     /// A reader from the manifest read in pieces ([`manifest::excerpt`]): keeping the
-    /// sections of all but the credentials, and the credential `one`'s, or else parsing
-    /// every credential on the way. `None`: read it whole instead.
+    /// sections of all but the credentials, and one credential's, or else parsing every
+    /// credential on the way (as `reading` says). `None`: read it whole instead.
     fn streamed_reader<'a>(
         &'a self,
         identity: &'a Identity,
         strict: bool,
-        one: Option<&crate::model::credential::CredentialName>,
+        reading: Reading<'_>,
     ) -> Result<Option<Reader<'a>>> {
-        use manifest::excerpt;
+        use manifest::excerpt::{self, Keep};
         let mut credentials: Vec<reader::Slot> = Vec::new();
         // In name order, as `Manifest::render` writes them; anything else (a name out of
         // order or twice, an invalid one) is left to the whole-file read, which says
@@ -520,9 +542,20 @@ impl Store {
             credentials.push((name, entry, None));
             true
         };
-        let streamed = match one {
-            Some(name) => self.stream_manifest(identity, strict, &mut excerpt::keeps(name))?,
-            None => self.stream_manifest(identity, strict, &mut excerpt::hands(in_order))?,
+        let streamed = match reading {
+            Reading::One(name) => {
+                self.stream_manifest(identity, strict, &mut excerpt::keeps(name))?
+            }
+            Reading::Every => self.stream_manifest(
+                identity,
+                strict,
+                &mut excerpt::hands_parsed(Keep::NoHistory, in_order),
+            )?,
+            Reading::Values => self.stream_manifest(
+                identity,
+                strict,
+                &mut excerpt::hands_parsed(Keep::ForValues, in_order),
+            )?,
         };
         let Some(Streamed {
             lock,
@@ -540,9 +573,10 @@ impl Store {
             key,
             _lock: lock,
             text,
-            held: std::cell::RefCell::new(match one {
-                Some(_) => reader::Held::Excerpt,
-                None => reader::Held::Credentials(credentials),
+            held: std::cell::RefCell::new(match reading {
+                Reading::One(_) => reader::Held::Excerpt,
+                Reading::Every => reader::Held::Credentials(credentials, Keep::NoHistory),
+                Reading::Values => reader::Held::Credentials(credentials, Keep::ForValues),
             }),
             header,
             vault: OnceCell::new(),
@@ -745,17 +779,18 @@ impl Store {
         let mut credentials = BTreeMap::new();
         let mut chunk: Vec<(String, manifest::Entry)> = Vec::new();
         // In name order, as `Manifest::render` writes them, a chunk at a time: a chunk is
-        // built into a map at once and appended (which rebuilds the map, freeing the old
-        // nodes as it goes), so that neither the whole vector nor two maps are held. A
-        // chunk of a quarter of the map keeps the rebuilding linear in all.
+        // built into a map at once (in its own vector's room) and appended (which rebuilds
+        // the map, freeing the old nodes as it goes), so that neither the whole vector nor
+        // two maps are held. A chunk of a sixteenth of the map keeps the rebuilding
+        // linear in all, and what a chunk holds twice small (1,024 entries are 0.3 MB).
         let in_order = |name: String, entry| {
             let last = chunk.last().map(|(last, _)| last);
             if last.or(credentials.last_key_value().map(|(last, _)| last)) >= Some(&name) {
                 return false;
             }
             chunk.push((name, entry));
-            if chunk.len() >= (credentials.len() / 4).max(1024) {
-                credentials.append(&mut chunk.drain(..).collect());
+            if chunk.len() >= (credentials.len() / 16).max(1024) {
+                credentials.append(&mut std::mem::take(&mut chunk).into_iter().collect());
             }
             true
         };

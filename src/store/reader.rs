@@ -14,6 +14,7 @@ use crate::backend::{self, LazyVault};
 use crate::crypto::identity::Identity;
 use crate::crypto::integrity::StoreKey;
 use crate::error::{Error, Result};
+use crate::manifest::excerpt::Keep;
 use crate::manifest::{self, Agent, Defaults, Entry, Header, Manifest};
 use crate::model::credential::{AgentName, BackendKind, CredentialName};
 
@@ -26,9 +27,10 @@ pub(super) enum Held {
     Whole,
     /// All but the credentials' sections, and the one credential's a `get` asked for.
     Excerpt,
-    /// All but the credentials' sections; the credentials, parsed without history, in
-    /// name order (each with an empty slot for its value: see [`Slot`]).
-    Credentials(Vec<Slot>),
+    /// All but the credentials' sections; the credentials, parsed as the `Keep` says
+    /// (never with history), in name order (each with an empty slot for its value: see
+    /// [`Slot`]).
+    Credentials(Vec<Slot>, Keep),
     /// As `Credentials`, after [`Reader::manifest_without_history`] handed them out.
     HandedOut,
 }
@@ -77,11 +79,12 @@ impl Reader<'_> {
     }
 
     /// One entry, through the fast path (no full parse). From a reader that parsed every
-    /// credential ([`Store::reader_of_every`]), without its history.
+    /// credential ([`Store::reader_of_every`]), without its history (and from
+    /// [`Store::reader_of_values`], without its description and MAC).
     pub fn entry(&self, name: &CredentialName) -> Result<Entry> {
         let found = match &*self.held.borrow() {
             Held::Whole => manifest::find_entry(&self.text, name)?,
-            Held::Credentials(credentials) => credentials
+            Held::Credentials(credentials, _) => credentials
                 .binary_search_by(|(held, _, _)| held.cmp(name))
                 .ok()
                 .map(|at| credentials[at].1.clone()),
@@ -142,7 +145,7 @@ impl Reader<'_> {
     pub fn manifest_without_history(&self) -> Result<Manifest> {
         let held = std::mem::replace(&mut *self.held.borrow_mut(), Held::HandedOut);
         match held {
-            Held::Credentials(credentials) => Manifest::assemble(
+            Held::Credentials(credentials, Keep::NoHistory) => Manifest::assemble(
                 &self.text,
                 credentials
                     .into_iter()
@@ -165,7 +168,7 @@ impl Reader<'_> {
     /// else from the whole manifest.
     pub fn every_credential(&self) -> Result<Vec<Slot>> {
         let held = std::mem::replace(&mut *self.held.borrow_mut(), Held::HandedOut);
-        if let Held::Credentials(credentials) = held {
+        if let Held::Credentials(credentials, _) = held {
             // The rest of the manifest is checked as `manifest_without_history` checks it.
             Manifest::assemble(&self.text, BTreeMap::new())?;
             return Ok(credentials);
