@@ -459,15 +459,27 @@ fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
         Some(Error::AgentNotFound { name }) => Some((name.clone(), false)),
         _ => None,
     })?;
-    let manifest = crate::store::Store::open(&ctx.store_dir, crate::cli::context::say_on_stderr())
-        .and_then(|store| store.manifest_unverified())
-        .ok()?;
-    let names: Vec<&String> = if credential {
-        manifest.credentials.keys().collect()
-    } else {
-        manifest.agents.keys().collect()
+    let store =
+        crate::store::Store::open(&ctx.store_dir, crate::cli::context::say_on_stderr()).ok()?;
+    let table = if credential { "credentials" } else { "agents" };
+    // Only the names, from each section's header as the file goes by (parsing the whole
+    // manifest of 10,000 credentials for them took 12 MB); the whole file if it is not in
+    // agentcred's layout.
+    let mut names: Vec<String> = Vec::new();
+    let mut each = |section: &str| {
+        let header = section.lines().next().unwrap_or_default();
+        names.extend(crate::manifest::table_names(header, table));
+        Some(false)
     };
-    let best = closest(&wanted, names.iter().map(|n| n.as_str()))?;
+    if store.stream_unverified(&mut each).ok().flatten().is_none() {
+        let manifest = store.manifest_unverified().ok()?;
+        names = if credential {
+            manifest.credentials.into_keys().collect()
+        } else {
+            manifest.agents.into_keys().collect()
+        };
+    }
+    let best = closest(&wanted, names.iter().map(String::as_str))?;
     let list = if credential { "list" } else { "agent list" };
     Some(format!(
         "did you mean {best}? (`agentcred {list}` shows them all)"
