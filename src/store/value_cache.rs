@@ -24,7 +24,6 @@
 //! recipients change remove it; a write transaction drops the records its commit made
 //! stale. README ("The value cache") has the threat model.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -125,11 +124,72 @@ fn read_at(file: &std::fs::File, (at, len): (u64, usize)) -> Option<Zeroizing<Ve
     Some(bytes)
 }
 
-/// A record made in this process, sealed when the file is written.
-struct Fresh {
-    sha256: [u8; 32],
-    stamp: FileStamp,
-    value: SecretSlice<u8>,
+/// The records this process made, sealed as each value was decrypted and written to an
+/// unnamed file (in `cache/` when it exists, else the temp directory) until
+/// [`ValueCache::save`] copies them into the cache: holding 10,000 values and their map
+/// until then took 3 MB. The file is gone when the process ends, saved or not.
+struct Spill {
+    out: io::BufWriter<std::fs::File>,
+    /// Its records, laid out as in the cache file, in the order they were made.
+    records: Vec<Record>,
+    names: Names,
+    len: u64,
+}
+
+impl Spill {
+    fn create(dir: &Path) -> io::Result<Spill> {
+        // A store that cannot take it (read-only) gets it in the temp directory, and the
+        // save says under `-v` why the cache was not written.
+        let file = match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => {
+                tempfile::tempfile_in(dir).or_else(|_| tempfile::tempfile())?
+            }
+            _ => tempfile::tempfile()?,
+        };
+        Ok(Spill {
+            out: io::BufWriter::with_capacity(16 * 1024, file),
+            records: Vec::new(),
+            names: Names::new(),
+            len: 0,
+        })
+    }
+
+    /// Add a sealed record; `Err` leaves the spill unusable (the caller drops it).
+    fn push(&mut self, name: &[u8], fixed: &[u8], sealed: &[u8], tag: &[u8]) -> io::Result<()> {
+        let start = u32::try_from(self.len).map_err(io::Error::other)?;
+        let name_len = u8::try_from(name.len()).map_err(io::Error::other)?;
+        let sealed_len = u32::try_from(sealed.len() + tag.len()).map_err(io::Error::other)?;
+        for part in [&[name_len][..], name, fixed, sealed, tag] {
+            self.out.write_all(part)?;
+        }
+        self.len += (1 + name.len() + fixed.len() + sealed.len() + tag.len()) as u64;
+        let name_at = u32::try_from(self.names.len()).map_err(io::Error::other)?;
+        self.names.extend_from_slice(name);
+        self.records.push(Record {
+            start,
+            name_at,
+            name_len,
+            sealed_len,
+        });
+        Ok(())
+    }
+
+    /// Flushed, its records sorted by name, the last made of each name only.
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        let names = &self.names;
+        self.records
+            .sort_by(|a, b| a.name(names).cmp(b.name(names)).then(b.start.cmp(&a.start)));
+        self.records.dedup_by(|a, b| a.name(names) == b.name(names));
+        Ok(())
+    }
+
+    fn holds(&self, name: &[u8]) -> bool {
+        let names = &self.names;
+        self.records
+            .binary_search_by(|r| r.name(names).cmp(name))
+            .is_ok()
+    }
 }
 
 /// What this process did with the cache, for the `-v` summary.
@@ -158,7 +218,10 @@ pub struct ValueCache {
     /// Generation the file was written at.
     generation: Option<u64>,
     unused: Option<Unused>,
-    fresh: BTreeMap<String, Fresh>,
+    /// What this process decrypted, sealed (`None` until the first, or after a failed
+    /// write to it, which leaves the cache as it was).
+    spill: Option<Spill>,
+    spill_failed: bool,
     pub tally: Tally,
 }
 
@@ -342,7 +405,8 @@ impl ValueCache {
             records: Vec::new(),
             generation: None,
             unused: None,
-            fresh: BTreeMap::new(),
+            spill: None,
+            spill_failed: false,
             tally: Tally::default(),
         };
         match open_file(&cache.dir) {
@@ -455,22 +519,64 @@ impl ValueCache {
         let value = value.expose_secret();
         // A value from a pending file has no stamp: the next read finds it renamed.
         let Some(stamp) = stamp else { return };
-        if value.len() > MAX_VALUE || name.len() > usize::from(u8::MAX) {
+        if value.len() > MAX_VALUE || name.len() > usize::from(u8::MAX) || self.spill_failed {
             return;
         }
-        self.fresh.insert(
-            name.to_string(),
-            Fresh {
-                sha256,
-                stamp,
-                value: SecretSlice::from(value.to_vec()),
-            },
-        );
+        if self.spill.is_none() {
+            match Spill::create(&self.dir) {
+                Ok(spill) => self.spill = Some(spill),
+                Err(_) => {
+                    self.spill_failed = true;
+                    return;
+                }
+            }
+        }
+        let sealed = self.seal(name.as_bytes(), sha256, &stamp, value);
+        let pushed = match (sealed, self.spill.as_mut()) {
+            (Ok((fixed, sealed, tag)), Some(spill)) => {
+                spill.push(name.as_bytes(), &fixed, &sealed, &tag)
+            }
+            (Err(e), _) => Err(e),
+            (_, None) => Err(io::Error::other("no spill")),
+        };
+        if pushed.is_err() {
+            // A record half written cannot be told from a whole one: none is kept.
+            self.spill = None;
+            self.spill_failed = true;
+        }
+    }
+
+    /// Seal `value` as a record: its hash, stamp, nonce and length (`fixed`), the
+    /// ciphertext and the tag.
+    #[allow(clippy::type_complexity)]
+    fn seal(
+        &self,
+        name: &[u8],
+        sha256: [u8; 32],
+        stamp: &FileStamp,
+        value: &[u8],
+    ) -> io::Result<([u8; SEALED_AT], Zeroizing<Vec<u8>>, Tag)> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).map_err(io::Error::other)?;
+        let stamp = stamp_bytes(stamp);
+        let ad = associated_data(&self.store_id, name, &sha256, &stamp);
+        let mut sealed = Zeroizing::new(value.to_vec());
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &ad, &mut sealed)
+            .map_err(|_| io::Error::other("cannot seal a value"))?;
+        let len = u32::try_from(sealed.len() + TAG_LEN).map_err(io::Error::other)?;
+        let mut fixed = [0u8; SEALED_AT];
+        fixed[SHA_AT..STAMP_AT].copy_from_slice(&sha256);
+        fixed[STAMP_AT..NONCE_AT].copy_from_slice(&stamp);
+        fixed[NONCE_AT..NONCE_AT + NONCE_LEN].copy_from_slice(&nonce);
+        fixed[NONCE_AT + NONCE_LEN..].copy_from_slice(&len.to_le_bytes());
+        Ok((fixed, sealed, tag))
     }
 
     /// Whether this process has anything new to write.
     pub fn dirty(&self) -> bool {
-        !self.fresh.is_empty()
+        self.spill.as_ref().is_some_and(|s| !s.records.is_empty())
     }
 
     /// Why the file was not used, if it was not.
@@ -487,30 +593,29 @@ impl ValueCache {
     /// process replaced or found not to open) and the new ones, sorted by name. Best
     /// effort: the error is for `-v`, never for the command.
     pub fn save(&mut self, generation: u64) -> io::Result<()> {
-        let fresh = std::mem::take(&mut self.fresh);
+        let Some(mut spill) = self.spill.take() else {
+            return Ok(());
+        };
+        spill.finish()?;
+        let spilled = spill.out.get_ref();
         let mut records: Vec<(&[u8], RecordOut)> = Vec::new();
         let dropped_bad = self.tally.rejected > 0;
         for record in &self.records {
             let name = self.name_of(record);
-            let replaced = std::str::from_utf8(name).is_ok_and(|n| fresh.contains_key(n));
             // Records that did not open are dropped: they would fail again.
             let opens = || {
                 let file = self.file.as_ref()?;
                 self.open(record, &read_at(file, record.rest())?)
             };
-            if replaced || (dropped_bad && opens().is_none()) {
+            if spill.holds(name) || (dropped_bad && opens().is_none()) {
                 continue;
             }
             records.push((name, RecordOut::Copied(*record)));
         }
-        for (name, record) in &fresh {
-            records.push((name.as_bytes(), RecordOut::Fresh(record)));
+        for record in &spill.records {
+            records.push((record.name(&spill.names), RecordOut::Made(*record)));
         }
         records.sort_by(|a, b| a.0.cmp(b.0));
-        records.dedup_by(|a, b| a.0 == b.0);
-        let mut nonces = Zeroizing::new(vec![0u8; NONCE_LEN * fresh.len()]);
-        getrandom::getrandom(&mut nonces).map_err(io::Error::other)?;
-        let mut nonces = nonces.chunks_exact(NONCE_LEN);
         // Written as it is made: the file holds only sealed records, and a copy of it
         // in memory was another 1.8 MB for 10,000 values.
         write(&self.dir, |out| {
@@ -518,43 +623,27 @@ impl ValueCache {
             out.write_all(self.store_id.as_bytes())?;
             out.write_all(&generation.to_le_bytes())?;
             out.write_all(&(records.len() as u32).to_le_bytes())?;
-            for (name, record) in &records {
-                match record {
-                    RecordOut::Copied(record) => out.write_all(&copy_of(&self.file, record)?)?,
-                    RecordOut::Fresh(fresh) => {
-                        let nonce = nonces.next().ok_or_else(|| io::Error::other("nonces"))?;
-                        let stamp = stamp_bytes(&fresh.stamp);
-                        let ad = associated_data(&self.store_id, name, &fresh.sha256, &stamp);
-                        let mut sealed = Zeroizing::new(fresh.value.expose_secret().to_vec());
-                        let tag = self
-                            .cipher
-                            .encrypt_in_place_detached(XNonce::from_slice(nonce), &ad, &mut sealed)
-                            .map_err(|_| io::Error::other("cannot seal a value"))?;
-                        out.write_all(&[name.len() as u8])?;
-                        out.write_all(name)?;
-                        out.write_all(&fresh.sha256)?;
-                        out.write_all(&stamp)?;
-                        out.write_all(nonce)?;
-                        out.write_all(&((sealed.len() + TAG_LEN) as u32).to_le_bytes())?;
-                        out.write_all(&sealed)?;
-                        out.write_all(&tag)?;
-                    }
-                }
+            for (_, record) in &records {
+                let bytes = match record {
+                    RecordOut::Copied(record) => copy_of(self.file.as_ref(), record)?,
+                    RecordOut::Made(record) => copy_of(Some(spilled), record)?,
+                };
+                out.write_all(&bytes)?;
             }
             Ok(())
         })
     }
 }
 
-enum RecordOut<'a> {
+/// Where a record of the file written comes from: the loaded file or the spill.
+enum RecordOut {
     Copied(Record),
-    Fresh(&'a Fresh),
+    Made(Record),
 }
 
 /// A loaded record's bytes as they are, to be written again.
-fn copy_of(file: &Option<std::fs::File>, record: &Record) -> io::Result<Zeroizing<Vec<u8>>> {
-    file.as_ref()
-        .and_then(|file| read_at(file, record.raw()))
+fn copy_of(file: Option<&std::fs::File>, record: &Record) -> io::Result<Zeroizing<Vec<u8>>> {
+    file.and_then(|file| read_at(file, record.raw()))
         .ok_or_else(|| io::Error::other("the cache file changed while it was read"))
 }
 
@@ -617,14 +706,13 @@ pub fn prune(root: &Path, manifest: &Manifest) -> io::Result<()> {
     if kept.records.is_empty() {
         return remove(root).map(|_| ());
     }
-    let file = Some(file);
     write(&dir, |out| {
         out.write_all(MAGIC)?;
         out.write_all(manifest.store_id.as_bytes())?;
         out.write_all(&kept.generation.max(manifest.generation).to_le_bytes())?;
         out.write_all(&(kept.records.len() as u32).to_le_bytes())?;
         for record in &kept.records {
-            out.write_all(&copy_of(&file, record)?)?;
+            out.write_all(&copy_of(Some(&file), record)?)?;
         }
         Ok(())
     })
@@ -696,6 +784,61 @@ mod tests {
         assert_eq!(shown(cache.get("a", &[1; 32], &stamp(1))).unwrap(), "one");
         assert_eq!(shown(cache.get("b", &[9; 32], &stamp(9))).unwrap(), "nine");
         assert!(cache.get("b", &[2; 32], &stamp(2)).is_none());
+    }
+
+    #[test]
+    fn values_wait_sealed_in_an_unnamed_file_and_the_last_of_a_name_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::generate().unwrap();
+        std::fs::create_dir(dir.path().join(DIR)).unwrap();
+        let mut cache = ValueCache::load(dir.path(), ID, &key);
+        cache.put("b", [2; 32], Some(stamp(2)), &value("two"));
+        cache.put("a", [1; 32], Some(stamp(1)), &value("first"));
+        cache.put("a", [4; 32], Some(stamp(4)), &value("second"));
+        assert!(cache.dirty());
+        // Nothing named is written before the save: the records wait in an unnamed file.
+        let listed = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path().join(DIR))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert!(listed().is_empty(), "{:?}", listed());
+        let spilled = cache.spill.as_ref().unwrap().len;
+        // Each record holds its value sealed: no value is in the spill in the clear.
+        let mut bytes = Vec::new();
+        let mut file = cache
+            .spill
+            .as_ref()
+            .unwrap()
+            .out
+            .get_ref()
+            .try_clone()
+            .unwrap();
+        cache.spill.as_mut().unwrap().out.flush().unwrap();
+        io::Seek::seek(&mut file, io::SeekFrom::Start(0)).unwrap();
+        io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+        assert_eq!(bytes.len() as u64, spilled);
+        for clear in [&b"two"[..], b"first", b"second"] {
+            assert!(!bytes.windows(clear.len()).any(|w| w == clear));
+        }
+        cache.save(3).unwrap();
+        assert_eq!(listed(), [".gitignore", FILE]);
+        let mut cache = ValueCache::load(dir.path(), ID, &key);
+        assert_eq!(
+            shown(cache.get("a", &[4; 32], &stamp(4))).unwrap(),
+            "second"
+        );
+        assert!(cache.get("a", &[1; 32], &stamp(1)).is_none());
+        assert_eq!(shown(cache.get("b", &[2; 32], &stamp(2))).unwrap(), "two");
+        assert_eq!(cache.records.len(), 2);
+        // A process that decrypted nothing writes nothing.
+        std::fs::remove_file(path(dir.path())).unwrap();
+        assert!(!cache.dirty());
+        cache.save(4).unwrap();
+        assert!(!path(dir.path()).exists());
     }
 
     /// A cache file of two records, "a" and "b", under a new store key: the directory,
