@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -28,9 +29,11 @@ pub const FILE_NAME: &str = "audit.jsonl";
 /// The `prev` of the first line: there is no line before it.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One line of the log. Field order is the order written.
+/// One line of the log. Field order is the order written. `C` is how the credentials are
+/// held: their names, or (reading the last line to append after it) [`Names`], which
+/// checks them as names are checked and keeps nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
+pub struct Event<C = Vec<String>> {
     /// 1 for the first line, and one more for each line after it.
     pub seq: u64,
     /// RFC 3339, UTC, milliseconds.
@@ -42,7 +45,7 @@ pub struct Event {
     /// The agent applied (exec, export) or changed (agent commands).
     pub agent: Option<String>,
     /// The credentials read, changed, or allowed. Names only, never values.
-    pub credentials: Vec<String>,
+    pub credentials: C,
     /// The program's file name (exec), or the declared command's name (mcp `run`).
     pub program: Option<String>,
     /// A request the broker forwarded or refused (action `broker`).
@@ -58,6 +61,53 @@ pub struct Event {
 impl Event {
     pub fn at(&self) -> Option<Timestamp> {
         self.time.parse().ok()
+    }
+}
+
+/// A list of credential names checked to be one (a sequence of strings) and not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names;
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Each;
+        impl<'de> serde::de::Visitor<'de> for Each {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of names")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Names, A::Error> {
+                while seq.next_element::<Name>()?.is_some() {}
+                Ok(Names)
+            }
+        }
+        deserializer.deserialize_seq(Each)
+    }
+}
+
+/// A string checked and dropped (read through the parser's scratch buffer, not kept).
+struct Name;
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Name;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Name, E> {
+                Ok(Name)
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -250,19 +300,57 @@ fn last_line(file: &File, len: u64) -> io::Result<Last> {
         }
         start = from;
     }
-    let mut line = vec![0u8; (end - start) as usize];
-    file.read_exact_at(&mut line, start)?;
-    line.push(b'\n');
-    let seq = match serde_json::from_slice::<Event>(&line) {
+    // Parsed and hashed as it is read: after an `exec` of 10,000 credentials the last
+    // line is 0.7 MB, and every command appends after one.
+    let mut hashed = Hashed {
+        file,
+        at: start,
+        end,
+        hasher: Sha256::new(),
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, &mut hashed);
+    let parsed = serde_json::from_reader::<_, Event<Names>>(&mut reader);
+    // What the parser did not read (a damaged line stops it early) is hashed too.
+    io::copy(&mut reader, &mut io::sink())?;
+    drop(reader);
+    if hashed.at != end {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the audit log changed while it was read",
+        ));
+    }
+    hashed.hasher.update(b"\n");
+    let seq = match parsed {
         Ok(event) => event.seq,
         // A damaged last line: number the next one by position, as verify will.
         Err(_) => count_lines(file)? + u64::from(torn),
     };
     Ok(Last {
         seq,
-        hash: sha256_hex(&line),
+        hash: crate::util::hash::hex(&hashed.hasher.finalize()),
         torn,
     })
+}
+
+/// The bytes of `file` from `at` to `end`, hashed as they are read.
+struct Hashed<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+    hasher: Sha256,
+}
+
+impl io::Read for Hashed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min((self.end - self.at) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.hasher.update(&buf[..n]);
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 fn count_lines(file: &File) -> io::Result<u64> {
@@ -685,6 +773,44 @@ mod tests {
         assert_eq!(broken_line(truncated), 6);
         let err = verify(&deleted).unwrap().broken.unwrap().to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn the_last_line_is_checked_as_an_event_without_keeping_its_names() {
+        let line = |credentials: &str| {
+            format!(
+                r#"{{"seq":4,"time":"t","action":"exec","outcome":"ok","agent":null,"credentials":{credentials},"program":"p","pid":1,"user":"u","prev":"x"}}"#
+            )
+        };
+        for credentials in [
+            "[]",
+            r#"["a","b\u0041","c\"d"]"#,
+            r#"["a",1]"#,
+            r#""a""#,
+            r#"[["a"]]"#,
+            "null",
+            r#"["a""#,
+        ] {
+            let text = line(credentials);
+            let whole = serde_json::from_str::<Event>(&text);
+            let names = serde_json::from_reader::<_, Event<Names>>(text.as_bytes());
+            assert_eq!(whole.is_ok(), names.is_ok(), "{credentials}");
+            if let (Ok(whole), Ok(names)) = (whole, names) {
+                assert_eq!(whole.seq, names.seq);
+            }
+        }
+        // The hash is the line's, as appending after it chains it.
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{}\n{}\n", line("[]"), line(r#"["a","b"]"#));
+        std::fs::write(dir.path().join("log"), &text).unwrap();
+        let file = File::open(dir.path().join("log")).unwrap();
+        let last = last_line(&file, text.len() as u64).unwrap();
+        assert_eq!(last.seq, 4);
+        assert_eq!(
+            last.hash,
+            sha256_hex(format!("{}\n", line(r#"["a","b"]"#)).as_bytes())
+        );
+        assert!(!last.torn);
     }
 
     #[test]
