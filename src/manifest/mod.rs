@@ -27,6 +27,7 @@ use crate::model::rotation::{self, Period, Policy};
 use crate::model::settings::ClientConfig;
 use crate::model::settings::VaultSettings;
 use crate::model::value_info::ValueInfo;
+use crate::model::word::Word;
 use crate::util::output::escape;
 
 use fastpath::starts_section;
@@ -173,8 +174,10 @@ impl From<RotateEvery> for String {
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub at: Timestamp,
-    pub action: String,
-    pub by: String,
+    /// `created`, `rotated`, ...: a few texts over every entry, each held once.
+    pub action: Word,
+    /// `user@host`, held once for all the events by it.
+    pub by: Word,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

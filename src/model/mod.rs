@@ -7,3 +7,4 @@ pub mod rotation;
 pub mod settings;
 pub mod upstream;
 pub mod value_info;
+pub mod word;

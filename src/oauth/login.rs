@@ -87,7 +87,7 @@ pub fn login(
         crate::manifest::Event {
             at: crate::model::rotation::now(),
             action: "logged in".into(),
-            by: options.by.clone(),
+            by: options.by.as_str().into(),
             reason: Some(format!("authorization code ({how})")),
         },
     )

@@ -43,7 +43,7 @@ fn event(at: Timestamp, action: &str, reason: Option<String>) -> Event {
     Event {
         at,
         action: action.into(),
-        by: user_at_host(),
+        by: user_at_host().into(),
         reason,
     }
 }
