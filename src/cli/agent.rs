@@ -14,7 +14,7 @@ use crate::model::credential::{AgentName, CredentialName};
 use crate::store::Txn;
 use crate::util::output::{self, escape};
 
-use super::list::load_manifest;
+use super::list::load_agents;
 use super::parse_names;
 
 /// Manage agents: which credentials each program may receive, and how
@@ -407,7 +407,7 @@ fn allow_text(agent: &Agent) -> String {
 
 impl ListArgs {
     fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
-        let (manifest, verified) = load_manifest(ctx)?;
+        let (manifest, verified) = load_agents(ctx)?;
         let mut out = std::io::stdout().lock();
         if self.json {
             #[derive(Serialize)]
@@ -445,7 +445,7 @@ impl ListArgs {
 impl ShowArgs {
     fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         let name = AgentName::parse(&self.name)?;
-        let (manifest, verified) = load_manifest(ctx)?;
+        let (manifest, verified) = load_agents(ctx)?;
         show(&manifest, verified, &name, self.json)
     }
 }

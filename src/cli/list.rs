@@ -106,6 +106,22 @@ pub fn load_manifest(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
     load_manifest_with(ctx, true)
 }
 
+/// [`load_manifest`] without the credentials (`agent list`, `agent show`), which are
+/// not read.
+pub fn load_agents(ctx: &Ctx) -> anyhow::Result<(Manifest, bool)> {
+    let store = ctx.open_store()?;
+    let identity = ctx.identity_if_unlocked()?;
+    match store.manifest_without_credentials(identity)? {
+        Some(manifest) => {
+            if identity.is_none() {
+                eprintln!("{}", ctx.unverified_note());
+            }
+            Ok((manifest, identity.is_some()))
+        }
+        None => load_manifest_with(ctx, false),
+    }
+}
+
 /// [`load_manifest`], without the credentials' history when `history` is false (faster
 /// to read: `due` never shows it; `list` keeps less still, see [`Rows`]).
 pub fn load_manifest_with(ctx: &Ctx, history: bool) -> anyhow::Result<(Manifest, bool)> {
