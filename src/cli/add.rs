@@ -273,8 +273,9 @@ impl AddArgs {
         }
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
-        // Check before asking for the value, so a typo costs no typing.
-        let reader = store.reader(identity)?;
+        // Check before asking for the value, so a typo costs no typing. Only this
+        // credential's section is kept of the manifest.
+        let reader = store.reader_for_one(identity, &name)?;
         reader.check_backend(self.backend)?;
         // `add --force` with the value already stored changes metadata only: the rotation
         // clock keeps running (else an overdue key would look fresh). A value that cannot
@@ -287,7 +288,7 @@ impl AddArgs {
                 .into());
             }
             Ok(entry) => reader
-                .value(&name, &entry)
+                .value_uncached(&name, &entry)
                 .ok()
                 .map(|value| (entry.sha256, value)),
             Err(Error::CredentialNotFound { .. }) => None,

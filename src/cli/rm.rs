@@ -26,7 +26,7 @@ impl RmArgs {
         ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
-        store.reader(identity)?.entry(&name)?;
+        store.reader_for_one(identity, &name)?.entry(&name)?;
         if !self.yes
             && !super::input::confirm_destructive(
                 ctx.may_prompt(),

@@ -71,9 +71,9 @@ impl RotateArgs {
         let identity = ctx.identity()?;
         // Read the current entry and value (this also checks them), then let go of the lock.
         let (before, old_value) = {
-            let reader = store.reader(identity)?;
+            let reader = store.reader_for_one(identity, &name)?;
             let entry = reader.entry(&name)?;
-            let value = reader.value(&name, &entry)?;
+            let value = reader.value_uncached(&name, &entry)?;
             (entry, value)
         };
         oauth::check_rotatable(&name, &before)?;

@@ -34,7 +34,7 @@ impl TokenArgs {
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         let (entry, secret, store_id) = {
-            let reader = store.reader(identity)?;
+            let reader = store.reader_for_one(identity, &name)?;
             let entry = reader.entry(&name)?;
             if entry.kind != Kind::Oauth2 {
                 return Err(Error::Usage(format!(
