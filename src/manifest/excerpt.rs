@@ -68,18 +68,11 @@ pub enum Keep {
     ForWrite,
     /// All but the history (`list`).
     NoHistory,
-    /// What handing values on needs (`exec`, `export`): no history, description or MAC.
+    /// What handing values on needs (`exec`, `export`; `doctor`'s checks of a sealed
+    /// manifest need no more): no history, description or MAC.
     /// The MAC is 80 bytes on the heap per credential, and once the seal has verified
     /// nothing checks it on a read.
     ForValues,
-}
-
-/// As [`hands`], each credential with its history but not its MAC (a write transaction,
-/// which keeps the history and signs every entry again when it commits).
-pub fn hands_with_history(
-    each: impl FnMut(String, Entry) -> bool,
-) -> impl FnMut(&str) -> Option<bool> {
-    hands_parsed(Keep::ForWrite, each)
 }
 
 /// As [`hands`], keeping what `keep` says.

@@ -746,12 +746,13 @@ impl Store {
             identity,
             Locking::Exclusive,
             Rollback::Refuse("write over"),
-            true,
+            manifest::excerpt::Keep::ForWrite,
         )
     }
 
     /// `doctor`'s manifest, read as [`Store::stream_for_write`] reads it but under the
-    /// shared lock and without the history, which none of its checks uses; a rollback is
+    /// shared lock and without the history, descriptions or MACs, which none of its
+    /// checks on a sealed manifest uses; a rollback is
     /// left to doctor, which reports it. `None` (or an error): doctor reads the file
     /// whole, which says what is wrong. A store locked by a writer is not waited for:
     /// doctor reads it whole at once, as it always did.
@@ -759,8 +760,12 @@ impl Store {
         &self,
         identity: &Identity,
     ) -> Result<Option<(StoreKey, Manifest)>> {
-        let streamed =
-            self.stream_whole(identity, Locking::SharedIfFree, Rollback::Ignore, false)?;
+        let streamed = self.stream_whole(
+            identity,
+            Locking::SharedIfFree,
+            Rollback::Ignore,
+            manifest::excerpt::Keep::ForValues,
+        )?;
         Ok(streamed.map(|(_, key_file, manifest)| (key_file.key, manifest)))
     }
 
@@ -774,7 +779,7 @@ impl Store {
         identity: &Identity,
         locking: Locking,
         rollback: Rollback,
-        history: bool,
+        keep: manifest::excerpt::Keep,
     ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
         let mut credentials = BTreeMap::new();
         let mut chunk: Vec<(String, manifest::Entry)> = Vec::new();
@@ -794,11 +799,8 @@ impl Store {
             }
             true
         };
-        let streamed = if history {
-            let mut section = manifest::excerpt::hands_with_history(in_order);
-            self.stream_manifest_with(identity, locking, Rollback::Ignore, &mut section)?
-        } else {
-            let mut section = manifest::excerpt::hands(in_order);
+        let streamed = {
+            let mut section = manifest::excerpt::hands_parsed(keep, in_order);
             self.stream_manifest_with(identity, locking, Rollback::Ignore, &mut section)?
         };
         let Some(Streamed {
