@@ -123,7 +123,8 @@ rss "\`list\` of 10,000" "$bin" --store "$big" list
 rss "\`list --json\` of 10,000" "$bin" --store "$big" list --json
 rss "\`due\` of 10,000" "$bin" --store "$big" due --within 1000d
 rss "\`show key-5000\` of 10,000" "$bin" --store "$big" show key-5000
-rss "\`export\` of 10,000" "$bin" --store "$big" export
+rss "\`export\` of 10,000, cold" "$bin" --store "$big" export
+rss "\`export\` of 10,000, warm" "$bin" --store "$big" export
 rss "\`doctor\` of 10,000" "$bin" --store "$big" doctor
 # A write last: it changes the store (one description).
 rss "\`edit key-5000 --description\` in 10,000" "$bin" --store "$big" edit key-5000 --description bench
