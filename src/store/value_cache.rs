@@ -129,29 +129,58 @@ fn read_at(file: &std::fs::File, (at, len): (u64, usize)) -> Option<Zeroizing<Ve
 /// [`ValueCache::save`] copies them into the cache: holding 10,000 values and their map
 /// until then took 3 MB. The file is gone when the process ends, saved or not.
 struct Spill {
-    out: io::BufWriter<std::fs::File>,
+    out: SpillTo,
     /// Its records, laid out as in the cache file, in the order they were made.
     records: Vec<Record>,
     names: Names,
     len: u64,
 }
 
+/// Where a spill's records wait: an unnamed file, or memory when no file can be made
+/// (the sealed records then cost what the values cost before).
+enum SpillTo {
+    File(io::BufWriter<std::fs::File>),
+    Memory(Vec<u8>),
+}
+
 impl Spill {
-    fn create(dir: &Path) -> io::Result<Spill> {
-        // A store that cannot take it (read-only) gets it in the temp directory, and the
-        // save says under `-v` why the cache was not written.
-        let file = match std::fs::symlink_metadata(dir) {
-            Ok(meta) if meta.is_dir() => {
-                tempfile::tempfile_in(dir).or_else(|_| tempfile::tempfile())?
-            }
-            _ => tempfile::tempfile()?,
+    /// In an unnamed file in `cache/`, else in the temp directory (a store that cannot
+    /// take it, or has no `cache/` yet: it is made only by a save, so a command that
+    /// fails leaves the store as it was), else in memory. The save then says under `-v`
+    /// why the cache was not written, if it cannot be.
+    fn create(dir: &Path) -> Spill {
+        let in_store = match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => tempfile::tempfile_in(dir).ok(),
+            _ => None,
         };
-        Ok(Spill {
-            out: io::BufWriter::with_capacity(16 * 1024, file),
+        match in_store.map_or_else(tempfile::tempfile, Ok) {
+            Ok(file) => Spill::to(SpillTo::File(io::BufWriter::with_capacity(16 * 1024, file))),
+            Err(_) => Spill::to(SpillTo::Memory(Vec::new())),
+        }
+    }
+
+    fn to(out: SpillTo) -> Spill {
+        Spill {
+            out,
             records: Vec::new(),
             names: Names::new(),
             len: 0,
-        })
+        }
+    }
+
+    /// A record's bytes as they were spilled, to be written into the cache.
+    fn raw(&self, record: &Record) -> io::Result<Zeroizing<Vec<u8>>> {
+        match &self.out {
+            SpillTo::File(out) => copy_of(Some(out.get_ref()), record),
+            SpillTo::Memory(bytes) => {
+                let (at, len) = record.raw();
+                let at = usize::try_from(at).map_err(io::Error::other)?;
+                bytes
+                    .get(at..at + len)
+                    .map(|raw| Zeroizing::new(raw.to_vec()))
+                    .ok_or_else(|| io::Error::other("a spilled record is cut short"))
+            }
+        }
     }
 
     /// Add a sealed record; `Err` leaves the spill unusable (the caller drops it).
@@ -160,7 +189,10 @@ impl Spill {
         let name_len = u8::try_from(name.len()).map_err(io::Error::other)?;
         let sealed_len = u32::try_from(sealed.len() + tag.len()).map_err(io::Error::other)?;
         for part in [&[name_len][..], name, fixed, sealed, tag] {
-            self.out.write_all(part)?;
+            match &mut self.out {
+                SpillTo::File(out) => out.write_all(part)?,
+                SpillTo::Memory(bytes) => bytes.extend_from_slice(part),
+            }
         }
         self.len += (1 + name.len() + fixed.len() + sealed.len() + tag.len()) as u64;
         let name_at = u32::try_from(self.names.len()).map_err(io::Error::other)?;
@@ -176,7 +208,9 @@ impl Spill {
 
     /// Flushed, its records sorted by name, the last made of each name only.
     fn finish(&mut self) -> io::Result<()> {
-        self.out.flush()?;
+        if let SpillTo::File(out) = &mut self.out {
+            out.flush()?;
+        }
         let names = &self.names;
         self.records
             .sort_by(|a, b| a.name(names).cmp(b.name(names)).then(b.start.cmp(&a.start)));
@@ -523,13 +557,7 @@ impl ValueCache {
             return;
         }
         if self.spill.is_none() {
-            match Spill::create(&self.dir) {
-                Ok(spill) => self.spill = Some(spill),
-                Err(_) => {
-                    self.spill_failed = true;
-                    return;
-                }
-            }
+            self.spill = Some(Spill::create(&self.dir));
         }
         let sealed = self.seal(name.as_bytes(), sha256, &stamp, value);
         let pushed = match (sealed, self.spill.as_mut()) {
@@ -597,7 +625,6 @@ impl ValueCache {
             return Ok(());
         };
         spill.finish()?;
-        let spilled = spill.out.get_ref();
         let mut records: Vec<(&[u8], RecordOut)> = Vec::new();
         let dropped_bad = self.tally.rejected > 0;
         for record in &self.records {
@@ -626,7 +653,7 @@ impl ValueCache {
             for (_, record) in &records {
                 let bytes = match record {
                     RecordOut::Copied(record) => copy_of(self.file.as_ref(), record)?,
-                    RecordOut::Made(record) => copy_of(Some(spilled), record)?,
+                    RecordOut::Made(record) => spill.raw(record)?,
                 };
                 out.write_all(&bytes)?;
             }
@@ -809,15 +836,11 @@ mod tests {
         let spilled = cache.spill.as_ref().unwrap().len;
         // Each record holds its value sealed: no value is in the spill in the clear.
         let mut bytes = Vec::new();
-        let mut file = cache
-            .spill
-            .as_ref()
-            .unwrap()
-            .out
-            .get_ref()
-            .try_clone()
-            .unwrap();
-        cache.spill.as_mut().unwrap().out.flush().unwrap();
+        let SpillTo::File(out) = &mut cache.spill.as_mut().unwrap().out else {
+            panic!("spilled to memory")
+        };
+        out.flush().unwrap();
+        let mut file = out.get_ref().try_clone().unwrap();
         io::Seek::seek(&mut file, io::SeekFrom::Start(0)).unwrap();
         io::Read::read_to_end(&mut file, &mut bytes).unwrap();
         assert_eq!(bytes.len() as u64, spilled);
@@ -839,6 +862,27 @@ mod tests {
         assert!(!cache.dirty());
         cache.save(4).unwrap();
         assert!(!path(dir.path()).exists());
+    }
+
+    #[test]
+    fn with_no_file_to_spill_to_the_sealed_records_wait_in_memory() {
+        let (dir, key, _) = two_records();
+        let mut cache = ValueCache::load(dir.path(), ID, &key);
+        // As when neither cache/ nor the temp directory can take a file.
+        cache.spill = Some(Spill::to(SpillTo::Memory(Vec::new())));
+        cache.put("c", [3; 32], Some(stamp(3)), &value("three"));
+        cache.put("a", [5; 32], Some(stamp(5)), &value("five"));
+        let SpillTo::Memory(bytes) = &cache.spill.as_ref().unwrap().out else {
+            panic!("spilled to a file")
+        };
+        for clear in [&b"three"[..], b"five"] {
+            assert!(!bytes.windows(clear.len()).any(|w| w == clear));
+        }
+        cache.save(2).unwrap();
+        let mut cache = ValueCache::load(dir.path(), ID, &key);
+        assert_eq!(shown(cache.get("a", &[5; 32], &stamp(5))).unwrap(), "five");
+        assert_eq!(shown(cache.get("b", &[2; 32], &stamp(2))).unwrap(), "two");
+        assert_eq!(shown(cache.get("c", &[3; 32], &stamp(3))).unwrap(), "three");
     }
 
     /// A cache file of two records, "a" and "b", under a new store key: the directory,
