@@ -466,9 +466,21 @@ fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
     // manifest of 10,000 credentials for them took 12 MB); the whole file if it is not in
     // agentcred's layout.
     let mut names: Vec<String> = Vec::new();
+    // The file is not verified here: a name that is not one (a hand edit, a planted
+    // section) is never offered.
+    let valid = |name: &String| match credential {
+        true => crate::model::credential::CredentialName::parse(name)
+            .is_ok_and(|parsed| parsed.as_str() == name),
+        false => crate::model::credential::AgentName::parse(name)
+            .is_ok_and(|parsed| parsed.as_str() == name),
+    };
     let mut each = |section: &str| {
         let header = section.lines().next().unwrap_or_default();
-        names.extend(crate::manifest::table_names(header, table));
+        names.extend(
+            crate::manifest::table_names(header, table)
+                .into_iter()
+                .filter(valid),
+        );
         Some(false)
     };
     if store.stream_unverified(&mut each).ok().flatten().is_none() {
@@ -482,7 +494,8 @@ fn similar_name(ctx: &Ctx, err: &anyhow::Error) -> Option<String> {
     let best = closest(&wanted, names.iter().map(String::as_str))?;
     let list = if credential { "list" } else { "agent list" };
     Some(format!(
-        "did you mean {best}? (`agentcred {list}` shows them all)"
+        "did you mean {}? (`agentcred {list}` shows them all)",
+        crate::util::output::escape(best)
     ))
 }
 
