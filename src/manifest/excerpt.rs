@@ -376,6 +376,55 @@ mod tests {
     }
 
     #[test]
+    fn each_keep_drops_the_same_fields_on_the_fast_path_and_the_toml_parser() {
+        let key = StoreKey::generate().unwrap();
+        let mut m = Manifest::new("0123456789abcdef".into(), "0".repeat(64));
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        // "fast" is read line by line; the quote sends "slow" to the TOML parser.
+        for (name, description) in [("fast", "plain"), ("slow", "say \"hi\"")] {
+            let entry = Entry {
+                description: Some(description.into()),
+                sha256: Some("00".repeat(32)),
+                history: vec![Event {
+                    at,
+                    action: "created".into(),
+                    by: "me@host".into(),
+                    reason: None,
+                }],
+                ..Entry::plain(&name.to_uppercase(), at)
+            };
+            m.credentials.insert(name.into(), entry);
+        }
+        let text = m.render(&key);
+        let whole = Manifest::parse_sealed(&text).unwrap();
+        for keep in [Keep::ForWrite, Keep::NoHistory, Keep::ForValues] {
+            let mut read = BTreeMap::new();
+            let mut input = std::io::BufReader::with_capacity(64, text.as_bytes());
+            let head = read_head(&mut input).unwrap().unwrap();
+            let mut each = hands_parsed(keep, |name, entry| read.insert(name, entry).is_none());
+            read_rest(&mut input, head, &key, &mut each)
+                .unwrap()
+                .unwrap();
+            drop(each);
+            assert_eq!(read.len(), 2, "{keep:?}");
+            for (name, entry) in &read {
+                let mut expected = whole.credentials[name].clone();
+                assert!(!expected.mac.is_empty() && expected.description.is_some());
+                if keep != Keep::ForWrite {
+                    expected.history.clear();
+                }
+                if keep == Keep::ForValues {
+                    expected.description = None;
+                }
+                if keep != Keep::NoHistory {
+                    expected.mac = String::new();
+                }
+                assert_eq!(json(entry), json(&expected), "{keep:?} {name}");
+            }
+        }
+    }
+
+    #[test]
     fn any_change_or_unusual_layout_reads_as_none() {
         let (text, key) = sealed_store();
         assert!(read(&text, &key, "a").is_some());
