@@ -125,7 +125,7 @@ fn read_at(file: &std::fs::File, (at, len): (u64, usize)) -> Option<Zeroizing<Ve
 }
 
 /// The records this process made, sealed as each value was decrypted and written to an
-/// unnamed file (in `cache/` when it exists, else the temp directory) until
+/// unnamed file (in `cache/` when it exists, else the temp directory, else memory) until
 /// [`ValueCache::save`] copies them into the cache: holding 10,000 values and their map
 /// until then took 3 MB. The file is gone when the process ends, saved or not.
 struct Spill {
