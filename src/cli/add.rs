@@ -273,9 +273,10 @@ impl AddArgs {
         }
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
-        // Check before asking for the value, so a typo costs no typing. Only this
-        // credential's section is kept of the manifest.
-        let reader = store.reader_for_one(identity, &name)?;
+        // Check before asking for the value, so a typo costs no typing. The whole file:
+        // a reader of one credential reads it again when the name is not there, which
+        // for `add` is the usual case.
+        let reader = store.reader(identity)?;
         reader.check_backend(self.backend)?;
         // `add --force` with the value already stored changes metadata only: the rotation
         // clock keeps running (else an overdue key would look fresh). A value that cannot

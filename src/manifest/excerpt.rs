@@ -278,23 +278,28 @@ mod tests {
             .map(|(t, _)| t)
     }
 
+    /// An `age` secret in `env` with this description and one `created` event.
+    fn described(env: &str, description: &str, at: Timestamp) -> Entry {
+        Entry {
+            description: Some(description.into()),
+            sha256: Some("00".repeat(32)),
+            history: vec![Event {
+                at,
+                action: "created".into(),
+                by: "me@host".into(),
+                reason: None,
+            }],
+            ..Entry::plain(env, at)
+        }
+    }
+
     fn sealed_store() -> (String, StoreKey) {
         let key = StoreKey::generate().unwrap();
         let mut m = Manifest::new("0123456789abcdef".into(), "0".repeat(64));
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         for (name, env) in [("a", "A"), ("b.c", "BC"), ("d", "D")] {
-            let entry = Entry {
-                description: Some(format!("[{name}]")),
-                sha256: Some("00".repeat(32)),
-                history: vec![Event {
-                    at,
-                    action: "created".into(),
-                    by: "me@host".into(),
-                    reason: None,
-                }],
-                ..Entry::plain(env, at)
-            };
-            m.credentials.insert(name.into(), entry);
+            m.credentials
+                .insert(name.into(), described(env, &format!("[{name}]"), at));
         }
         m.agents.insert(
             "bot".into(),
@@ -382,18 +387,10 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         // "fast" is read line by line; the quote sends "slow" to the TOML parser.
         for (name, description) in [("fast", "plain"), ("slow", "say \"hi\"")] {
-            let entry = Entry {
-                description: Some(description.into()),
-                sha256: Some("00".repeat(32)),
-                history: vec![Event {
-                    at,
-                    action: "created".into(),
-                    by: "me@host".into(),
-                    reason: None,
-                }],
-                ..Entry::plain(&name.to_uppercase(), at)
-            };
-            m.credentials.insert(name.into(), entry);
+            m.credentials.insert(
+                name.into(),
+                described(&name.to_uppercase(), description, at),
+            );
         }
         let text = m.render(&key);
         let whole = Manifest::parse_sealed(&text).unwrap();

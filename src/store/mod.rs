@@ -29,6 +29,7 @@ use crate::crypto::identity::Identity;
 use crate::crypto::integrity::{self, StoreKey, StoreKeyFile, sha256_hex};
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
+use crate::manifest::excerpt::Keep;
 use crate::manifest::{self, Header, Manifest};
 use crate::model::credential::CredentialName;
 use crate::util;
@@ -77,10 +78,9 @@ pub struct Store {
 enum Reading<'n> {
     /// This credential's section, unparsed (`get`).
     One(&'n crate::model::credential::CredentialName),
-    /// Every credential, parsed without history (`list`).
-    Every,
-    /// Every credential, parsed without history, description or MAC (`exec`, `export`).
-    Values,
+    /// Every credential, parsed as the `Keep` says: without history (`list`), or
+    /// without history, description or MAC too (`exec`, `export`).
+    Every(Keep),
 }
 
 impl Store {
@@ -475,7 +475,7 @@ impl Store {
     /// Streamed like [`reader_of_values`](Self::reader_of_values): exec of every
     /// credential is the common case.
     pub fn reader_for_exec<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
-        match self.streamed_reader(identity, true, Reading::Values)? {
+        match self.streamed_reader(identity, true, Reading::Every(Keep::ForValues))? {
             Some(reader) => Ok(reader),
             None => self.reader_with(identity, true),
         }
@@ -501,7 +501,7 @@ impl Store {
     /// history (`list`, `export`): each credential's section is parsed as the manifest
     /// is read in pieces, and the file is never held whole.
     pub fn reader_of_every<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
-        match self.streamed_reader(identity, false, Reading::Every)? {
+        match self.streamed_reader(identity, false, Reading::Every(Keep::NoHistory))? {
             Some(reader) => Ok(reader),
             None => self.reader(identity),
         }
@@ -509,10 +509,10 @@ impl Store {
 
     /// [`reader_of_every`](Self::reader_of_every) for a command that hands values on
     /// (`export`): the entries it holds lack their description and MAC too
-    /// ([`manifest::excerpt::Keep::ForValues`]); a whole manifest asked of it is read
+    /// ([`Keep::ForValues`]); a whole manifest asked of it is read
     /// again.
     pub fn reader_of_values<'a>(&'a self, identity: &'a Identity) -> Result<Reader<'a>> {
-        match self.streamed_reader(identity, false, Reading::Values)? {
+        match self.streamed_reader(identity, false, Reading::Every(Keep::ForValues))? {
             Some(reader) => Ok(reader),
             None => self.reader(identity),
         }
@@ -527,7 +527,7 @@ impl Store {
         strict: bool,
         reading: Reading<'_>,
     ) -> Result<Option<Reader<'a>>> {
-        use manifest::excerpt::{self, Keep};
+        use manifest::excerpt;
         let mut credentials: Vec<reader::Slot> = Vec::new();
         // In name order, as `Manifest::render` writes them; anything else (a name out of
         // order or twice, an invalid one) is left to the whole-file read, which says
@@ -546,16 +546,9 @@ impl Store {
             Reading::One(name) => {
                 self.stream_manifest(identity, strict, &mut excerpt::keeps(name))?
             }
-            Reading::Every => self.stream_manifest(
-                identity,
-                strict,
-                &mut excerpt::hands_parsed(Keep::NoHistory, in_order),
-            )?,
-            Reading::Values => self.stream_manifest(
-                identity,
-                strict,
-                &mut excerpt::hands_parsed(Keep::ForValues, in_order),
-            )?,
+            Reading::Every(keep) => {
+                self.stream_manifest(identity, strict, &mut excerpt::hands_parsed(keep, in_order))?
+            }
         };
         let Some(Streamed {
             lock,
@@ -575,8 +568,7 @@ impl Store {
             text,
             held: std::cell::RefCell::new(match reading {
                 Reading::One(_) => reader::Held::Excerpt,
-                Reading::Every => reader::Held::Credentials(credentials, Keep::NoHistory),
-                Reading::Values => reader::Held::Credentials(credentials, Keep::ForValues),
+                Reading::Every(keep) => reader::Held::Credentials(credentials, keep),
             }),
             header,
             vault: OnceCell::new(),
@@ -746,7 +738,7 @@ impl Store {
             identity,
             Locking::Exclusive,
             Rollback::Refuse("write over"),
-            manifest::excerpt::Keep::ForWrite,
+            Keep::ForWrite,
         )
     }
 
@@ -764,7 +756,7 @@ impl Store {
             identity,
             Locking::SharedIfFree,
             Rollback::Ignore,
-            manifest::excerpt::Keep::ForValues,
+            Keep::ForValues,
         )?;
         Ok(streamed.map(|(_, key_file, manifest)| (key_file.key, manifest)))
     }
@@ -779,7 +771,7 @@ impl Store {
         identity: &Identity,
         locking: Locking,
         rollback: Rollback,
-        keep: manifest::excerpt::Keep,
+        keep: Keep,
     ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
         let mut credentials = BTreeMap::new();
         let mut chunk: Vec<(String, manifest::Entry)> = Vec::new();

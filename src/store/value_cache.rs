@@ -556,17 +556,13 @@ impl ValueCache {
         if value.len() > MAX_VALUE || name.len() > usize::from(u8::MAX) || self.spill_failed {
             return;
         }
-        if self.spill.is_none() {
-            self.spill = Some(Spill::create(&self.dir));
-        }
-        let sealed = self.seal(name.as_bytes(), sha256, &stamp, value);
-        let pushed = match (sealed, self.spill.as_mut()) {
-            (Ok((fixed, sealed, tag)), Some(spill)) => {
-                spill.push(name.as_bytes(), &fixed, &sealed, &tag)
-            }
-            (Err(e), _) => Err(e),
-            (_, None) => Err(io::Error::other("no spill")),
-        };
+        let pushed =
+            self.seal(name.as_bytes(), sha256, &stamp, value)
+                .and_then(|(fixed, sealed, tag)| {
+                    self.spill
+                        .get_or_insert_with(|| Spill::create(&self.dir))
+                        .push(name.as_bytes(), &fixed, &sealed, &tag)
+                });
         if pushed.is_err() {
             // A record half written cannot be told from a whole one: none is kept.
             self.spill = None;
