@@ -199,5 +199,5 @@ fn holder<'p>(guard: &'p Patterns, text: &OsStr) -> Option<&'p str> {
     };
     let _ = redactor.feed(text.as_bytes(), &mut emit);
     let _ = redactor.finish(&mut emit);
-    found.map(|label| guard.labels()[label].as_str())
+    found.map(|label| &guard.labels()[label])
 }

@@ -134,7 +134,7 @@ impl ScanArgs {
                     files_scanned += 1;
                     for (line, label) in found {
                         if !self.json {
-                            writeln!(out, "{shown}:{line}: {}", labels[label])?;
+                            writeln!(out, "{shown}:{line}: {}", &labels[label])?;
                         }
                         findings.push((shown.clone(), real.clone(), line, label));
                     }
@@ -241,7 +241,7 @@ impl ScanArgs {
         if findings.is_empty() {
             return Ok(());
         }
-        let names: Vec<&str> = places.keys().map(|&l| labels[l].as_str()).collect();
+        let names: Vec<&str> = places.keys().map(|&l| &labels[l]).collect();
         Err(Error::Leaked {
             places: findings.len(),
             names: names.join(", "),
@@ -258,12 +258,12 @@ fn mark_compromised(
     ctx: &Ctx,
     store: &crate::store::Store,
     looked: &[Looked],
-    labels: &[String],
+    labels: &mask::Labels,
     places: &BTreeMap<usize, Vec<String>>,
 ) -> anyhow::Result<Vec<String>> {
     ctx.audit.begin("scan-mark-compromised");
     ctx.audit.note(|d| {
-        d.credentials = places.keys().map(|&l| labels[l].clone()).collect();
+        d.credentials = places.keys().map(|&l| labels[l].to_string()).collect();
     });
     let mut txn = store.begin(ctx.identity()?)?;
     let now = crate::model::rotation::now();
@@ -294,7 +294,7 @@ fn mark_compromised(
             reason.push_str(&format!(" and {} more", where_found.len() - 3));
         }
         txn.mark_due_now(&before.name, now, "compromised", Some(reason))?;
-        marked.push(name.clone());
+        marked.push(name.to_string());
     }
     if !marked.is_empty() {
         ctx.audit.note(|d| d.credentials = marked.clone());

@@ -177,8 +177,13 @@ pub fn run(
         let mut cmd = pty_process::blocking::Command::new(program)
             .arg0(argv0)
             .args(args)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)));
+            .env_clear();
+        // The command keeps its own copy of each variable: ours is wiped as it is handed
+        // over, so that the environment is not held twice (10,000 credentials: 1.3 MB).
+        for (key, value) in env {
+            cmd = cmd.env(key, &value);
+            value.into_vec().zeroize();
+        }
         if !terminals.stdin {
             cmd = cmd.stdin(Stdio::inherit());
         }
@@ -196,10 +201,12 @@ pub fn run(
         (child, Some((Arc::new(pty), screen)))
     } else {
         let mut cmd = std::process::Command::new(program);
-        cmd.arg0(argv0)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.arg0(argv0).args(args).env_clear();
+        // As above: ours is wiped as it is handed over.
+        for (key, value) in env {
+            cmd.env(key, &value);
+            value.into_vec().zeroize();
+        }
         if mask.is_some() {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
@@ -209,10 +216,6 @@ pub fn run(
             None,
         )
     };
-    // The child has its copy of the environment; wipe ours.
-    for (_, value) in env {
-        value.into_vec().zeroize();
-    }
     let pid = Pid::from_child(&child);
     let exited = Arc::new(Mutex::new(false));
     let handle = signals.caught.handle();
@@ -607,15 +610,16 @@ fn relay(
     let Some(patterns) = patterns else {
         return pump(source, progress, |chunk| sink.write_all(chunk));
     };
-    let replacements: Vec<Vec<u8>> = patterns
-        .labels()
-        .iter()
-        .map(|label| format!("<agentcred:{label}>").into_bytes())
-        .collect();
+    // Made when needed: with 10,000 values, one per label would be 1 MB per relay.
+    let mut replacement = Vec::new();
     let mut write = |piece: Piece<'_>| -> io::Result<()> {
         match piece {
             Piece::Text(text) => sink.write_all(text),
-            Piece::Found { label, .. } => sink.write_all(&replacements[label]),
+            Piece::Found { label, .. } => {
+                replacement.clear();
+                write!(replacement, "<agentcred:{}>", &patterns.labels()[label])?;
+                sink.write_all(&replacement)
+            }
         }
     };
     let mut redactor = Redactor::new(patterns);

@@ -21,8 +21,12 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 mod forms;
+mod keyed;
+mod skip;
 
 pub use forms::forms;
+use keyed::Keyed;
+use skip::Skip;
 
 /// The shortest value that is looked for.
 pub const MIN_LEN: usize = 8;
@@ -70,23 +74,55 @@ pub fn redact(text: &str, secrets: &[&[u8]]) -> String {
     out
 }
 
-/// Every form of every value, compiled once.
+/// Every form of every value, ready to be looked for.
 pub struct Patterns {
     /// Leftmost-longest search over all forms.
     search: Search,
-    /// A quicker test that no form lies wholly in a buffer, when the forms are long.
+    /// A quicker test that no form lies wholly in a buffer, when the forms are long and
+    /// few enough to compile.
     skip: Option<Skip>,
-    /// The same patterns as a plain trie (standard semantics, anchored), to tell whether
-    /// the end of a buffer is the start of some pattern.
-    prefixes: contiguous::NFA,
-    /// Pattern index -> label index.
-    owner: Vec<usize>,
-    labels: Vec<String>,
+    labels: Labels,
     /// Bytes a pattern can start with, to skip the rest quickly.
     first: [bool; 256],
     first_list: Vec<u8>,
     /// The longest pattern's length minus one: how far back a pending match can start.
     window: usize,
+}
+
+/// The labels of the values, in one string (10,000 labels in a `String` each took
+/// 0.5 MB).
+#[derive(Default)]
+pub struct Labels {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Labels {
+    fn push(&mut self, label: &str) {
+        self.text.push_str(label);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|index| &self[index])
+    }
+}
+
+impl std::ops::Index<usize> for Labels {
+    type Output = str;
+
+    fn index(&self, index: usize) -> &str {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.text[start..self.ends[index]]
+    }
 }
 
 /// What [`Patterns::build`] made of a set of values.
@@ -97,21 +133,43 @@ pub struct Built {
     pub too_short: Vec<String>,
 }
 
+/// Which search [`Patterns::build_with`] makes: [`Patterns::build`] lets the number of
+/// forms decide; tests ask for each.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum How {
+    /// Compiled (Teddy where the CPU has it) up to [`COMPILED_MAX`] forms, keyed past it.
+    Auto,
+    /// Compiled into one automaton, however many.
+    #[cfg(test)]
+    Automaton,
+    /// Keyed, however few.
+    Keyed,
+}
+
+/// Past this many forms (about a hundred values) they are looked up by their first bytes
+/// ([`keyed`]) instead of compiled: compiled searchers take 9 MB of heap for 1,000 values
+/// and Teddy reads the text once per 128 forms.
+const COMPILED_MAX: usize = 8 * TEDDY_GROUP;
+
 impl Patterns {
-    /// Compile the forms of each `(label, value)`. When two values share a form, the first
-    /// label wins.
+    /// Make ready the forms of each `(label, value)`. When two values share a form, the
+    /// first label wins.
     pub fn build<'a>(values: impl IntoIterator<Item = (String, &'a [u8])>) -> Result<Built> {
-        Self::build_with(values, true)
+        Self::build_with(values, How::Auto)
     }
 
     fn build_with<'a>(
         values: impl IntoIterator<Item = (String, &'a [u8])>,
-        teddy: bool,
+        how: How,
     ) -> Result<Built> {
-        let mut labels = Vec::new();
+        let values = values.into_iter();
+        let mut labels = Labels::default();
         let mut too_short = Vec::new();
-        let mut all: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        let mut owner = Vec::new();
+        // The forms without duplicates, while they are few enough to compile.
+        let mut compiled = (how != How::Keyed).then(Distinct::default);
+        let mut keyed = keyed::Builder::with_room(values.size_hint().0);
+        let mut first = [false; 256];
+        let mut longest = 0;
         for (label, value) in values {
             let forms = forms(value);
             if forms.is_empty() {
@@ -119,57 +177,47 @@ impl Patterns {
                 continue;
             }
             let index = labels.len();
-            labels.push(label);
-            for form in forms {
-                if !all.iter().any(|f| **f == *form) {
-                    all.push(form);
-                    owner.push(index);
-                }
+            labels.push(&label);
+            for form in &forms {
+                first[usize::from(form[0])] = true;
+                longest = longest.max(form.len());
+            }
+            keyed.add(value, &forms)?;
+            if let Some(distinct) = &mut compiled {
+                distinct.add(index, forms);
+            }
+            if how == How::Auto
+                && compiled
+                    .as_ref()
+                    .is_some_and(|d| d.forms.len() > COMPILED_MAX)
+            {
+                compiled = None;
             }
         }
-        if all.is_empty() {
+        if labels.is_empty() {
             return Ok(Built {
                 patterns: None,
                 too_short,
             });
         }
-        let failed = |e: aho_corasick::BuildError| {
-            Error::io(
-                "cannot compile the values to look for",
-                std::io::Error::other(e),
-            )
+        let (search, skip) = match compiled {
+            Some(Distinct { forms, owner }) => {
+                drop(keyed);
+                let skip = Skip::new(&forms).filter(|_| how == How::Auto);
+                let compiled = Compiled::new(&forms, owner, how == How::Auto)?;
+                (Search::Compiled(Box::new(compiled)), skip)
+            }
+            None => (Search::Keyed(keyed.build()), None),
         };
-        let search = match Search::teddy(&all).filter(|_| teddy) {
-            Some(teddy) => teddy,
-            None => Search::Automaton(
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(all.iter().map(|p| p.as_slice()))
-                    .map_err(failed)?,
-            ),
-        };
-        let prefixes = contiguous::Builder::new()
-            .match_kind(MatchKind::Standard)
-            .prefilter(false)
-            .build(all.iter().map(|p| p.as_slice()))
-            .map_err(failed)?;
-        let mut first = [false; 256];
-        for pattern in &all {
-            first[usize::from(pattern[0])] = true;
-        }
         let first_list = (0..=255u8).filter(|&b| first[usize::from(b)]).collect();
-        let skip = Skip::new(&all).filter(|_| teddy);
-        let window = all.iter().map(|p| p.len()).max().unwrap_or(1) - 1;
         Ok(Built {
             patterns: Some(Patterns {
                 search,
                 skip,
-                prefixes,
-                owner,
                 labels,
                 first,
                 first_list,
-                window,
+                window: longest - 1,
             }),
             too_short,
         })
@@ -181,7 +229,7 @@ impl Patterns {
     }
 
     /// The labels, indexed as [`Piece::Found`] reports them.
-    pub fn labels(&self) -> &[String] {
+    pub fn labels(&self) -> &Labels {
         &self.labels
     }
 
@@ -211,7 +259,10 @@ impl Patterns {
 
     /// Whether `tail` is a pattern's beginning that more bytes could extend into a match.
     fn is_proper_prefix(&self, tail: &[u8]) -> bool {
-        let nfa = &self.prefixes;
+        let nfa = match &self.search {
+            Search::Keyed(keyed) => return keyed.extends(tail),
+            Search::Compiled(compiled) => &compiled.prefixes,
+        };
         let Ok(mut state) = nfa.start_state(Anchored::Yes) else {
             return false;
         };
@@ -225,93 +276,41 @@ impl Patterns {
     }
 }
 
-/// Length of the substrings [`Skip`] looks up.
-const GRAM: usize = 6;
-/// Below this distance between looked-up positions, [`Skip`] saves too little over Teddy.
-const SKIP_MIN_STEP: usize = 8;
-
-/// A test that no form lies wholly in a buffer, looking at one position in `step`.
-///
-/// A form of `len >= shortest` bytes that occurs at `s` covers the positions `s ..= s + len
-/// - GRAM` as starts of its `GRAM`-byte substrings: `shortest - GRAM + 1` positions in a
-/// row, so one of them is a multiple of `step` (that many). Looking up the substring at
-/// every multiple of `step` in the set of all forms' substrings therefore finds at least
-/// one for every occurrence; when none is found, no form is in the buffer and the full
-/// search is not needed. With forms of 40 bytes that is one lookup (a bit in a bloom
-/// table, 8 KiB for one value, then a sorted list on a hit) per 35 bytes, against Teddy's
-/// work on every byte. Forms shorter than `GRAM + SKIP_MIN_STEP - 1` bytes turn it off.
-struct Skip {
-    step: usize,
-    /// One bit per hash of each substring: at least 64 bits per substring, so that a
-    /// lookup seldom goes on to `grams` also with many values.
-    bloom: Zeroizing<Vec<u64>>,
-    /// `64 - log2(bits in bloom)`: the shift that turns a hash into a bit's index.
-    shift: u32,
-    /// The substrings, sorted: a hit in `bloom` is confirmed here.
-    grams: Zeroizing<Vec<u64>>,
+/// Forms without duplicates, each with the index of the first label it is a form of.
+#[derive(Default)]
+struct Distinct {
+    forms: Vec<Zeroizing<Vec<u8>>>,
+    owner: Vec<usize>,
 }
 
-/// The bloom table's size bounds, as powers of two (8 KiB to 1 MiB).
-const BLOOM_BITS: std::ops::RangeInclusive<u32> = 16..=23;
-
-fn gram(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word[..GRAM].copy_from_slice(&bytes[..GRAM]);
-    u64::from_le_bytes(word)
-}
-
-fn bloom_slot(gram: u64, shift: u32) -> usize {
-    (gram.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> shift) as usize
-}
-
-impl Skip {
-    fn new(patterns: &[Zeroizing<Vec<u8>>]) -> Option<Skip> {
-        let shortest = patterns.iter().map(|p| p.len()).min()?;
-        let step = (shortest + 1).checked_sub(GRAM)?;
-        if step < SKIP_MIN_STEP {
-            return None;
-        }
-        let mut grams = Zeroizing::new(Vec::new());
-        for pattern in patterns {
-            grams.extend(pattern.windows(GRAM).map(gram));
-        }
-        grams.sort_unstable();
-        grams.dedup();
-        let wanted = (grams.len().max(1) * 64).next_power_of_two().ilog2();
-        let bits = wanted.clamp(*BLOOM_BITS.start(), *BLOOM_BITS.end());
-        let shift = 64 - bits;
-        let mut bloom = Zeroizing::new(vec![0u64; (1 << bits) / 64]);
-        for &g in grams.iter() {
-            let slot = bloom_slot(g, shift);
-            bloom[slot / 64] |= 1 << (slot % 64);
-        }
-        Some(Skip {
-            step,
-            bloom,
-            shift,
-            grams,
-        })
-    }
-
-    /// `false` when no form lies wholly in `buf`.
-    fn may_contain(&self, buf: &[u8]) -> bool {
-        let mut at = 0;
-        while at + GRAM <= buf.len() {
-            let g = gram(&buf[at..]);
-            let slot = bloom_slot(g, self.shift);
-            if self.bloom[slot / 64] & (1 << (slot % 64)) != 0
-                && self.grams.binary_search(&g).is_ok()
-            {
-                return true;
+impl Distinct {
+    fn add(&mut self, label: usize, forms: Vec<Zeroizing<Vec<u8>>>) {
+        for form in forms {
+            if !self.forms.iter().any(|f| **f == *form) {
+                self.forms.push(form);
+                self.owner.push(label);
             }
-            at += self.step;
         }
-        false
     }
 }
 
-/// How the patterns are searched for.
-///
+/// How the patterns are searched for: compiled when they are few, by their first bytes
+/// when they are many ([`keyed`]).
+enum Search {
+    Compiled(Box<Compiled>),
+    Keyed(Keyed),
+}
+
+/// Every form compiled into a searcher.
+struct Compiled {
+    finder: Finder,
+    /// The same forms as a plain trie (standard semantics, anchored), to tell whether the
+    /// end of a buffer is the start of one.
+    prefixes: contiguous::NFA,
+    /// Form index -> label index.
+    owner: Vec<usize>,
+}
+
 /// Secrets and their base64 forms are made of the same 64 characters as much of what
 /// programs print (tokens, hashes, base64 blobs), which defeats the byte-frequency
 /// prefilters `AhoCorasick` picks for them: over base64 text it ran at 0.15 GB/s. Teddy,
@@ -320,7 +319,7 @@ impl Skip {
 /// 128 patterns. So patterns go into Teddy searchers of at most 128 each, whose leftmost-
 /// longest matches are merged; `AhoCorasick` is the fallback where Teddy is not available
 /// (no SSSE3 or NEON).
-enum Search {
+enum Finder {
     Teddy(Vec<Group>),
     Automaton(AhoCorasick),
 }
@@ -333,16 +332,45 @@ struct Group {
 
 const TEDDY_GROUP: usize = 128;
 
-/// A match: where, and which pattern.
+/// A match: where, and whose value.
 #[derive(Clone, Copy)]
 struct Found {
     start: usize,
     end: usize,
-    pattern: usize,
+    label: usize,
 }
 
-impl Search {
-    fn teddy(patterns: &[Zeroizing<Vec<u8>>]) -> Option<Search> {
+impl Compiled {
+    /// `all` compiled, in Teddy groups when `teddy` and the CPU allows.
+    fn new(all: &[Zeroizing<Vec<u8>>], owner: Vec<usize>, teddy: bool) -> Result<Compiled> {
+        let failed = |e: aho_corasick::BuildError| {
+            Error::io(
+                "cannot compile the values to look for",
+                std::io::Error::other(e),
+            )
+        };
+        let finder = match teddy.then(|| Self::teddy(all)).flatten() {
+            Some(groups) => Finder::Teddy(groups),
+            None => Finder::Automaton(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(all.iter().map(|p| p.as_slice()))
+                    .map_err(failed)?,
+            ),
+        };
+        let prefixes = contiguous::Builder::new()
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(all.iter().map(|p| p.as_slice()))
+            .map_err(failed)?;
+        Ok(Compiled {
+            finder,
+            prefixes,
+            owner,
+        })
+    }
+
+    fn teddy(patterns: &[Zeroizing<Vec<u8>>]) -> Option<Vec<Group>> {
         let mut groups = Vec::new();
         for (index, chunk) in patterns.chunks(TEDDY_GROUP).enumerate() {
             let searcher = packed::Config::new()
@@ -358,14 +386,19 @@ impl Search {
                 first: index * TEDDY_GROUP,
             });
         }
-        Some(Search::Teddy(groups))
+        Some(groups)
     }
+}
 
+impl Search {
     /// Leftmost-longest matches in `haystack`, in order, not overlapping.
     fn matches<'a>(&'a self, haystack: &'a [u8]) -> Matches<'a> {
         let next = match self {
-            Search::Teddy(groups) => vec![None; groups.len()],
-            Search::Automaton(_) => Vec::new(),
+            Search::Compiled(compiled) => match &compiled.finder {
+                Finder::Teddy(groups) => vec![None; groups.len()],
+                Finder::Automaton(_) => Vec::new(),
+            },
+            Search::Keyed(_) => Vec::new(),
         };
         Matches {
             search: self,
@@ -392,15 +425,23 @@ impl Iterator for Matches<'_> {
         if self.at > self.haystack.len() {
             return None;
         }
-        let found = match self.search {
-            Search::Automaton(ac) => ac
+        let compiled = match self.search {
+            Search::Compiled(compiled) => compiled,
+            Search::Keyed(keyed) => {
+                let (start, end, label) = keyed.find(self.haystack, self.at)?;
+                self.at = end;
+                return Some(Found { start, end, label });
+            }
+        };
+        let found = match &compiled.finder {
+            Finder::Automaton(ac) => ac
                 .find(Input::new(self.haystack).range(self.at..))
                 .map(|m| Found {
                     start: m.start(),
                     end: m.end(),
-                    pattern: m.pattern().as_usize(),
+                    label: compiled.owner[m.pattern().as_usize()],
                 }),
-            Search::Teddy(groups) => {
+            Finder::Teddy(groups) => {
                 let span = Span {
                     start: self.at,
                     end: self.haystack.len(),
@@ -418,7 +459,7 @@ impl Iterator for Matches<'_> {
                         *next = Some(group.searcher.find_in(self.haystack, span).map(|m| Found {
                             start: m.start(),
                             end: m.end(),
-                            pattern: group.first + m.pattern().as_usize(),
+                            label: compiled.owner[group.first + m.pattern().as_usize()],
                         }));
                     }
                     if let Some(Some(found)) = *next {
@@ -541,7 +582,7 @@ impl<'p> Redactor<'p> {
                 emit(Piece::Text(&buf[at..found.start]))?;
             }
             emit(Piece::Found {
-                label: patterns.owner[found.pattern],
+                label: found.label,
                 bytes: &buf[found.start..found.end],
             })?;
             at = found.end;
@@ -577,7 +618,7 @@ mod tests {
             match piece {
                 Piece::Text(t) => out.extend_from_slice(t),
                 Piece::Found { label, .. } => {
-                    out.extend_from_slice(format!("<{}>", patterns.labels()[label]).as_bytes())
+                    out.extend_from_slice(format!("<{}>", &patterns.labels()[label]).as_bytes())
                 }
             }
             Ok(())
@@ -612,6 +653,35 @@ mod tests {
             redact(&p, b"abcdefghijkl abcdefghij", 1),
             "<long> <short>ij"
         );
+    }
+
+    /// Two values with the same form (here, the same value): the first label is reported,
+    /// whichever search is used; and of forms that start alike, the longest.
+    #[test]
+    fn each_search_reports_the_first_value_and_the_longest_form() {
+        for how in [How::Auto, How::Automaton, How::Keyed] {
+            let values: [(&str, &[u8]); 4] = [
+                ("one", b"same-value-here"),
+                ("two", b"same-value-here"),
+                ("short", b"prefix-of"),
+                ("long", b"prefix-of-another"),
+            ];
+            let p = Patterns::build_with(values.iter().map(|(l, v)| (l.to_string(), *v)), how)
+                .unwrap()
+                .patterns
+                .unwrap();
+            for size in [1, 4, 100] {
+                assert_eq!(
+                    redact(
+                        &p,
+                        b"a same-value-here b prefix-of-another c prefix-of-x",
+                        size
+                    ),
+                    "a <one> b <long> c <short>-x",
+                    "{how:?}, pieces of {size}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -657,20 +727,36 @@ mod tests {
             (seed % n as u64) as usize
         };
         const ALPHABET: &[u8] = b"ab+/=%\n x0";
-        // Values of 30 bytes and more: long enough for the skipping test (`Skip`).
-        for (count, teddy, long) in [
-            (3, true, false),
-            (3, false, false),
-            (30, true, false),
-            (30, false, false),
-            (3, true, true),
-            (30, true, true),
+        // Long values are long enough for the skipping test (`Skip`) and for the keyed
+        // search's fingerprints; shared ones all start alike (`sk-proj-`), as a thousand
+        // keys of one service do.
+        for (count, how, long, shared) in [
+            (3, How::Auto, false, false),
+            (3, How::Automaton, false, false),
+            (3, How::Keyed, false, false),
+            (30, How::Auto, false, false),
+            (30, How::Automaton, false, false),
+            (30, How::Keyed, false, false),
+            (3, How::Auto, true, false),
+            (30, How::Auto, true, false),
+            (30, How::Keyed, true, false),
+            (30, How::Keyed, true, true),
+            (30, How::Keyed, false, true),
+            (200, How::Auto, false, false),
+            (200, How::Auto, true, true),
         ] {
             let values: Vec<Vec<u8>> = (0..count)
                 .map(|_| {
-                    (0..if long { 30 + next(20) } else { 8 + next(8) })
-                        .map(|_| ALPHABET[next(ALPHABET.len())])
-                        .collect()
+                    let mut value = if shared {
+                        b"sk-proj-".to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    value.extend(
+                        (0..if long { 30 + next(20) } else { 8 + next(8) })
+                            .map(|_| ALPHABET[next(ALPHABET.len())]),
+                    );
+                    value
                 })
                 .collect();
             let built = Patterns::build_with(
@@ -678,23 +764,31 @@ mod tests {
                     .iter()
                     .enumerate()
                     .map(|(i, v)| (i.to_string(), v.as_slice())),
-                teddy,
+                how,
             )
             .unwrap();
             let p = built.patterns.unwrap();
             match &p.search {
-                Search::Teddy(groups) => {
-                    assert!(teddy);
-                    assert_eq!(groups.len() > 1, count > 10, "{} groups", groups.len());
+                Search::Compiled(compiled) => match &compiled.finder {
+                    Finder::Teddy(groups) => {
+                        assert_eq!(how, How::Auto);
+                        assert_eq!(groups.len() > 1, count > 10, "{} groups", groups.len());
+                    }
+                    Finder::Automaton(_) => assert_eq!(how, How::Automaton),
+                },
+                Search::Keyed(_) => {
+                    assert!(how == How::Keyed || count > 100, "{count} values keyed")
                 }
-                Search::Automaton(_) => assert!(!teddy),
             }
-            assert!(p.skip.is_some() || !long, "{count} values");
-            let all: Vec<Vec<u8>> = values
+            assert!(
+                p.skip.is_some() || !long || how != How::Auto || count > 100,
+                "{count} values"
+            );
+            let value_forms: Vec<Vec<Vec<u8>>> = values
                 .iter()
-                .flat_map(|v| forms(v))
-                .map(|f| f.to_vec())
+                .map(|v| forms(v).iter().map(|f| f.to_vec()).collect())
                 .collect();
+            let all: Vec<Vec<u8>> = value_forms.iter().flatten().cloned().collect();
             let reference = AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&all)
@@ -715,7 +809,13 @@ mod tests {
                 let mut at = 0;
                 for m in reference.find_iter(&input) {
                     expected.extend_from_slice(&input[at..m.start()]);
-                    let label = &p.labels()[p.owner[m.pattern().as_usize()]];
+                    // Of equal forms of several values, the first value's.
+                    let found = &input[m.start()..m.end()];
+                    let owner = value_forms
+                        .iter()
+                        .position(|forms| forms.iter().any(|f| f == found))
+                        .unwrap();
+                    let label = &p.labels()[owner];
                     expected.extend_from_slice(format!("<{label}>").as_bytes());
                     at = m.end();
                 }
@@ -729,7 +829,7 @@ mod tests {
                 assert_eq!(
                     got.as_bytes(),
                     expected,
-                    "{count} values, teddy {teddy}, long {long}"
+                    "{count} values, {how:?}, long {long}, shared {shared}"
                 );
             }
         }
