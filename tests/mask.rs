@@ -267,3 +267,46 @@ fn on_a_terminal_ctrl_z_suspends_agentcred_and_fg_resumes_both() {
     let rest = session.exp_eof().unwrap();
     assert!(rest.contains("exit=0"), "{rest:?}");
 }
+
+/// Past about a hundred values the forms are looked up by their first bytes instead of
+/// compiled (`mask/keyed.rs`): with 300 keys that all start `sk-proj-`, each is still
+/// found as itself, base64-encoded and written one byte at a time, and text that only
+/// starts like one passes.
+#[test]
+fn with_hundreds_of_keys_alike_each_is_still_masked() {
+    let env = TestEnv::init();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut pairs = String::new();
+    for i in 1..=300 {
+        let tail: String = (0..24)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [(seed % 62) as usize] as char
+            })
+            .collect();
+        pairs.push_str(&format!("KEY_{i}=sk-proj-{tail}\n"));
+    }
+    env.cmd()
+        .args(["import", "-"])
+        .write_stdin(pairs)
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .args(["exec", "--mask", "--", "sh", "-c"])
+        .arg(concat!(
+            r#"echo "a $KEY_7 b"; printf %s "$KEY_250" | base64; "#,
+            r#"v=$KEY_123; while [ -n "$v" ]; do rest=${v#?}; printf %s "${v%"$rest"}"; v=$rest; sleep 0.01; done; echo ' end'; "#,
+            r#"echo 'sk-proj-ABC is not one'; printf %s "$KEY_300" | base64 | tr '+/' '-_' | tr -d '='"#,
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        stdout_of(&out),
+        "a <agentcred:key-7> b\n<agentcred:key-250>\n<agentcred:key-123> end\nsk-proj-ABC is not one\n<agentcred:key-300>\n"
+    );
+}
