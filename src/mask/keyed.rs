@@ -173,29 +173,46 @@ impl Keyed {
     pub(super) fn find(&self, haystack: &[u8], from: usize) -> Option<(usize, usize, usize)> {
         let last = haystack.len().checked_sub(MIN_LEN)?;
         let mut made = Made::default();
-        (from..=last).find_map(|start| {
-            let rest = &haystack[start..];
-            if !self.bloom.may_hold(key_of(rest)) {
-                return None;
+        // Every position is looked up: this loop is the search's cost (a bloom lookup a
+        // byte), and what a hit costs is kept out of it.
+        let mut start = from;
+        if start > last {
+            return None;
+        }
+        // The key of the next position is this one's shifted by a byte.
+        let mut key = key_of(&haystack[start..]);
+        loop {
+            if self.bloom.may_hold(key)
+                && let Some((end, value)) = self.longest_at(&haystack[start..], &mut made)
+            {
+                return Some((start, start + end, value));
             }
-            let long = rest
-                .get(..SORTED)
-                .map_or(&[][..], |first| self.long.starting(first));
-            // The longest form, and of equal ones the first value's.
-            let mut best: Option<(usize, usize)> = None;
-            for &entry in self.short_like(rest).iter().chain(long) {
-                let (forms, value) = made.forms(self, entry);
-                for form in forms.iter().filter(|form| rest.starts_with(form)) {
-                    let better = best.is_none_or(|(len, first)| {
-                        form.len() > len || (form.len() == len && value < first)
-                    });
-                    if better {
-                        best = Some((form.len(), value));
-                    }
+            start += 1;
+            let next = haystack.get(start + MIN_LEN - 1)?;
+            key = key << 8 | u64::from(*next);
+        }
+    }
+
+    /// The longest form `rest` starts with, as (length, value index); of equal ones the
+    /// first value's.
+    #[inline(never)]
+    fn longest_at(&self, rest: &[u8], made: &mut Made) -> Option<(usize, usize)> {
+        let long = rest
+            .get(..SORTED)
+            .map_or(&[][..], |first| self.long.starting(first));
+        let mut best: Option<(usize, usize)> = None;
+        for &entry in self.short_like(rest).iter().chain(long) {
+            let (forms, value) = made.forms(self, entry);
+            for form in forms.iter().filter(|form| rest.starts_with(form)) {
+                let better = best.is_none_or(|(len, first)| {
+                    form.len() > len || (form.len() == len && value < first)
+                });
+                if better {
+                    best = Some((form.len(), value));
                 }
             }
-            best.map(|(len, value)| (start, start + len, value))
-        })
+        }
+        best
     }
 
     /// Whether `tail` is a proper prefix of some form: more bytes could make it one.
