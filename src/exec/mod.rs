@@ -21,7 +21,6 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::Arc;
 
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretSlice};
@@ -313,13 +312,14 @@ pub fn run(plan: ExecPlan, core_limit: &Saved, verbose: bool, say: &dyn Fn(&str)
     outcome
 }
 
-/// The automaton for `--mask`; short values are named on stderr with `-v`.
+/// The search for `--mask`, finished by [`spawn::run`] once the program has started (see
+/// [`Patterns::build_later`]); short values are named on stderr with `-v`.
 fn masking_patterns(
     injections: &[Injection],
     verbose: bool,
     say: &dyn Fn(&str),
-) -> Result<Option<Arc<Patterns>>> {
-    let built = Patterns::build(
+) -> Result<Option<mask::Unready>> {
+    let built = Patterns::build_later(
         injections
             .iter()
             .map(|i| (i.name.to_string(), i.value.expose_secret())),
@@ -332,7 +332,7 @@ fn masking_patterns(
             ));
         }
     }
-    Ok(built.patterns.map(Arc::new))
+    Ok(built.patterns)
 }
 
 /// Replace this process with `program`, whose `argv[0]` is `argv0`. Returns only on

@@ -61,7 +61,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::contain::Contained;
 use crate::error::{Error, Result};
-use crate::mask::{Patterns, Piece, Redactor};
+use crate::mask::{Patterns, Piece, Redactor, Unready};
 use crate::util::hardening::Saved;
 use crate::util::scratch::Scratch;
 
@@ -143,7 +143,7 @@ impl Terminals {
 pub fn run(
     signals: Signals,
     command: Program<'_>,
-    mask: Option<Arc<Patterns>>,
+    mask: Option<Unready>,
     core_limit: &Saved,
     verbose: bool,
 ) -> Result<i32> {
@@ -216,6 +216,9 @@ pub fn run(
             None,
         )
     };
+    // The command, and its copies of the environment, are gone: the search is made now
+    // (the program's output waits in its pipe or terminal meanwhile).
+    let mask = mask.map(|unready| Arc::new(unready.finish()));
     let pid = Pid::from_child(&child);
     let exited = Arc::new(Mutex::new(false));
     let handle = signals.caught.handle();

@@ -65,13 +65,20 @@ pub(super) struct Keyed {
     bloom: Bloom,
 }
 
-/// Collects the values for a [`Keyed`].
+/// Collects the values for a [`Keyed`]; [`Builder::build`] makes its table. `exec`
+/// starts the program in between, when holding the table too would add to the peak.
 #[derive(Default)]
 pub(super) struct Builder {
     values: Zeroizing<Vec<u8>>,
     ends: Vec<usize>,
-    long: Table,
-    short: Table,
+}
+
+/// What [`Builder::build`] makes: the search, and what [`super::Patterns`] needs to know of
+/// the forms (the bytes one can start with, the longest one's length).
+pub(super) struct Indexed {
+    pub(super) keyed: Keyed,
+    pub(super) first: [bool; 256],
+    pub(super) longest: usize,
 }
 
 impl Builder {
@@ -81,59 +88,78 @@ impl Builder {
     pub(super) fn with_room(values: usize) -> Builder {
         let values = values.min(1 << 20);
         let mut builder = Builder::default();
-        builder.long.0.reserve(values * 8);
         builder.values.reserve(values * 64);
         builder.ends.reserve(values);
         builder
     }
 
-    /// Add the next value, whose forms (as [`forms`] makes them) are `forms`.
-    pub(super) fn add(&mut self, value: &[u8], forms: &[Zeroizing<Vec<u8>>]) -> Result<()> {
-        let index = u32::try_from(self.ends.len()).map_err(|_| {
-            Error::io(
+    /// Add the next value (at least [`MIN_LEN`] bytes).
+    pub(super) fn add(&mut self, value: &[u8]) -> Result<()> {
+        if u32::try_from(self.ends.len()).is_err() {
+            return Err(Error::io(
                 "cannot compile the values to look for",
                 std::io::Error::other("too many values"),
-            )
-        })?;
-        let (long_from, short_from) = (self.long.0.len(), self.short.0.len());
-        for form in forms {
-            let (table, from, first) = match form.get(..SORTED) {
-                Some(first) => (&mut self.long, long_from, first),
-                None => (&mut self.short, short_from, &form[..MIN_LEN]),
-            };
-            let entry = bound(first, 0) | u128::from(index);
-            if !table.0[from..].contains(&entry) {
-                table.0.push(entry);
-            }
+            ));
         }
         self.values.extend_from_slice(value);
         self.ends.push(self.values.len());
         Ok(())
     }
 
-    pub(super) fn build(mut self) -> Keyed {
+    pub(super) fn build(mut self) -> Indexed {
         self.values.shrink_to_fit();
         self.ends.shrink_to_fit();
-        for table in [&mut self.long, &mut self.short] {
+        let (mut long, mut short) = (Table::default(), Table::default());
+        // About four entries a value; what is not used is given back below, in place.
+        long.0.reserve(self.ends.len() * 8);
+        let mut first = [false; 256];
+        let mut longest = 0;
+        for index in 0..self.ends.len() {
+            let forms = forms(value_of(&self.values, &self.ends, index));
+            let (long_from, short_from) = (long.0.len(), short.0.len());
+            for form in &forms {
+                first[usize::from(form[0])] = true;
+                longest = longest.max(form.len());
+                let (table, from, start) = match form.get(..SORTED) {
+                    Some(start) => (&mut long, long_from, start),
+                    None => (&mut short, short_from, &form[..MIN_LEN]),
+                };
+                // `add` made sure the index fits in 32 bits.
+                let entry = bound(start, 0) | index as u128;
+                if !table.0[from..].contains(&entry) {
+                    table.0.push(entry);
+                }
+            }
+        }
+        for table in [&mut long, &mut short] {
             table.0.shrink_to_fit();
             table.0.sort_unstable();
         }
         let bloom = Bloom::new(
-            self.long.0.len() + self.short.0.len(),
-            self.long
-                .0
+            long.0.len() + short.0.len(),
+            long.0
                 .iter()
-                .chain(self.short.0.iter())
+                .chain(short.0.iter())
                 .map(|&e| (e >> 64) as u64),
         );
-        Keyed {
-            values: self.values,
-            ends: self.ends,
-            long: self.long,
-            short: self.short,
-            bloom,
+        Indexed {
+            keyed: Keyed {
+                values: self.values,
+                ends: self.ends,
+                long,
+                short,
+                bloom,
+            },
+            first,
+            longest,
         }
     }
+}
+
+/// Value `index` of `values`, which end at `ends`.
+fn value_of<'v>(values: &'v [u8], ends: &[usize], index: usize) -> &'v [u8] {
+    let start = index.checked_sub(1).map_or(0, |before| ends[before]);
+    &values[start..ends[index]]
 }
 
 /// The forms of the value last looked at, made once for all its entries.
@@ -157,8 +183,7 @@ impl Made {
 
 impl Keyed {
     fn value(&self, index: usize) -> &[u8] {
-        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
-        &self.values[start..self.ends[index]]
+        value_of(&self.values, &self.ends, index)
     }
 
     /// The short forms whose first [`MIN_LEN`] bytes are those of `bytes`.

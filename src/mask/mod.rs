@@ -125,6 +125,48 @@ impl std::ops::Index<usize> for Labels {
     }
 }
 
+/// What [`Patterns::build_later`] made of a set of values.
+pub struct Later {
+    /// `None` when no value was long enough to look for.
+    pub patterns: Option<Unready>,
+    /// Labels of the values shorter than [`MIN_LEN`], which are not looked for.
+    pub too_short: Vec<String>,
+}
+
+/// Patterns whose search may still have to be made: [`Unready::finish`].
+pub struct Unready(Pending);
+
+enum Pending {
+    Ready(Box<Patterns>),
+    /// Many values: only they and their labels so far.
+    Keyed(keyed::Builder, Labels),
+}
+
+impl Unready {
+    /// Make the search (for many values, the keyed table: 50 ms for 10,000 credentials).
+    pub fn finish(self) -> Patterns {
+        match self.0 {
+            Pending::Ready(patterns) => *patterns,
+            Pending::Keyed(builder, labels) => {
+                let indexed = builder.build();
+                Patterns {
+                    search: Search::Keyed(indexed.keyed),
+                    skip: None,
+                    labels,
+                    first_list: first_list(&indexed.first),
+                    first: indexed.first,
+                    window: indexed.longest - 1,
+                }
+            }
+        }
+    }
+}
+
+/// The bytes set in `first`, in order.
+fn first_list(first: &[bool; 256]) -> Vec<u8> {
+    (0..=255u8).filter(|&b| first[usize::from(b)]).collect()
+}
+
 /// What [`Patterns::build`] made of a set of values.
 pub struct Built {
     /// `None` when no value was long enough to look for.
@@ -158,10 +200,30 @@ impl Patterns {
         Self::build_with(values, How::Auto)
     }
 
+    /// As [`Patterns::build`], but with many values the search is made only by
+    /// [`Unready::finish`], and until then only the values and labels are held. `exec`
+    /// starts the program in between: the standard library holds the child's environment
+    /// twice over while it does (2.6 MB for 10,000 credentials), and the search's table
+    /// is then made in the room that frees. Everything that can fail is done here.
+    pub fn build_later<'a>(values: impl IntoIterator<Item = (String, &'a [u8])>) -> Result<Later> {
+        Self::build_later_with(values, How::Auto)
+    }
+
     fn build_with<'a>(
         values: impl IntoIterator<Item = (String, &'a [u8])>,
         how: How,
     ) -> Result<Built> {
+        let later = Self::build_later_with(values, how)?;
+        Ok(Built {
+            patterns: later.patterns.map(Unready::finish),
+            too_short: later.too_short,
+        })
+    }
+
+    fn build_later_with<'a>(
+        values: impl IntoIterator<Item = (String, &'a [u8])>,
+        how: How,
+    ) -> Result<Later> {
         let values = values.into_iter();
         let mut labels = Labels::default();
         let mut too_short = Vec::new();
@@ -171,19 +233,20 @@ impl Patterns {
         let mut first = [false; 256];
         let mut longest = 0;
         for (label, value) in values {
-            let forms = forms(value);
-            if forms.is_empty() {
+            // `forms` makes none of a shorter value, and at least the value itself else.
+            if value.len() < MIN_LEN {
                 too_short.push(label);
                 continue;
             }
             let index = labels.len();
             labels.push(&label);
-            for form in &forms {
-                first[usize::from(form[0])] = true;
-                longest = longest.max(form.len());
-            }
-            keyed.add(value, &forms)?;
+            keyed.add(value)?;
             if let Some(distinct) = &mut compiled {
+                let forms = forms(value);
+                for form in &forms {
+                    first[usize::from(form[0])] = true;
+                    longest = longest.max(form.len());
+                }
                 distinct.add(index, forms);
             }
             if how == How::Auto
@@ -195,30 +258,29 @@ impl Patterns {
             }
         }
         if labels.is_empty() {
-            return Ok(Built {
+            return Ok(Later {
                 patterns: None,
                 too_short,
             });
         }
-        let (search, skip) = match compiled {
+        let unready = match compiled {
             Some(Distinct { forms, owner }) => {
                 drop(keyed);
                 let skip = Skip::new(&forms).filter(|_| how == How::Auto);
                 let compiled = Compiled::new(&forms, owner, how == How::Auto)?;
-                (Search::Compiled(Box::new(compiled)), skip)
+                Unready(Pending::Ready(Box::new(Patterns {
+                    search: Search::Compiled(Box::new(compiled)),
+                    skip,
+                    labels,
+                    first_list: first_list(&first),
+                    first,
+                    window: longest - 1,
+                })))
             }
-            None => (Search::Keyed(keyed.build()), None),
+            None => Unready(Pending::Keyed(keyed, labels)),
         };
-        let first_list = (0..=255u8).filter(|&b| first[usize::from(b)]).collect();
-        Ok(Built {
-            patterns: Some(Patterns {
-                search,
-                skip,
-                labels,
-                first,
-                first_list,
-                window: longest - 1,
-            }),
+        Ok(Later {
+            patterns: Some(unready),
             too_short,
         })
     }
