@@ -37,26 +37,101 @@ fn bound(prefix: &[u8], fill: u8) -> u128 {
     u128::from_be_bytes(bytes)
 }
 
-/// Sorted entries (see [`bound`]).
+/// Entries (see [`bound`]) and values are kept in pieces of at most this many bytes:
+/// below glibc's threshold for giving a block its own mapping, so that they are made in
+/// room the heap already has (`exec` makes the table just after the standard library has
+/// freed 2.6 MB of copies of the environment) rather than in fresh pages.
+/// (Small in tests, so that they cover many pieces.)
+const PIECE: usize = if cfg!(test) { 1024 } else { 64 * 1024 };
+const PIECE_ENTRIES: usize = PIECE / 16;
+
+/// Entries (see [`bound`]) in pieces, each sorted.
 #[derive(Default)]
-struct Table(Zeroizing<Vec<u128>>);
+struct Table(Vec<Zeroizing<Vec<u128>>>);
 
 impl Table {
-    /// The entries that start with `prefix`.
-    fn starting(&self, prefix: &[u8]) -> &[u128] {
+    fn push(&mut self, entry: u128) {
+        match self.0.last_mut() {
+            Some(piece) if piece.len() < PIECE_ENTRIES => piece.push(entry),
+            _ => {
+                let mut piece = Zeroizing::new(Vec::with_capacity(PIECE_ENTRIES));
+                piece.push(entry);
+                self.0.push(piece);
+            }
+        }
+    }
+
+    fn sort(&mut self) {
+        for piece in &mut self.0 {
+            piece.shrink_to_fit();
+            piece.sort_unstable();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|piece| piece.len()).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u128> + '_ {
+        self.0.iter().flat_map(|piece| piece.iter().copied())
+    }
+
+    /// The entries that start with `prefix`, a piece at a time.
+    fn starting<'t>(&'t self, prefix: &[u8]) -> impl Iterator<Item = u128> + use<'t> {
         let (low, high) = (bound(prefix, 0), bound(prefix, 0xff));
-        let start = self.0.partition_point(|&e| e < low);
-        let rest = &self.0[start..];
-        &rest[..rest.partition_point(|&e| e <= high)]
+        self.0.iter().flat_map(move |piece| {
+            let start = piece.partition_point(|&e| e < low);
+            let rest = &piece[start..];
+            rest[..rest.partition_point(|&e| e <= high)].iter().copied()
+        })
+    }
+}
+
+/// Byte strings one after the other, in pieces of about [`PIECE`] bytes (one longer than
+/// that has a piece of its own).
+#[derive(Default)]
+struct Pieces {
+    pieces: Vec<Zeroizing<Vec<u8>>>,
+    /// Each string's piece, start and end.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+impl Pieces {
+    fn push(&mut self, bytes: &[u8]) -> Option<()> {
+        let fits = self
+            .pieces
+            .last()
+            .is_some_and(|piece| piece.len() + bytes.len() <= piece.capacity());
+        if !fits {
+            let piece = Vec::with_capacity(PIECE.max(bytes.len()));
+            self.pieces.push(Zeroizing::new(piece));
+        }
+        let index = self.pieces.len() - 1;
+        let piece = &mut self.pieces[index];
+        let start = piece.len();
+        piece.extend_from_slice(bytes);
+        let span = (
+            u32::try_from(index).ok()?,
+            u32::try_from(start).ok()?,
+            u32::try_from(piece.len()).ok()?,
+        );
+        self.spans.push(span);
+        Some(())
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn get(&self, index: usize) -> &[u8] {
+        let (piece, start, end) = self.spans[index];
+        &self.pieces[piece as usize][start as usize..end as usize]
     }
 }
 
 /// Every form of every value, by its first bytes.
 pub(super) struct Keyed {
-    /// The values, one after the other.
-    values: Zeroizing<Vec<u8>>,
-    /// Where each value ends in `values`.
-    ends: Vec<usize>,
+    values: Pieces,
     /// The forms of at least [`SORTED`] bytes, by their first [`SORTED`].
     long: Table,
     /// The shorter forms, by their first [`MIN_LEN`] bytes.
@@ -69,8 +144,7 @@ pub(super) struct Keyed {
 /// starts the program in between, when holding the table too would add to the peak.
 #[derive(Default)]
 pub(super) struct Builder {
-    values: Zeroizing<Vec<u8>>,
-    ends: Vec<usize>,
+    values: Pieces,
 }
 
 /// What [`Builder::build`] makes: the search, and what [`super::Patterns`] needs to know of
@@ -82,70 +156,61 @@ pub(super) struct Indexed {
 }
 
 impl Builder {
-    /// Room for about `values` values. A vector that grows by doubling leaves the room it
-    /// outgrew behind; room that is reserved and not written is not memory used, and
-    /// [`Builder::build`] gives back what is left in place.
-    pub(super) fn with_room(values: usize) -> Builder {
-        let values = values.min(1 << 20);
-        let mut builder = Builder::default();
-        builder.values.reserve(values * 64);
-        builder.ends.reserve(values);
-        builder
-    }
-
     /// Add the next value (at least [`MIN_LEN`] bytes).
     pub(super) fn add(&mut self, value: &[u8]) -> Result<()> {
-        if u32::try_from(self.ends.len()).is_err() {
-            return Err(Error::io(
+        self.values.push(value).ok_or_else(|| {
+            Error::io(
                 "cannot compile the values to look for",
                 std::io::Error::other("too many values"),
-            ));
-        }
-        self.values.extend_from_slice(value);
-        self.ends.push(self.values.len());
-        Ok(())
+            )
+        })
     }
 
-    pub(super) fn build(mut self) -> Indexed {
-        self.values.shrink_to_fit();
-        self.ends.shrink_to_fit();
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.values.spans.shrink_to_fit();
+        if let Some(last) = self.values.pieces.last_mut() {
+            last.shrink_to_fit();
+        }
+    }
+
+    pub(super) fn build(self) -> Indexed {
         let (mut long, mut short) = (Table::default(), Table::default());
-        // About four entries a value; what is not used is given back below, in place.
-        long.0.reserve(self.ends.len() * 8);
         let mut first = [false; 256];
         let mut longest = 0;
-        for index in 0..self.ends.len() {
-            let forms = forms(value_of(&self.values, &self.ends, index));
-            let (long_from, short_from) = (long.0.len(), short.0.len());
+        // One entry per distinct first bytes of the value's forms.
+        let mut entries: Vec<(bool, u128)> = Vec::new();
+        for index in 0..self.values.len() {
+            let forms = forms(self.values.get(index));
+            entries.clear();
             for form in &forms {
                 first[usize::from(form[0])] = true;
                 longest = longest.max(form.len());
-                let (table, from, start) = match form.get(..SORTED) {
-                    Some(start) => (&mut long, long_from, start),
-                    None => (&mut short, short_from, &form[..MIN_LEN]),
-                };
                 // `add` made sure the index fits in 32 bits.
-                let entry = bound(start, 0) | index as u128;
-                if !table.0[from..].contains(&entry) {
-                    table.0.push(entry);
+                let entry = match form.get(..SORTED) {
+                    Some(start) => (true, bound(start, 0) | index as u128),
+                    None => (false, bound(&form[..MIN_LEN], 0) | index as u128),
+                };
+                if !entries.contains(&entry) {
+                    entries.push(entry);
+                }
+            }
+            for &(is_long, entry) in &entries {
+                if is_long {
+                    long.push(entry);
+                } else {
+                    short.push(entry);
                 }
             }
         }
-        for table in [&mut long, &mut short] {
-            table.0.shrink_to_fit();
-            table.0.sort_unstable();
-        }
+        long.sort();
+        short.sort();
         let bloom = Bloom::new(
-            long.0.len() + short.0.len(),
-            long.0
-                .iter()
-                .chain(short.0.iter())
-                .map(|&e| (e >> 64) as u64),
+            long.len() + short.len(),
+            long.iter().chain(short.iter()).map(|e| (e >> 64) as u64),
         );
         Indexed {
             keyed: Keyed {
                 values: self.values,
-                ends: self.ends,
                 long,
                 short,
                 bloom,
@@ -154,12 +219,6 @@ impl Builder {
             longest,
         }
     }
-}
-
-/// Value `index` of `values`, which end at `ends`.
-fn value_of<'v>(values: &'v [u8], ends: &[usize], index: usize) -> &'v [u8] {
-    let start = index.checked_sub(1).map_or(0, |before| ends[before]);
-    &values[start..ends[index]]
 }
 
 /// The forms of the value last looked at, made once for all its entries.
@@ -183,11 +242,11 @@ impl Made {
 
 impl Keyed {
     fn value(&self, index: usize) -> &[u8] {
-        value_of(&self.values, &self.ends, index)
+        self.values.get(index)
     }
 
     /// The short forms whose first [`MIN_LEN`] bytes are those of `bytes`.
-    fn short_like(&self, bytes: &[u8]) -> &[u128] {
+    fn short_like<'k>(&'k self, bytes: &[u8]) -> impl Iterator<Item = u128> + use<'k> {
         let mut first = [0u8; SORTED];
         first[..MIN_LEN].copy_from_slice(&bytes[..MIN_LEN]);
         self.short.starting(&first)
@@ -224,9 +283,10 @@ impl Keyed {
     fn longest_at(&self, rest: &[u8], made: &mut Made) -> Option<(usize, usize)> {
         let long = rest
             .get(..SORTED)
-            .map_or(&[][..], |first| self.long.starting(first));
+            .into_iter()
+            .flat_map(|first| self.long.starting(first));
         let mut best: Option<(usize, usize)> = None;
-        for &entry in self.short_like(rest).iter().chain(long) {
+        for entry in self.short_like(rest).chain(long) {
             let (forms, value) = made.forms(self, entry);
             for form in forms.iter().filter(|form| rest.starts_with(form)) {
                 let better = best.is_none_or(|(len, first)| {
@@ -243,23 +303,22 @@ impl Keyed {
     /// Whether `tail` is a proper prefix of some form: more bytes could make it one.
     pub(super) fn extends(&self, tail: &[u8]) -> bool {
         let first = &tail[..tail.len().min(SORTED)];
-        if tail.len() < SORTED && !self.long.starting(first).is_empty() {
+        if tail.len() < SORTED && self.long.starting(first).next().is_some() {
             return true;
         }
         if tail.len() < MIN_LEN {
             // Every form is longer than `tail`.
-            return !self.short.starting(tail).is_empty();
+            return self.short.starting(tail).next().is_some();
         }
         if !self.bloom.may_hold(key_of(tail)) {
             return false;
         }
-        let long = if tail.len() < SORTED {
-            &[][..]
-        } else {
-            self.long.starting(first)
-        };
+        let long = (tail.len() >= SORTED)
+            .then(|| self.long.starting(first))
+            .into_iter()
+            .flatten();
         let mut made = Made::default();
-        self.short_like(tail).iter().chain(long).any(|&entry| {
+        self.short_like(tail).chain(long).any(|entry| {
             let (forms, _) = made.forms(self, entry);
             forms
                 .iter()

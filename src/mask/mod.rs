@@ -229,7 +229,7 @@ impl Patterns {
         let mut too_short = Vec::new();
         // The forms without duplicates, while they are few enough to compile.
         let mut compiled = (how != How::Keyed).then(Distinct::default);
-        let mut keyed = keyed::Builder::with_room(values.size_hint().0);
+        let mut keyed = keyed::Builder::default();
         let mut first = [false; 256];
         let mut longest = 0;
         for (label, value) in values {
@@ -257,6 +257,11 @@ impl Patterns {
                 compiled = None;
             }
         }
+        // What the vectors outgrew is given back in place (the values wait through the
+        // program's start, see above).
+        labels.text.shrink_to_fit();
+        labels.ends.shrink_to_fit();
+        keyed.shrink_to_fit();
         if labels.is_empty() {
             return Ok(Later {
                 patterns: None,
