@@ -53,8 +53,10 @@ fn add_forms(value: &[u8], out: &mut Vec<Zeroizing<Vec<u8>>>) {
         // A terminal's output processing turns every `\n` into `\r\n`, also one that
         // already follows a `\r` (a CRLF value arrives as `\r\r\n`); a program may also
         // write CRLF itself.
-        let mut crlf = Vec::with_capacity(value.len() + 16);
-        let mut onlcr = Vec::with_capacity(value.len() + 16);
+        // Sized exactly: a vector that grows leaves a copy behind that is not wiped.
+        let newlines = value.iter().filter(|&&b| b == b'\n').count();
+        let mut crlf = Vec::with_capacity(value.len() + newlines);
+        let mut onlcr = Vec::with_capacity(value.len() + newlines);
         for (i, &b) in value.iter().enumerate() {
             if b == b'\n' {
                 onlcr.push(b'\r');
@@ -126,7 +128,9 @@ fn wrap(text: &[u8], columns: usize, eol: &[u8]) -> Vec<u8> {
 /// pairs past the BMP).
 fn json_escape(text: &str, ascii: bool) -> String {
     use std::fmt::Write;
-    let mut out = String::with_capacity(text.len() + 8);
+    // Room for the worst case (a control character: 6 bytes): a string that grows leaves
+    // a copy behind that is not wiped.
+    let mut out = String::with_capacity(text.len() * 6);
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -2,11 +2,11 @@
 //!
 //! Compiled searchers hold every form and more: Teddy groups of 128 forms, a trie of all
 //! of them, every 6-byte substring; for 1,000 values that was 9 MB of heap, and Teddy
-//! reads the text once per group. Here each form is 12 bytes, its first [`MIN_LEN`] bytes
-//! (every form has at least that many) and which form of which value it is, and 24 bits
-//! of a [`Bloom`] table. The text is read once: at each position its next [`MIN_LEN`]
-//! bytes are looked up (in the bloom table, then the sorted keys), and a form whose first
-//! bytes are there is made again from its value to compare the rest.
+//! reads the text once per group. Here a value has one 16-byte entry per distinct start of
+//! its forms (about four) in sorted tables, and 24 bits of a [`Bloom`] table per entry.
+//! The text is read once: at each position its next [`MIN_LEN`] bytes are looked up in
+//! the bloom table, and on a hit in the tables; the forms of a value found there are made
+//! again from it to compare.
 
 use zeroize::Zeroizing;
 
@@ -25,6 +25,28 @@ fn key_of(bytes: &[u8]) -> u64 {
 /// How many first bytes of a form sort it: forms that share their first [`MIN_LEN`]
 /// (a thousand keys that all start `sk-proj-`) are told apart by the next four.
 const SORTED: usize = MIN_LEN + 4;
+
+/// Forms this long or longer are sorted by their first [`MIN_LEN`] bytes and a hash of the
+/// next [`HASHED`] - [`MIN_LEN`]: values of one kind often share far more than 12 bytes
+/// (`github_pat_11`, a JWT's header, `-----BEGIN PRIVATE KEY-----`), and every value a
+/// found key could belong to has its forms made again to compare.
+const HASHED: usize = 64;
+
+/// The sort key of a form of at least [`HASHED`] bytes: its first [`MIN_LEN`] bytes, then a
+/// 32-bit hash of the bytes up to [`HASHED`], as [`bound`] takes them.
+fn hashed_key(form: &[u8]) -> [u8; SORTED] {
+    let mut hash = 0u64;
+    for word in form[MIN_LEN..HASHED].chunks(8) {
+        let mut bytes = [0u8; 8];
+        bytes[..word.len()].copy_from_slice(word);
+        hash = (hash ^ u64::from_le_bytes(bytes)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        hash ^= hash >> 29;
+    }
+    let mut key = [0u8; SORTED];
+    key[..MIN_LEN].copy_from_slice(&form[..MIN_LEN]);
+    key[MIN_LEN..].copy_from_slice(&(hash as u32).to_be_bytes());
+    key
+}
 
 /// `prefix` (at most [`SORTED`] bytes) big-endian in the high 96 bits and `fill` after
 /// it, down to the last bit. An entry is `bound(first bytes, 0) | value index`: the
@@ -132,8 +154,10 @@ impl Pieces {
 /// Every form of every value, by its first bytes.
 pub(super) struct Keyed {
     values: Pieces,
-    /// The forms of at least [`SORTED`] bytes, by their first [`SORTED`].
+    /// The forms of [`SORTED`] to [`HASHED`] bytes, by their first [`SORTED`].
     long: Table,
+    /// The longer forms, by [`hashed_key`].
+    longer: Table,
     /// The shorter forms, by their first [`MIN_LEN`] bytes.
     short: Table,
     /// Every form's first [`MIN_LEN`] bytes.
@@ -158,12 +182,15 @@ pub(super) struct Indexed {
 impl Builder {
     /// Add the next value (at least [`MIN_LEN`] bytes).
     pub(super) fn add(&mut self, value: &[u8]) -> Result<()> {
-        self.values.push(value).ok_or_else(|| {
-            Error::io(
-                "cannot compile the values to look for",
-                std::io::Error::other("too many values"),
-            )
-        })
+        let fits = u32::try_from(self.values.len()).is_ok();
+        fits.then(|| self.values.push(value))
+            .flatten()
+            .ok_or_else(|| {
+                Error::io(
+                    "cannot compile the values to look for",
+                    std::io::Error::other("too many values"),
+                )
+            })
     }
 
     pub(super) fn shrink_to_fit(&mut self) {
@@ -174,44 +201,53 @@ impl Builder {
     }
 
     pub(super) fn build(self) -> Indexed {
-        let (mut long, mut short) = (Table::default(), Table::default());
+        let mut tables: [Table; 3] = Default::default();
         let mut first = [false; 256];
         let mut longest = 0;
-        // One entry per distinct first bytes of the value's forms.
-        let mut entries: Vec<(bool, u128)> = Vec::new();
+        // One entry per distinct sort key of the value's forms, and its table.
+        let mut entries: Zeroizing<Vec<u128>> = Zeroizing::new(Vec::new());
+        let mut places: Vec<usize> = Vec::new();
         for index in 0..self.values.len() {
             let forms = forms(self.values.get(index));
             entries.clear();
+            places.clear();
             for form in &forms {
                 first[usize::from(form[0])] = true;
                 longest = longest.max(form.len());
-                // `add` made sure the index fits in 32 bits.
-                let entry = match form.get(..SORTED) {
-                    Some(start) => (true, bound(start, 0) | index as u128),
-                    None => (false, bound(&form[..MIN_LEN], 0) | index as u128),
+                let (place, key) = if form.len() >= HASHED {
+                    (LONGER, bound(&hashed_key(form), 0))
+                } else if form.len() >= SORTED {
+                    (LONG, bound(&form[..SORTED], 0))
+                } else {
+                    (SHORT, bound(&form[..MIN_LEN], 0))
                 };
+                // `add` made sure the index fits in 32 bits.
+                let entry = key | index as u128;
                 if !entries.contains(&entry) {
                     entries.push(entry);
+                    places.push(place);
                 }
             }
-            for &(is_long, entry) in &entries {
-                if is_long {
-                    long.push(entry);
-                } else {
-                    short.push(entry);
-                }
+            for (&entry, &place) in entries.iter().zip(&places) {
+                tables[place].push(entry);
             }
         }
-        long.sort();
-        short.sort();
+        for table in &mut tables {
+            table.sort();
+        }
         let bloom = Bloom::new(
-            long.len() + short.len(),
-            long.iter().chain(short.iter()).map(|e| (e >> 64) as u64),
+            tables.iter().map(Table::len).sum(),
+            tables
+                .iter()
+                .flat_map(Table::iter)
+                .map(|e| (e >> 64) as u64),
         );
+        let [short, long, longer] = tables;
         Indexed {
             keyed: Keyed {
                 values: self.values,
                 long,
+                longer,
                 short,
                 bloom,
             },
@@ -220,6 +256,16 @@ impl Builder {
         }
     }
 }
+
+/// How many entries [`Keyed::extends`] compares before it holds a tail without knowing:
+/// bytes held that need not be only wait for the next piece (or, at most, until [`HASHED`]
+/// bytes have come), while a tail let go too early could be the start of a value.
+const EXTENDS_MAX: usize = 256;
+
+/// Which of [`Builder::build`]'s tables a form goes in.
+const SHORT: usize = 0;
+const LONG: usize = 1;
+const LONGER: usize = 2;
 
 /// The forms of the value last looked at, made once for all its entries.
 #[derive(Default)]
@@ -285,8 +331,12 @@ impl Keyed {
             .get(..SORTED)
             .into_iter()
             .flat_map(|first| self.long.starting(first));
+        let longer = (rest.len() >= HASHED)
+            .then(|| self.longer.starting(&hashed_key(rest)))
+            .into_iter()
+            .flatten();
         let mut best: Option<(usize, usize)> = None;
-        for entry in self.short_like(rest).chain(long) {
+        for entry in self.short_like(rest).chain(long).chain(longer) {
             let (forms, value) = made.forms(self, entry);
             for form in forms.iter().filter(|form| rest.starts_with(form)) {
                 let better = best.is_none_or(|(len, first)| {
@@ -302,27 +352,45 @@ impl Keyed {
 
     /// Whether `tail` is a proper prefix of some form: more bytes could make it one.
     pub(super) fn extends(&self, tail: &[u8]) -> bool {
-        let first = &tail[..tail.len().min(SORTED)];
-        if tail.len() < SORTED && self.long.starting(first).next().is_some() {
-            return true;
-        }
         if tail.len() < MIN_LEN {
-            // Every form is longer than `tail`.
-            return self.short.starting(tail).next().is_some();
+            // Every form is longer than `tail`: does one start with it?
+            return [&self.short, &self.long, &self.longer]
+                .iter()
+                .any(|table| table.starting(tail).next().is_some());
         }
         if !self.bloom.may_hold(key_of(tail)) {
             return false;
         }
+        if tail.len() < SORTED && self.long.starting(tail).next().is_some() {
+            return true;
+        }
         let long = (tail.len() >= SORTED)
-            .then(|| self.long.starting(first))
+            .then(|| self.long.starting(&tail[..SORTED]))
             .into_iter()
             .flatten();
+        // A tail shorter than the hashed bytes can be the start of any longer form with
+        // its first bytes: each is made again to compare (only at the end of a piece).
+        let longer = if tail.len() >= HASHED {
+            self.longer.starting(&hashed_key(tail))
+        } else {
+            self.longer.starting(&tail[..MIN_LEN])
+        };
         let mut made = Made::default();
-        self.short_like(tail).chain(long).any(|entry| {
+        let candidates = self.short_like(tail).chain(long).chain(longer);
+        for (looked, entry) in candidates.enumerate() {
+            if looked == EXTENDS_MAX {
+                // Many values start like this (a thousand `github_pat_11` tokens): hold the
+                // tail rather than make them all again at the end of every piece.
+                return true;
+            }
             let (forms, _) = made.forms(self, entry);
-            forms
+            if forms
                 .iter()
                 .any(|form| form.len() > tail.len() && form.starts_with(tail))
-        })
+            {
+                return true;
+            }
+        }
+        false
     }
 }

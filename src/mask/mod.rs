@@ -3,8 +3,10 @@
 //!
 //! A value rarely leaks only as itself: it goes into an `Authorization: Basic` header
 //! base64-encoded, into a URL percent-encoded, into a pty with its newlines turned into
-//! CRLF. [`forms`] lists what is looked for; [`Patterns`] puts every form of every value into
-//! one Aho-Corasick automaton (leftmost-longest, so the longest form at a place wins); and
+//! CRLF. [`forms`] lists what is looked for; [`Patterns`] makes every form of every value
+//! searchable (leftmost-longest, so the longest form at a place wins): compiled into SIMD
+//! searchers when they are few, by their first bytes in sorted tables when they are many
+//! ([`keyed`]); and
 //! [`Redactor`] runs it over a stream that arrives in arbitrary pieces, holding back only
 //! the bytes at the end of a piece that could still be the start of a value, so output is
 //! passed on as soon as it cannot be part of one (a line-buffered program stays
@@ -810,14 +812,15 @@ mod tests {
             (30, How::Keyed, true, true),
             (30, How::Keyed, false, true),
             (200, How::Auto, false, false),
-            (200, How::Auto, true, true),
+            (200, How::Auto, false, true),
         ] {
             let values: Vec<Vec<u8>> = (0..count)
                 .map(|_| {
-                    let mut value = if shared {
-                        b"sk-proj-".to_vec()
-                    } else {
-                        Vec::new()
+                    // Shared long values start alike for longer than the sorted bytes.
+                    let mut value = match (shared, long) {
+                        (false, _) => Vec::new(),
+                        (true, false) => b"sk-proj-".to_vec(),
+                        (true, true) => b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.".to_vec(),
                     };
                     value.extend(
                         (0..if long { 30 + next(20) } else { 8 + next(8) })
