@@ -1,5 +1,5 @@
-//! A quick test that no form lies wholly in a buffer ([`Skip`]), and the bit table it and
-//! [`super::keyed`] look words up in first ([`Bloom`]).
+//! A quick test that no form lies wholly in a buffer ([`Skip`]), and the bit table it (and
+//! the keyed search) look words up in first ([`Bloom`]).
 
 use zeroize::Zeroizing;
 
