@@ -648,18 +648,21 @@ fn broken_pipe_exits_quietly() {
     let env = TestEnv::init();
     // Enough output (well over a 64 KiB pipe buffer) that `head` exits while list still writes.
     import_numbered(&env, 1500);
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg("set -o pipefail; \"$0\" list | head -1")
-        .arg(TestEnv::bin())
-        .env("HOME", &env.home)
-        .env("AGENTCRED_STORE", &env.store)
-        .env("CI", "true")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(stdout_of(&out).lines().count(), 1);
-    assert_eq!(stderr_of(&out), "");
+    // JSON goes through serde_json, whose error wraps the broken pipe.
+    for command in ["list", "list --json", "export --format json", "export"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -o pipefail; \"$0\" {command} | head -1"))
+            .arg(TestEnv::bin())
+            .env("HOME", &env.home)
+            .env("AGENTCRED_STORE", &env.store)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {}", stderr_of(&out));
+        assert_eq!(stdout_of(&out).lines().count(), 1, "{command}");
+        assert_eq!(stderr_of(&out), "", "{command}");
+    }
 }
 
 #[test]

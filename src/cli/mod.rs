@@ -335,12 +335,19 @@ fn with_default_store(command: clap::Command) -> clap::Command {
 /// Print an error as one line (plus a hint) and choose the exit code. `similar` may
 /// offer a better hint (a name like the one not found).
 fn report(err: &anyhow::Error, similar: impl FnOnce() -> Option<String>) -> Exit {
-    let broken_pipe = err
-        .chain()
-        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
-        || err.chain().any(|c| {
-            matches!(c.downcast_ref::<Error>(), Some(Error::Io { cause, .. }) if cause.kind() == io::ErrorKind::BrokenPipe)
-        });
+    // A reader that went away (`| head`): quiet, as other tools are. serde_json wraps the
+    // write's error in its own.
+    let broken_pipe = err.chain().any(|c| {
+        let kind = c
+            .downcast_ref::<io::Error>()
+            .map(io::Error::kind)
+            .or_else(|| match c.downcast_ref::<Error>() {
+                Some(Error::Io { cause, .. }) => Some(cause.kind()),
+                _ => None,
+            })
+            .or_else(|| c.downcast_ref::<serde_json::Error>()?.io_error_kind());
+        kind == Some(io::ErrorKind::BrokenPipe)
+    });
     if broken_pipe {
         return Exit::Success;
     }
