@@ -10,9 +10,9 @@
 
 use zeroize::Zeroizing;
 
-use super::MIN_LEN;
 use super::forms::forms;
 use super::skip::Bloom;
+use super::{MIN_LEN, Starts};
 use crate::error::{Error, Result};
 
 /// The first [`MIN_LEN`] bytes of `bytes`, as the bloom table takes them.
@@ -171,14 +171,6 @@ pub(super) struct Builder {
     values: Pieces,
 }
 
-/// What [`Builder::build`] makes: the search, and what [`super::Patterns`] needs to know of
-/// the forms (the bytes one can start with, the longest one's length).
-pub(super) struct Indexed {
-    pub(super) keyed: Keyed,
-    pub(super) first: [bool; 256],
-    pub(super) longest: usize,
-}
-
 impl Builder {
     /// Add the next value (at least [`MIN_LEN`] bytes).
     pub(super) fn add(&mut self, value: &[u8]) -> Result<()> {
@@ -200,10 +192,10 @@ impl Builder {
         }
     }
 
-    pub(super) fn build(self) -> Indexed {
+    /// The search, and what the forms start with.
+    pub(super) fn build(self) -> (Keyed, Starts) {
         let mut tables: [Table; 3] = Default::default();
-        let mut first = [false; 256];
-        let mut longest = 0;
+        let mut starts = Starts::default();
         // One entry per distinct sort key of the value's forms, and its table.
         let mut entries: Zeroizing<Vec<u128>> = Zeroizing::new(Vec::new());
         let mut places: Vec<usize> = Vec::new();
@@ -212,8 +204,7 @@ impl Builder {
             entries.clear();
             places.clear();
             for form in &forms {
-                first[usize::from(form[0])] = true;
-                longest = longest.max(form.len());
+                starts.note(form);
                 let (place, key) = if form.len() >= HASHED {
                     (LONGER, bound(&hashed_key(form), 0))
                 } else if form.len() >= SORTED {
@@ -243,17 +234,14 @@ impl Builder {
                 .map(|e| (e >> 64) as u64),
         );
         let [short, long, longer] = tables;
-        Indexed {
-            keyed: Keyed {
-                values: self.values,
-                long,
-                longer,
-                short,
-                bloom,
-            },
-            first,
-            longest,
-        }
+        let keyed = Keyed {
+            values: self.values,
+            long,
+            longer,
+            short,
+            bloom,
+        };
+        (keyed, starts)
     }
 }
 

@@ -105,6 +105,11 @@ impl Labels {
         self.ends.push(self.text.len());
     }
 
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }
@@ -150,23 +155,34 @@ impl Unready {
         match self.0 {
             Pending::Ready(patterns) => *patterns,
             Pending::Keyed(builder, labels) => {
-                let indexed = builder.build();
-                Patterns {
-                    search: Search::Keyed(indexed.keyed),
-                    skip: None,
-                    labels,
-                    first_list: first_list(&indexed.first),
-                    first: indexed.first,
-                    window: indexed.longest - 1,
-                }
+                let (keyed, starts) = builder.build();
+                Patterns::assemble(Search::Keyed(keyed), None, labels, &starts)
             }
         }
     }
 }
 
-/// The bytes set in `first`, in order.
-fn first_list(first: &[bool; 256]) -> Vec<u8> {
-    (0..=255u8).filter(|&b| first[usize::from(b)]).collect()
+/// What [`Patterns`] needs to know of the forms besides the search: the bytes they start
+/// with and the longest one's length.
+struct Starts {
+    first: [bool; 256],
+    longest: usize,
+}
+
+impl Default for Starts {
+    fn default() -> Self {
+        Starts {
+            first: [false; 256],
+            longest: 0,
+        }
+    }
+}
+
+impl Starts {
+    fn note(&mut self, form: &[u8]) {
+        self.first[usize::from(form[0])] = true;
+        self.longest = self.longest.max(form.len());
+    }
 }
 
 /// What [`Patterns::build`] made of a set of values.
@@ -232,8 +248,7 @@ impl Patterns {
         // The forms without duplicates, while they are few enough to compile.
         let mut compiled = (how != How::Keyed).then(Distinct::default);
         let mut keyed = keyed::Builder::default();
-        let mut first = [false; 256];
-        let mut longest = 0;
+        let mut starts = Starts::default();
         for (label, value) in values {
             // `forms` makes none of a shorter value, and at least the value itself else.
             if value.len() < MIN_LEN {
@@ -245,10 +260,7 @@ impl Patterns {
             keyed.add(value)?;
             if let Some(distinct) = &mut compiled {
                 let forms = forms(value);
-                for form in &forms {
-                    first[usize::from(form[0])] = true;
-                    longest = longest.max(form.len());
-                }
+                forms.iter().for_each(|form| starts.note(form));
                 distinct.add(index, forms);
             }
             if how == How::Auto
@@ -261,8 +273,7 @@ impl Patterns {
         }
         // What the vectors outgrew is given back in place (the values wait through the
         // program's start, see above).
-        labels.text.shrink_to_fit();
-        labels.ends.shrink_to_fit();
+        labels.shrink_to_fit();
         keyed.shrink_to_fit();
         if labels.is_empty() {
             return Ok(Later {
@@ -275,14 +286,9 @@ impl Patterns {
                 drop(keyed);
                 let skip = Skip::new(&forms).filter(|_| how == How::Auto);
                 let compiled = Compiled::new(&forms, owner, how == How::Auto)?;
-                Unready(Pending::Ready(Box::new(Patterns {
-                    search: Search::Compiled(Box::new(compiled)),
-                    skip,
-                    labels,
-                    first_list: first_list(&first),
-                    first,
-                    window: longest - 1,
-                })))
+                let search = Search::Compiled(Box::new(compiled));
+                let patterns = Patterns::assemble(search, skip, labels, &starts);
+                Unready(Pending::Ready(Box::new(patterns)))
             }
             None => Unready(Pending::Keyed(keyed, labels)),
         };
@@ -290,6 +296,20 @@ impl Patterns {
             patterns: Some(unready),
             too_short,
         })
+    }
+
+    /// `labels` is not empty, so neither are the forms `starts` noted.
+    fn assemble(search: Search, skip: Option<Skip>, labels: Labels, starts: &Starts) -> Patterns {
+        Patterns {
+            search,
+            skip,
+            labels,
+            first: starts.first,
+            first_list: (0..=255u8)
+                .filter(|&b| starts.first[usize::from(b)])
+                .collect(),
+            window: starts.longest - 1,
+        }
     }
 
     /// The length of the longest form: more than any held-back beginning of one.
