@@ -10,6 +10,7 @@
 //! The environment is built here, in full, and handed over with `env_clear`: the identity
 //! and passphrase variables never reach the child.
 
+mod child;
 mod contain;
 pub mod filecred;
 mod launch;

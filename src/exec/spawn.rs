@@ -36,8 +36,8 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ExitStatus, Stdio};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,6 +59,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::{Cause, Origin};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::child::Child;
 use super::contain::Contained;
 use crate::error::{Error, Result};
 use crate::mask::{Patterns, Piece, Redactor, Unready};
@@ -170,7 +171,7 @@ pub fn run(
         args,
         env,
     } = command;
-    let (mut child, pty) = if use_pty {
+    let (child, pty) = if use_pty {
         let (pty, pts) = pty_process::blocking::open().map_err(|e| pty_error(&e))?;
         let screen = terminals.output();
         copy_terminal(terminals, screen.as_ref(), &pts, &pty);
@@ -179,7 +180,7 @@ pub fn run(
             .args(args)
             .env_clear();
         // The command keeps its own copy of each variable: ours is wiped as it is handed
-        // over, so that the environment is not held twice (10,000 credentials: 1.3 MB).
+        // over, so that the environment is not held twice more (10,000 credentials: 1.3 MB).
         for (key, value) in env {
             cmd = cmd.env(key, &value);
             value.into_vec().zeroize();
@@ -198,19 +199,11 @@ pub fn run(
             pty_process::Error::Io(e) => crate::exec::program::launch_error(argv0, e),
             other => pty_error(&other),
         })?;
-        (child, Some((Arc::new(pty), screen)))
+        (Child::from_std(child), Some((Arc::new(pty), screen)))
     } else {
-        let mut cmd = std::process::Command::new(program);
-        cmd.arg0(argv0).args(args).env_clear();
-        // As above: ours is wiped as it is handed over.
-        for (key, value) in env {
-            cmd.env(key, &value);
-            value.into_vec().zeroize();
-        }
-        if mask.is_some() {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        }
-        let child = core_limit.while_restored(|| cmd.spawn());
+        // posix_spawn from one wiped copy of the environment (see `child`).
+        let child = core_limit
+            .while_restored(|| super::child::spawn(program, argv0, args, env, mask.is_some()));
         (
             child.map_err(|e| crate::exec::program::launch_error(argv0, e))?,
             None,
@@ -219,7 +212,7 @@ pub fn run(
     // The command, and its copies of the environment, are gone: the search is made now
     // (the program's output waits in its pipe or terminal meanwhile).
     let mask = mask.map(|unready| Arc::new(unready.finish()));
-    let pid = Pid::from_child(&child);
+    let pid = child.pid;
     let exited = Arc::new(Mutex::new(false));
     let handle = signals.caught.handle();
     {
@@ -246,14 +239,27 @@ pub fn run(
     let mut relays = Relays::default();
     let mut raw_mode = None;
     let patterns = mask.as_ref();
+    let Child {
+        pid: _,
+        stdout,
+        stderr,
+    } = child;
     // Piped only to be masked.
-    if let Some(out) = child.stdout.take() {
+    if let Some(out) = stdout {
         // A bigger pipe means fewer, larger reads (Linux lets anyone have 1 MiB).
         let _ = rustix::pipe::fcntl_setpipe_size(&out, 1 << 20);
-        relays.start(out, io::stdout().as_fd().try_clone_to_owned(), patterns);
+        relays.start(
+            File::from(out),
+            io::stdout().as_fd().try_clone_to_owned(),
+            patterns,
+        );
     }
-    if let Some(err) = child.stderr.take() {
-        relays.start(err, io::stderr().as_fd().try_clone_to_owned(), patterns);
+    if let Some(err) = stderr {
+        relays.start(
+            File::from(err),
+            io::stderr().as_fd().try_clone_to_owned(),
+            patterns,
+        );
     }
     if let Some((pty, _)) = &pty {
         let screen = if terminals.stdout {
@@ -269,7 +275,7 @@ pub fn run(
         }
     }
     let status = wait(
-        &mut child,
+        pid,
         &exited,
         relays,
         &mut raw_mode,
@@ -290,14 +296,13 @@ pub fn run(
 /// stops itself, and when the shell continues it (`fg`), takes the terminal again and
 /// continues the child, as `sudo` does with its pseudo-terminal.
 fn wait(
-    child: &mut Child,
+    pid: Pid,
     exited: &Mutex<bool>,
     relays: Relays,
     raw_mode: &mut Option<RawMode>,
     contained: Option<&Contained>,
     verbose: bool,
 ) -> Result<ExitStatus> {
-    let pid = Pid::from_child(child);
     let mut options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
     if raw_mode.is_some() {
         options |= WaitIdOptions::STOPPED;
@@ -330,9 +335,7 @@ fn wait(
     // Nothing is sent to the program any more (the flag above, under its lock): reap it,
     // then end what it left behind, before its output is waited for (a process left
     // holding a pipe would otherwise hold the relays for `LINGER`).
-    let status = child
-        .wait()
-        .map_err(|e| Error::io("cannot wait for the program", e));
+    let status = super::child::reap(pid).map_err(|e| Error::io("cannot wait for the program", e));
     if let Some(contained) = contained {
         let swept = contained.sweep();
         if verbose && swept.killed > 0 {
