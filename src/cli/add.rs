@@ -253,7 +253,8 @@ impl AddArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("add");
         let name = CredentialName::parse(&self.name)?;
-        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
+        ctx.audit
+            .note(|d| d.credentials = [name.to_string()].into());
         let env = match &self.env {
             Some(env) => EnvVarName::parse(env)?,
             None => name.default_env()?,

@@ -192,7 +192,7 @@ impl AddArgs {
         let allow = parse_names(&self.allow)?;
         ctx.audit.note(|d| {
             d.agent = Some(name.to_string());
-            d.credentials = to_strings(&allow);
+            d.credentials = allow.iter().map(CredentialName::as_str).collect();
         });
         let (program, program_sha256, program_name) = match &self.program {
             Some(path) => {
@@ -281,7 +281,7 @@ fn change_allowance(
     let names = parse_names(credentials)?;
     ctx.audit.note(|d| {
         d.agent = Some(name.to_string());
-        d.credentials = to_strings(&names);
+        d.credentials = names.iter().map(CredentialName::as_str).collect();
     });
     let store = ctx.open_store()?;
     let mut txn = store.begin(ctx.identity()?)?;

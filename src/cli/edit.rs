@@ -58,7 +58,8 @@ impl EditArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("edit");
         let name = CredentialName::parse(&self.name)?;
-        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
+        ctx.audit
+            .note(|d| d.credentials = [name.to_string()].into());
         let env = self.env.as_deref().map(EnvVarName::parse).transpose()?;
         if let Some(text) = self.description.as_deref().filter(|t| !t.is_empty()) {
             check_description(text)?;

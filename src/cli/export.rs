@@ -84,7 +84,7 @@ impl ExportArgs {
             entries_of(&reader, only)?
         };
         ctx.audit.note(|d| {
-            d.credentials = read.iter().map(|(name, _, _)| name.to_string()).collect();
+            d.credentials = read.iter().map(|(name, _, _)| name.as_str()).collect();
         });
         // exec gives a file credential's variable a path, never the contents: a variable
         // holding the whole key file would be a different contract.

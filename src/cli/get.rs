@@ -22,7 +22,8 @@ impl GetArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("get");
         let name = CredentialName::parse(&self.name)?;
-        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
+        ctx.audit
+            .note(|d| d.credentials = [name.to_string()].into());
         let store = ctx.open_store()?;
         let reader = store.reader_for_one(ctx.identity()?, &name)?;
         let entry = reader.entry(&name)?;

@@ -122,7 +122,7 @@ impl ImportArgs {
             return Err(Error::Usage(format!("{file} defines no variables with a value")).into());
         }
         ctx.audit.note(|d| {
-            d.credentials = items.iter().map(|(n, ..)| n.to_string()).collect();
+            d.credentials = items.iter().map(|(n, ..)| n.as_str()).collect();
         });
         let now = crate::model::rotation::now();
         let rotated_at = self.rotated_at.unwrap_or(now);

@@ -228,7 +228,8 @@ impl AddArgs {
             recipient::comment_of(&self.recipient),
         );
         let reencrypted = age_names(txn.manifest());
-        ctx.audit.note(|d| d.credentials = reencrypted.clone());
+        ctx.audit
+            .note(|d| d.credentials = reencrypted.iter().collect());
         let mut progress = Progress::new();
         txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
         progress.finish();
@@ -264,7 +265,7 @@ impl RmArgs {
         check_removable(&current, &removed, identity, self.force)?;
         let text = recipient::remove_from_file(&current.text, &removed);
         let exposed = exposed_names(txn.manifest());
-        ctx.audit.note(|d| d.credentials = exposed.clone());
+        ctx.audit.note(|d| d.credentials = exposed.iter().collect());
         let mut progress = Progress::new();
         txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
         progress.finish();

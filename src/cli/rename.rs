@@ -35,7 +35,7 @@ impl RenameArgs {
         let old = CredentialName::parse(&self.old)?;
         let new = CredentialName::parse(&self.new)?;
         ctx.audit
-            .note(|d| d.credentials = vec![old.to_string(), new.to_string()]);
+            .note(|d| d.credentials = [old.to_string(), new.to_string()].into());
         let env = self.env.as_deref().map(EnvVarName::parse).transpose()?;
         if old == new {
             return Err(Error::Usage(format!("{old} already has that name")).into());

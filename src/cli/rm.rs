@@ -23,7 +23,8 @@ impl RmArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("rm");
         let name = CredentialName::parse(&self.name)?;
-        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
+        ctx.audit
+            .note(|d| d.credentials = [name.to_string()].into());
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         store.reader_for_one(identity, &name)?.entry(&name)?;

@@ -66,7 +66,8 @@ impl RotateArgs {
     pub fn run(self, ctx: &Ctx) -> anyhow::Result<()> {
         ctx.audit.begin("rotate");
         let name = CredentialName::parse(&self.name)?;
-        ctx.audit.note(|d| d.credentials = vec![name.to_string()]);
+        ctx.audit
+            .note(|d| d.credentials = [name.to_string()].into());
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
         // Read the current entry and value (this also checks them), then let go of the lock.

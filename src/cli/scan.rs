@@ -263,7 +263,7 @@ fn mark_compromised(
 ) -> anyhow::Result<Vec<String>> {
     ctx.audit.begin("scan-mark-compromised");
     ctx.audit.note(|d| {
-        d.credentials = places.keys().map(|&l| labels[l].to_string()).collect();
+        d.credentials = places.keys().map(|&l| &labels[l]).collect();
     });
     let mut txn = store.begin(ctx.identity()?)?;
     let now = crate::model::rotation::now();
@@ -297,7 +297,7 @@ fn mark_compromised(
         marked.push(name.to_string());
     }
     if !marked.is_empty() {
-        ctx.audit.note(|d| d.credentials = marked.clone());
+        ctx.audit.note(|d| d.credentials = marked.iter().collect());
         ctx.audit.ok()?;
         txn.commit()?;
         eprintln!("marked due now: {}", marked.join(", "));

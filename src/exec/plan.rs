@@ -92,7 +92,7 @@ pub fn prepare(
         )
         .into());
     }
-    audit.note(|d| d.credentials = only.iter().map(ToString::to_string).collect());
+    audit.note(|d| d.credentials = only.iter().map(CredentialName::as_str).collect());
     let store = open_store()?;
     let resolved = resolve_program(program, std::env::var_os("PATH").as_deref())?;
     let env_agent = std::env::var_os(ENV_AGENT).filter(|v| !v.is_empty());
@@ -143,7 +143,7 @@ pub fn prepare(
             .collect::<Result<_>>()?,
     };
     audit.note(|d| {
-        d.credentials = selected.iter().map(|(n, _, _)| n.to_string()).collect();
+        d.credentials = selected.iter().map(|(n, _, _)| n.as_str()).collect();
     });
     // An agent's credentials go only to its pinned program: run the path checked.
     // Otherwise run the file found along PATH, as execvp would have.
@@ -337,7 +337,7 @@ fn broker_audit(
         let draft = crate::audit::Draft {
             action: "broker",
             agent: agent.clone(),
-            credentials: vec![event.credential],
+            credentials: [event.credential].into(),
             program: program.clone(),
             request: Some(crate::audit::Request {
                 method: event.method,

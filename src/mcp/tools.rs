@@ -202,9 +202,9 @@ impl Tools<'_> {
         draft: &mut Draft,
     ) -> Result<Value, Refusal> {
         let credential = string_arg(arguments, "credential")?;
-        draft.credentials = vec![shown(&credential)];
+        draft.credentials = [shown(&credential)].into();
         let name = CredentialName::parse(&credential)?;
-        draft.credentials = vec![name.to_string()];
+        draft.credentials = [name.to_string()].into();
         let path = string_arg(arguments, "path")?;
         let method = string_arg(arguments, "method")?.to_ascii_uppercase();
         draft.request = Some(crate::audit::Request {
