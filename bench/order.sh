@@ -59,6 +59,10 @@ for n in 10 10000; do
   run agent add bot --allow key-5 </dev/null
   run exec --agent bot -- /usr/bin/true </dev/null
   run exec --mask -- /usr/bin/printenv KEY_5 </dev/null
+  # valgrind has no Landlock system calls, so this stops at the sandbox's check: what
+  # runs up to there (and is resident at exec's peak, while the values are read) is
+  # ordered; the supervision after the spawn is not.
+  run exec --sandbox -- /usr/bin/true </dev/null
   run get nothing-here </dev/null
   # Writes that fail once they have read the store: a missing name, an existing agent.
   run rename nothing-here other </dev/null
@@ -80,7 +84,6 @@ run doctor --json </dev/null
 run export --format json </dev/null
 run export --format shell </dev/null
 run exec --only key-5,key-6 -- /usr/bin/true </dev/null
-run exec --sandbox -- /usr/bin/true </dev/null
 run audit --verify </dev/null
 run audit --json </dev/null
 run recipients list </dev/null
