@@ -30,6 +30,7 @@ for n in 10 10000; do
   "$bin" --store "$work/s$n" init >/dev/null 2>&1
   pairs "$n" | "$bin" --store "$work/s$n" import - 2>/dev/null
 done
+printf 'nothing stored here\n' >"$work/clean.txt"
 i=0
 # a: the commands bench/run.sh measures; b: the others, whose own code goes after a's.
 phase=a
@@ -64,6 +65,7 @@ for n in 10 10000; do
   # ordered; the supervision after the spawn is not.
   run exec --sandbox -- /usr/bin/true </dev/null
   run get nothing-here </dev/null
+  run scan "$work/clean.txt" </dev/null
   # Writes that fail once they have read the store: a missing name, an existing agent.
   run rename nothing-here other </dev/null
   run agent add bot --allow key-5 </dev/null

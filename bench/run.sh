@@ -130,6 +130,9 @@ rss "\`show key-5000\` of 10,000" "$bin" --store "$big" show key-5000
 rss "\`export\` of 10,000, cold" "$bin" --store "$big" export
 rss "\`export\` of 10,000, warm" "$bin" --store "$big" export
 rss "\`doctor\` of 10,000" "$bin" --store "$big" doctor
+# Every value is looked for (the keyed search, as `exec --mask` of 10,000 makes it).
+printf 'nothing stored here\n' >"$work/clean.txt"
+rss "\`scan\` of one file for 10,000 values" "$bin" --store "$big" scan "$work/clean.txt"
 # Writes that fail after reading the store: a missing name, an agent that exists.
 RSS_EXIT=4 rss "\`rename\` of a missing name in 10,000 (fails)" "$bin" --store "$big" rename nothing-here other
 "$bin" --store "$big" agent add bench-bot --allow key-5 >/dev/null 2>&1

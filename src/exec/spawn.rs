@@ -209,7 +209,7 @@ pub fn run(
             None,
         )
     };
-    // The command, and its copies of the environment, are gone: the search is made now
+    // The child's copy of the environment is freed (and, without a terminal, wiped): the search is made now
     // (the program's output waits in its pipe or terminal meanwhile).
     let mask = mask.map(|unready| Arc::new(unready.finish()));
     let pid = child.pid;

@@ -220,9 +220,10 @@ impl Patterns {
 
     /// As [`Patterns::build`], but with many values the search is made only by
     /// [`Unready::finish`], and until then only the values and labels are held. `exec`
-    /// starts the program in between: the standard library holds the child's environment
-    /// twice over while it does (2.6 MB for 10,000 credentials), and the search's table
-    /// is then made in the room that frees. Everything that can fail is done here.
+    /// starts the program in between, whose environment strings (1.3 MB for 10,000
+    /// credentials) are freed once it has started, and the search's table is then made
+    /// in that room; `scan` frees its own copies of the values first. Everything that
+    /// can fail is done here.
     pub fn build_later<'a>(values: impl IntoIterator<Item = (String, &'a [u8])>) -> Result<Later> {
         Self::build_later_with(values, How::Auto)
     }
