@@ -209,8 +209,8 @@ pub fn run(
             None,
         )
     };
-    // The child's copy of the environment is freed (and, without a terminal, wiped): the search is made now
-    // (the program's output waits in its pipe or terminal meanwhile).
+    // The child's copy of the environment is freed (and, without a terminal, wiped): the
+    // search is made now (the program's output waits in its pipe or terminal meanwhile).
     let mask = mask.map(|unready| Arc::new(unready.finish()));
     let pid = child.pid;
     let exited = Arc::new(Mutex::new(false));
