@@ -227,9 +227,15 @@ impl AddArgs {
             &recipient,
             recipient::comment_of(&self.recipient),
         );
-        let reencrypted = age_names(txn.manifest());
+        let ages = || {
+            txn.manifest()
+                .credentials
+                .iter()
+                .filter(|(_, e)| e.backend == BackendKind::Age)
+        };
+        let reencrypted = ages().count();
         ctx.audit
-            .note(|d| d.credentials = reencrypted.iter().collect());
+            .note(|d| d.credentials = ages().map(|(name, _)| name).collect());
         let mut progress = Progress::new();
         txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
         progress.finish();
@@ -238,8 +244,8 @@ impl AddArgs {
         eprintln!(
             "added {}: it can decrypt the store's {} age value{} and the store key; commit the store so it reaches them",
             recipient.short(),
-            reencrypted.len(),
-            plural(reencrypted.len())
+            reencrypted,
+            plural(reencrypted)
         );
         Ok(())
     }
@@ -252,13 +258,19 @@ impl RmArgs {
         let identity = ctx.identity()?;
         // Find what to do and ask first, holding no lock.
         let (removed, exposed) = {
-            let reader = store.reader(identity)?;
+            // Each entry read in pieces, without its history: only the count is needed.
+            let reader = store.reader_of_values(identity)?;
             let file = reader.recipients()?;
             let removed = find(&file, &self.recipient)?;
             check_removable(&file, &removed, identity, self.force)?;
-            (removed, exposed_names(&reader.manifest()?))
+            let exposed = reader
+                .every_credential()?
+                .iter()
+                .filter(|(_, entry, _)| exposed_by(entry.backend))
+                .count();
+            (removed, exposed)
         };
-        let mark_due = self.mark_due(ctx, &removed, exposed.len())?;
+        let mark_due = self.mark_due(ctx, &removed, exposed)?;
         let mut txn = store.begin(identity)?;
         let current = store.recipients()?;
         let removed = find(&current, &self.recipient)?;
@@ -367,16 +379,6 @@ impl RmArgs {
     }
 }
 
-/// The `age` credentials: what a recipients change re-encrypts.
-fn age_names(manifest: &crate::manifest::Manifest) -> Vec<String> {
-    manifest
-        .credentials
-        .iter()
-        .filter(|(_, e)| e.backend == BackendKind::Age)
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
 /// What a removed member could read: every `age` value (each was encrypted to them), and
 /// every `vault` value (they held the store key and, most likely, a Vault token). Keychain
 /// values live on one machine and were never encrypted to them.
@@ -384,9 +386,13 @@ fn exposed_names(manifest: &crate::manifest::Manifest) -> Vec<String> {
     manifest
         .credentials
         .iter()
-        .filter(|(_, e)| matches!(e.backend, BackendKind::Age | BackendKind::Vault))
+        .filter(|(_, e)| exposed_by(e.backend))
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+fn exposed_by(backend: BackendKind) -> bool {
+    matches!(backend, BackendKind::Age | BackendKind::Vault)
 }
 
 fn plural(n: usize) -> &'static str {

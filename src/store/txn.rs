@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
+use std::ops::Bound;
 
 use secrecy::ExposeSecret;
 
@@ -166,14 +167,28 @@ impl Txn<'_> {
         };
         self.recipients = lines.into_iter().map(|l| l.recipient).collect();
         let store_id = self.manifest.store_id.clone();
-        let entries: Vec<(CredentialName, Entry)> = self
-            .manifest
-            .credentials
-            .iter()
-            .filter_map(|(name, entry)| Some((CredentialName::parse(name).ok()?, entry.clone())))
-            .collect();
-        let total = entries.len();
-        for (done, (name, entry)) in entries.into_iter().enumerate() {
+        // One entry at a time, found after the one before: not a copy of every entry (with
+        // their history, 5 MB for 10,000), nor of every name.
+        let total = self.manifest.credentials.len();
+        let mut last: Option<String> = None;
+        for done in 0..total {
+            let next = match &last {
+                None => self.manifest.credentials.iter().next(),
+                Some(last) => self
+                    .manifest
+                    .credentials
+                    .range::<str, _>((Bound::Excluded(last.as_str()), Bound::Unbounded))
+                    .next(),
+            };
+            let Some((key, entry)) = next else {
+                break;
+            };
+            let (key, entry) = (key.clone(), entry.clone());
+            let name = CredentialName::parse(&key);
+            last = Some(key);
+            let Ok(name) = name else {
+                continue;
+            };
             let sha256 = if self
                 .backend(entry.backend)?
                 .rewrite_on_recipients(old_key.is_some())
