@@ -171,6 +171,19 @@ mod tests {
             .collect()
     }
 
+    /// `sh -c SCRIPT`, with nothing in its environment.
+    fn sh(script: &str, pipe_output: bool) -> Child {
+        let args = ["-c".into(), script.into()];
+        spawn(
+            OsStr::new("/bin/sh"),
+            OsStr::new("sh"),
+            &args,
+            Vec::new(),
+            pipe_output,
+        )
+        .unwrap()
+    }
+
     fn read_all(fd: OwnedFd) -> String {
         let mut out = String::new();
         std::fs::File::from(fd).read_to_string(&mut out).unwrap();
@@ -208,15 +221,9 @@ mod tests {
     #[test]
     fn sigpipe_is_back_to_its_default_in_the_child() {
         // Rust ignores SIGPIPE; the child must not inherit that.
-        let child = spawn(
-            OsStr::new("/bin/sh"),
-            OsStr::new("sh"),
-            &["-c".into(), "grep SigIgn /proc/self/status".into()],
-            Vec::new(),
-            true,
-        )
-        .unwrap();
+        let child = sh("grep SigIgn /proc/self/status", true);
         let out = read_all(child.stdout.unwrap());
+        assert_eq!(reap(child.pid).unwrap().code(), Some(0));
         let ignored =
             u64::from_str_radix(out.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
         assert_eq!(
@@ -263,23 +270,8 @@ mod tests {
 
     #[test]
     fn the_exit_status_is_reported() {
-        let child = spawn(
-            OsStr::new("/bin/sh"),
-            OsStr::new("sh"),
-            &["-c".into(), "exit 7".into()],
-            Vec::new(),
-            false,
-        )
-        .unwrap();
-        assert_eq!(reap(child.pid).unwrap().code(), Some(7));
-        let child = spawn(
-            OsStr::new("/bin/sh"),
-            OsStr::new("sh"),
-            &["-c".into(), "kill -TERM $$".into()],
-            Vec::new(),
-            false,
-        )
-        .unwrap();
-        assert_eq!(reap(child.pid).unwrap().signal(), Some(15));
+        assert_eq!(reap(sh("exit 7", false).pid).unwrap().code(), Some(7));
+        let killed = reap(sh("kill -TERM $$", false).pid).unwrap();
+        assert_eq!(killed.signal(), Some(15));
     }
 }
