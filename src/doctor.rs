@@ -320,12 +320,13 @@ fn report_sealed(manifest: &Manifest, report: &mut Report) {
 fn check_manifest(text: &str, key: Option<&StoreKey>, report: &mut Report) -> Option<Manifest> {
     // A sealed file is in the layout agentcred writes and is parsed a section at a time,
     // as a reader parses it: the TOML parser's tree of a whole manifest of 10,000
-    // credentials took 70 MB. Anything else is parsed whole, to say what is wrong.
+    // credentials took 70 MB. Anything else is parsed as an unverified read is: a
+    // section at a time where that works, else whole, to say what is wrong.
     let seal = key.map(|key| manifest::seal_ok(text, key));
     let parsed = match seal {
         // No check here reads the credentials' history.
         Some(Ok(true)) => Manifest::parse_sealed_without_history(text),
-        _ => Manifest::parse_any(text),
+        _ => Manifest::parse_unverified(text),
     };
     let manifest = match parsed {
         Ok(manifest) => manifest,

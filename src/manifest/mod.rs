@@ -11,6 +11,7 @@ pub mod excerpt;
 mod fastpath;
 mod light;
 mod render;
+mod sorted;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,7 @@ use crate::util::output::escape;
 use fastpath::starts_section;
 pub use fastpath::{find_agent, find_defaults, find_entry, find_vault, header, table_names};
 pub use render::{hand_edits, normalize_line_ends, seal_ok};
+pub use sorted::SortedMap;
 
 pub const FILE_NAME: &str = "agentcred.toml";
 pub const FORMAT: u32 = 1;
@@ -770,7 +772,16 @@ mod properties {
         if let Ok(name) = AgentName::parse("bot") {
             let _ = find_agent(text, &name);
         }
-        let _ = Manifest::parse_sealed(text);
+        // Where a section at a time parses, the whole parse gives the same manifest: an
+        // unverified read and `doctor --reseal` take the first for the second.
+        if let Ok(sections) = Manifest::parse_sealed(text) {
+            let whole = Manifest::parse_any(text).map(|m| serde_json::to_value(m).unwrap());
+            assert_eq!(
+                whole.map_err(|e| e.to_string()),
+                Ok(serde_json::to_value(sections).unwrap()),
+                "{text:?}"
+            );
+        }
         let _ = Manifest::parse_sealed_without_history(text);
         if let Ok(manifest) = Manifest::parse_any(text) {
             for entry in manifest.credentials.values() {

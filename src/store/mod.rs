@@ -17,7 +17,6 @@ pub use reader::{CacheWrite, Reader, Slot};
 pub use txn::Txn;
 
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -773,24 +772,9 @@ impl Store {
         rollback: Rollback,
         keep: Keep,
     ) -> Result<Option<(Option<File>, StoreKeyFile, Manifest)>> {
-        let mut credentials = BTreeMap::new();
-        let mut chunk: Vec<(String, manifest::Entry)> = Vec::new();
-        // In name order, as `Manifest::render` writes them, a chunk at a time: a chunk is
-        // built into a map at once (in its own vector's room) and appended (which rebuilds
-        // the map, freeing the old nodes as it goes), so that neither the whole vector nor
-        // two maps are held. A chunk of a sixteenth of the map keeps the rebuilding
-        // linear in all, and what a chunk holds twice small (1,024 entries are 0.3 MB).
-        let in_order = |name: String, entry| {
-            let last = chunk.last().map(|(last, _)| last);
-            if last.or(credentials.last_key_value().map(|(last, _)| last)) >= Some(&name) {
-                return false;
-            }
-            chunk.push((name, entry));
-            if chunk.len() >= (credentials.len() / 16).max(1024) {
-                credentials.append(&mut std::mem::take(&mut chunk).into_iter().collect());
-            }
-            true
-        };
+        // In name order, as `Manifest::render` writes them: a name out of order is refused.
+        let mut credentials = manifest::SortedMap::default();
+        let in_order = |name: String, entry| credentials.push(name, entry);
         let streamed = {
             let mut section = manifest::excerpt::hands_parsed(keep, in_order);
             self.stream_manifest_with(identity, locking, Rollback::Ignore, &mut section)?
@@ -804,8 +788,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        credentials.append(&mut chunk.into_iter().collect());
-        let manifest = Manifest::assemble(&text, credentials)?;
+        let manifest = Manifest::assemble(&text, credentials.finish())?;
         self.check_rollback(&header, rollback)?;
         Ok(Some((lock, key_file, manifest)))
     }
@@ -869,7 +852,8 @@ impl Store {
                 let (key_file, _) = self.key_for(identity, &header, &text)?;
                 let StoreKeyFile { key, previous } = key_file;
                 let (manifest, changes) = if reseal {
-                    let manifest = Manifest::parse_any(&text)?;
+                    // A section at a time where the layout allows, as an unverified read.
+                    let manifest = Manifest::parse_unverified(&text)?;
                     let changes = Reseal {
                         seal_matched: manifest::seal_ok(&text, &key)?,
                         edits: manifest::hand_edits(&manifest, &key),
