@@ -278,11 +278,13 @@ impl Backend for AgeBackend {
         let dir = &ctx.secrets_dir;
         let err = |e| ctx.io_err("commit", e);
         let mut files_changed = false;
+        // Looked up once per touched name: a recipients change stages all 10,000.
+        self.staged.sort_unstable();
         for name in touched {
             let age_now = manifest
                 .entry(name)
                 .is_some_and(|entry| entry.backend == BackendKind::Age);
-            let staged = self.staged.contains(name);
+            let staged = self.staged.binary_search(name).is_ok();
             if staged && age_now {
                 util::fs::rename_durable(dir, &pending_name(name), &file_name(name))
                     .map_err(err)?;

@@ -12,6 +12,7 @@ use crate::envfile;
 use crate::error::Error;
 use crate::model::credential::{BackendKind, CredentialName, EnvVarName, Kind};
 use crate::store::NewEntry;
+use crate::util::output::first_names;
 
 use super::add::parse_timestamp;
 
@@ -115,7 +116,7 @@ impl ImportArgs {
                 "note: skipped {} empty variable{} in {file}: {}",
                 empty.len(),
                 if empty.len() == 1 { "" } else { "s" },
-                summarize(&empty)
+                first_names(&empty, None)
             );
         }
         if items.is_empty() {
@@ -172,21 +173,8 @@ impl ImportArgs {
             "imported {} credential{}: {}",
             names.len(),
             if names.len() == 1 { "" } else { "s" },
-            summarize(&names)
+            first_names(&names, Some("`agentcred list` shows them"))
         );
         Ok(())
     }
-}
-
-/// The first few names, then how many more: a 1,000-line file is not 1,000 names on a line.
-fn summarize(names: &[String]) -> String {
-    const SHOWN: usize = 8;
-    if names.len() <= SHOWN {
-        return names.join(", ");
-    }
-    format!(
-        "{}, and {} more (`agentcred list` shows them)",
-        names[..SHOWN].join(", "),
-        names.len() - SHOWN
-    )
 }

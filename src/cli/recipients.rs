@@ -14,7 +14,7 @@ use crate::crypto::recipient::{self, Recipient};
 use crate::error::Error;
 use crate::model::credential::{BackendKind, CredentialName};
 use crate::store::RecipientsFile;
-use crate::util::output::escape;
+use crate::util::output::{escape, first_names};
 
 /// Who can decrypt the store: list, add or remove recipients
 #[derive(Debug, Args)]
@@ -319,10 +319,10 @@ impl RmArgs {
         } else if mark_due {
             writeln!(
                 err,
-                "marked {} credential{} due for rotation now: {} (`agentcred due` lists them)",
+                "marked {} credential{} due for rotation now: {}",
                 exposed.len(),
                 plural(exposed.len()),
-                exposed.join(", ")
+                first_names(&exposed, Some("`agentcred due` lists them"))
             )?;
         } else {
             writeln!(

@@ -48,6 +48,14 @@ fn event(at: Timestamp, action: &str, reason: Option<String>) -> Event {
     }
 }
 
+/// Add `event` to a history, growing it by that one event: `recipients rm` records one in
+/// each of 10,000 entries, and the usual doubling (a one-event history grows to room for
+/// four) made that 2.9 MB of histories where 1.4 MB holds them.
+fn record(history: &mut Vec<Event>, event: Event) {
+    history.reserve_exact(1);
+    history.push(event);
+}
+
 impl Txn<'_> {
     /// The manifest as changed so far (read-only: changes go through the methods below).
     pub fn manifest(&self) -> &Manifest {
@@ -83,7 +91,7 @@ impl Txn<'_> {
         } else {
             "replaced"
         };
-        history.push(event(at, action, reason));
+        record(&mut history, event(at, action, reason));
         let entry = Entry {
             env: new.env,
             kind: new.kind,
@@ -125,7 +133,7 @@ impl Txn<'_> {
         entry.rotated_at = at.max(entry.rotated_at);
         entry.value_info = None;
         if let Some((action, reason)) = action {
-            entry.history.push(event(at, action, reason));
+            record(&mut entry.history, event(at, action, reason));
         }
         Ok(self.insert_entry(name, entry))
     }
@@ -150,7 +158,7 @@ impl Txn<'_> {
         entry.rotated_at = at;
         entry.sha256 = Some(sha256);
         entry.value_info = crate::model::value_info::inspect(value).map(Box::new);
-        entry.history.push(event(at, "rotated", None));
+        record(&mut entry.history, event(at, "rotated", None));
         Ok((self.insert_entry(name, entry), cleared))
     }
 
@@ -168,7 +176,7 @@ impl Txn<'_> {
         if due {
             entry.due = Some(entry.due.map_or(at, |d| d.min(at)));
         }
-        entry.history.push(event(at, action, reason));
+        record(&mut entry.history, event(at, action, reason));
         Ok(())
     }
 
@@ -182,7 +190,7 @@ impl Txn<'_> {
     ) -> Result<()> {
         let entry = self.entry_mut(name)?;
         entry.due = Some(at);
-        entry.history.push(event(at, action, reason));
+        record(&mut entry.history, event(at, action, reason));
         Ok(())
     }
 

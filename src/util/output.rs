@@ -105,6 +105,21 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset).
+/// The first few of `names`, then how many more and, given `rest` (e.g. "`agentcred list`
+/// shows them"), where to see them all: 10,000 names are not one line of output.
+pub fn first_names<S: AsRef<str>>(names: &[S], rest: Option<&str>) -> String {
+    const SHOWN: usize = 8;
+    let shown: Vec<&str> = names.iter().take(SHOWN).map(AsRef::as_ref).collect();
+    let mut text = shown.join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(", and {} more", names.len() - SHOWN));
+        if let Some(rest) = rest {
+            text.push_str(&format!(" ({rest})"));
+        }
+    }
+    text
+}
+
 pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }
@@ -191,6 +206,21 @@ pub fn say_on_stderr() -> Say {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lists_of_names_are_cut_with_a_count() {
+        let names: Vec<String> = (1..=10_000).map(|i| format!("key-{i}")).collect();
+        assert_eq!(
+            first_names(&names, Some("`agentcred due` lists them")),
+            "key-1, key-2, key-3, key-4, key-5, key-6, key-7, key-8, and 9992 more (`agentcred due` lists them)"
+        );
+        assert_eq!(
+            first_names(&names[..9], None),
+            "key-1, key-2, key-3, key-4, key-5, key-6, key-7, key-8, and 1 more"
+        );
+        assert_eq!(first_names(&names[..8], Some("x")), names[..8].join(", "));
+        assert_eq!(first_names::<&str>(&[], Some("x")), "");
+    }
 
     #[test]
     fn secrets_are_told_from_names() {
