@@ -460,7 +460,7 @@ impl Error {
             .collect();
         Error::Overdue {
             count: items.len(),
-            list: list.join(", "),
+            list: crate::util::output::first_names(&list, Some("`agentcred due` lists them")),
         }
     }
 

@@ -126,8 +126,14 @@ pub fn overdue_check<'a>(
     if deny && !overdue.is_empty() {
         return Err(Error::overdue(&overdue, now));
     }
-    Ok(overdue
+    // A line each for a handful; past that, the first few and a count, as every
+    // credential of a store is after `recipients rm` (10,000 lines at every exec helped
+    // nobody).
+    const LINES: usize = 10;
+    let shown = if overdue.len() > LINES { 8 } else { LINES };
+    let mut warnings: Vec<String> = overdue
         .iter()
+        .take(shown)
         .map(|(name, due)| {
             format!(
                 "warning: {name} is overdue for rotation (due {}, {})",
@@ -135,7 +141,14 @@ pub fn overdue_check<'a>(
                 output::relative(*due, now)
             )
         })
-        .collect())
+        .collect();
+    if overdue.len() > shown {
+        warnings.push(format!(
+            "warning: and {} more credentials are overdue for rotation (`agentcred due` lists them)",
+            overdue.len() - shown
+        ));
+    }
+    Ok(warnings)
 }
 
 /// The child's complete environment. A file credential's variable holds the path of its
@@ -424,6 +437,44 @@ mod tests {
         );
         let none = overdue_check(selected().skip(1), &Defaults::default(), now, true).unwrap();
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn many_overdue_credentials_are_counted_not_listed() {
+        let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let now: Timestamp = "2026-01-10T00:00:00Z".parse().unwrap();
+        let entry = Entry {
+            due: Some("2026-01-08T00:00:00Z".parse().unwrap()),
+            ..Entry::plain("A", at)
+        };
+        let names: Vec<CredentialName> = (0..10_000)
+            .map(|i| CredentialName::parse(&format!("k{i:05}")).unwrap())
+            .collect();
+        let check = |n: usize, deny| {
+            overdue_check(
+                names.iter().take(n).map(|name| (name, &entry)),
+                &Defaults::default(),
+                now,
+                deny,
+            )
+        };
+        assert_eq!(check(10, false).unwrap().len(), 10, "ten: a line each");
+        let warnings = check(10_000, false).unwrap();
+        assert_eq!(warnings.len(), 9);
+        assert_eq!(
+            warnings[7],
+            "warning: k00007 is overdue for rotation (due 2026-01-08, 2d ago)"
+        );
+        assert_eq!(
+            warnings[8],
+            "warning: and 9992 more credentials are overdue for rotation (`agentcred due` lists them)"
+        );
+        assert_eq!(
+            check(10_000, true).unwrap_err().to_string(),
+            "10000 credentials are overdue for rotation: k00000 (due 2d ago), k00001 (due 2d ago), \
+             k00002 (due 2d ago), k00003 (due 2d ago), k00004 (due 2d ago), k00005 (due 2d ago), \
+             k00006 (due 2d ago), k00007 (due 2d ago), and 9992 more (`agentcred due` lists them)"
+        );
     }
 
     #[test]
