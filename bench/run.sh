@@ -141,6 +141,14 @@ RSS_EXIT=1 rss "\`agent add\` of an existing agent in 10,000 (fails)" "$bin" --s
 rss "\`edit key-5000 --description\` in 10,000" "$bin" --store "$big" edit key-5000 --description bench
 rss "\`rotate key-5001 --generate\` in 10,000" "$bin" --store "$big" rotate key-5001 --generate 'echo new'
 rss "\`rm key-5002 --yes\` in 10,000" "$bin" --store "$big" rm key-5002 --yes
+# A repair after a hand edit (one entry's variable), then a recipient added and removed:
+# each rewrites all 10,000 entries, the recipients' changes every value too (~10 s each).
+sed -i 's/^env = "KEY_5"$/env = "KEY_5_EDITED"/' "$big/agentcred.toml"
+rss "\`doctor --reseal --yes\` after a hand edit in 10,000" "$bin" --store "$big" doctor --reseal --yes
+other=age163fyqn5lv92e4fgyz9z0rq7ln5hzw34cfgtwjz5g9sgkzq6e5ujs4rh064
+rss "\`recipients add\` in 10,000" "$bin" --store "$big" recipients add "$other"
+rss "\`recipients rm --yes\` in 10,000" "$bin" --store "$big" recipients rm "$other" --yes
+rss "\`exec -- true\`, 10,000 credentials, after the recipients' changes" "$bin" --store "$big" exec -- true
 fi
 
 if [[ " $parts " == *" mask "* ]]; then
