@@ -618,6 +618,32 @@ mod tests {
     }
 
     #[test]
+    fn a_top_level_table_twice_is_refused_section_by_section_too() {
+        // One TOML file may not define `[agents]` twice; each section alone would not say
+        // so, and a reseal must not sign the two merged.
+        let key = StoreKey::generate().unwrap();
+        let (_, text) = sample(&key);
+        for twice in [
+            "[agents]",
+            "[ \"agents\" ]  # again",
+            "[credentials]",
+            "[defaults]",
+        ] {
+            let edited = format!("{text}\n{twice}\n");
+            let edited = edited.replacen("\n[agents.bot]\n", "\n[agents]\n[agents.bot]\n", 1);
+            let edited = edited.replacen(
+                "\n[credentials.a]\n",
+                "\n[credentials]\n[credentials.a]\n",
+                1,
+            );
+            assert!(Manifest::parse_any(&edited).is_err(), "{twice}: {edited}");
+            let err = Manifest::parse_sealed(&edited).unwrap_err().to_string();
+            assert!(err.contains("is defined twice"), "{twice}: {err}");
+            assert!(Manifest::parse_unverified(&edited).is_err(), "{twice}");
+        }
+    }
+
+    #[test]
     fn every_entry_rendered_is_signed_whatever_mac_it_held() {
         // A write reads entries without their MACs (excerpt::Keep::ForWrite); the commit
         // signs each section's copy. An empty MAC and a stale one come out signed alike.

@@ -5,20 +5,12 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde::de::IgnoredAny;
 
 use super::*;
 use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::error::{Error, Result};
 use crate::util::output::escape;
-
-/// What [`Manifest::parse_sealed_with`] reads of the credentials' sections.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Credentials {
-    WithHistory,
-    WithoutHistory,
-    /// None: the caller read them as the file went by.
-    Skipped,
-}
 
 impl Manifest {
     pub fn new(store_id: String, recipients_sha256: String) -> Self {
@@ -142,28 +134,27 @@ impl Manifest {
     ///
     /// [`render`]: Manifest::render
     pub fn parse_sealed(text: &str) -> Result<Manifest> {
-        Self::parse_sealed_with(text, Credentials::WithHistory)
+        Self::parse_sealed_with(text, true)
     }
 
     /// [`Manifest::parse_sealed`] without the credentials' history, which `exec` and
     /// `list` never use: most entries are read without the TOML parser (see
     /// [`super::light`]), about ten times faster.
     pub fn parse_sealed_without_history(text: &str) -> Result<Manifest> {
-        Self::parse_sealed_with(text, Credentials::WithoutHistory)
+        Self::parse_sealed_with(text, false)
     }
 
     /// The manifest of a reader that parsed the credentials as the file went by
     /// ([`super::excerpt::hands`]): the other sections from `text`, which the seal was
     /// checked with, and those credentials (with or without history, as they were read).
     pub fn assemble(text: &str, credentials: BTreeMap<String, Entry>) -> Result<Manifest> {
-        // Not a second map of every credential for a moment (2.6 MB for 10,000).
-        let mut manifest = Self::parse_sealed_with(text, Credentials::Skipped)?;
+        let mut manifest = Self::parse_sealed_with(text, false)?;
         manifest.credentials = credentials;
         manifest.validate()?;
         Ok(manifest)
     }
 
-    fn parse_sealed_with(text: &str, read: Credentials) -> Result<Manifest> {
+    fn parse_sealed_with(text: &str, history: bool) -> Result<Manifest> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Section {
@@ -202,11 +193,24 @@ impl Manifest {
             ));
         }
         let mut seen_defaults = false;
+        let mut tables: Vec<String> = Vec::new();
         for pair in starts.windows(2) {
             let text = &text[pair[0]..pair[1]];
-            let history = read == Credentials::WithHistory;
-            if read == Credentials::Skipped && text.starts_with("[credentials.") {
-                continue;
+            // A table of the top level (`[agents]`) twice is an error in one TOML file, and
+            // each section on its own would not say so. Its header is read as TOML (quotes,
+            // spaces, a comment); a header with a dot is a table's table.
+            let first = text.lines().next().unwrap_or_default();
+            if !first.contains('.')
+                && let Ok(header) = toml::from_str::<BTreeMap<String, IgnoredAny>>(first)
+                && let Some(table) = header.into_keys().next()
+            {
+                if tables.contains(&table) {
+                    return Err(Error::integrity(
+                        FILE_NAME,
+                        format!("[{}] is defined twice", escape(&table)),
+                    ));
+                }
+                tables.push(table);
             }
             if !history && let Some((name, entry)) = super::light::read_section(text, false) {
                 if !credentials.insert(name, entry) {

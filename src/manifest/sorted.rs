@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, btree_map};
 /// A map under construction: entries after the last one wait in a chunk, which is added
 /// to the map at once (rebuilding it, with full nodes, freeing the old ones as it goes),
 /// so that neither a vector of every entry nor two maps are held. A chunk of a sixteenth
-/// of the map keeps the rebuilding linear in all, and what it holds twice small.
+/// of the map keeps the rebuilding linear in all, and what it holds twice small. Entries
+/// out of order (a hand-edited file) wait in a map of their own, merged in once at the end:
+/// a rebuild for each would be quadratic in a file whose names alternate.
 pub struct SortedMap<V> {
     map: BTreeMap<String, V>,
     chunk: Vec<(String, V)>,
+    strays: BTreeMap<String, V>,
 }
 
 impl<V> Default for SortedMap<V> {
@@ -18,6 +21,7 @@ impl<V> Default for SortedMap<V> {
         SortedMap {
             map: BTreeMap::new(),
             chunk: Vec::new(),
+            strays: BTreeMap::new(),
         }
     }
 }
@@ -30,24 +34,28 @@ impl<V> SortedMap<V> {
         }
         self.chunk.push((key, value));
         if self.chunk.len() >= (self.map.len() / 16).max(1024) {
-            self.flush();
+            self.map
+                .append(&mut std::mem::take(&mut self.chunk).into_iter().collect());
         }
         true
     }
 
-    /// Add an entry anywhere (one out of order is inserted as usual); `false` (and nothing
-    /// changed) when `key` is there already.
+    /// Add an entry anywhere; `false` (and nothing changed) when `key` is there already.
     pub fn insert(&mut self, key: String, value: V) -> bool {
         if self.after_last(&key) {
             return self.push(key, value);
         }
-        self.flush();
-        match self.map.entry(key) {
-            btree_map::Entry::Occupied(_) => false,
-            btree_map::Entry::Vacant(slot) => {
+        // A key after every stray's is never a stray's: only this path adds strays.
+        let known = self.map.contains_key(&key)
+            || (self.chunk)
+                .binary_search_by(|(k, _)| k.as_str().cmp(&key))
+                .is_ok();
+        match self.strays.entry(key) {
+            btree_map::Entry::Vacant(slot) if !known => {
                 slot.insert(value);
                 true
             }
+            _ => false,
         }
     }
 
@@ -57,15 +65,9 @@ impl<V> SortedMap<V> {
             .is_none_or(|last| last.as_str() < key)
     }
 
-    fn flush(&mut self) {
-        if !self.chunk.is_empty() {
-            self.map
-                .append(&mut std::mem::take(&mut self.chunk).into_iter().collect());
-        }
-    }
-
     pub fn finish(mut self) -> BTreeMap<String, V> {
-        self.flush();
+        self.map.append(&mut self.chunk.into_iter().collect());
+        self.map.append(&mut self.strays);
         self.map
     }
 }
@@ -95,6 +97,21 @@ mod tests {
             }
             prop_assert_eq!(built.finish(), expected);
         }
+    }
+
+    /// Names from two runs, interleaved (`dev-a, prod-a, dev-b, prod-b, ...`): each
+    /// second one is out of order; they wait as strays (no rebuild of the map for each,
+    /// which made this quadratic) and all end up in the map.
+    #[test]
+    fn alternating_runs_are_all_kept() {
+        let mut built = SortedMap::default();
+        for i in 0..20_000 {
+            let key = format!("{}-{:05}", if i % 2 == 0 { "dev" } else { "prod" }, i / 2);
+            assert!(built.insert(key, i));
+        }
+        let map = built.finish();
+        assert_eq!(map.len(), 20_000);
+        assert!(map.keys().zip(map.keys().skip(1)).all(|(a, b)| a < b));
     }
 
     #[test]
