@@ -460,7 +460,8 @@ impl Error {
             .collect();
         Error::Overdue {
             count: items.len(),
-            list: crate::util::output::first_names(&list, Some("`agentcred due` lists them")),
+            // The hint after it says where to see them all.
+            list: crate::util::output::first_names(&list, None),
         }
     }
 

@@ -129,8 +129,7 @@ pub fn overdue_check<'a>(
     // A line each for a handful; past that, the first few and a count, as every
     // credential of a store is after `recipients rm` (10,000 lines at every exec helped
     // nobody).
-    const LINES: usize = 10;
-    let shown = if overdue.len() > LINES { 8 } else { LINES };
+    let shown = output::shown_of(overdue.len());
     let mut warnings: Vec<String> = overdue
         .iter()
         .take(shown)
@@ -459,6 +458,11 @@ mod tests {
             )
         };
         assert_eq!(check(10, false).unwrap().len(), 10, "ten: a line each");
+        let ten = check(10, true).unwrap_err().to_string();
+        assert!(
+            ten.contains("k00009 (due 2d ago)") && !ten.contains("more"),
+            "{ten}"
+        );
         let warnings = check(10_000, false).unwrap();
         assert_eq!(warnings.len(), 9);
         assert_eq!(
@@ -473,7 +477,7 @@ mod tests {
             check(10_000, true).unwrap_err().to_string(),
             "10000 credentials are overdue for rotation: k00000 (due 2d ago), k00001 (due 2d ago), \
              k00002 (due 2d ago), k00003 (due 2d ago), k00004 (due 2d ago), k00005 (due 2d ago), \
-             k00006 (due 2d ago), k00007 (due 2d ago), and 9992 more (`agentcred due` lists them)"
+             k00006 (due 2d ago), k00007 (due 2d ago), and 9992 more"
         );
     }
 

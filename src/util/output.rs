@@ -104,15 +104,15 @@ fn is_invisible(c: char) -> bool {
         | '\u{061c}')
 }
 
-/// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset).
-/// The first few of `names`, then how many more and, given `rest` (e.g. "`agentcred list`
-/// shows them"), where to see them all: 10,000 names are not one line of output.
+/// Up to [`LISTED`] names, else the first eight, how many more and, given `rest` (e.g.
+/// "`agentcred list` shows them"), where to see them all: 10,000 names are not one line.
 pub fn first_names<S: AsRef<str>>(names: &[S], rest: Option<&str>) -> String {
-    const SHOWN: usize = 8;
-    let shown: Vec<&str> = names.iter().take(SHOWN).map(AsRef::as_ref).collect();
-    let mut text = shown.join(", ");
-    if names.len() > SHOWN {
-        text.push_str(&format!(", and {} more", names.len() - SHOWN));
+    let shown = shown_of(names.len());
+    let mut text = (names.iter().take(shown).map(AsRef::as_ref))
+        .collect::<Vec<&str>>()
+        .join(", ");
+    if names.len() > shown {
+        text.push_str(&format!(", and {} more", names.len() - shown));
         if let Some(rest) = rest {
             text.push_str(&format!(" ({rest})"));
         }
@@ -120,6 +120,16 @@ pub fn first_names<S: AsRef<str>>(names: &[S], rest: Option<&str>) -> String {
     text
 }
 
+/// How many names a list shows in full; past that, [`shown_of`] of them and a count.
+pub const LISTED: usize = 10;
+
+/// How many of `count` names to show: all up to [`LISTED`], else eight and a count ("and
+/// 1 more" would say less than the name).
+pub fn shown_of(count: usize) -> usize {
+    if count > LISTED { 8 } else { count }
+}
+
+/// Whether colour may be used on stdout (a terminal, and `NO_COLOR` unset).
 pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
 }
@@ -215,10 +225,10 @@ mod tests {
             "key-1, key-2, key-3, key-4, key-5, key-6, key-7, key-8, and 9992 more (`agentcred due` lists them)"
         );
         assert_eq!(
-            first_names(&names[..9], None),
-            "key-1, key-2, key-3, key-4, key-5, key-6, key-7, key-8, and 1 more"
+            first_names(&names[..11], None),
+            "key-1, key-2, key-3, key-4, key-5, key-6, key-7, key-8, and 3 more"
         );
-        assert_eq!(first_names(&names[..8], Some("x")), names[..8].join(", "));
+        assert_eq!(first_names(&names[..10], Some("x")), names[..10].join(", "));
         assert_eq!(first_names::<&str>(&[], Some("x")), "");
     }
 
