@@ -305,6 +305,19 @@ impl Backend for AgeBackend {
         Ok(())
     }
 
+    fn finish_in_place(&mut self, ctx: &Ctx) -> Result<()> {
+        let dir = &ctx.secrets_dir;
+        // One at a time, each dropped from `staged` once in place: an error stops here,
+        // and what is left is the commit's, finished by the next transaction's `recover`
+        // (the manifest names the pending files' hashes), not removed by `undo`.
+        while let Some(name) = self.staged.last() {
+            util::fs::rename_durable(dir, &pending_name(name), &file_name(name))
+                .map_err(|e| ctx.io_err("commit", e))?;
+            self.staged.pop();
+        }
+        Ok(())
+    }
+
     fn undo(&mut self, ctx: &Ctx, _warnings: &mut Vec<String>) {
         for name in self.staged.drain(..) {
             let _ = util::fs::remove_if_exists(&ctx.secrets_dir.join(pending_name(&name)));

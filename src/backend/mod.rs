@@ -132,6 +132,22 @@ pub trait Backend {
         warnings: &mut Vec<String>,
     ) -> Result<()>;
 
+    /// After a streamed commit (see `Store::begin_streamed`), which kept every entry in its
+    /// backend and removed none: put every staged value in place. Only `age` takes part in
+    /// one; another backend with staged work is a bug, refused before anything moves.
+    fn finish_in_place(&mut self, _ctx: &Ctx) -> Result<()> {
+        if self.staged().is_empty() {
+            return Ok(());
+        }
+        Err(Error::io(
+            format!(
+                "cannot finish the {} backend's writes",
+                self.kind().as_str()
+            ),
+            std::io::Error::other("a streamed commit staged them (a bug in agentcred)"),
+        ))
+    }
+
     /// Nothing committed: take back every staged value.
     fn undo(&mut self, ctx: &Ctx, warnings: &mut Vec<String>);
 }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use crate::audit::NameList;
 use crate::cli::context::Ctx;
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::Error;
-use crate::model::credential::{BackendKind, CredentialName};
+use crate::model::credential::BackendKind;
 use crate::store::RecipientsFile;
 use crate::util::output::{escape, first_names};
 
@@ -213,7 +214,8 @@ impl AddArgs {
         let recipient = Recipient::parse(&self.recipient)?;
         let store = ctx.open_store()?;
         let identity = ctx.identity()?;
-        let mut txn = store.begin(identity)?;
+        // Every age value is written again: the audit names them all.
+        let (mut txn, reencrypted) = begin(ctx, &store, identity, |e| e == BackendKind::Age)?;
         let current = store.recipients()?;
         if current.lines.iter().any(|l| l.recipient == recipient) {
             eprintln!(
@@ -227,20 +229,12 @@ impl AddArgs {
             &recipient,
             recipient::comment_of(&self.recipient),
         );
-        let ages = || {
-            txn.manifest()
-                .credentials
-                .iter()
-                .filter(|(_, e)| e.backend == BackendKind::Age)
-        };
-        let reencrypted = ages().count();
-        ctx.audit
-            .note(|d| d.credentials = ages().map(|(name, _)| name).collect());
         let mut progress = Progress::new();
         txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
-        progress.finish();
         ctx.audit.ok()?;
-        txn.commit()?;
+        txn.commit_with(&mut |done, total| progress.show(done, total))?;
+        progress.finish();
+        let reencrypted = reencrypted.len();
         eprintln!(
             "added {}: it can decrypt the store's {} age value{} and the store key; commit the store so it reaches them",
             recipient.short(),
@@ -271,31 +265,21 @@ impl RmArgs {
             (removed, exposed)
         };
         let mark_due = self.mark_due(ctx, &removed, exposed)?;
-        let mut txn = store.begin(identity)?;
+        let (mut txn, exposed) = begin(ctx, &store, identity, exposed_by)?;
         let current = store.recipients()?;
         let removed = find(&current, &self.recipient)?;
         check_removable(&current, &removed, identity, self.force)?;
         let text = recipient::remove_from_file(&current.text, &removed);
-        let exposed = exposed_names(txn.manifest());
-        ctx.audit.note(|d| d.credentials = exposed.iter().collect());
         let mut progress = Progress::new();
         txn.change_recipients(&text, true, &mut |done, total| progress.show(done, total))?;
-        progress.finish();
         let now = crate::model::rotation::now();
-        for name in &exposed {
-            let Ok(name) = CredentialName::parse(name) else {
-                continue;
-            };
-            if txn.entry(&name).is_some() {
-                txn.mark(
-                    &name,
-                    now,
-                    mark_due,
-                    "recipient-removed",
-                    Some(removed.short()),
-                )?;
-            }
-        }
+        txn.mark_every(
+            exposed_by,
+            now,
+            mark_due,
+            "recipient-removed",
+            Some(removed.short()),
+        );
         let vault = txn
             .manifest()
             .credentials
@@ -303,7 +287,9 @@ impl RmArgs {
             .any(|e| e.backend == BackendKind::Vault);
         let fingerprint = txn.key_fingerprint();
         ctx.audit.ok()?;
-        txn.commit()?;
+        txn.commit_with(&mut |done, total| progress.show(done, total))?;
+        progress.finish();
+        let exposed: Vec<&str> = exposed.iter().collect();
         let mut err = std::io::stderr().lock();
         writeln!(
             err,
@@ -379,18 +365,39 @@ impl RmArgs {
     }
 }
 
+/// The transaction of a recipients change, streamed where the store allows (see
+/// [`crate::store::Store::begin_streamed`]), and the names of the credentials of the
+/// backends `which` picks, which the audit event names too.
+fn begin<'a>(
+    ctx: &Ctx,
+    store: &'a crate::store::Store,
+    identity: &'a crate::crypto::identity::Identity,
+    which: fn(BackendKind) -> bool,
+) -> anyhow::Result<(crate::store::Txn<'a>, NameList)> {
+    // A streamed transaction has only `age` credentials: all of them are named.
+    let mut names = NameList::default();
+    let streamed = match which(BackendKind::Age) {
+        true => store.begin_streamed(identity, &mut |name| names.push(name))?,
+        false => None,
+    };
+    let txn = match streamed {
+        Some(txn) => txn,
+        None => {
+            let txn = store.begin(identity)?;
+            names = (txn.manifest().credentials.iter())
+                .filter(|(_, e)| which(e.backend))
+                .map(|(name, _)| name)
+                .collect();
+            txn
+        }
+    };
+    ctx.audit.note(|d| d.credentials = names.clone());
+    Ok((txn, names))
+}
+
 /// What a removed member could read: every `age` value (each was encrypted to them), and
 /// every `vault` value (they held the store key and, most likely, a Vault token). Keychain
 /// values live on one machine and were never encrypted to them.
-fn exposed_names(manifest: &crate::manifest::Manifest) -> Vec<String> {
-    manifest
-        .credentials
-        .iter()
-        .filter(|(_, e)| exposed_by(e.backend))
-        .map(|(name, _)| name.clone())
-        .collect()
-}
-
 fn exposed_by(backend: BackendKind) -> bool {
     matches!(backend, BackendKind::Age | BackendKind::Vault)
 }

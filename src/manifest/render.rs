@@ -12,6 +12,9 @@ use crate::crypto::integrity::{StoreKey, tags_equal};
 use crate::error::{Error, Result};
 use crate::util::output::escape;
 
+/// Where [`Manifest::render_streamed`] takes each credential's entry.
+pub type PutEntry<'p> = dyn FnMut(&str, Entry) -> std::io::Result<()> + 'p;
+
 impl Manifest {
     pub fn new(store_id: String, recipients_sha256: String) -> Self {
         Manifest {
@@ -47,6 +50,26 @@ impl Manifest {
         &mut self,
         key: &StoreKey,
         out: &mut W,
+    ) -> std::io::Result<()> {
+        let credentials = std::mem::take(&mut self.credentials);
+        let rendered = self.render_streamed(key, out, &mut |put| {
+            credentials
+                .iter()
+                .try_for_each(|(name, entry)| put(name, entry.clone()))
+        });
+        self.credentials = credentials;
+        rendered
+    }
+
+    /// [`Manifest::render_into`] with the credentials' entries (whatever `self` holds of
+    /// them aside) from `credentials`, which hands each to the function it is given, in
+    /// name order: a commit that reads them from the committed file as it writes the new
+    /// one holds one entry at a time (see `Store::begin_streamed`).
+    pub fn render_streamed<W: std::io::Write + std::io::Seek>(
+        &mut self,
+        key: &StoreKey,
+        out: &mut W,
+        credentials: &mut dyn FnMut(&mut PutEntry) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let store_id = self.store_id.clone();
         for (name, agent) in &mut self.agents {
@@ -89,14 +112,13 @@ impl Manifest {
                 }),
             )?;
         }
-        for (name, entry) in &self.credentials {
-            let mut entry = entry.clone();
+        credentials(&mut |name: &str, mut entry: Entry| {
             entry.sign(key, &store_id, name);
             let table = EntryTable {
-                credentials: BTreeMap::from([(Cow::Borrowed(name.as_str()), entry)]),
+                credentials: BTreeMap::from([(Cow::Borrowed(name), entry)]),
             };
-            section(out, toml_string(&table))?;
-        }
+            section(out, toml_string(&table))
+        })?;
         for (name, agent) in &self.agents {
             let table = AgentTable {
                 agents: BTreeMap::from([(Cow::Borrowed(name.as_str()), agent.clone())]),

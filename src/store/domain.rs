@@ -56,6 +56,21 @@ fn record(history: &mut Vec<Event>, event: Event) {
     history.push(event);
 }
 
+/// Record `action` in an entry's history, and make it due at `at` (or keep an earlier due
+/// date) with `due`.
+pub(super) fn mark_entry(
+    entry: &mut Entry,
+    at: Timestamp,
+    due: bool,
+    action: &str,
+    reason: Option<String>,
+) {
+    if due {
+        entry.due = Some(entry.due.map_or(at, |d| d.min(at)));
+    }
+    record(&mut entry.history, event(at, action, reason));
+}
+
 impl Txn<'_> {
     /// The manifest as changed so far (read-only: changes go through the methods below).
     pub fn manifest(&self) -> &Manifest {
@@ -172,11 +187,7 @@ impl Txn<'_> {
         action: &str,
         reason: Option<String>,
     ) -> Result<()> {
-        let entry = self.entry_mut(name)?;
-        if due {
-            entry.due = Some(entry.due.map_or(at, |d| d.min(at)));
-        }
-        record(&mut entry.history, event(at, action, reason));
+        mark_entry(self.entry_mut(name)?, at, due, action, reason);
         Ok(())
     }
 

@@ -661,6 +661,16 @@ impl Store {
         )>,
     > {
         let lock = self.lock_as(locking)?;
+        Ok(self
+            .reopen_manifest()?
+            .map(|(input, head)| (lock, input, head)))
+    }
+
+    /// The manifest opened to be read in pieces, its header read, under whatever lock the
+    /// caller holds; `None` when the header is not in agentcred's layout.
+    fn reopen_manifest(
+        &self,
+    ) -> Result<Option<(std::io::BufReader<File>, manifest::excerpt::Head)>> {
         let err = |e| self.io_err("read the manifest", e);
         let file = util::fs::open_nofollow(&self.root.join(manifest::FILE_NAME)).map_err(err)?;
         let mut input = std::io::BufReader::with_capacity(64 * 1024, file);
@@ -668,7 +678,7 @@ impl Store {
         let Ok(Some(head)) = manifest::excerpt::read_head(&mut input) else {
             return Ok(None);
         };
-        Ok(Some((lock, input, head)))
+        Ok(Some((input, head)))
     }
 
     fn reader_with<'a>(&'a self, identity: &'a Identity, strict: bool) -> Result<Reader<'a>> {
@@ -903,9 +913,97 @@ impl Store {
             staged_root: Vec::new(),
             removed: Vec::new(),
             committed: false,
+            streamed: None,
         };
         txn.roll_forward()?;
         Ok((txn, changes))
+    }
+
+    /// Begin a write transaction over every credential that holds none of them: the
+    /// manifest is read and checked a section at a time, as [`Store::begin`] reads it, and
+    /// its commit reads it again, changing each entry on its way to the new manifest (see
+    /// [`Txn::change_recipients`], [`Txn::mark_every`]). A recipients change of 10,000
+    /// credentials held every entry, with its history, and each staged name: 12.5 MB at its
+    /// peak. `name` hears the name of each credential as it is read.
+    ///
+    /// `None` (and `name`'s names are to be forgotten) when the store is not fit for it:
+    /// a manifest outside the canonical layout, a credential outside the `age` backend
+    /// (the others finish a commit with the whole manifest at hand), or staged values that
+    /// a killed writer left, which only [`Store::begin`] can tell to finish or drop.
+    pub fn begin_streamed<'a>(
+        &'a self,
+        identity: &'a Identity,
+        name: &mut dyn FnMut(&str),
+    ) -> Result<Option<Txn<'a>>> {
+        let mut count = 0;
+        let mut each = |credential: String, entry: manifest::Entry| {
+            if entry.backend != crate::model::credential::BackendKind::Age {
+                return false;
+            }
+            count += 1;
+            name(&credential);
+            true
+        };
+        let streamed = {
+            let mut section = manifest::excerpt::hands_parsed(Keep::ForValues, &mut each);
+            let refuse = Rollback::Refuse("write over");
+            self.stream_manifest_with(identity, Locking::Exclusive, refuse, &mut section)?
+        };
+        let Some(Streamed {
+            lock,
+            key_file: StoreKeyFile { key, previous },
+            text,
+            ..
+        }) = streamed
+        else {
+            return Ok(None);
+        };
+        if self.values_pending()? {
+            return Ok(None);
+        }
+        let manifest = Manifest::assemble(&text, Default::default())?;
+        self.roll_forward_root(&manifest.recipients_sha256)?;
+        let recipients_file = self.recipients()?;
+        if recipients_file.sha256 != manifest.recipients_sha256 {
+            // `begin` says what is wrong.
+            return Ok(None);
+        }
+        let backends = backend::open_all(&manifest)?;
+        let txn = Txn {
+            store: self,
+            identity,
+            backends,
+            _lock: lock,
+            key,
+            previous_keys: previous,
+            key_rotated: false,
+            recipients: recipients_file.recipients(),
+            manifest,
+            staged_root: Vec::new(),
+            removed: Vec::new(),
+            committed: false,
+            streamed: Some(txn::StreamPlan::over(count)),
+        };
+        // Nothing is pending: this drops what a killed writer's temporary files left.
+        txn.roll_forward()?;
+        Ok(Some(txn))
+    }
+
+    /// Whether `secrets/` holds a value staged by a writer that was killed.
+    fn values_pending(&self) -> Result<bool> {
+        let dir = self.secrets_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io_err("list secrets", e)),
+        };
+        for dirent in entries {
+            let dirent = dirent.map_err(|e| self.io_err("list secrets", e))?;
+            if dirent.file_name().as_encoded_bytes().ends_with(b".pending") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

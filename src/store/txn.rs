@@ -12,6 +12,7 @@ use crate::crypto::identity::Identity;
 use crate::crypto::integrity::{self, StoreKey, sha256_hex};
 use crate::crypto::recipient::{self, Recipient};
 use crate::error::{Error, Result};
+use crate::manifest::excerpt::Keep;
 use crate::manifest::{self, Entry, Manifest};
 use crate::model::credential::{BackendKind, CredentialName};
 use crate::util;
@@ -47,6 +48,29 @@ pub struct Txn<'a> {
     pub(super) staged_root: Vec<(&'static str, &'static str)>,
     pub(super) removed: Vec<CredentialName>,
     pub(super) committed: bool,
+    /// Begun by [`Store::begin_streamed`]: `manifest` holds no credentials, and the commit
+    /// reads them from the committed file, changed as the plan says.
+    pub(super) streamed: Option<StreamPlan>,
+}
+
+/// What a commit does to each entry it reads from the committed manifest, for a
+/// transaction begun by [`Store::begin_streamed`].
+pub(super) struct StreamPlan {
+    /// How many credentials the committed manifest has (for `progress`).
+    pub(super) count: usize,
+    /// Write every value again for new recipients (a recipients change); the inner key is
+    /// the one the values are tagged with when the store key was replaced.
+    rewrite: Option<Option<StoreKey>>,
+    marks: Vec<Mark>,
+}
+
+/// A mark made on every entry of the backends `which` picks (see [`Txn::mark_every`]).
+struct Mark {
+    which: fn(BackendKind) -> bool,
+    at: jiff::Timestamp,
+    due: bool,
+    action: &'static str,
+    reason: Option<String>,
 }
 
 impl Txn<'_> {
@@ -167,6 +191,30 @@ impl Txn<'_> {
         };
         self.recipients = lines.into_iter().map(|l| l.recipient).collect();
         let store_id = self.manifest.store_id.clone();
+        match self.streamed.as_mut() {
+            // The values are written again as the commit reads their entries.
+            Some(plan) => plan.rewrite = Some(old_key),
+            None => self.rewrite_every_value(old_key.as_ref(), progress)?,
+        }
+        let key_file = integrity::encrypt_store_key(
+            &self.key,
+            &self.previous_keys,
+            &store_id,
+            &self.recipients,
+        )?;
+        self.stage_root(PENDING_STORE_KEY, STORE_KEY, &key_file)?;
+        self.stage_root(PENDING_RECIPIENTS, RECIPIENTS, text.as_bytes())?;
+        self.manifest.recipients_sha256 = sha256_hex(text.as_bytes());
+        Ok(())
+    }
+
+    /// Stage every value that a change of recipients writes again, recording each new hash
+    /// or tag in its entry; values are read under `old_key` when the store key was replaced.
+    fn rewrite_every_value(
+        &mut self,
+        old_key: Option<&StoreKey>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<()> {
         // One entry at a time, found after the one before: not a copy of every entry (with
         // their history, 5 MB for 10,000), nor of every name.
         let total = self.manifest.credentials.len();
@@ -189,34 +237,62 @@ impl Txn<'_> {
             let Ok(name) = name else {
                 continue;
             };
-            let sha256 = if self
-                .backend(entry.backend)?
-                .rewrite_on_recipients(old_key.is_some())
-            {
-                // Read under the key the value was tagged with, write under the new one.
-                let value =
-                    self.read_value_with(old_key.as_ref().unwrap_or(&self.key), &name, &entry)?;
-                Some(self.stage_value_for(entry.backend, &name, value.expose_secret())?)
-            } else {
-                None
-            };
-            if let (Some(sha256), Some(entry)) =
-                (sha256, self.manifest.credentials.get_mut(name.as_str()))
-            {
+            if let (Some(sha256), Some(entry)) = (
+                self.rewritten(&name, &entry, old_key)?,
+                self.manifest.credentials.get_mut(name.as_str()),
+            ) {
                 entry.sha256 = Some(sha256);
             }
             progress(done + 1, total);
         }
-        let key_file = integrity::encrypt_store_key(
-            &self.key,
-            &self.previous_keys,
-            &store_id,
-            &self.recipients,
-        )?;
-        self.stage_root(PENDING_STORE_KEY, STORE_KEY, &key_file)?;
-        self.stage_root(PENDING_RECIPIENTS, RECIPIENTS, text.as_bytes())?;
-        self.manifest.recipients_sha256 = sha256_hex(text.as_bytes());
         Ok(())
+    }
+
+    /// Stage `name`'s value again for a change of recipients when its backend needs that;
+    /// returns what its entry's `sha256` becomes.
+    fn rewritten(
+        &mut self,
+        name: &CredentialName,
+        entry: &Entry,
+        old_key: Option<&StoreKey>,
+    ) -> Result<Option<String>> {
+        if !self
+            .backend(entry.backend)?
+            .rewrite_on_recipients(old_key.is_some())
+        {
+            return Ok(None);
+        }
+        // Read under the key the value was tagged with, write under the new one.
+        let value = self.read_value_with(old_key.unwrap_or(&self.key), name, entry)?;
+        self.stage_value_for(entry.backend, name, value.expose_secret())
+            .map(Some)
+    }
+
+    /// Record `action` (and make due, with `due`) on every entry whose backend `which`
+    /// picks: `recipients rm` on all that the removed member could read.
+    pub fn mark_every(
+        &mut self,
+        which: fn(BackendKind) -> bool,
+        at: jiff::Timestamp,
+        due: bool,
+        action: &'static str,
+        reason: Option<String>,
+    ) {
+        let mark = Mark {
+            which,
+            at,
+            due,
+            action,
+            reason,
+        };
+        match self.streamed.as_mut() {
+            Some(plan) => plan.marks.push(mark),
+            None => {
+                for entry in self.manifest.credentials.values_mut() {
+                    mark.apply(entry);
+                }
+            }
+        }
     }
 
     /// Write a pending file in the store's root, to be renamed to `target` at commit.
@@ -265,7 +341,16 @@ impl Txn<'_> {
 
     /// Write the new manifest (the commit point), then move staged files into place and
     /// delete what the new manifest no longer names.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_with(&mut |_, _| {})
+    }
+
+    /// [`Txn::commit`]; `progress` hears (done, total) after each credential that a
+    /// streamed commit (see [`Store::begin_streamed`]) writes.
+    pub fn commit_with(mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
+        if let Some(plan) = self.streamed.take() {
+            return self.commit_streamed(plan, progress);
+        }
         self.check_staged_backends()?;
         let err = |e| self.store.io_err("commit", e);
         if !self.staged_root.is_empty() {
@@ -304,6 +389,13 @@ impl Txn<'_> {
             self.store.say(&format!("warning: {warning}"));
         }
         finished?;
+        self.after_commit()
+    }
+
+    /// What follows the commit of the manifest and the backends' values: the files in the
+    /// store's root, the memory of the key and generation, the value cache.
+    fn after_commit(&self) -> Result<()> {
+        let err = |e| self.store.io_err("commit", e);
         // The store key before recipients.txt: `roll_forward_root` relies on this order.
         for (pending, target) in &self.staged_root {
             util::fs::rename_durable(self.store.root(), pending, target).map_err(err)?;
@@ -326,6 +418,180 @@ impl Txn<'_> {
         // Remember the new generation; a pin above it was already refused at `begin`.
         let _ = state::note_generation(&self.manifest.store_id, self.manifest.generation);
         Ok(())
+    }
+}
+
+impl Txn<'_> {
+    /// The commit of a transaction begun by [`Store::begin_streamed`]: the committed
+    /// manifest is read again a section at a time, under the lock held since `begin`, and
+    /// each entry is changed as `plan` says (its value written again, a mark) on its way
+    /// to the new manifest, so that one entry at a time is in memory. The read checks the
+    /// seal again: a manifest that changed since `begin` (written by something that ignored
+    /// the lock) fails the commit, and everything staged is taken back.
+    fn commit_streamed(
+        mut self,
+        plan: StreamPlan,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<()> {
+        let store = self.store;
+        let err = |e| store.io_err("commit", e);
+        if !self.staged_root.is_empty() {
+            util::fs::sync_dir(store.root()).map_err(err)?;
+        }
+        // The committed manifest is sealed under the key `begin` found; a recipients change
+        // that replaced it put that one first among the earlier keys.
+        let seal_key = match (self.key_rotated, self.previous_keys.first()) {
+            (true, Some(old)) => old.duplicate(),
+            _ => self.key.duplicate(),
+        };
+        let key = self.key.duplicate();
+        let generation = self.manifest.generation;
+        // The entries go from the file to the new one; `self` keeps the store's identity
+        // for the backends meanwhile.
+        let stand_in = Manifest::new(
+            self.manifest.store_id.clone(),
+            self.manifest.recipients_sha256.clone(),
+        );
+        let mut manifest = std::mem::replace(&mut self.manifest, stand_in);
+        manifest.generation += 1;
+        let mut failure = None;
+        let written = util::fs::write_atomic_with(store.root(), manifest::FILE_NAME, |out| {
+            manifest.render_streamed(&key, out, &mut |put| {
+                self.stream_entries(&plan, &seal_key, generation, put, progress, &mut failure)
+            })?;
+            // Every value staged is on disk before the manifest that names it.
+            let ctx = store.backend_ctx(self.identity, &key, &manifest.store_id, &self.recipients);
+            for backend in &mut self.backends {
+                if let Err(e) = backend.before_commit(&ctx, &mut manifest) {
+                    failure = Some(e);
+                    return Err(io::Error::other("a backend refused the commit"));
+                }
+            }
+            Ok(())
+        });
+        self.manifest = manifest;
+        if let Err(e) = written {
+            return Err(failure.unwrap_or_else(|| err(e)));
+        }
+        self.committed = true;
+        let ctx = self.store.backend_ctx(
+            self.identity,
+            &self.key,
+            &self.manifest.store_id,
+            &self.recipients,
+        );
+        let mut finished = Ok(());
+        for backend in &mut self.backends {
+            finished = finished.and_then(|()| backend.finish_in_place(&ctx));
+        }
+        finished?;
+        self.after_commit()
+    }
+
+    /// Hand each credential of the committed manifest to `put`, as the commit of `plan`
+    /// changes it, reading the file a section at a time and checking its seal under
+    /// `seal_key`. An error of agentcred's goes to `failure` (the `io::Error` returned
+    /// then only stops the write).
+    fn stream_entries(
+        &mut self,
+        plan: &StreamPlan,
+        seal_key: &StoreKey,
+        generation: u64,
+        put: &mut dyn FnMut(&str, Entry) -> io::Result<()>,
+        progress: &mut dyn FnMut(usize, usize),
+        failure: &mut Option<Error>,
+    ) -> io::Result<()> {
+        let changed = || {
+            Error::integrity(
+                manifest::FILE_NAME,
+                "it changed while a transaction held the lock (written by something that does not take it); nothing was committed",
+            )
+        };
+        let stop = |failure: &mut Option<Error>, e: Error| {
+            failure.get_or_insert(e);
+            io::Error::other("the commit stopped")
+        };
+        let (mut input, head) = match self.store.reopen_manifest() {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return Err(stop(failure, changed())),
+            Err(e) => return Err(stop(failure, e)),
+        };
+        if head.header.generation != generation {
+            return Err(stop(failure, changed()));
+        }
+        let mut done = 0;
+        let mut put_failed = None;
+        let mut each = |name: String, mut entry: Entry| {
+            let changed_entry = CredentialName::parse(&name)
+                .map_err(|_| changed())
+                .and_then(|name| self.change_entry(plan, &name, &mut entry));
+            if let Err(e) = changed_entry {
+                failure.get_or_insert(e);
+                return false;
+            }
+            if let Err(e) = put(&name, entry) {
+                put_failed = Some(e);
+                return false;
+            }
+            done += 1;
+            progress(done, plan.count);
+            true
+        };
+        let read = {
+            let mut section = manifest::excerpt::hands_parsed(Keep::ForWrite, &mut each);
+            manifest::excerpt::read_rest(&mut input, head, seal_key, &mut section)
+        };
+        if let Some(e) = put_failed {
+            return Err(e);
+        }
+        match read? {
+            Some(_) => Ok(()),
+            None => Err(stop(failure, changed())),
+        }
+    }
+
+    /// One entry of a streamed commit, changed as `plan` says.
+    fn change_entry(
+        &mut self,
+        plan: &StreamPlan,
+        name: &CredentialName,
+        entry: &mut Entry,
+    ) -> Result<()> {
+        // `begin_streamed` found only `age` entries, whose values stay in their backend.
+        if entry.backend != BackendKind::Age {
+            return Err(Error::integrity(
+                manifest::FILE_NAME,
+                "it changed while a transaction held the lock; nothing was committed",
+            ));
+        }
+        if let Some(old_key) = &plan.rewrite
+            && let Some(sha256) = self.rewritten(name, entry, old_key.as_ref())?
+        {
+            entry.sha256 = Some(sha256);
+        }
+        for mark in &plan.marks {
+            mark.apply(entry);
+        }
+        Ok(())
+    }
+}
+
+impl StreamPlan {
+    /// The plan of a transaction over `count` credentials that changes nothing yet.
+    pub(super) fn over(count: usize) -> StreamPlan {
+        StreamPlan {
+            count,
+            rewrite: None,
+            marks: Vec::new(),
+        }
+    }
+}
+
+impl Mark {
+    fn apply(&self, entry: &mut Entry) {
+        if (self.which)(entry.backend) {
+            domain::mark_entry(entry, self.at, self.due, self.action, self.reason.clone());
+        }
     }
 }
 
