@@ -937,3 +937,201 @@ fn a_wrong_public_key_line_in_the_identity_file_changes_nothing() {
         .success()
         .stdout("the-value");
 }
+
+/// Copy `from` over `to` (a store or a home), leaving nothing of `to` behind.
+fn restore(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let status = StdCommand::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The manifest without what differs between two runs of the same change: hashes of
+/// freshly encrypted files, MACs and seal under a fresh key, and the time of each event.
+fn comparable_manifest(env: &TestEnv) -> String {
+    let text = std::fs::read_to_string(env.manifest_path()).unwrap();
+    text.lines()
+        .filter(|l| {
+            !["sha256 = ", "mac = ", "seal = "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| match l.split_once(" = \"20") {
+            Some((field, _)) => format!("{field} = <time>"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A recipients change of an `age`-only store streams the manifest through its commit (a
+/// section at a time); a store that needs the whole manifest (here, a value an interrupted
+/// write left pending) takes the other path. Both must write the same manifest.
+#[test]
+fn the_streamed_and_the_whole_manifest_changes_write_the_same_store() {
+    let ana = TestEnv::init();
+    let dotenv: String = (0..40).map(|i| format!("KEY_{i:02}=value-{i}\n")).collect();
+    std::fs::write(ana.dir.path().join("all.env"), dotenv).unwrap();
+    ana.cmd().args(["import", "all.env"]).assert().success();
+    ana.cmd()
+        .args(["edit", "key-03", "--description", "the \"third\" key"])
+        .assert()
+        .success();
+    ana.cmd()
+        .args(["rotate", "key-07"])
+        .write_stdin("new-seven")
+        .assert()
+        .success();
+    ana.cmd()
+        .args(["agent", "add", "bot", "--allow", "key-01,key-02"])
+        .assert()
+        .success();
+    let bob = member().recipient();
+    let saved = ana.dir.path().join("saved");
+    std::fs::create_dir(&saved).unwrap();
+    restore(&ana.store, &saved.join("store"));
+    restore(&ana.home, &saved.join("home"));
+
+    let change = |stray: bool, expect: &str| {
+        let mut written = Vec::new();
+        for args in [
+            vec!["-v", "recipients", "add", &bob],
+            vec!["-v", "recipients", "rm", &bob, "--yes"],
+        ] {
+            if stray {
+                std::fs::write(ana.store.join("secrets/zz-left.age.pending"), b"junk").unwrap();
+            }
+            let out = ana.cmd().args(&args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+            assert!(
+                stderr_of(&out).contains(expect),
+                "{args:?}: {}",
+                stderr_of(&out)
+            );
+            written.push(comparable_manifest(&ana));
+        }
+        assert!(!ana.store.join("secrets/zz-left.age.pending").exists());
+        for i in 0..40 {
+            let expected = if i == 7 {
+                "new-seven".to_string()
+            } else {
+                format!("value-{i}")
+            };
+            assert_eq!(ana.get(&format!("key-{i:02}")), expected.as_bytes());
+        }
+        let due = stdout_of(&ana.cmd().args(["due", "--json"]).output().unwrap());
+        assert_eq!(
+            due.matches("\"name\"").count(),
+            40,
+            "every credential is due: {due}"
+        );
+        written
+    };
+    let streamed = change(
+        false,
+        "streamed through this change, one of its 40 credentials",
+    );
+    restore(&saved.join("store"), &ana.store);
+    restore(&saved.join("home"), &ana.home);
+    let whole = change(true, "an interrupted write left values pending");
+    assert_eq!(streamed, whole);
+    assert!(streamed[1].contains("action = \"recipient-removed\""));
+    assert!(streamed[1].contains("[agents.bot]"));
+}
+
+/// The streamed commit reads the manifest a second time: one changed in the meantime by
+/// something that ignores the store lock fails the commit, and nothing of the change is
+/// left (no pending file, the store key and recipients as they were).
+#[test]
+fn a_manifest_changed_under_a_streamed_change_fails_it_and_nothing_is_left() {
+    let ana = TestEnv::init();
+    // A manifest well past the 64 KiB the commit reads at once.
+    let dotenv: String = (0..400)
+        .map(|i| format!("KEY_{i:03}=value-{i}\n"))
+        .collect();
+    std::fs::write(ana.dir.path().join("all.env"), dotenv).unwrap();
+    ana.cmd().args(["import", "all.env"]).assert().success();
+    let manifest = ana.manifest_path();
+    assert!(std::fs::metadata(&manifest).unwrap().len() > 128 * 1024);
+    let bob = member().recipient();
+    let root_before = |name: &str| std::fs::read(ana.store.join(name)).unwrap();
+    let (key_before, recipients_before) =
+        (root_before("storekey.age"), root_before("recipients.txt"));
+    let child = ana
+        .std_cmd()
+        .args(["recipients", "add", &bob])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The commit has begun once a value is staged; stop the writer there.
+    let secrets = ana.store.join("secrets");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let staged = || {
+        std::fs::read_dir(&secrets).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".age.pending")
+        })
+    };
+    while !staged() {
+        assert!(Instant::now() < deadline, "the change never staged a value");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        StdCommand::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Near the end of the file, past what the commit has read: the last event's author.
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    let at = text.rfind("by = \"").unwrap() + "by = \"".len();
+    text.replace_range(at..at + 1, "X");
+    let edited = text.into_bytes();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&manifest)
+            .unwrap();
+        file.seek(SeekFrom::Start(at as u64)).unwrap();
+        file.write_all(&edited[at..at + 1]).unwrap();
+    }
+    assert!(
+        StdCommand::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("changed while a transaction held the lock"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read(&manifest).unwrap(), edited);
+    assert_eq!(root_before("storekey.age"), key_before);
+    assert_eq!(root_before("recipients.txt"), recipients_before);
+    let left: Vec<String> = common::mid_write_leftovers(&ana.store)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let root_pending = std::fs::read_dir(&ana.store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".pending"))
+        .collect::<Vec<_>>();
+    assert!(root_pending.is_empty(), "left behind: {root_pending:?}");
+}

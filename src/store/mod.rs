@@ -935,9 +935,10 @@ impl Store {
         identity: &'a Identity,
         name: &mut dyn FnMut(&str),
     ) -> Result<Option<Txn<'a>>> {
-        let mut count = 0;
+        let (mut count, mut other_backend) = (0, false);
         let mut each = |credential: String, entry: manifest::Entry| {
             if entry.backend != crate::model::credential::BackendKind::Age {
+                other_backend = true;
                 return false;
             }
             count += 1;
@@ -956,9 +957,17 @@ impl Store {
             ..
         }) = streamed
         else {
+            self.note(&format!(
+                "agentcred: the whole manifest is read for this change ({})",
+                match other_backend {
+                    true => "a credential is outside the age backend",
+                    false => "it is not in agentcred's own layout, or does not verify",
+                }
+            ));
             return Ok(None);
         };
         if self.values_pending()? {
+            self.note("agentcred: the whole manifest is read for this change (an interrupted write left values pending)");
             return Ok(None);
         }
         let manifest = Manifest::assemble(&text, Default::default())?;
@@ -968,6 +977,9 @@ impl Store {
             // `begin` says what is wrong.
             return Ok(None);
         }
+        self.note(&format!(
+            "agentcred: the manifest is streamed through this change, one of its {count} credentials at a time"
+        ));
         let backends = backend::open_all(&manifest)?;
         let txn = Txn {
             store: self,
