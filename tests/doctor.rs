@@ -338,3 +338,78 @@ fn findings_are_the_same_from_a_manifest_read_in_pieces_or_whole() {
     fs::write(env.manifest_path(), older.replace('\n', "\r\n")).unwrap();
     assert_eq!(doctor(&env), rolled_back);
 }
+
+/// `doctor --reseal` of an `age`-only store streams the manifest through its commit; one
+/// that needs the whole manifest (here, a value an interrupted write left pending) takes
+/// the other path. Both must write the same bytes and name the same edits.
+#[test]
+fn the_streamed_and_the_whole_manifest_reseals_write_the_same_store() {
+    let env = healthy_store();
+    for name in ["c", "d", "e"] {
+        env.add(name, name.as_bytes());
+    }
+    env.cmd()
+        .args(["agent", "add", "bot", "--allow", "a,b"])
+        .assert()
+        .success();
+    let path = env.manifest_path();
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replacen("env = \"C\"", "env = \"SEE\"", 1)
+        .replacen("rotate_every = \"90d\"", "rotate_every = \"30d\"", 1)
+        .replacen("allow = [\"a\", \"b\"]", "allow = [\"a\", \"b\", \"e\"]", 1);
+    fs::write(&path, text).unwrap();
+    let saved = env.dir.path().join("saved");
+    fs::create_dir(&saved).unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let _ = fs::remove_dir_all(to);
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .args([from, to])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    copy(&env.store, &saved.join("store"));
+    copy(&env.home, &saved.join("home"));
+    let reseal = |stray: bool, expect: &str| {
+        if stray {
+            fs::write(env.store.join("secrets/zz.age.pending"), b"junk").unwrap();
+        }
+        let out = env
+            .cmd()
+            .args(["-v", "doctor", "--reseal", "--yes"])
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+        assert_eq!(doctor(&env).0, 0);
+        let edits: Vec<String> = (stderr.lines())
+            .filter(|l| l.starts_with("  - "))
+            .map(str::to_string)
+            .collect();
+        (fs::read(&path).unwrap(), edits)
+    };
+    let streamed = reseal(
+        false,
+        "streamed through this change, one of its 5 credentials",
+    );
+    copy(&saved.join("store"), &env.store);
+    copy(&saved.join("home"), &env.home);
+    let whole = reseal(true, "an interrupted write left values pending");
+    assert_eq!(streamed.1, whole.1);
+    assert_eq!(
+        streamed.1,
+        [
+            "  - the entry of credential c was changed outside agentcred",
+            "  - the entry of agent bot was changed outside agentcred",
+        ]
+    );
+    assert!(streamed.0 == whole.0, "the same manifest");
+    env.cmd()
+        .args(["exec", "--only", "c", "--", "printenv", "SEE"])
+        .assert()
+        .success()
+        .stdout("c\n");
+}

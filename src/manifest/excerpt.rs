@@ -68,6 +68,8 @@ pub enum Keep {
     ForWrite,
     /// All but the history (`list`).
     NoHistory,
+    /// Everything, the MAC too (`doctor --reseal` checks each entry's).
+    Whole,
     /// What handing values on needs (`exec`, `export`; `doctor`'s checks of a sealed
     /// manifest need no more): no history, description or MAC.
     /// The MAC is 80 bytes on the heap per credential, and once the seal has verified
@@ -85,7 +87,7 @@ pub fn hands_parsed(
             return Some(true);
         }
         let light = match keep {
-            Keep::ForWrite => None,
+            Keep::ForWrite | Keep::Whole => None,
             Keep::NoHistory => light::read_section(section, false),
             Keep::ForValues => light::read_section(section, true),
         };
@@ -98,13 +100,13 @@ pub fn hands_parsed(
                 if found.next().is_some() {
                     return None;
                 }
-                if keep != Keep::ForWrite {
+                if !matches!(keep, Keep::ForWrite | Keep::Whole) {
                     entry.history = Vec::new();
                 }
                 if keep == Keep::ForValues {
                     entry.description = None;
                 }
-                if keep != Keep::NoHistory {
+                if !matches!(keep, Keep::NoHistory | Keep::Whole) {
                     entry.mac = String::new();
                 }
                 (name.into_owned(), entry)
@@ -143,7 +145,8 @@ pub fn read_rest(
     key: &StoreKey,
     section: &mut dyn FnMut(&str) -> Option<bool>,
 ) -> std::io::Result<Option<(String, Header)>> {
-    read_rest_with(input, head, Some(key), section)
+    let read = read_rest_with(input, head, Some(key), section)?;
+    Ok(read.and_then(|read| read.sealed.then_some((read.text, read.header))))
 }
 
 /// [`read_rest`] without the store key, for a read that says it is unverified (no
@@ -153,7 +156,31 @@ pub fn read_rest_unverified(
     head: Head,
     section: &mut dyn FnMut(&str) -> Option<bool>,
 ) -> std::io::Result<Option<(String, Header)>> {
-    read_rest_with(input, head, None, section)
+    let read = read_rest_with(input, head, None, section)?;
+    Ok(read.map(|read| (read.text, read.header)))
+}
+
+/// What [`read_rest_tagged`] read.
+pub struct Tagged {
+    /// The header and the kept sections.
+    pub text: String,
+    pub header: Header,
+    /// The seal `key` makes over the file as read: the same file read again gives the same.
+    pub tag: String,
+    /// `tag` is the file's own seal.
+    pub sealed: bool,
+}
+
+/// [`read_rest`] that hands back a manifest whose seal does not match too, with the seal
+/// the key makes over it (`doctor --reseal`, which accepts such a manifest, reads it twice
+/// and must know the second read is of the same file).
+pub fn read_rest_tagged(
+    input: &mut impl BufRead,
+    head: Head,
+    key: &StoreKey,
+    section: &mut dyn FnMut(&str) -> Option<bool>,
+) -> std::io::Result<Option<Tagged>> {
+    read_rest_with(input, head, Some(key), section)
 }
 
 fn read_rest_with(
@@ -161,7 +188,7 @@ fn read_rest_with(
     head: Head,
     key: Option<&StoreKey>,
     section: &mut dyn FnMut(&str) -> Option<bool>,
-) -> std::io::Result<Option<(String, Header)>> {
+) -> std::io::Result<Option<Tagged>> {
     let Head {
         mut text,
         header,
@@ -237,8 +264,13 @@ fn read_rest_with(
     if begin < pending.len() && hand(&pending[begin..], &mut text).is_none() {
         return Ok(None);
     }
-    let sealed = sealer.is_none_or(|sealer| tags_equal(&seal, &sealer.finish()));
-    Ok(sealed.then_some((text, header)))
+    let tag = sealer.map(|sealer| sealer.finish()).unwrap_or_default();
+    Ok(Some(Tagged {
+        text,
+        header,
+        sealed: key.is_some() && tags_equal(&seal, &tag),
+        tag,
+    }))
 }
 
 #[cfg(test)]
@@ -394,7 +426,7 @@ mod tests {
         }
         let text = m.render(&key);
         let whole = Manifest::parse_sealed(&text).unwrap();
-        for keep in [Keep::ForWrite, Keep::NoHistory, Keep::ForValues] {
+        for keep in [Keep::Whole, Keep::ForWrite, Keep::NoHistory, Keep::ForValues] {
             let mut read = BTreeMap::new();
             let mut input = std::io::BufReader::with_capacity(64, text.as_bytes());
             let head = read_head(&mut input).unwrap().unwrap();
@@ -407,13 +439,13 @@ mod tests {
             for (name, entry) in &read {
                 let mut expected = whole.credentials[name].clone();
                 assert!(!expected.mac.is_empty() && expected.description.is_some());
-                if keep != Keep::ForWrite {
+                if !matches!(keep, Keep::ForWrite | Keep::Whole) {
                     expected.history.clear();
                 }
                 if keep == Keep::ForValues {
                     expected.description = None;
                 }
-                if keep != Keep::NoHistory {
+                if !matches!(keep, Keep::NoHistory | Keep::Whole) {
                     expected.mac = String::new();
                 }
                 assert_eq!(json(entry), json(&expected), "{keep:?} {name}");
@@ -436,5 +468,44 @@ mod tests {
             assert!(read(&changed, &key, "a").is_none(), "byte {at} changed");
         }
         assert!(read(&text.replace('\n', "\r\n"), &key, "a").is_none());
+    }
+
+    #[test]
+    fn a_tagged_read_gives_the_same_tag_for_the_same_file_and_another_for_any_change() {
+        let (text, key) = sealed_store();
+        let tagged = |text: &str| {
+            let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
+            let head = read_head(&mut input).unwrap().unwrap();
+            read_rest_tagged(&mut input, head, &key, &mut |_| Some(false))
+                .unwrap()
+                .map(|read| (read.tag, read.sealed))
+        };
+        let (tag, sealed) = tagged(&text).unwrap();
+        assert!(sealed);
+        assert_eq!(tagged(&text), Some((tag.clone(), true)));
+        // One byte anywhere after the seal line: another tag, not sealed, still read.
+        let seal_end = text.find(SEAL_PREFIX).unwrap();
+        let seal_end = seal_end + text[seal_end..].find('\n').unwrap();
+        for at in [seal_end + 2, text.len() / 2, text.len() - 3] {
+            let mut bytes = text.clone().into_bytes();
+            if !bytes[at].is_ascii_alphanumeric() {
+                continue;
+            }
+            bytes[at] = if bytes[at] == b'x' { b'y' } else { b'x' };
+            let changed = String::from_utf8(bytes).unwrap();
+            if let Some((other, sealed)) = tagged(&changed) {
+                assert_ne!(other, tag, "byte {at}");
+                assert!(!sealed, "byte {at}");
+            }
+        }
+        // An untagged read of a file whose seal does not match gives nothing.
+        let mut input = std::io::BufReader::with_capacity(16, text.as_bytes());
+        let head = read_head(&mut input).unwrap().unwrap();
+        let other_key = StoreKey::generate().unwrap();
+        assert!(
+            read_rest(&mut input, head, &other_key, &mut |_| Some(false))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -33,7 +33,7 @@ use crate::util::output::escape;
 
 use fastpath::starts_section;
 pub use fastpath::{find_agent, find_defaults, find_entry, find_vault, header, table_names};
-pub use render::{hand_edits, normalize_line_ends, seal_ok};
+pub use render::{entry_hand_edit, hand_edits, normalize_line_ends, seal_ok};
 pub use sorted::SortedMap;
 
 pub const FILE_NAME: &str = "agentcred.toml";

@@ -401,37 +401,41 @@ fn diagnose(manifest: &Manifest, key: &StoreKey) -> Error {
 /// Every credential and agent entry whose MAC does not match: what a hand edit changed
 /// or added. (What it removed, or changed outside the entries, leaves no trace here.)
 pub fn hand_edits(manifest: &Manifest, key: &StoreKey) -> Vec<String> {
-    let mut edits = Vec::new();
-    let mut check = |what: &str, name: &str, mac_empty: bool, ok: bool| {
-        if mac_empty {
-            edits.push(format!(
-                "{what} {} was added outside agentcred",
-                escape(name)
-            ));
-        } else if !ok {
-            edits.push(format!(
-                "the entry of {what} {} was changed outside agentcred",
-                escape(name)
-            ));
-        }
-    };
-    for (name, entry) in &manifest.credentials {
-        check(
-            "credential",
-            name,
-            entry.mac.is_empty(),
-            entry.mac_ok(key, &manifest.store_id, name),
-        );
+    let store_id = &manifest.store_id;
+    let credentials = (manifest.credentials.iter())
+        .filter_map(|(name, entry)| entry_hand_edit(key, store_id, name, entry));
+    let agents = manifest.agents.iter().filter_map(|(name, agent)| {
+        let ok = agent.mac_ok(key, store_id, name);
+        hand_edit("agent", name, agent.mac.is_empty(), ok)
+    });
+    credentials.chain(agents).collect()
+}
+
+/// What [`hand_edits`] says of one credential's entry (read with its MAC), if anything.
+pub fn entry_hand_edit(
+    key: &StoreKey,
+    store_id: &str,
+    name: &str,
+    entry: &Entry,
+) -> Option<String> {
+    let ok = entry.mac_ok(key, store_id, name);
+    hand_edit("credential", name, entry.mac.is_empty(), ok)
+}
+
+fn hand_edit(what: &str, name: &str, mac_empty: bool, ok: bool) -> Option<String> {
+    if mac_empty {
+        Some(format!(
+            "{what} {} was added outside agentcred",
+            escape(name)
+        ))
+    } else if !ok {
+        Some(format!(
+            "the entry of {what} {} was changed outside agentcred",
+            escape(name)
+        ))
+    } else {
+        None
     }
-    for (name, agent) in &manifest.agents {
-        check(
-            "agent",
-            name,
-            agent.mac.is_empty(),
-            agent.mac_ok(key, &manifest.store_id, name),
-        );
-    }
-    edits
 }
 
 /// CRLF to LF (a Windows checkout of a git-shared store); a lone CR is refused, since no

@@ -838,6 +838,9 @@ impl Store {
     /// `doctor --reseal`: nothing is verified but that it parses and the store key opens.
     /// Returns what the edit changed, for the caller to show and confirm before committing.
     pub fn begin_reseal<'a>(&'a self, identity: &'a Identity) -> Result<(Txn<'a>, Reseal)> {
+        if let Some(begun) = self.begin_reseal_streamed(identity)? {
+            return Ok(begun);
+        }
         let (txn, reseal) = self.begin_with(identity, true)?;
         Ok((txn, reseal.unwrap_or_default()))
     }
@@ -935,52 +938,119 @@ impl Store {
         identity: &'a Identity,
         name: &mut dyn FnMut(&str),
     ) -> Result<Option<Txn<'a>>> {
-        let (mut count, mut other_backend) = (0, false);
+        let begun = self.begin_streamed_with(identity, false, name)?;
+        Ok(begun.map(|(txn, _)| txn))
+    }
+
+    /// [`Store::begin_streamed`] for `doctor --reseal`: the seal need not match, each entry
+    /// is checked against its MAC as it goes by, and the commit's second read must find
+    /// the same file (the seal the key makes over it, not the one in it).
+    fn begin_reseal_streamed<'a>(
+        &'a self,
+        identity: &'a Identity,
+    ) -> Result<Option<(Txn<'a>, Reseal)>> {
+        let begun = self.begin_streamed_with(identity, true, &mut |_| {})?;
+        Ok(begun.and_then(|(txn, reseal)| Some((txn, reseal?))))
+    }
+
+    fn begin_streamed_with<'a>(
+        &'a self,
+        identity: &'a Identity,
+        reseal: bool,
+        name: &mut dyn FnMut(&str),
+    ) -> Result<Option<(Txn<'a>, Option<Reseal>)>> {
+        let whole = |why: &str| {
+            self.note(&format!(
+                "agentcred: the whole manifest is read for this change ({why})"
+            ));
+            Ok(None)
+        };
+        let Some((lock, mut input, head)) = self.open_streamed(Locking::Exclusive)? else {
+            return whole("it is not in agentcred's own layout");
+        };
+        let store_id = head.header.store_id.clone();
+        let Ok(Some(key_file)) = self.read_key_file(identity, &store_id, STORE_KEY) else {
+            return whole("its store key does not open");
+        };
+        if self.root.join(PENDING_STORE_KEY).exists() || self.root.join(PENDING_RECIPIENTS).exists()
+        {
+            return whole("a recipients change is not finished");
+        }
+        let key = &key_file.key;
+        let (mut count, mut last, mut edits) = (0, String::new(), Vec::new());
+        let mut why = "it is not in agentcred's own layout, or does not verify";
         let mut each = |credential: String, entry: manifest::Entry| {
             if entry.backend != crate::model::credential::BackendKind::Age {
-                other_backend = true;
+                why = "a credential is outside the age backend";
                 return false;
+            }
+            // Written again in the order read: only a file in name order, each name once.
+            if count > 0 && credential <= last {
+                why = "its credentials are out of order";
+                return false;
+            }
+            if reseal {
+                edits.extend(manifest::entry_hand_edit(
+                    key,
+                    &store_id,
+                    &credential,
+                    &entry,
+                ));
             }
             count += 1;
             name(&credential);
+            last = credential;
             true
         };
-        let streamed = {
-            let mut section = manifest::excerpt::hands_parsed(Keep::ForValues, &mut each);
-            let refuse = Rollback::Refuse("write over");
-            self.stream_manifest_with(identity, Locking::Exclusive, refuse, &mut section)?
+        let read = {
+            let keep = if reseal { Keep::Whole } else { Keep::ForValues };
+            let mut section = manifest::excerpt::hands_parsed(keep, &mut each);
+            manifest::excerpt::read_rest_tagged(&mut input, head, key, &mut section)
         };
-        let Some(Streamed {
-            lock,
-            key_file: StoreKeyFile { key, previous },
-            text,
-            ..
-        }) = streamed
-        else {
-            self.note(&format!(
-                "agentcred: the whole manifest is read for this change ({})",
-                match other_backend {
-                    true => "a credential is outside the age backend",
-                    false => "it is not in agentcred's own layout, or does not verify",
-                }
-            ));
-            return Ok(None);
+        drop(input);
+        let read = match read {
+            Ok(Some(read)) if read.sealed || reseal => read,
+            _ => return whole(why),
         };
+        state::check_store_key(
+            &self.root,
+            &read.header.store_id,
+            &key.fingerprint(),
+            &key_file.previous_fingerprints(),
+            &*self.say,
+        )?;
+        let rollback = match reseal {
+            true => Rollback::Warn,
+            false => Rollback::Refuse("write over"),
+        };
+        self.check_rollback(&read.header, rollback)?;
         if self.values_pending()? {
-            self.note("agentcred: the whole manifest is read for this change (an interrupted write left values pending)");
-            return Ok(None);
+            return whole("an interrupted write left values pending");
         }
-        let manifest = Manifest::assemble(&text, Default::default())?;
-        self.roll_forward_root(&manifest.recipients_sha256)?;
+        let mut manifest = Manifest::assemble(&read.text, Default::default())?;
         let recipients_file = self.recipients()?;
-        if recipients_file.sha256 != manifest.recipients_sha256 {
-            // `begin` says what is wrong.
-            return Ok(None);
+        let recipients_changed = recipients_file.sha256 != manifest.recipients_sha256;
+        if recipients_changed {
+            if !reseal {
+                // `begin` says what is wrong.
+                return Ok(None);
+            }
+            manifest.recipients_sha256 = recipients_file.sha256.clone();
         }
+        let changes = reseal.then(|| {
+            // The agents' entries (the credentials' were checked as they went by).
+            edits.extend(manifest::hand_edits(&manifest, key));
+            Reseal {
+                seal_matched: read.sealed,
+                edits,
+                recipients_changed,
+            }
+        });
         self.note(&format!(
             "agentcred: the manifest is streamed through this change, one of its {count} credentials at a time"
         ));
         let backends = backend::open_all(&manifest)?;
+        let StoreKeyFile { key, previous } = key_file;
         let txn = Txn {
             store: self,
             identity,
@@ -994,11 +1064,11 @@ impl Store {
             staged_root: Vec::new(),
             removed: Vec::new(),
             committed: false,
-            streamed: Some(txn::StreamPlan::over(count)),
+            streamed: Some(txn::StreamPlan::over(count, reseal.then_some(read.tag))),
         };
         // Nothing is pending: this drops what a killed writer's temporary files left.
         txn.roll_forward()?;
-        Ok(Some(txn))
+        Ok(Some((txn, changes)))
     }
 
     /// Whether `secrets/` holds a value staged by a writer that was killed.

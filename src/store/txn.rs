@@ -62,6 +62,10 @@ pub(super) struct StreamPlan {
     /// the one the values are tagged with when the store key was replaced.
     rewrite: Option<Option<StoreKey>>,
     marks: Vec<Mark>,
+    /// The seal the store key made over the committed manifest when it was first read, for
+    /// one whose own seal does not match (`doctor --reseal`): the commit's read must give
+    /// it again. `None`: the file's seal must match.
+    tag: Option<String>,
 }
 
 /// A mark made on every entry of the backends `which` picks (see [`Txn::mark_every`]).
@@ -539,14 +543,18 @@ impl Txn<'_> {
         };
         let read = {
             let mut section = manifest::excerpt::hands_parsed(Keep::ForWrite, &mut each);
-            manifest::excerpt::read_rest(&mut input, head, seal_key, &mut section)
+            manifest::excerpt::read_rest_tagged(&mut input, head, seal_key, &mut section)
         };
         if let Some(e) = put_failed {
             return Err(e);
         }
-        match read? {
-            Some(_) => Ok(()),
-            None => Err(stop(failure, changed())),
+        let same = read?.is_some_and(|read| match &plan.tag {
+            None => read.sealed,
+            Some(tag) => integrity::tags_equal(tag, &read.tag),
+        });
+        match same {
+            true => Ok(()),
+            false => Err(stop(failure, changed())),
         }
     }
 
@@ -578,11 +586,12 @@ impl Txn<'_> {
 
 impl StreamPlan {
     /// The plan of a transaction over `count` credentials that changes nothing yet.
-    pub(super) fn over(count: usize) -> StreamPlan {
+    pub(super) fn over(count: usize, tag: Option<String>) -> StreamPlan {
         StreamPlan {
             count,
             rewrite: None,
             marks: Vec::new(),
+            tag,
         }
     }
 }
