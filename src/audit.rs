@@ -362,7 +362,9 @@ fn last_line(file: &File, len: u64) -> io::Result<Last> {
     let end = if torn { len } else { len - 1 };
     // Scan back from the end for the newline before the last line.
     let mut start = end;
-    let mut chunk = vec![0u8; 8192];
+    // No more than the log holds: a buffer is zeroed before it is read into, and each
+    // page of it zeroed is a page fault of every command's start.
+    let mut chunk = vec![0u8; 8192.min(end as usize).max(1)];
     'scan: while start > 0 {
         let size = chunk.len().min(start as usize);
         let from = start - size as u64;
@@ -383,7 +385,10 @@ fn last_line(file: &File, len: u64) -> io::Result<Last> {
         end,
         hasher: Sha256::new(),
     };
-    let mut reader = BufReader::with_capacity(64 * 1024, &mut hashed);
+    // Sized to the line (usually a few hundred bytes), up to 64 KiB: the reader zeroes
+    // its whole buffer at its first read, 16 page faults for 64 KiB.
+    let line = usize::try_from(end - start).unwrap_or(usize::MAX);
+    let mut reader = BufReader::with_capacity(line.clamp(1, 64 * 1024), &mut hashed);
     let parsed = serde_json::from_reader::<_, Event<Names>>(&mut reader);
     // What the parser did not read (a damaged line stops it early) is hashed too.
     io::copy(&mut reader, &mut io::sink())?;
