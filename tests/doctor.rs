@@ -413,3 +413,83 @@ fn the_streamed_and_the_whole_manifest_reseals_write_the_same_store() {
         .success()
         .stdout("c\n");
 }
+
+/// What the streamed reseal cannot take as it is goes to the whole-manifest path, which
+/// keeps or refuses it as before: a credential's table written another valid way is kept,
+/// a name agentcred does not write is refused with the store unchanged.
+#[test]
+fn a_reseal_of_edits_outside_agentcreds_layout_loses_nothing() {
+    let env = healthy_store();
+    let path = env.manifest_path();
+    let text =
+        fs::read_to_string(&path)
+            .unwrap()
+            .replacen("[credentials.b]", "[ credentials.b ]", 1);
+    fs::write(&path, text).unwrap();
+    let out = env
+        .cmd()
+        .args(["-v", "doctor", "--reseal", "--yes"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("the whole manifest is read"));
+    assert_eq!(env.get("b"), b"2");
+    assert_eq!(doctor(&env).0, 0);
+
+    for name in ["A_X", "\"Bad Name\""] {
+        let env = healthy_store();
+        let text = fs::read_to_string(env.manifest_path())
+            .unwrap()
+            .replace("[credentials.a]", &format!("[credentials.{name}]"))
+            .replace(
+                "[[credentials.a.history]]",
+                &format!("[[credentials.{name}.history]]"),
+            );
+        fs::write(env.manifest_path(), &text).unwrap();
+        let before = env.snapshot();
+        let out = env
+            .cmd()
+            .args(["doctor", "--reseal", "--yes"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6), "{name}: {}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("invalid credential name"),
+            "{name}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(env.snapshot(), before, "{name}");
+    }
+}
+
+/// A reseal changes no value: the value cache stays, and the next `exec` reads from it.
+#[test]
+fn a_reseal_keeps_the_value_cache() {
+    let env = healthy_store();
+    env.cmd().args(["exec", "--", "true"]).assert().success();
+    let cache = env.store.join("cache/values");
+    let cached = fs::read(&cache).unwrap();
+    let path = env.manifest_path();
+    let text = fs::read_to_string(&path).unwrap().replacen(
+        "rotate_every = \"90d\"",
+        "rotate_every = \"30d\"",
+        1,
+    );
+    fs::write(&path, text).unwrap();
+    env.cmd()
+        .args(["doctor", "--reseal", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(&cache).unwrap(), cached);
+    let out = env
+        .cmd()
+        .args(["-v", "exec", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("2 of 2 age values from the cache"),
+        "{}",
+        stderr_of(&out)
+    );
+}

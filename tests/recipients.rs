@@ -1135,3 +1135,41 @@ fn a_manifest_changed_under_a_streamed_change_fails_it_and_nothing_is_left() {
         .collect::<Vec<_>>();
     assert!(root_pending.is_empty(), "left behind: {root_pending:?}");
 }
+
+/// A change that fails on a value it cannot read records that failure, not success: the
+/// streamed commit reads the values after `change_recipients`, and the audit event is
+/// written once they are all read.
+#[test]
+fn a_change_refused_for_a_damaged_value_is_not_audited_as_done() {
+    for stray in [false, true] {
+        let ana = TestEnv::init();
+        ana.add("a", b"1");
+        ana.add("b", b"2");
+        std::fs::write(ana.secret_file("b"), b"garbage").unwrap();
+        if stray {
+            // The whole-manifest path.
+            std::fs::write(ana.store.join("secrets/zz.age.pending"), b"junk").unwrap();
+        }
+        let before = ana.snapshot();
+        let bob = member().recipient();
+        let out = ana
+            .cmd()
+            .args(["recipients", "add", &bob])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", stderr_of(&out));
+        let log = std::fs::read_to_string(ana.store.join("audit.jsonl")).unwrap();
+        let events: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("recipients-add"))
+            .collect();
+        assert_eq!(events.len(), 1, "stray {stray}: {events:?}");
+        assert!(
+            !events[0].contains("\"outcome\":\"ok\""),
+            "stray {stray}: {events:?}"
+        );
+        if !stray {
+            assert_eq!(ana.snapshot(), before);
+        }
+    }
+}

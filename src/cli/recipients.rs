@@ -231,8 +231,10 @@ impl AddArgs {
         );
         let mut progress = Progress::new();
         txn.change_recipients(&text, false, &mut |done, total| progress.show(done, total))?;
-        ctx.audit.ok()?;
-        txn.commit_with(&mut |done, total| progress.show(done, total))?;
+        // The event once every value was read: a streamed commit reads them as it goes.
+        txn.commit_with(&mut |done, total| progress.show(done, total), &mut || {
+            ctx.audit.ok()
+        })?;
         progress.finish();
         let reencrypted = reencrypted.len();
         eprintln!(
@@ -286,8 +288,10 @@ impl RmArgs {
             .values()
             .any(|e| e.backend == BackendKind::Vault);
         let fingerprint = txn.key_fingerprint();
-        ctx.audit.ok()?;
-        txn.commit_with(&mut |done, total| progress.show(done, total))?;
+        // The event once every value was read: a streamed commit reads them as it goes.
+        txn.commit_with(&mut |done, total| progress.show(done, total), &mut || {
+            ctx.audit.ok()
+        })?;
         progress.finish();
         let exposed: Vec<&str> = exposed.iter().collect();
         let mut err = std::io::stderr().lock();

@@ -426,7 +426,12 @@ mod tests {
         }
         let text = m.render(&key);
         let whole = Manifest::parse_sealed(&text).unwrap();
-        for keep in [Keep::Whole, Keep::ForWrite, Keep::NoHistory, Keep::ForValues] {
+        for keep in [
+            Keep::Whole,
+            Keep::ForWrite,
+            Keep::NoHistory,
+            Keep::ForValues,
+        ] {
             let mut read = BTreeMap::new();
             let mut input = std::io::BufReader::with_capacity(64, text.as_bytes());
             let head = read_head(&mut input).unwrap().unwrap();

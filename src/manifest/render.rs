@@ -171,6 +171,14 @@ impl Manifest {
     /// checked with, and those credentials (with or without history, as they were read).
     pub fn assemble(text: &str, credentials: BTreeMap<String, Entry>) -> Result<Manifest> {
         let mut manifest = Self::parse_sealed_with(text, false)?;
+        // A credential in a section the streamed read did not take for one (`[ credentials.b ]`,
+        // a `[credentials]` table): the whole-file read must see it, not lose it here.
+        if !manifest.credentials.is_empty() {
+            return Err(Error::integrity(
+                FILE_NAME,
+                "a credential's table is not in agentcred's own layout",
+            ));
+        }
         manifest.credentials = credentials;
         manifest.validate()?;
         Ok(manifest)

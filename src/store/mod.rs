@@ -798,7 +798,10 @@ impl Store {
         else {
             return Ok(None);
         };
-        let manifest = Manifest::assemble(&text, credentials.finish())?;
+        // Anything `assemble` refuses, the whole-file read explains (or reads).
+        let Ok(manifest) = Manifest::assemble(&text, credentials.finish()) else {
+            return Ok(None);
+        };
         self.check_rollback(&header, rollback)?;
         Ok(Some((lock, key_file, manifest)))
     }
@@ -984,6 +987,10 @@ impl Store {
                 why = "a credential is outside the age backend";
                 return false;
             }
+            if !CredentialName::validate_stored(&credential) {
+                why = "a credential's name is not one agentcred writes";
+                return false;
+            }
             // Written again in the order read: only a file in name order, each name once.
             if count > 0 && credential <= last {
                 why = "its credentials are out of order";
@@ -1019,24 +1026,30 @@ impl Store {
             &key_file.previous_fingerprints(),
             &*self.say,
         )?;
-        let rollback = match reseal {
-            true => Rollback::Warn,
-            false => Rollback::Refuse("write over"),
-        };
-        self.check_rollback(&read.header, rollback)?;
         if self.values_pending()? {
             return whole("an interrupted write left values pending");
         }
-        let mut manifest = Manifest::assemble(&read.text, Default::default())?;
+        let Ok(mut manifest) = Manifest::assemble(&read.text, Default::default()) else {
+            return whole("it is not in agentcred's own layout");
+        };
         let recipients_file = self.recipients()?;
         let recipients_changed = recipients_file.sha256 != manifest.recipients_sha256;
         if recipients_changed {
             if !reseal {
                 // `begin` says what is wrong.
-                return Ok(None);
+                return whole("recipients.txt does not match it");
             }
             manifest.recipients_sha256 = recipients_file.sha256.clone();
         }
+        // Only once nothing sends this change to `begin`, which would say it again.
+        let rollback = match reseal {
+            true => Rollback::Warn,
+            false => Rollback::Refuse("write over"),
+        };
+        self.check_rollback(&read.header, rollback)?;
+        // Nothing is pending here (checked above): this drops a killed writer's temporary
+        // files in the store's root.
+        self.roll_forward_root(&manifest.recipients_sha256)?;
         let changes = reseal.then(|| {
             // The agents' entries (the credentials' were checked as they went by).
             edits.extend(manifest::hand_edits(&manifest, key));
@@ -1064,9 +1077,9 @@ impl Store {
             staged_root: Vec::new(),
             removed: Vec::new(),
             committed: false,
-            streamed: Some(txn::StreamPlan::over(count, reseal.then_some(read.tag))),
+            streamed: Some(txn::StreamPlan::over(count, read.tag, !reseal)),
         };
-        // Nothing is pending: this drops what a killed writer's temporary files left.
+        // Nothing is pending: this drops the temporary files a killed writer left.
         txn.roll_forward()?;
         Ok(Some((txn, changes)))
     }

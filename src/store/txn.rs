@@ -62,10 +62,12 @@ pub(super) struct StreamPlan {
     /// the one the values are tagged with when the store key was replaced.
     rewrite: Option<Option<StoreKey>>,
     marks: Vec<Mark>,
-    /// The seal the store key made over the committed manifest when it was first read, for
-    /// one whose own seal does not match (`doctor --reseal`): the commit's read must give
-    /// it again. `None`: the file's seal must match.
-    tag: Option<String>,
+    /// The seal the store key made over the committed manifest when it was first read: the
+    /// commit's read must give it again, so that it reads the same file (not another one
+    /// sealed under the same key, or this one edited meanwhile).
+    tag: String,
+    /// The file's own seal must match too (all but `doctor --reseal`).
+    sealed: bool,
 }
 
 /// A mark made on every entry of the backends `which` picks (see [`Txn::mark_every`]).
@@ -346,14 +348,20 @@ impl Txn<'_> {
     /// Write the new manifest (the commit point), then move staged files into place and
     /// delete what the new manifest no longer names.
     pub fn commit(self) -> Result<()> {
-        self.commit_with(&mut |_, _| {})
+        self.commit_with(&mut |_, _| {}, &mut || Ok(()))
     }
 
     /// [`Txn::commit`]; `progress` hears (done, total) after each credential that a
-    /// streamed commit (see [`Store::begin_streamed`]) writes.
-    pub fn commit_with(mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<()> {
+    /// streamed commit (see [`Store::begin_streamed`]) writes, and `ready` is called once
+    /// all is staged, just before the commit point: its error stops the commit (the audit
+    /// event is written there, after a streamed commit has read every value).
+    pub fn commit_with(
+        mut self,
+        progress: &mut dyn FnMut(usize, usize),
+        ready: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
         if let Some(plan) = self.streamed.take() {
-            return self.commit_streamed(plan, progress);
+            return self.commit_streamed(plan, progress, ready);
         }
         self.check_staged_backends()?;
         let err = |e| self.store.io_err("commit", e);
@@ -369,13 +377,18 @@ impl Txn<'_> {
         for backend in &mut self.backends {
             backend.before_commit(&ctx, &mut self.manifest)?;
         }
+        ready()?;
         self.manifest.generation += 1;
         let (manifest, key) = (&mut self.manifest, &self.key);
-        util::fs::write_atomic_with(self.store.root(), manifest::FILE_NAME, |out| {
-            manifest.render_into(key, out)
-        })
-        .map_err(err)?;
+        let root = self.store.root();
+        let temp =
+            util::fs::write_temp_with(root, |out| manifest.render_into(key, out)).map_err(err)?;
+        temp.persist(root.join(manifest::FILE_NAME))
+            .map_err(|e| err(e.error))?;
+        // Committed from here on, even if making the rename durable fails: what is staged
+        // now belongs to the manifest in place, and is not to be undone.
         self.committed = true;
+        util::fs::sync_dir(root).map_err(err)?;
 
         let touched: BTreeSet<CredentialName> = self
             .backends
@@ -393,12 +406,13 @@ impl Txn<'_> {
             self.store.say(&format!("warning: {warning}"));
         }
         finished?;
-        self.after_commit()
+        self.after_commit(false)
     }
 
     /// What follows the commit of the manifest and the backends' values: the files in the
-    /// store's root, the memory of the key and generation, the value cache.
-    fn after_commit(&self) -> Result<()> {
+    /// store's root, the memory of the key and generation, the value cache. `streamed`:
+    /// the commit read the entries from the file and `self` holds none of them.
+    fn after_commit(&self, streamed: bool) -> Result<()> {
         let err = |e| self.store.io_err("commit", e);
         // The store key before recipients.txt: `roll_forward_root` relies on this order.
         for (pending, target) in &self.staged_root {
@@ -409,10 +423,12 @@ impl Txn<'_> {
         }
         // The value cache: a recipients change removes it (every file was encrypted again,
         // and `rm` replaced the key); any other commit drops the records it made stale.
-        let cache = if self.staged_root.is_empty() {
-            value_cache::prune(self.store.root(), &self.manifest)
-        } else {
-            value_cache::remove(self.store.root()).map(|_| ())
+        let cache = match (self.staged_root.is_empty(), streamed) {
+            (true, false) => value_cache::prune(self.store.root(), &self.manifest),
+            // No value changed (`doctor --reseal`): nothing in the cache is stale, and
+            // `self` has no entries to keep its records by.
+            (true, true) => Ok(()),
+            (false, _) => value_cache::remove(self.store.root()).map(|_| ()),
         };
         if let Err(e) = cache {
             self.store.note(&format!(
@@ -436,6 +452,7 @@ impl Txn<'_> {
         mut self,
         plan: StreamPlan,
         progress: &mut dyn FnMut(usize, usize),
+        ready: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         let store = self.store;
         let err = |e| store.io_err("commit", e);
@@ -459,25 +476,27 @@ impl Txn<'_> {
         let mut manifest = std::mem::replace(&mut self.manifest, stand_in);
         manifest.generation += 1;
         let mut failure = None;
-        let written = util::fs::write_atomic_with(store.root(), manifest::FILE_NAME, |out| {
+        let written = util::fs::write_temp_with(store.root(), |out| {
             manifest.render_streamed(&key, out, &mut |put| {
                 self.stream_entries(&plan, &seal_key, generation, put, progress, &mut failure)
             })?;
             // Every value staged is on disk before the manifest that names it.
             let ctx = store.backend_ctx(self.identity, &key, &manifest.store_id, &self.recipients);
-            for backend in &mut self.backends {
-                if let Err(e) = backend.before_commit(&ctx, &mut manifest) {
-                    failure = Some(e);
-                    return Err(io::Error::other("a backend refused the commit"));
-                }
-            }
-            Ok(())
+            let staged = (self.backends.iter_mut())
+                .try_for_each(|backend| backend.before_commit(&ctx, &mut manifest))
+                .and_then(|()| ready());
+            staged.map_err(|e| {
+                failure = Some(e);
+                io::Error::other("the commit stopped")
+            })
         });
         self.manifest = manifest;
-        if let Err(e) = written {
-            return Err(failure.unwrap_or_else(|| err(e)));
-        }
+        let temp = written.map_err(|e| failure.take().unwrap_or_else(|| err(e)))?;
+        temp.persist(store.root().join(manifest::FILE_NAME))
+            .map_err(|e| err(e.error))?;
+        // Committed from here on (see `commit_with`).
         self.committed = true;
+        util::fs::sync_dir(store.root()).map_err(err)?;
         let ctx = self.store.backend_ctx(
             self.identity,
             &self.key,
@@ -489,7 +508,7 @@ impl Txn<'_> {
             finished = finished.and_then(|()| backend.finish_in_place(&ctx));
         }
         finished?;
-        self.after_commit()
+        self.after_commit(true)
     }
 
     /// Hand each credential of the committed manifest to `put`, as the commit of `plan`
@@ -526,14 +545,16 @@ impl Txn<'_> {
         let mut done = 0;
         let mut put_failed = None;
         let mut each = |name: String, mut entry: Entry| {
-            let changed_entry = CredentialName::parse(&name)
-                .map_err(|_| changed())
-                .and_then(|name| self.change_entry(plan, &name, &mut entry));
-            if let Err(e) = changed_entry {
+            // `begin_streamed` took only names valid as stored.
+            let Some(name) = CredentialName::stored(name) else {
+                failure.get_or_insert_with(changed);
+                return false;
+            };
+            if let Err(e) = self.change_entry(plan, &name, &mut entry) {
                 failure.get_or_insert(e);
                 return false;
             }
-            if let Err(e) = put(&name, entry) {
+            if let Err(e) = put(name.as_str(), entry) {
                 put_failed = Some(e);
                 return false;
             }
@@ -548,9 +569,8 @@ impl Txn<'_> {
         if let Some(e) = put_failed {
             return Err(e);
         }
-        let same = read?.is_some_and(|read| match &plan.tag {
-            None => read.sealed,
-            Some(tag) => integrity::tags_equal(tag, &read.tag),
+        let same = read?.is_some_and(|read| {
+            integrity::tags_equal(&plan.tag, &read.tag) && (read.sealed || !plan.sealed)
         });
         match same {
             true => Ok(()),
@@ -586,12 +606,13 @@ impl Txn<'_> {
 
 impl StreamPlan {
     /// The plan of a transaction over `count` credentials that changes nothing yet.
-    pub(super) fn over(count: usize, tag: Option<String>) -> StreamPlan {
+    pub(super) fn over(count: usize, tag: String, sealed: bool) -> StreamPlan {
         StreamPlan {
             count,
             rewrite: None,
             marks: Vec::new(),
             tag,
+            sealed,
         }
     }
 }
