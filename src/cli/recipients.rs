@@ -254,16 +254,25 @@ impl RmArgs {
         let identity = ctx.identity()?;
         // Find what to do and ask first, holding no lock.
         let (removed, exposed) = {
-            // Each entry read in pieces, without its history: only the count is needed.
-            let reader = store.reader_of_values(identity)?;
-            let file = reader.recipients()?;
+            // Only the count is needed: each entry counted as the manifest is read in
+            // pieces, none held (the reader of every value held 2.5 MB for 10,000).
+            let mut exposed = 0;
+            let mut count = |_: String, entry: crate::manifest::Entry| {
+                exposed += usize::from(exposed_by(entry.backend));
+                true
+            };
+            let file = match store.each_entry(Some(identity), &mut count)? {
+                Some(manifest) => store.verified_recipients(&manifest.recipients_sha256)?,
+                None => {
+                    let reader = store.reader_of_values(identity)?;
+                    exposed = (reader.every_credential()?.iter())
+                        .filter(|(_, entry, _)| exposed_by(entry.backend))
+                        .count();
+                    reader.recipients()?
+                }
+            };
             let removed = find(&file, &self.recipient)?;
             check_removable(&file, &removed, identity, self.force)?;
-            let exposed = reader
-                .every_credential()?
-                .iter()
-                .filter(|(_, entry, _)| exposed_by(entry.backend))
-                .count();
             (removed, exposed)
         };
         let mark_due = self.mark_due(ctx, &removed, exposed)?;

@@ -399,6 +399,19 @@ impl Store {
 
     /// The recipients a manifest committed to (its `recipients_sha256`): `recipients.txt`,
     /// or the pending file a writer killed after its commit left, if that is the one.
+    /// The recipients file a verified manifest names by `recipients_sha256`; another one
+    /// is an integrity error.
+    pub fn verified_recipients(&self, recipients_sha256: &str) -> Result<RecipientsFile> {
+        let file = self.committed_recipients(recipients_sha256)?;
+        if file.sha256 != recipients_sha256 {
+            return Err(Error::integrity(
+                RECIPIENTS,
+                "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
+            ));
+        }
+        Ok(file)
+    }
+
     pub fn committed_recipients(&self, recipients_sha256: &str) -> Result<RecipientsFile> {
         let current = self.recipients();
         if matches!(&current, Ok(file) if file.sha256 == recipients_sha256) {
