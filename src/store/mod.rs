@@ -397,10 +397,8 @@ impl Store {
             .ok_or_else(|| Error::integrity(RECIPIENTS, "it is missing"))
     }
 
-    /// The recipients a manifest committed to (its `recipients_sha256`): `recipients.txt`,
-    /// or the pending file a writer killed after its commit left, if that is the one.
-    /// The recipients file a verified manifest names by `recipients_sha256`; another one
-    /// is an integrity error.
+    /// The recipients file a verified manifest names by `recipients_sha256` (see
+    /// [`Store::committed_recipients`]); another one is an integrity error.
     pub fn verified_recipients(&self, recipients_sha256: &str) -> Result<RecipientsFile> {
         let file = self.committed_recipients(recipients_sha256)?;
         if file.sha256 != recipients_sha256 {
@@ -412,6 +410,8 @@ impl Store {
         Ok(file)
     }
 
+    /// The recipients a manifest committed to (its `recipients_sha256`): `recipients.txt`,
+    /// or the pending file a writer killed after its commit left, if that is the one.
     pub fn committed_recipients(&self, recipients_sha256: &str) -> Result<RecipientsFile> {
         let current = self.recipients();
         if matches!(&current, Ok(file) if file.sha256 == recipients_sha256) {
@@ -942,8 +942,8 @@ impl Store {
     /// manifest is read and checked a section at a time, as [`Store::begin`] reads it, and
     /// its commit reads it again, changing each entry on its way to the new manifest (see
     /// [`Txn::change_recipients`], [`Txn::mark_every`]). A recipients change of 10,000
-    /// credentials held every entry, with its history, and each staged name: 12.5 MB at its
-    /// peak. `name` hears the name of each credential as it is read.
+    /// credentials held every entry, with its history, and each staged name: 11 to 13 MB at
+    /// its peak. `name` hears the name of each credential as it is read.
     ///
     /// `None` (and `name`'s names are to be forgotten) when the store is not fit for it:
     /// a manifest outside the canonical layout, a credential outside the `age` backend
@@ -1032,13 +1032,6 @@ impl Store {
             Ok(Some(read)) if read.sealed || reseal => read,
             _ => return whole(why),
         };
-        state::check_store_key(
-            &self.root,
-            &read.header.store_id,
-            &key.fingerprint(),
-            &key_file.previous_fingerprints(),
-            &*self.say,
-        )?;
         if self.values_pending()? {
             return whole("an interrupted write left values pending");
         }
@@ -1055,6 +1048,13 @@ impl Store {
             manifest.recipients_sha256 = recipients_file.sha256.clone();
         }
         // Only once nothing sends this change to `begin`, which would say it again.
+        state::check_store_key(
+            &self.root,
+            &read.header.store_id,
+            &key.fingerprint(),
+            &key_file.previous_fingerprints(),
+            &*self.say,
+        )?;
         let rollback = match reseal {
             true => Rollback::Warn,
             false => Rollback::Refuse("write over"),
