@@ -222,7 +222,9 @@ impl Command {
 /// Whether parsing `args` may print every subcommand's summary (help, or no known
 /// subcommand: clap then prints the help that lists them), so that clap's tree must be
 /// built whole; otherwise only the parsed subcommand's arguments are added
-/// ([`lazy::Lazy`]). Unsure means yes: the whole tree is only slower.
+/// ([`lazy::Lazy`]). Unsure means yes: the whole tree is only slower. So does a global
+/// option or the version flag after the subcommand (see [`parse`]); with a short flag
+/// holding a `v` or `V` anywhere, to be sure of `-qv`.
 fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
     let mut rest = args.iter().skip(1);
     let first = loop {
@@ -237,10 +239,15 @@ fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
             _ => return true,
         }
     };
+    let global = |a: &str| {
+        matches!(a, "--store" | "--no-input" | "--verbose" | "--version")
+            || a.starts_with("--store=")
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains(['v', 'V']))
+    };
     !Command::has_subcommand(first)
         || rest
             .take_while(|a| *a != "--")
-            .any(|a| a == "-h" || a == "--help" || a == "help")
+            .any(|a| a == "-h" || a == "--help" || a == "help" || a.to_str().is_none_or(global))
 }
 
 /// Parse `args` into the command line, building only the named subcommand's arguments
@@ -249,11 +256,25 @@ fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
 /// what it printed before: with deferred arguments the global options come first among a
 /// subcommand's, which changes a suggestion for a typo as close to a global option as to
 /// one of the subcommand's own (`add --s`) and the order of the sections of `add -vh`.
+///
+/// The first attempt also takes the global options only before the subcommand, where
+/// [`needs_whole_tree`] looks for them, and gives the subcommands no `--version`: before
+/// parsing, clap copies every global option and the version flag into each of the 35
+/// subcommands (74 kB of the heap and about 0.15 M instructions of every `exec`, measured
+/// in docs/performance.md). One after the subcommand (`exec --store DIR`) fails that
+/// attempt, and the whole tree parses it.
 fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     let whole = needs_whole_tree(args);
     let attempt = |expand: bool| {
         lazy::expand_all(expand);
-        with_default_store(Cli::command())
+        let command = with_default_store(Cli::command());
+        let command = match expand {
+            true => command,
+            false => command
+                .propagate_version(false)
+                .mut_args(|arg| arg.global(false)),
+        };
+        command
             .try_get_matches_from(args)
             .and_then(|matches| Cli::from_arg_matches(&matches))
     };
