@@ -402,10 +402,7 @@ impl Store {
     pub fn verified_recipients(&self, recipients_sha256: &str) -> Result<RecipientsFile> {
         let file = self.committed_recipients(recipients_sha256)?;
         if file.sha256 != recipients_sha256 {
-            return Err(Error::integrity(
-                RECIPIENTS,
-                "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
-            ));
+            return Err(recipients_changed_outside());
         }
         Ok(file)
     }
@@ -870,34 +867,32 @@ impl Store {
             false => self.stream_for_write(identity)?,
             true => None,
         };
-        let (lock, key, previous, mut manifest, changes) = match streamed {
-            Some((lock, StoreKeyFile { key, previous }, manifest)) => {
-                (lock, key, previous, manifest, None)
-            }
+        let (lock, key_file, mut manifest, changes) = match streamed {
+            Some((lock, key_file, manifest)) => (lock, key_file, manifest, None),
             None => {
                 let lock = self.lock(true)?;
                 let text = self.read_manifest()?;
                 let header = manifest::header(&text)?;
                 let (key_file, _) = self.key_for(identity, &header, &text)?;
-                let StoreKeyFile { key, previous } = key_file;
+                let key = &key_file.key;
                 let (manifest, changes) = if reseal {
                     // A section at a time where the layout allows, as an unverified read.
                     let manifest = Manifest::parse_unverified(&text)?;
                     let changes = Reseal {
-                        seal_matched: manifest::seal_ok(&text, &key)?,
-                        edits: manifest::hand_edits(&manifest, &key),
+                        seal_matched: manifest::seal_ok(&text, key)?,
+                        edits: manifest::hand_edits(&manifest, key),
                         recipients_changed: false,
                     };
                     (manifest, Some(changes))
                 } else {
-                    (Manifest::load(&text, Some(&key))?, None)
+                    (Manifest::load(&text, Some(key))?, None)
                 };
                 let rollback = match reseal {
                     true => Rollback::Warn,
                     false => Rollback::Refuse("write over"),
                 };
                 self.check_rollback(&header, rollback)?;
-                (lock, key, previous, manifest, changes)
+                (lock, key_file, manifest, changes)
             }
         };
         self.roll_forward_root(&manifest.recipients_sha256)?;
@@ -910,19 +905,28 @@ impl Store {
                     changes.recipients_changed = true;
                     manifest.recipients_sha256 = recipients_file.sha256;
                 }
-                None => {
-                    return Err(Error::integrity(
-                        RECIPIENTS,
-                        "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
-                    ));
-                }
+                None => return Err(recipients_changed_outside()),
             }
         }
-        let backends = backend::open_all(&manifest)?;
+        let txn = self.open_txn(identity, lock, key_file, recipients, manifest, None)?;
+        Ok((txn, changes))
+    }
+
+    /// A transaction over `manifest` (and, with `streamed`, the credentials of the file),
+    /// every backend opened and what a killed writer left finished or dropped.
+    fn open_txn<'a>(
+        &'a self,
+        identity: &'a Identity,
+        lock: Option<File>,
+        StoreKeyFile { key, previous }: StoreKeyFile,
+        recipients: Vec<Recipient>,
+        manifest: Manifest,
+        streamed: Option<txn::StreamPlan>,
+    ) -> Result<Txn<'a>> {
         let txn = Txn {
             store: self,
             identity,
-            backends,
+            backends: backend::open_all(&manifest)?,
             _lock: lock,
             key,
             previous_keys: previous,
@@ -932,10 +936,10 @@ impl Store {
             staged_root: Vec::new(),
             removed: Vec::new(),
             committed: false,
-            streamed: None,
+            streamed,
         };
         txn.roll_forward()?;
-        Ok((txn, changes))
+        Ok(txn)
     }
 
     /// Begin a write transaction over every credential that holds none of them: the
@@ -1075,25 +1079,10 @@ impl Store {
         self.note(&format!(
             "agentcred: the manifest is streamed through this change, one of its {count} credentials at a time"
         ));
-        let backends = backend::open_all(&manifest)?;
-        let StoreKeyFile { key, previous } = key_file;
-        let txn = Txn {
-            store: self,
-            identity,
-            backends,
-            _lock: lock,
-            key,
-            previous_keys: previous,
-            key_rotated: false,
-            recipients: recipients_file.recipients(),
-            manifest,
-            staged_root: Vec::new(),
-            removed: Vec::new(),
-            committed: false,
-            streamed: Some(txn::StreamPlan::over(count, read.tag, !reseal)),
-        };
-        // Nothing is pending: this drops the temporary files a killed writer left.
-        txn.roll_forward()?;
+        // Nothing is pending: its `roll_forward` drops the temporary files a killed writer left.
+        let plan = txn::StreamPlan::over(count, read.tag, !reseal);
+        let recipients = recipients_file.recipients();
+        let txn = self.open_txn(identity, lock, key_file, recipients, manifest, Some(plan))?;
         Ok(Some((txn, changes)))
     }
 
@@ -1174,6 +1163,14 @@ fn refuse_if_rolled_back(header: &Header, doing: &'static str) -> Result<()> {
         }),
         None => Ok(()),
     }
+}
+
+/// `recipients.txt` is not the one the manifest committed to.
+fn recipients_changed_outside() -> Error {
+    Error::integrity(
+        RECIPIENTS,
+        "it was changed outside agentcred; nothing will be encrypted to it until that is resolved",
+    )
 }
 
 /// A recipients file as read: its text, its recipient lines and its SHA-256.

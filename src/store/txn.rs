@@ -380,15 +380,10 @@ impl Txn<'_> {
         ready()?;
         self.manifest.generation += 1;
         let (manifest, key) = (&mut self.manifest, &self.key);
-        let root = self.store.root();
         let temp =
-            util::fs::write_temp_with(root, |out| manifest.render_into(key, out)).map_err(err)?;
-        temp.persist(root.join(manifest::FILE_NAME))
-            .map_err(|e| err(e.error))?;
-        // Committed from here on, even if making the rename durable fails: what is staged
-        // now belongs to the manifest in place, and is not to be undone.
-        self.committed = true;
-        util::fs::sync_dir(root).map_err(err)?;
+            util::fs::write_temp_with(self.store.root(), |out| manifest.render_into(key, out))
+                .map_err(err)?;
+        Self::commit_point(self.store, temp, &mut self.committed)?;
 
         let touched: BTreeSet<CredentialName> = self
             .backends
@@ -407,6 +402,24 @@ impl Txn<'_> {
         }
         finished?;
         self.after_commit(false)
+    }
+
+    /// The commit point: the written manifest renamed into place. The transaction is
+    /// committed from the rename on, even if making it durable then fails: what is staged
+    /// belongs to the manifest in place, and is not to be undone.
+    /// (`committed` is the transaction's flag, taken apart from it for the borrows of the
+    /// commit's context.)
+    fn commit_point(
+        store: &Store,
+        written: tempfile::TempPath,
+        committed: &mut bool,
+    ) -> Result<()> {
+        let err = |e| store.io_err("commit", e);
+        written
+            .persist(store.root().join(manifest::FILE_NAME))
+            .map_err(|e| err(e.error))?;
+        *committed = true;
+        util::fs::sync_dir(store.root()).map_err(err)
     }
 
     /// What follows the commit of the manifest and the backends' values: the files in the
@@ -459,12 +472,8 @@ impl Txn<'_> {
         if !self.staged_root.is_empty() {
             util::fs::sync_dir(store.root()).map_err(err)?;
         }
-        // The committed manifest is sealed under the key `begin` found; a recipients change
-        // that replaced it put that one first among the earlier keys.
-        let seal_key = match (self.key_rotated, self.previous_keys.first()) {
-            (true, Some(old)) => old.duplicate(),
-            _ => self.key.duplicate(),
-        };
+        // The committed manifest is sealed under the key `begin` found.
+        let seal_key = committed_key(self.key_rotated, &self.key, &self.previous_keys).duplicate();
         let key = self.key.duplicate();
         let generation = self.manifest.generation;
         // The entries go from the file to the new one; `self` keeps the store's identity
@@ -492,11 +501,7 @@ impl Txn<'_> {
         });
         self.manifest = manifest;
         let temp = written.map_err(|e| failure.take().unwrap_or_else(|| err(e)))?;
-        temp.persist(store.root().join(manifest::FILE_NAME))
-            .map_err(|e| err(e.error))?;
-        // Committed from here on (see `commit_with`).
-        self.committed = true;
-        util::fs::sync_dir(store.root()).map_err(err)?;
+        Self::commit_point(self.store, temp, &mut self.committed)?;
         let ctx = self.store.backend_ctx(
             self.identity,
             &self.key,
@@ -524,12 +529,7 @@ impl Txn<'_> {
         progress: &mut dyn FnMut(usize, usize),
         failure: &mut Option<Error>,
     ) -> io::Result<()> {
-        let changed = || {
-            Error::integrity(
-                manifest::FILE_NAME,
-                "it changed while a transaction held the lock (written by something that does not take it); nothing was committed",
-            )
-        };
+        let changed = changed_under_lock;
         let stop = |failure: &mut Option<Error>, e: Error| {
             failure.get_or_insert(e);
             io::Error::other("the commit stopped")
@@ -587,10 +587,7 @@ impl Txn<'_> {
     ) -> Result<()> {
         // `begin_streamed` found only `age` entries, whose values stay in their backend.
         if entry.backend != BackendKind::Age {
-            return Err(Error::integrity(
-                manifest::FILE_NAME,
-                "it changed while a transaction held the lock; nothing was committed",
-            ));
+            return Err(changed_under_lock());
         }
         if let Some(old_key) = &plan.rewrite
             && let Some(sha256) = self.rewritten(name, entry, old_key.as_ref())?
@@ -625,6 +622,28 @@ impl Mark {
     }
 }
 
+/// The key the committed store is under: `key`, or, when this transaction made a new one
+/// (`key_rotated`), the one it replaced, which a recipients change put first among the
+/// earlier keys.
+fn committed_key<'k>(
+    key_rotated: bool,
+    key: &'k StoreKey,
+    previous_keys: &'k [StoreKey],
+) -> &'k StoreKey {
+    match (key_rotated, previous_keys.first()) {
+        (true, Some(old)) => old,
+        _ => key,
+    }
+}
+
+/// The error for a committed manifest that is not what `begin` read.
+fn changed_under_lock() -> Error {
+    Error::integrity(
+        manifest::FILE_NAME,
+        "it changed while a transaction held the lock (written by something that does not take it); nothing was committed",
+    )
+}
+
 fn backend_of(backends: &[Box<dyn Backend>], kind: BackendKind) -> Result<&dyn Backend> {
     backends
         .iter()
@@ -657,13 +676,9 @@ impl Drop for Txn<'_> {
                 let _ = util::fs::remove_if_exists(&self.store.root().join(pending));
             }
             // Undo under the key that stays (not a new one this transaction made).
-            let key = match (self.key_rotated, self.previous_keys.first()) {
-                (true, Some(old)) => old,
-                _ => &self.key,
-            };
             let ctx = self.store.backend_ctx(
                 self.identity,
-                key,
+                committed_key(self.key_rotated, &self.key, &self.previous_keys),
                 &self.manifest.store_id,
                 &self.recipients,
             );
