@@ -642,6 +642,37 @@ fn the_audit_user_is_the_account_not_dollar_user() {
     assert!(!stdout_of(&show).contains("mallory"));
 }
 
+/// `main` is agentcred's own on Linux (src/main.rs): what Rust's start did before it, it
+/// still does. A descriptor agentcred is started without is `/dev/null` for it and for
+/// the program it runs (nothing agentcred opens takes its place), a write to a closed
+/// pipe is an error and not a kill (`broken_pipe_exits_quietly`).
+#[test]
+fn closed_standard_descriptors_are_dev_null_for_agentcred_and_the_program() {
+    let env = TestEnv::init();
+    env.add("k", b"value-1234");
+    let out = env
+        .command("bash")
+        .arg("-c")
+        .arg(r#""$0" exec -- sh -c 'echo $(readlink /proc/$$/fd/0 /proc/$$/fd/1) >&2' <&- >&-"#)
+        .arg(TestEnv::bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(stderr_of(&out), "/dev/null /dev/null\n");
+    // Without stdin, stdout and stderr: the store is read and the audit line written
+    // (descriptors 0 to 2 are not where the store's files went).
+    let before = audit_len(&env);
+    let out = env
+        .command("bash")
+        .arg("-c")
+        .arg(r#""$0" exec -- sh -c 'test "$(readlink /proc/$$/fd/2)" = /dev/null' <&- >&- 2>&-"#)
+        .arg(TestEnv::bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(audit_len(&env) > before);
+}
+
 #[test]
 fn a_symlinked_secret_is_an_integrity_error() {
     let env = TestEnv::init();

@@ -40,7 +40,6 @@ mod vault;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -287,8 +286,8 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     parsed
 }
 
-/// The whole program: parse, run, report.
-pub fn main() -> ExitCode {
+/// The whole program: parse, run, report; the exit status.
+pub fn main() -> u8 {
     if let Some(code) = crate::sandbox::trampoline_if_asked() {
         return code;
     }
@@ -297,38 +296,38 @@ pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // A private key typed as an argument is refused before clap can quote it.
     if let Some(exit) = argv::refuse_private_keys(&args) {
-        return exit.into();
+        return exit.code();
     }
     let cli = match parse(&args) {
         Ok(cli) => cli,
         Err(e) => {
             if let Some(message) = usage_hint(&e) {
                 eprint!("{message}");
-                return Exit::Usage.into();
+                return Exit::Usage.code();
             }
             argv::print_clap_error(&e, &args);
-            return ExitCode::from(if e.use_stderr() {
+            return if e.use_stderr() {
                 Exit::Usage.code()
             } else {
                 0
-            });
+            };
         }
     };
     if let Some(e) = crate::sandbox::refuse_inside(cli.command.name()) {
-        return report(&e.into(), || None).into();
+        return report(&e.into(), || None).code();
     }
     let ctx = match Ctx::new(cli.store, cli.no_input, cli.verbose, core_limit) {
         Ok(ctx) => ctx,
-        Err(e) => return report(&e.into(), || None).into(),
+        Err(e) => return report(&e.into(), || None).code(),
     };
     match cli.command.run(&ctx) {
-        Ok(()) => Exit::Success.into(),
+        Ok(()) => Exit::Success.code(),
         Err(e) => {
             let exit = report(&e, || similar_name(&ctx, &e));
             if exit != Exit::Success {
                 ctx.audit.failed(exit);
             }
-            exit.into()
+            exit.code()
         }
     }
 }

@@ -68,7 +68,6 @@ pub mod namespace;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::process::ExitCode;
 
 use crate::error::{Error, Result};
 
@@ -920,21 +919,21 @@ pub fn refuse_inside(command: &str) -> Option<Error> {
 
 /// When agentcred was started as the trampoline, apply the sandbox and run the program;
 /// this returns only when it could not (the exit code to end with). `None` otherwise.
-pub fn trampoline_if_asked() -> Option<ExitCode> {
+pub fn trampoline_if_asked() -> Option<u8> {
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() != Some(OsStr::new(TRAMPOLINE)) {
         return None;
     }
     let Some(invocation) = parse_invocation(args) else {
         eprintln!("error: {TRAMPOLINE} is agentcred's own; run `agentcred exec --sandbox`");
-        return Some(ExitCode::from(crate::exit::Exit::Usage.code()));
+        return Some(crate::exit::Exit::Usage.code());
     };
     let error = trampoline(invocation);
     eprintln!("error: {error}");
     if let Some(hint) = error.hint() {
         eprintln!("hint: {hint}");
     }
-    Some(ExitCode::from(error.exit().code()))
+    Some(error.exit().code())
 }
 
 fn trampoline(invocation: Invocation) -> Error {
