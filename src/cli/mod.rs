@@ -60,7 +60,7 @@ use crate::util::hardening;
     after_help = format!("{EXAMPLES}\n`agentcred --help` also lists the environment variables and exit codes."),
     after_long_help = format!("{EXAMPLES}\n{ENVIRONMENT}\n{EXIT_STATUS}")
 )]
-pub struct Cli {
+pub struct Root<C: Subcommand> {
     /// The store directory [default: $XDG_DATA_HOME/agentcred, else ~/.local/share/agentcred]
     #[arg(
         long,
@@ -81,7 +81,30 @@ pub struct Cli {
     pub verbose: bool,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: C,
+}
+
+/// agentcred's command line.
+pub type Cli = Root<Command>;
+
+/// `exec` alone, for [`parse`]: the command line clap builds for `agentcred exec` (most
+/// runs of a hot path) has none of the other 29 subcommands, whose building was about
+/// 3 % of `exec`'s time (docs/performance.md). Its variant is the one in [`Command`].
+#[derive(Debug, Subcommand)]
+enum ExecOnly {
+    Exec(Lazy<exec::ExecArgs>),
+}
+
+impl From<Root<ExecOnly>> for Cli {
+    fn from(root: Root<ExecOnly>) -> Cli {
+        let ExecOnly::Exec(args) = root.command;
+        Root {
+            store: root.store,
+            no_input: root.no_input,
+            verbose: root.verbose,
+            command: Command::Exec(args),
+        }
+    }
 }
 
 const GLOBAL: &str = "Global options";
@@ -225,18 +248,8 @@ impl Command {
 /// option or the version flag after the subcommand (see [`parse`]); with a short flag
 /// holding a `v` or `V` anywhere, to be sure of `-qv`.
 fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
-    let mut rest = args.iter().skip(1);
-    let first = loop {
-        match rest.next().map(|a| a.to_str()) {
-            Some(Some("--store")) => {
-                rest.next();
-            }
-            Some(Some("--no-input" | "-v" | "--verbose")) => {}
-            Some(Some(flag)) if flag.starts_with("--store=") => {}
-            Some(Some(word)) if !word.starts_with('-') => break word,
-            // Help, the version, a flag clap will refuse.
-            _ => return true,
-        }
+    let Some((first, rest)) = subcommand_at(args) else {
+        return true;
     };
     let global = |a: &str| {
         matches!(a, "--store" | "--no-input" | "--verbose" | "--version")
@@ -245,8 +258,31 @@ fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
     };
     !Command::has_subcommand(first)
         || rest
+            .iter()
             .take_while(|a| *a != "--")
             .any(|a| a == "-h" || a == "--help" || a == "help" || a.to_str().is_none_or(global))
+}
+
+/// The first word of `args` after the global options (the subcommand's name, if clap
+/// will take it as one) and the words after it; `None` when a flag comes first that is
+/// not a global option (help, the version, one clap will refuse).
+fn subcommand_at(args: &[std::ffi::OsString]) -> Option<(&str, &[std::ffi::OsString])> {
+    let mut at = 1;
+    loop {
+        match args.get(at)?.to_str()? {
+            "--store" => at += 1,
+            "--no-input" | "-v" | "--verbose" => {}
+            flag if flag.starts_with("--store=") => {}
+            word if !word.starts_with('-') => return Some((word, &args[at + 1..])),
+            _ => return None,
+        }
+        at += 1;
+    }
+}
+
+/// The subcommand's name on the command line, as [`subcommand_at`] finds it.
+fn subcommand_word(args: &[std::ffi::OsString]) -> Option<&str> {
+    subcommand_at(args).map(|(word, _)| word)
 }
 
 /// Parse `args` into the command line, building only the named subcommand's arguments
@@ -263,27 +299,36 @@ fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
 /// in docs/performance.md). One after the subcommand (`exec --store DIR`) fails that
 /// attempt, and the whole tree parses it.
 fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
-    let whole = needs_whole_tree(args);
-    let attempt = |expand: bool| {
-        lazy::expand_all(expand);
-        let command = with_default_store(Cli::command());
-        let command = match expand {
-            true => command,
-            false => command
-                .propagate_version(false)
-                .mut_args(|arg| arg.global(false)),
-        };
+    let whole = || parse_with(with_default_store(Cli::command()), args);
+    if needs_whole_tree(args) {
+        return whole();
+    }
+    // Nothing is printed from this attempt (help and errors come from the whole tree), so
+    // the help text naming the default store is not made for it either.
+    let lean = |command: clap::Command| {
         command
-            .try_get_matches_from(args)
-            .and_then(|matches| Cli::from_arg_matches(&matches))
+            .propagate_version(false)
+            .mut_args(|arg| arg.global(false))
     };
-    let parsed = match attempt(whole) {
-        Err(_) if !whole => attempt(true),
-        parsed => parsed,
+    lazy::expand_all(false);
+    let parsed = match subcommand_word(args) {
+        Some("exec") => {
+            parse_with::<ExecOnly>(lean(Root::<ExecOnly>::command()), args).map(Cli::from)
+        }
+        _ => parse_with(lean(Cli::command()), args),
     };
     // Anything that builds the tree later (completion scripts) gets all of it.
     lazy::expand_all(true);
-    parsed
+    parsed.or_else(|_| whole())
+}
+
+fn parse_with<C: Subcommand>(
+    command: clap::Command,
+    args: &[std::ffi::OsString],
+) -> Result<Root<C>, clap::Error> {
+    command
+        .try_get_matches_from(args)
+        .and_then(|matches| Root::<C>::from_arg_matches(&matches))
 }
 
 /// The whole program: parse, run, report; the exit status.
