@@ -246,7 +246,7 @@ pub struct ValueCache {
     cipher: XChaCha20Poly1305,
     /// The loaded file, open for reading records when they are asked for: a file put in
     /// its place meanwhile is another file (writers rename), not a change to this one.
-    file: Option<std::fs::File>,
+    file: Option<Loaded>,
     names: Names,
     records: Vec<Record>,
     /// Generation the file was written at.
@@ -257,6 +257,32 @@ pub struct ValueCache {
     spill: Option<Spill>,
     spill_failed: bool,
     pub tally: Tally,
+}
+
+/// A loaded cache file: open, and its bytes too when it is small.
+struct Loaded {
+    file: std::fs::File,
+    /// The whole file when it is at most [`HELD_MAX`]: one read, where reading each
+    /// record when it is asked for was a system call a value (ten for `exec` of 10).
+    held: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// The largest cache file kept in memory whole (about 350 values of 100 bytes).
+const HELD_MAX: u64 = 64 * 1024;
+
+impl Loaded {
+    fn read(&self, (at, len): (u64, usize)) -> Option<Zeroizing<Vec<u8>>> {
+        let Some(held) = &self.held else {
+            return read_at(&self.file, (at, len));
+        };
+        let at = usize::try_from(at).ok()?;
+        Some(Zeroizing::new(held.get(at..at.checked_add(len)?)?.to_vec()))
+    }
+
+    /// A record's bytes as they are, to be written again.
+    fn copy(&self, record: &Record) -> io::Result<Zeroizing<Vec<u8>>> {
+        self.read(record.raw()).ok_or_else(changed)
+    }
 }
 
 fn cipher(key: &StoreKey, store_id: &str) -> XChaCha20Poly1305 {
@@ -445,14 +471,27 @@ impl ValueCache {
         };
         match open_file(&cache.dir) {
             Ok(Some((file, len))) => {
-                let mut input = io::BufReader::with_capacity(64 * 1024, &file);
-                match index(&mut input, len, store_id, &mut |_, _| true) {
+                let held = (len <= HELD_MAX).then(|| {
+                    let mut bytes = Zeroizing::new(vec![0; len as usize]);
+                    io::Read::read_exact(&mut &file, &mut bytes).map(|()| bytes)
+                });
+                let indexed = match &held {
+                    Some(Ok(bytes)) => index(&mut &bytes[..], len, store_id, &mut |_, _| true),
+                    Some(Err(_)) => Err(Unused::Damaged),
+                    None => {
+                        let mut input = io::BufReader::with_capacity(64 * 1024, &file);
+                        index(&mut input, len, store_id, &mut |_, _| true)
+                    }
+                };
+                match indexed {
                     Ok(index) => {
                         cache.generation = Some(index.generation);
                         cache.names = index.names;
                         cache.records = index.records;
-                        drop(input);
-                        cache.file = Some(file);
+                        cache.file = Some(Loaded {
+                            file,
+                            held: held.and_then(Result::ok),
+                        });
                     }
                     Err(why) => cache.unused = Some(why),
                 }
@@ -486,11 +525,7 @@ impl ValueCache {
     ) -> Option<SecretSlice<u8>> {
         let opened = {
             let record = *self.find(name)?;
-            let Some(rest) = self
-                .file
-                .as_ref()
-                .and_then(|file| read_at(file, record.rest()))
-            else {
+            let Some(rest) = self.file.as_ref().and_then(|file| file.read(record.rest())) else {
                 self.tally.rejected += 1;
                 return None;
             };
@@ -628,7 +663,7 @@ impl ValueCache {
             // Records that did not open are dropped: they would fail again.
             let opens = || {
                 let file = self.file.as_ref()?;
-                self.open(record, &read_at(file, record.rest())?)
+                self.open(record, &file.read(record.rest())?)
             };
             if spill.holds(name) || (dropped_bad && opens().is_none()) {
                 continue;
@@ -648,7 +683,9 @@ impl ValueCache {
             out.write_all(&(records.len() as u32).to_le_bytes())?;
             for (_, record) in &records {
                 let bytes = match record {
-                    RecordOut::Copied(record) => copy_of(self.file.as_ref(), record)?,
+                    RecordOut::Copied(record) => {
+                        self.file.as_ref().ok_or_else(changed)?.copy(record)?
+                    }
                     RecordOut::Made(record) => spill.raw(record)?,
                 };
                 out.write_all(&bytes)?;
@@ -667,7 +704,11 @@ enum RecordOut {
 /// A loaded record's bytes as they are, to be written again.
 fn copy_of(file: Option<&std::fs::File>, record: &Record) -> io::Result<Zeroizing<Vec<u8>>> {
     file.and_then(|file| read_at(file, record.raw()))
-        .ok_or_else(|| io::Error::other("the cache file changed while it was read"))
+        .ok_or_else(changed)
+}
+
+fn changed() -> io::Error {
+    io::Error::other("the cache file changed while it was read")
 }
 
 /// Create `cache/` (0700, not a symlink, with its own `.gitignore`) and replace the file
@@ -884,9 +925,18 @@ mod tests {
     /// A cache file of two records, "a" and "b", under a new store key: the directory,
     /// the key and the file's bytes.
     fn two_records() -> (tempfile::TempDir, StoreKey, Vec<u8>) {
+        two_records_and("")
+    }
+
+    /// Records a (`one`) and b (`two`), plus `0` (before them) with this value when it is
+    /// not empty.
+    fn two_records_and(z: &str) -> (tempfile::TempDir, StoreKey, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let key = StoreKey::generate().unwrap();
         let mut cache = ValueCache::load(dir.path(), ID, &key);
+        if !z.is_empty() {
+            cache.put("0", [9; 32], Some(stamp(9)), &value(z));
+        }
         cache.put("a", [1; 32], Some(stamp(1)), &value("one"));
         cache.put("b", [2; 32], Some(stamp(2)), &value("two"));
         cache.save(1).unwrap();
@@ -941,7 +991,9 @@ mod tests {
     /// never a value or a panic.
     #[test]
     fn a_file_cut_after_loading_gives_misses() {
-        let (dir, key, good) = two_records();
+        // Larger than HELD_MAX: records are read from the file when asked for.
+        let (dir, key, good) = two_records_and(&"x".repeat(HELD_MAX as usize));
+        assert!(good.len() as u64 > HELD_MAX);
         let mut cache = ValueCache::load(dir.path(), ID, &key);
         assert_eq!(cache.unused(), None);
         let file = std::fs::OpenOptions::new()
@@ -960,6 +1012,24 @@ mod tests {
         let mut again = ValueCache::load(dir.path(), ID, &key);
         assert_eq!(shown(again.get("c", &[3; 32], &stamp(3))).unwrap(), "three");
         assert!(again.get("a", &[1; 32], &stamp(1)).is_none());
+    }
+
+    #[test]
+    fn a_small_file_is_read_once_and_used_as_loaded() {
+        let (dir, key, good) = two_records();
+        assert!(good.len() as u64 <= HELD_MAX);
+        let mut cache = ValueCache::load(dir.path(), ID, &key);
+        // Cut (or replaced) after loading: the records read at load time still open,
+        // as a renamed-over file's would; nothing is read from the file again.
+        std::fs::write(path(dir.path()), b"").unwrap();
+        assert_eq!(shown(cache.get("a", &[1; 32], &stamp(1))).unwrap(), "one");
+        assert_eq!(shown(cache.get("b", &[2; 32], &stamp(2))).unwrap(), "two");
+        // A save copies them from memory.
+        cache.put("c", [3; 32], Some(stamp(3)), &value("three"));
+        cache.save(2).unwrap();
+        let mut again = ValueCache::load(dir.path(), ID, &key);
+        assert_eq!(shown(again.get("a", &[1; 32], &stamp(1))).unwrap(), "one");
+        assert_eq!(shown(again.get("c", &[3; 32], &stamp(3))).unwrap(), "three");
     }
 
     proptest::proptest! {
