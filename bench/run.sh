@@ -2,7 +2,8 @@
 # Benchmarks for docs/performance.md: medians from hyperfine, peak RSS from GNU time.
 #   bench/run.sh            build release, run everything, print markdown tables
 #   AGENTCRED_BIN=PATH      use this binary (skips the build; e.g. an older release to compare)
-#   BENCH_PARTS="scale rss" only these parts (scale, rss, mask, scan; default all)
+#   BENCH_PARTS="scale rss" only these parts (pair, scale, rss, mask, scan; default all)
+#   BENCH_BEFORE=PATH       also an older binary in the pair part's rounds (before/after)
 #   BENCH_RUNS=N            hyperfine runs per command in the scale part (default 100)
 # Needs: hyperfine and time (Debian packages), python3, a release build (made here).
 # Test data (stores of 10, 1,000 and 10,000 credentials, two 1 GiB files, a 100 MB tree) is
@@ -15,7 +16,7 @@ if [ -z "$bin" ]; then
   cargo build --release --quiet
   bin=$PWD/target/release/agentcred
 fi
-parts=${BENCH_PARTS:-scale rss mask scan}
+parts=${BENCH_PARTS:-pair scale rss mask scan}
 runs=${BENCH_RUNS:-100}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -72,6 +73,27 @@ for r in json.load(open(sys.argv[1]))["results"]:
     print(f"| {name} | {median:.2f} | {cpu:.2f} | {extra} |")
 PY
 }
+
+# The overhead targets, interleaved (bench/pair.c): each round runs `env` and then
+# `exec` (then the reverse), so the machine's drift over a run cancels out of the
+# per-round differences, where hyperfine's medians of one command then the other moved
+# by up to 1 ms between runs on the test VM. Needs a C compiler.
+if [[ " $parts " == *" pair "* ]]; then
+cc -O2 -o "$work/pair" bench/pair.c
+before=${BENCH_BEFORE:-}
+pair_rows() {
+  local rounds=$1 label=$2 env_cmd=$3 store=$4
+  # shellcheck disable=SC2086 # the pairs are words
+  "$work/pair" "$rounds" "$label" $env_cmd \
+    :: "\`exec -- true\`" "$bin" --store "$store" exec -- true \
+    ${before:+:: "\`exec -- true\`, $before" "$before" --store "$store" exec -- true}
+}
+echo "| interleaved ($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)) | median (ms) | median of the round's difference (ms) |"
+echo "| --- | ---: | ---: |"
+pair_rows 1000 "\`env A=b true\`, 10 credentials" "/usr/bin/env A=b true" "$small"
+pair_rows 300 "\`env\` with the 1,000 pairs" "/usr/bin/env $(pairs 1000 | tr '\n' ' ')true" "$k1"
+echo
+fi
 
 if [[ " $parts " == *" scale "* ]]; then
 cold() { echo "rm -f $1/cache/values|"; }
