@@ -41,25 +41,44 @@ extern "C" fn main(
     std::process::exit(code.into())
 }
 
-/// What std does before `main`: a closed descriptor 0, 1 or 2 is opened on `/dev/null`.
-/// A file opened now takes the lowest free number: while that is 0, 1 or 2, it filled a
-/// closed one and stays open; the first above 2 is closed again.
+/// What std does before `main`: a closed descriptor 0, 1 or 2 is opened on `/dev/null`,
+/// so that no file agentcred opens later becomes its stdin, stdout or stderr (a value
+/// printed to a stdout that is the audit log). A file opened now takes the lowest free
+/// number: while that is 0, 1 or 2, it filled a closed one and stays open; the first
+/// above 2 is closed again. Where `/dev/null` cannot be opened (a bare chroot), the hole
+/// is filled with a path-only descriptor of `/`, which can be neither read nor written
+/// (output then fails with an error); if not even that opens, the process aborts, as
+/// std's start does.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn open_closed_standard_descriptors() {
-    use std::os::fd::AsRawFd;
-    let null = || {
-        std::fs::OpenOptions::new()
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let fill = || -> std::io::Result<OwnedFd> {
+        let null = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open("/dev/null")
+            .open("/dev/null");
+        match null {
+            Ok(file) => Ok(file.into()),
+            Err(_) => Ok(rustix::fs::open(
+                "/",
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?),
+        }
     };
-    // If it cannot be opened, std aborts; agentcred goes on, and its output then fails
-    // with an error to report.
-    while let Ok(file) = null()
-        && file.as_raw_fd() <= 2
-    {
-        // Kept across `exec`, as std's is: the program run then has it too.
-        let _ = rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::empty());
-        std::mem::forget(file);
+    loop {
+        match fill() {
+            Ok(fd) if fd.as_raw_fd() > 2 => return,
+            Ok(fd) => {
+                // Kept across `exec`, as std's is: the program run then has it too.
+                let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty());
+                std::mem::forget(fd);
+            }
+            // No descriptor free at all: 0, 1 and 2 are among those in use, or beyond
+            // the limit, where no file can take them either.
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return,
+            Err(_) => std::process::abort(),
+        }
     }
 }

@@ -673,6 +673,42 @@ fn closed_standard_descriptors_are_dev_null_for_agentcred_and_the_program() {
     assert!(audit_len(&env) > before);
 }
 
+/// Where `/dev/null` cannot be opened for writing (here a file mounted read-only over it,
+/// in a mount namespace of this test's own), a closed stdout is filled with a path-only descriptor
+/// of `/`, which nothing can be written to; what agentcred opens (the store, the audit
+/// log) never becomes its stdout.
+#[test]
+fn without_dev_null_a_closed_stdout_is_still_filled() {
+    if !rustix::process::getuid().is_root() {
+        eprintln!("skipped: needs root for a mount namespace (CI runs as root)");
+        return;
+    }
+    let env = TestEnv::init();
+    env.add("k", b"value-1234");
+    let empty = env.dir.path().join("empty");
+    fs::write(&empty, b"").unwrap();
+    let script = r#"mount --bind "$1" /dev/null && mount -o remount,ro,bind /dev/null || exit 99
+"$0" exec -- sh -c 'echo "$(readlink /proc/$$/fd/1)" >&2' >&-
+"$0" get k >&-; echo "get: $?" >&2"#;
+    let out = env
+        .command("unshare")
+        .args(["-m", "sh", "-c", script])
+        .arg(TestEnv::bin())
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    let mut lines = err.lines();
+    assert_eq!(lines.next(), Some("/"), "{err}");
+    // `get` cannot write the value there (std's stdout takes EBADF as a closed stdout,
+    // whose output goes nowhere): the value is in no file.
+    assert!(err.ends_with("get: 0\n"), "{err}");
+    assert!(!err.contains("value-1234"), "{err}");
+    let log = fs::read_to_string(env.store.join("audit.jsonl")).unwrap();
+    assert!(!log.contains("value-1234"));
+}
+
 #[test]
 fn a_symlinked_secret_is_an_integrity_error() {
     let env = TestEnv::init();
