@@ -146,6 +146,9 @@ mod tests {
                 "x",
             ],
             &["agentcred", "get", "name", "--store=s"],
+            &["agentcred", "exec", "--no-input=false", "--", "true"],
+            &["agentcred", "exec", "--verbose=1", "--", "x"],
+            &["agentcred", "exec", "--version=1"],
             &["agentcred", "rm", "name", "-yv"],
         ];
         // A global option, or a short flag that may hold one, after the subcommand.
@@ -160,7 +163,8 @@ mod tests {
             }
             rest.take_while(|a| **a != "--").any(|a| {
                 a.starts_with("--store")
-                    || ["--no-input", "--verbose", "--version"].contains(a)
+                    || ["--no-input", "--verbose", "--version"]
+                        .contains(&a.split('=').next().unwrap_or(a))
                     || (a.starts_with('-') && !a.starts_with("--") && a.contains(['v', 'V']))
             })
         };

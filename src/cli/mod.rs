@@ -251,9 +251,11 @@ fn needs_whole_tree(args: &[std::ffi::OsString]) -> bool {
     let Some((first, rest)) = subcommand_at(args) else {
         return true;
     };
+    // `--no-input=false` too: clap refuses it where the whole tree parses, and `exec`
+    // would take it for its program's first word.
     let global = |a: &str| {
-        matches!(a, "--store" | "--no-input" | "--verbose" | "--version")
-            || a.starts_with("--store=")
+        let flag = a.split('=').next().unwrap_or(a);
+        matches!(flag, "--store" | "--no-input" | "--verbose" | "--version")
             || (a.starts_with('-') && !a.starts_with("--") && a.contains(['v', 'V']))
     };
     !Command::has_subcommand(first)
