@@ -22,9 +22,10 @@ pub fn user_at_host() -> String {
 /// Local accounts first, as Go's `os/user` does without cgo: NSS asks `nscd`'s socket
 /// twice and reads `nsswitch.conf` before it reads the same file, about 0.1 ms of every
 /// audited command (`exec` included) on the test VM, where the whole overhead allowed is
-/// 1 ms (docs/performance.md). Every stock `nsswitch.conf` puts `files` first, so the
-/// answer is the one NSS gives; a system that maps a local uid to another name in a
-/// source it asks before `files` would see the local name here.
+/// 1 ms (docs/performance.md). Most `nsswitch.conf` files put `files` first, so the
+/// answer is the one NSS gives; where another source comes first (RHEL's `sssd`
+/// profile: `sss files systemd`), it still is unless that source gives a local uid
+/// another name, which this would not see.
 fn account_name(passwd: &Path, uid: u32) -> Option<String> {
     if let Some(name) = std::fs::File::open(passwd)
         .ok()
@@ -36,27 +37,28 @@ fn account_name(passwd: &Path, uid: u32) -> Option<String> {
     account.ok().flatten().map(|account| account.name)
 }
 
-/// The name on the first line of a `passwd` file (`name:password:uid:...`) whose uid is
-/// `uid`, as glibc's `files` source reads it: lines that are blank, comments (`#`) or
-/// NIS markers (`+`, `-`) are not accounts; a line it cannot read is skipped.
+/// The name on the first line of a `passwd` file (`name:password:uid:gid:...`) whose uid
+/// is `uid`, as glibc's `files` source reads it: leading blanks are skipped; lines that
+/// are then empty, comments (`#`) or NIS markers (`+`, `-`) are not accounts, nor is a
+/// line without a numeric uid and gid.
 fn local_account(mut input: impl BufRead, uid: u32) -> Option<String> {
+    let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse::<u32>().ok();
     let mut line = Vec::new();
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line).ok()? == 0 {
             return None;
         }
-        let mut fields = line.trim_ascii_end().split(|b| *b == b':');
-        let (Some(name), Some(uid_field)) = (fields.next(), fields.nth(1)) else {
+        let mut fields = line.trim_ascii().split(|b| *b == b':');
+        let (Some(name), Some(uid_field), Some(gid_field)) =
+            (fields.next(), fields.nth(1), fields.next())
+        else {
             continue;
         };
         if name.is_empty() || matches!(name[0], b'#' | b'+' | b'-') {
             continue;
         }
-        let parsed = std::str::from_utf8(uid_field)
-            .ok()
-            .and_then(|u| u.parse::<u32>().ok());
-        if parsed == Some(uid) {
+        if number(gid_field).is_some() && number(uid_field) == Some(uid) {
             return Some(String::from_utf8_lossy(name).into_owned());
         }
     }
@@ -94,10 +96,16 @@ mod tests {
                       wrong:x:zero:0:::\n\
                       big:x:99999999999:0:::\r\n\
                       \n\
+                      nogid:x:0::::\n\
+                      badgid:x:0:root:::\n\
+                      \t  \n\
+                      \t#tab:x:0:0:::\n\
                       crlf:x:7:7::/:/bin/sh\r\n\
+                      \t  indented:x:8:8::/:/bin/sh\n\
                       real:x:0:0::/root:/bin/sh\n";
         assert_eq!(lookup(passwd, 0).as_deref(), Some("real"));
         assert_eq!(lookup(passwd, 7).as_deref(), Some("crlf"));
+        assert_eq!(lookup(passwd, 8).as_deref(), Some("indented"));
         assert_eq!(lookup(passwd, 99), None);
     }
 
