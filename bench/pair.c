@@ -8,7 +8,7 @@
  * the machine's speed drifts by 30 % over such a run, so the difference of two medians
  * taken a minute apart moved by 1 ms from one run to the next (docs/performance.md,
  * "eleventh pass"). Here each round runs every command once, in an order that
- * alternates, so drift cancels out of the per-round differences. Commands are started
+ * turns by one each round, so drift cancels out of the per-round differences. Commands are started
  * with posix_spawn (stdin and stdout on /dev/null), ten warm-up rounds first; a command
  * that fails stops the run. Prints one markdown row per command:
  * | NAME | median ms | median of (this - first) ms |
@@ -65,11 +65,15 @@ int main(int argc, char **argv) {
     names[k] = argv[2];
     commands[k++] = argv + 3;
     for (int i = 3; i < argc; i++) {
-        if (strcmp(argv[i], "::") == 0 && i + 2 < argc && k < MAX_COMMANDS) {
-            argv[i] = NULL;
-            names[k] = argv[i + 1];
-            commands[k++] = argv + i + 2;
+        if (strcmp(argv[i], "::") != 0) continue;
+        if (i + 2 >= argc || k == MAX_COMMANDS) {
+            fprintf(stderr, "pair: each :: takes a NAME and a command (at most %d)\n",
+                    MAX_COMMANDS);
+            return 2;
         }
+        argv[i] = NULL;
+        names[k] = argv[i + 1];
+        commands[k++] = argv + i + 2;
     }
     if (rounds < 1) {
         fprintf(stderr, "pair: ROUNDS must be at least 1\n");
@@ -82,8 +86,10 @@ int main(int argc, char **argv) {
     double *times[MAX_COMMANDS];
     for (int j = 0; j < k; j++) times[j] = malloc(rounds * sizeof(double));
     for (int round = -10; round < rounds; round++) {
+        /* Every command in every position as often: the order turns by one each
+         * round (and alternates for two). */
         for (int step = 0; step < k; step++) {
-            int j = (round & 1) ? k - 1 - step : step;
+            int j = (step + (round + 10)) % k;
             double ms = run(commands[j], &actions);
             if (ms < 0) {
                 fprintf(stderr, "pair: %s failed\n", commands[j][0]);
