@@ -47,8 +47,8 @@ extern "C" fn main(
 /// number: while that is 0, 1 or 2, it filled a closed one and stays open; the first
 /// above 2 is closed again. Where `/dev/null` cannot be opened (a bare chroot), the hole
 /// is filled with a path-only descriptor of `/`, which can be neither read nor written
-/// (output then fails with an error); if not even that opens, the process aborts, as
-/// std's start does.
+/// (std's stdout takes that as a closed stdout: what is printed goes nowhere); if not
+/// even that opens, the process aborts, as std's start does.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn open_closed_standard_descriptors() {
     use rustix::fs::{Mode, OFlags};

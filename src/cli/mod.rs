@@ -282,11 +282,6 @@ fn subcommand_at(args: &[std::ffi::OsString]) -> Option<(&str, &[std::ffi::OsStr
     }
 }
 
-/// The subcommand's name on the command line, as [`subcommand_at`] finds it.
-fn subcommand_word(args: &[std::ffi::OsString]) -> Option<&str> {
-    subcommand_at(args).map(|(word, _)| word)
-}
-
 /// Parse `args` into the command line, building only the named subcommand's arguments
 /// when [`needs_whole_tree`] says that is enough. Whatever does not parse (an error, help,
 /// the version) is parsed again with the whole tree, so that what clap prints is exactly
@@ -313,7 +308,7 @@ fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
             .mut_args(|arg| arg.global(false))
     };
     lazy::expand_all(false);
-    let parsed = match subcommand_word(args) {
+    let parsed = match subcommand_at(args).map(|(word, _)| word) {
         Some("exec") => {
             parse_with::<ExecOnly>(lean(Root::<ExecOnly>::command()), args).map(Cli::from)
         }

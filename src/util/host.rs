@@ -33,8 +33,13 @@ fn account_name(passwd: &Path, uid: u32) -> Option<String> {
     {
         return Some(name);
     }
-    let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid));
-    account.ok().flatten().map(|account| account.name)
+    nss_account(uid).ok().flatten()
+}
+
+/// The name NSS gives the account `uid` (`getpwuid_r`).
+fn nss_account(uid: u32) -> nix::Result<Option<String>> {
+    let account = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))?;
+    Ok(account.map(|account| account.name))
 }
 
 /// The name on the first line of a `passwd` file (`name:password:uid:gid:...`) whose uid
@@ -113,9 +118,7 @@ mod tests {
     fn without_a_readable_passwd_file_nss_answers() {
         let dir = tempfile::tempdir().unwrap();
         let me = rustix::process::getuid().as_raw();
-        let expected = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me))
-            .unwrap()
-            .map(|account| account.name);
+        let expected = nss_account(me).unwrap();
         assert_eq!(account_name(&dir.path().join("none"), me), expected);
         std::fs::write(
             dir.path().join("passwd"),
@@ -136,10 +139,7 @@ mod tests {
             let Some(uid) = line.split(':').nth(2).and_then(|u| u.parse::<u32>().ok()) else {
                 continue;
             };
-            let nss = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .unwrap()
-                .map(|account| account.name);
-            assert_eq!(lookup(&text, uid), nss, "uid {uid}");
+            assert_eq!(lookup(&text, uid), nss_account(uid).unwrap(), "uid {uid}");
         }
     }
 
